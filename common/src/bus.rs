@@ -1,0 +1,782 @@
+//! The AMQP adapter (lapin): the topology of DESIGN.md, confirmed publishing, consuming with
+//! manual acks and prefetch, dead-lettering with a reason, connection recovery.
+//!
+//! Rules every service gets from here:
+//! - every message is persistent and every publish waits for the broker's confirm; a message
+//!   that no queue takes (returned) is an error, not a silent drop;
+//! - deliveries are acked by the caller, after the work is recorded ([`ack`]);
+//! - a refused delivery is republished to `osbs.dlx` with its reason in a header and only then
+//!   acked ([`Bus::dead_letter`]);
+//! - the connection recovers by itself (lapin's auto-recover with a backon policy); a publish
+//!   that fails during recovery waits for it and is retried.
+
+use crate::config::{AmqpConfig, QueueType};
+use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use osbs_proto::Message;
+use osbs_proto::names;
+use osbs_proto::v1::{BuildJob, BuildResult, BuildState, BuildStateChange};
+use std::future::Future;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use lapin::message::{BasicGetMessage, Delivery};
+
+/// Highest job priority; explicit requests use it, automatic rebuilds use 0.
+pub const MAX_PRIORITY: u8 = 9;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error(
+        "cannot reach RabbitMQ at {url}: {source}. Is it running? Start it with `rabbitmq-server -detached` (or set OSBS_AMQP__URL)"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("AMQP {operation} failed: {source}")]
+    Amqp {
+        operation: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error(
+        "RabbitMQ refused (nack) the message for exchange {exchange:?}, routing key {routing_key:?}"
+    )]
+    Nacked {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error(
+        "publishing to exchange {exchange:?}, routing key {routing_key:?} failed {attempts} times; last: {last_failure}"
+    )]
+    GaveUp {
+        exchange: String,
+        routing_key: String,
+        attempts: usize,
+        last_failure: String,
+    },
+    #[error(
+        "no queue is bound to exchange {exchange:?} with routing key {routing_key:?}: the message was returned (declare the topology first)"
+    )]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+fn amqp(operation: impl Into<String>) -> impl FnOnce(lapin::Error) -> BusError {
+    let operation = operation.into();
+    move |source| BusError::Amqp { operation, source }
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub body: &'a [u8],
+    pub properties: BasicProperties,
+    /// Fail when no queue takes it (everything internal); off for fan-out to outside listeners.
+    pub mandatory: bool,
+}
+
+/// A connection with a confirm-mode channel for publishing. Share it with an `Arc`.
+#[derive(Debug)]
+pub struct Bus {
+    connection: Connection,
+    publisher: Channel,
+    config: AmqpConfig,
+}
+
+impl Bus {
+    /// Connects, retrying with backoff for `connect_timeout_secs`, with auto-recovery on.
+    pub async fn connect(config: &AmqpConfig, service: &str) -> Result<Bus, BusError> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(LongString::from(format!(
+                "osbs-{service}@{}",
+                crate::telemetry::hostname()
+            )))
+            .enable_auto_recover()
+            .with_backoff(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(usize::MAX),
+            );
+        let url = config.url.expose().to_owned();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs);
+        let connection = (|| Connection::connect(&url, properties.clone()))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(3))
+                    .with_max_times(usize::MAX),
+            )
+            .when(|_| tokio::time::Instant::now() < deadline)
+            .notify(|error, wait| {
+                tracing::warn!(url = %config.url, error = %error, ?wait, "RabbitMQ not reachable yet; retrying");
+            })
+            .await
+            .map_err(|source| BusError::Connect {
+                url: config.url.masked(),
+                source,
+            })?;
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(amqp("channel.open"))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(amqp("confirm.select"))?;
+        Ok(Bus {
+            connection,
+            publisher,
+            config: config.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &AmqpConfig {
+        &self.config
+    }
+
+    /// Closes the connection (unacked deliveries go back to their queues).
+    pub async fn close(&self) {
+        let _ = self.connection.close(200, "bye".into()).await;
+    }
+
+    /// Declares every exchange, queue and binding of DESIGN.md. Idempotent: every service
+    /// calls it at start, so that no message is published before its queue exists.
+    pub async fn declare_topology(&self) -> Result<(), BusError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp("channel.open"))?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        for exchange in [names::EXCHANGE_INTERNAL, names::EXCHANGE_DEAD] {
+            channel
+                .exchange_declare(
+                    exchange.into(),
+                    ExchangeKind::Topic,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(amqp(format!("exchange.declare {exchange}")))?;
+        }
+        for plan in topology(&self.config) {
+            channel
+                .queue_declare(
+                    plan.name.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    plan.arguments,
+                )
+                .await
+                .map_err(amqp(format!("queue.declare {}", plan.name)))?;
+            for (exchange, key) in plan.bindings {
+                channel
+                    .queue_bind(
+                        plan.name.as_str().into(),
+                        exchange.as_str().into(),
+                        key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(amqp(format!("queue.bind {} {exchange}/{key}", plan.name)))?;
+            }
+        }
+        let _ = channel.close(200, "topology declared".into()).await;
+        Ok(())
+    }
+
+    /// Publishes and waits for the broker's confirm, across connection recovery.
+    pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), BusError> {
+        const ATTEMPTS: usize = 5;
+        let mut last_failure = String::new();
+        for _ in 0..ATTEMPTS {
+            match self.publish_once(&message).await {
+                Ok(()) => return Ok(()),
+                Err(BusError::Amqp { operation, source }) => {
+                    tracing::warn!(error = %source, exchange = message.exchange, routing_key = message.routing_key, "publish failed; waiting for the connection to recover");
+                    last_failure = format!("{operation}: {source}");
+                    if let Err(source) = self.publisher.wait_for_recovery(source).await {
+                        return Err(BusError::Amqp { operation, source });
+                    }
+                }
+                Err(BusError::Nacked { .. }) => {
+                    last_failure = "nacked by the broker".into();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(BusError::GaveUp {
+            exchange: message.exchange.into(),
+            routing_key: message.routing_key.into(),
+            attempts: ATTEMPTS,
+            last_failure,
+        })
+    }
+
+    async fn publish_once(&self, message: &Outgoing<'_>) -> Result<(), BusError> {
+        let confirm = self
+            .publisher
+            .basic_publish(
+                message.exchange.into(),
+                message.routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: message.mandatory,
+                    ..Default::default()
+                },
+                message.body,
+                message.properties.clone(),
+            )
+            .await
+            .map_err(amqp("basic.publish"))?
+            .await
+            .map_err(amqp("publisher confirm"))?;
+        match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(BusError::Unroutable {
+                exchange: message.exchange.into(),
+                routing_key: message.routing_key.into(),
+            }),
+            Confirmation::Nack(_) => Err(BusError::Nacked {
+                exchange: message.exchange.into(),
+                routing_key: message.routing_key.into(),
+            }),
+        }
+    }
+
+    /// Enqueues a job on `osbs.jobs`. `priority` 0 (automatic) to [`MAX_PRIORITY`] (explicit).
+    pub async fn publish_job(&self, job: &BuildJob, priority: u8) -> Result<(), BusError> {
+        let body = job.encode_to_vec();
+        self.publish(Outgoing {
+            exchange: names::EXCHANGE_INTERNAL,
+            routing_key: names::ROUTING_JOB,
+            body: &body,
+            properties: protobuf_properties(names::TYPE_BUILD_JOB)
+                .with_priority(priority.min(MAX_PRIORITY)),
+            mandatory: true,
+        })
+        .await
+    }
+
+    /// Publishes a finished build (`build.complete|failed|canceled`) for the koji-bridge, and
+    /// its JSON state event for outside listeners.
+    pub async fn publish_result(
+        &self,
+        result: &BuildResult,
+        change: &BuildStateChange,
+    ) -> Result<(), BusError> {
+        let state = BuildState::try_from(result.state).unwrap_or(BuildState::Failed);
+        let body = result.encode_to_vec();
+        self.publish(Outgoing {
+            exchange: names::EXCHANGE_INTERNAL,
+            routing_key: &names::state_routing_key(state),
+            body: &body,
+            properties: protobuf_properties(names::TYPE_BUILD_RESULT),
+            mandatory: true,
+        })
+        .await?;
+        self.publish_external_state_change(change).await
+    }
+
+    /// Publishes a state change: protobuf on `osbs` (`build.<state>`) and fedora-messaging JSON
+    /// on `amq.topic` (`<prefix>.osbs.build.state.change`).
+    pub async fn publish_state_change(&self, change: &BuildStateChange) -> Result<(), BusError> {
+        let state = BuildState::try_from(change.new_state).unwrap_or(BuildState::Unspecified);
+        let body = change.encode_to_vec();
+        self.publish(Outgoing {
+            exchange: names::EXCHANGE_INTERNAL,
+            routing_key: &names::state_routing_key(state),
+            body: &body,
+            properties: protobuf_properties(names::TYPE_BUILD_STATE_CHANGE),
+            // Nobody may be listening to every state: that is fine.
+            mandatory: false,
+        })
+        .await?;
+        self.publish_external_state_change(change).await
+    }
+
+    async fn publish_external_state_change(
+        &self,
+        change: &BuildStateChange,
+    ) -> Result<(), BusError> {
+        let state = BuildState::try_from(change.new_state).unwrap_or(BuildState::Unspecified);
+        let body = serde_json::to_vec(&osbs_proto::external::state_change_body(change))
+            .expect("a JSON value always serializes");
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "fedora_messaging_schema".into(),
+            long_string(names::SCHEMA_STATE_CHANGE),
+        );
+        headers.insert(
+            "sent-at".into(),
+            long_string(&osbs_proto::external::iso8601(crate::telemetry::now_ms())),
+        );
+        headers.insert(
+            "fedora_messaging_severity".into(),
+            AMQPValue::LongLongInt(osbs_proto::external::severity(state)),
+        );
+        headers.insert("priority".into(), AMQPValue::LongLongInt(0));
+        if !change.owner.is_empty() {
+            headers.insert(
+                format!("fedora_messaging_user_{}", change.owner).into(),
+                AMQPValue::Boolean(true),
+            );
+        }
+        if !change.repo.is_empty() {
+            headers.insert(
+                format!("fedora_messaging_container_{}", change.repo).into(),
+                AMQPValue::Boolean(true),
+            );
+        }
+        self.publish(Outgoing {
+            exchange: names::EXCHANGE_TOPIC,
+            routing_key: &names::external_state_routing_key(&self.config.topic_prefix),
+            body: &body,
+            properties: BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type(names::CONTENT_TYPE_JSON.into())
+                .with_content_encoding("utf-8".into())
+                .with_message_id(uuid::Uuid::new_v4().to_string().into())
+                .with_headers(headers),
+            mandatory: false,
+        })
+        .await
+    }
+
+    /// Starts consuming `queue` on a channel of its own with `prefetch` unacked deliveries.
+    pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BusError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp("channel.open"))?;
+        channel
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(amqp("basic.qos"))?;
+        let tag = format!(
+            "osbs-{}-{}",
+            crate::telemetry::hostname(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("basic.consume {queue}")))?;
+        Ok(Subscription {
+            channel,
+            consumer,
+            tag,
+            queue: queue.to_owned(),
+        })
+    }
+
+    /// Moves a delivery to `osbs.dlx` (routing key = `queue`, so it lands in `<queue>.dead`)
+    /// with `reason` in the `x-osbs-reason` header, waits for the confirm, then acks it.
+    pub async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        queue: &str,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            names::HEADER_DEAD_REASON.into(),
+            long_string(&one_line(reason, 4000)),
+        );
+        headers.insert(names::HEADER_DEAD_QUEUE.into(), long_string(queue));
+        headers.insert(
+            names::HEADER_DEAD_EXCHANGE.into(),
+            long_string(delivery.exchange.as_str()),
+        );
+        headers.insert(
+            names::HEADER_DEAD_ROUTING_KEY.into(),
+            long_string(delivery.routing_key.as_str()),
+        );
+        headers.insert(
+            names::HEADER_DEAD_AT.into(),
+            long_string(&osbs_proto::external::iso8601(crate::telemetry::now_ms())),
+        );
+        self.publish(Outgoing {
+            exchange: names::EXCHANGE_DEAD,
+            routing_key: queue,
+            body: &delivery.data,
+            properties: delivery
+                .properties
+                .clone()
+                .with_headers(headers)
+                .with_delivery_mode(2),
+            mandatory: true,
+        })
+        .await?;
+        ack(delivery).await;
+        Ok(())
+    }
+
+    /// Message and consumer counts of a queue (passive declare).
+    pub async fn queue_depth(&self, queue: &str) -> Result<QueueDepth, BusError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp("channel.open"))?;
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("queue.declare passive {queue}")))?;
+        let _ = channel.close(200, "depth read".into()).await;
+        Ok(QueueDepth {
+            messages: declared.message_count(),
+            consumers: declared.consumer_count(),
+        })
+    }
+
+    /// Takes one message from `queue` without a consumer (replay, tests); the caller acks.
+    pub async fn get_one(
+        &self,
+        channel: &Channel,
+        queue: &str,
+    ) -> Result<Option<BasicGetMessage>, BusError> {
+        channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .map_err(amqp(format!("basic.get {queue}")))
+    }
+
+    /// A plain channel, for callers that need one of their own (replay's basic.get).
+    pub async fn channel(&self) -> Result<Channel, BusError> {
+        self.connection
+            .create_channel()
+            .await
+            .map_err(amqp("channel.open"))
+    }
+}
+
+/// Acks a delivery. A failure means the channel was lost: the broker will redeliver it, and
+/// every handler is idempotent, so it is logged, not raised.
+pub async fn ack(delivery: &Delivery) {
+    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %error, "ack failed (channel lost); the message will be redelivered");
+    }
+}
+
+/// Returns a delivery to its queue (a transient failure: Redis down, a publish that failed).
+pub async fn requeue(delivery: &Delivery) {
+    if let Err(error) = delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+    {
+        tracing::warn!(error = %error, "nack failed (channel lost); the message will be redelivered");
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+/// A consumer on its own channel.
+#[derive(Debug)]
+pub struct Subscription {
+    channel: Channel,
+    consumer: lapin::Consumer,
+    tag: String,
+    queue: String,
+}
+
+impl Subscription {
+    /// The next delivery; waits through connection recovery. `None` once the consumer is
+    /// cancelled or the connection is lost for good.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            match self.consumer.next().await? {
+                Ok(delivery) => return Some(delivery),
+                Err(error) => {
+                    tracing::warn!(queue = %self.queue, error = %error, "consumer interrupted; waiting for the connection to recover");
+                    if let Err(error) = self.channel.wait_for_recovery(error).await {
+                        tracing::error!(queue = %self.queue, error = %error, "consumer lost and not recoverable");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops new deliveries; the ones in hand can still be acked.
+    pub async fn cancel(&self) {
+        let _ = self
+            .channel
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+    }
+
+    /// Closes the channel: every unacked delivery goes back to the queue.
+    pub async fn close(&self) {
+        let _ = self.channel.close(200, "closing".into()).await;
+    }
+
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+}
+
+/// Runs `handle` on every delivery of `subscription`, at most `concurrency` at a time, until
+/// `shutdown`. Then it stops taking deliveries and gives the handlers in flight `grace` to
+/// finish; any still running are dropped unacked, so the broker redelivers their messages.
+pub async fn serve<F, Fut>(
+    mut subscription: Subscription,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    grace: Duration,
+    handle: F,
+) where
+    F: Fn(Delivery) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let concurrency = concurrency.max(1);
+    let mut running = JoinSet::new();
+    loop {
+        if running.len() >= concurrency {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = running.join_next() => continue,
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            delivery = subscription.next() => match delivery {
+                Some(delivery) => {
+                    running.spawn(handle(delivery));
+                }
+                None => break,
+            },
+        }
+    }
+    subscription.cancel().await;
+    if !running.is_empty() {
+        tracing::info!(queue = %subscription.queue, in_flight = running.len(), ?grace, "waiting for work in hand");
+        let drained = tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(queue = %subscription.queue, left = running.len(), "grace period over: unfinished messages go back to the queue");
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
+    }
+    subscription.close().await;
+}
+
+/// AMQP properties of an internal protobuf message of type `kind`.
+pub fn protobuf_properties(kind: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(names::CONTENT_TYPE_PROTOBUF.into())
+        .with_type(kind.into())
+        .with_app_id("osbs".into())
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_timestamp(u64::try_from(crate::telemetry::now_ms() / 1000).unwrap_or(0))
+}
+
+/// A header as a string, whatever AMQP type carries it.
+pub fn header_string(properties: &BasicProperties, name: &str) -> Option<String> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
+}
+
+/// Collapses a reason onto one line and bounds its length (headers and log lines).
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    match flat.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// One queue to declare: name, arguments, bindings (exchange, routing key).
+#[derive(Debug)]
+struct QueuePlan {
+    name: String,
+    arguments: FieldTable,
+    bindings: Vec<(String, String)>,
+}
+
+/// The queues of DESIGN.md, as pure data.
+fn topology(config: &AmqpConfig) -> Vec<QueuePlan> {
+    let base = |dead_letter_to: Option<(&str, &str)>| {
+        let mut arguments = FieldTable::default();
+        let kind = match config.queue_type {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        };
+        arguments.insert("x-queue-type".into(), long_string(kind));
+        if let Some((exchange, key)) = dead_letter_to {
+            arguments.insert("x-dead-letter-exchange".into(), long_string(exchange));
+            arguments.insert("x-dead-letter-routing-key".into(), long_string(key));
+        }
+        arguments
+    };
+    let internal = names::EXCHANGE_INTERNAL.to_owned();
+    let prefix = &config.topic_prefix;
+    let mut jobs_arguments = base(Some((names::EXCHANGE_DEAD, names::QUEUE_JOBS)));
+    if config.queue_type == QueueType::Classic {
+        jobs_arguments.insert(
+            "x-max-priority".into(),
+            AMQPValue::ShortShortUInt(MAX_PRIORITY),
+        );
+    }
+    let mut plans = vec![
+        QueuePlan {
+            name: names::QUEUE_EVENTS.into(),
+            arguments: base(Some((names::EXCHANGE_DEAD, names::QUEUE_EVENTS))),
+            bindings: vec![
+                (
+                    names::EXCHANGE_TOPIC.into(),
+                    format!("{prefix}.{}", names::TOPIC_GIT_RECEIVE),
+                ),
+                (
+                    names::EXCHANGE_TOPIC.into(),
+                    format!("{prefix}.{}", names::TOPIC_BUILD_REQUEST),
+                ),
+            ],
+        },
+        QueuePlan {
+            name: names::QUEUE_JOBS.into(),
+            arguments: jobs_arguments,
+            bindings: vec![(internal.clone(), names::ROUTING_JOB.into())],
+        },
+        QueuePlan {
+            // No consumer: lease copies wait here and expire back into osbs.jobs.
+            name: names::QUEUE_JOB_LEASES.into(),
+            arguments: base(Some((names::EXCHANGE_INTERNAL, names::ROUTING_JOB))),
+            bindings: vec![(internal.clone(), names::ROUTING_JOB_LEASE.into())],
+        },
+        QueuePlan {
+            name: names::QUEUE_RESULTS.into(),
+            arguments: base(Some((names::EXCHANGE_DEAD, names::QUEUE_RESULTS))),
+            bindings: [
+                BuildState::Complete,
+                BuildState::Failed,
+                BuildState::Canceled,
+            ]
+            .into_iter()
+            .map(|state| (internal.clone(), names::state_routing_key(state)))
+            .collect(),
+        },
+    ];
+    for queue in [names::QUEUE_EVENTS, names::QUEUE_JOBS, names::QUEUE_RESULTS] {
+        plans.push(QueuePlan {
+            name: names::dead_queue(queue),
+            arguments: base(None),
+            bindings: vec![(names::EXCHANGE_DEAD.into(), queue.into())],
+        });
+    }
+    plans
+}
+
+/// Decodes a protobuf delivery, checking its `type` property when there is one.
+pub fn decode<M: Message + Default>(delivery: &Delivery, expected_type: &str) -> Result<M, String> {
+    if let Some(kind) = delivery.properties.kind()
+        && kind.as_str() != expected_type
+    {
+        return Err(format!(
+            "message of type {:?} where {expected_type} was expected",
+            kind.as_str()
+        ));
+    }
+    M::decode(delivery.data.as_slice())
+        .map_err(|error| format!("not a valid {expected_type} protobuf: {error}"))
+}
+
+/// The AMQP `type` of a delivery, if set.
+pub fn kind_of(delivery: &Delivery) -> Option<String> {
+    delivery
+        .properties
+        .kind()
+        .as_ref()
+        .map(|kind| kind.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_has_a_dead_letter_queue_for_each_consumed_queue() {
+        let plans = topology(&AmqpConfig::default());
+        let names: Vec<_> = plans.iter().map(|plan| plan.name.as_str()).collect();
+        for queue in ["osbs.events", "osbs.jobs", "osbs.results"] {
+            assert!(names.contains(&queue));
+            assert!(names.contains(&format!("{queue}.dead").as_str()));
+        }
+        let events = &plans[0];
+        assert!(events.bindings.contains(&(
+            "amq.topic".into(),
+            "org.fedoraproject.prod.git.receive".into()
+        )));
+    }
+
+    #[test]
+    fn reasons_fit_on_one_line() {
+        assert_eq!(one_line("a\n\n  b\r\nc", 100), "a | b | c");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+}

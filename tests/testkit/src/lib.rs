@@ -1,0 +1,293 @@
+//! Test support for every OSBS crate: each test gets its own RabbitMQ vhost and Redis key
+//! prefix (so tests run in parallel without stealing each other's messages), and a test whose
+//! real service is missing fails saying how to start it — it never passes by skipping.
+
+use osbs_common::config::{AmqpConfig, CredentialUrl, RedisConfig};
+use std::path::Path;
+use std::process::Command;
+
+/// An isolated slice of the real broker and Redis. Dropping it deletes the vhost and keys.
+#[derive(Debug)]
+pub struct TestEnv {
+    pub vhost: String,
+    pub amqp: AmqpConfig,
+    pub redis: RedisConfig,
+}
+
+impl TestEnv {
+    /// Creates vhost `osbs-test-<id>` (guest has every permission on it) and a Redis prefix.
+    /// Panics with a how-to-start message when RabbitMQ or Redis is not running.
+    pub fn new() -> TestEnv {
+        require_rabbitmq();
+        require_redis();
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let vhost = format!("osbs-test-{id}");
+        rabbitmqctl(&["add_vhost", &vhost]);
+        rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
+        let amqp = AmqpConfig {
+            url: CredentialUrl::new(format!("amqp://guest:guest@127.0.0.1:5672/{vhost}")),
+            connect_timeout_secs: 10,
+            ..AmqpConfig::default()
+        };
+        let redis = RedisConfig {
+            key_prefix: format!("osbs-test-{id}"),
+            connect_timeout_secs: 5,
+            ..RedisConfig::default()
+        };
+        TestEnv { vhost, amqp, redis }
+    }
+
+    /// `OSBS_…` variables pointing a service process at this environment.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("OSBS_AMQP__URL".into(), self.amqp.url.expose().to_owned()),
+            (
+                "OSBS_REDIS__KEY_PREFIX".into(),
+                self.redis.key_prefix.clone(),
+            ),
+        ]
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        TestEnv::new()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.vhost])
+            .output();
+        if let Ok(client) = redis::Client::open(self.redis.url.expose()) {
+            if let Ok(mut connection) = client.get_connection() {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}:*", self.redis.key_prefix))
+                    .query(&mut connection)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _ = redis::cmd("DEL").arg(keys).query::<()>(&mut connection);
+                }
+            }
+        }
+    }
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run rabbitmqctl {args:?}: {error}; install RabbitMQ (apt-get install -y rabbitmq-server) and start it with `rabbitmq-server -detached`"));
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}. Is RabbitMQ running? Start it with `rabbitmq-server -detached`",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok()
+}
+
+/// Fails the test unless RabbitMQ answers on 127.0.0.1:5672.
+pub fn require_rabbitmq() {
+    assert!(
+        port_open(5672),
+        "RabbitMQ is not running on 127.0.0.1:5672: start it with `rabbitmq-server -detached` (or run deploy/setup.sh)"
+    );
+}
+
+/// Fails the test unless Redis answers on 127.0.0.1:6379.
+pub fn require_redis() {
+    assert!(
+        port_open(6379),
+        "Redis is not running on 127.0.0.1:6379: start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no` (or run deploy/setup.sh)"
+    );
+}
+
+/// Fails the test unless the Docker Engine answers on /var/run/docker.sock.
+pub fn require_docker() {
+    let alive = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map(|output| output.status.success())
+        .unwrap_or(false);
+    assert!(
+        alive,
+        "the Docker Engine is not running: install it with `apt-get install -y docker.io` and start `dockerd` (or run deploy/setup.sh)"
+    );
+}
+
+/// The local registry the tests push to.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+
+/// Fails the test unless the registry answers on 127.0.0.1:5000.
+pub fn require_registry() {
+    assert!(
+        port_open(5000),
+        "the registry is not running on 127.0.0.1:5000: install it with `apt-get install -y docker-registry` and run `docker-registry serve deploy/registry.yml` (or run deploy/setup.sh)"
+    );
+}
+
+/// A tar of a minimal root filesystem: busybox-static with its applet links, `/etc/passwd`
+/// and `/tmp`. Extra `(path, file on the host)` pairs are added as they are (for example
+/// the host's rpm and its libraries).
+pub fn busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox is missing: apt-get install -y busybox-static (deploy/setup.sh does)"
+    );
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    let dir = |builder: &mut tar::Builder<Vec<u8>>, path: &str| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        builder
+            .append_data(&mut header, path, std::io::empty())
+            .expect("tar dir");
+    };
+    for path in ["bin", "etc", "tmp", "root", "usr", "usr/bin", "var"] {
+        dir(&mut builder, path);
+    }
+    builder
+        .append_path_with_name(busybox, "bin/busybox")
+        .expect("tar busybox");
+    for applet in [
+        "sh",
+        "ls",
+        "cat",
+        "echo",
+        "mkdir",
+        "rm",
+        "cp",
+        "mv",
+        "ln",
+        "touch",
+        "chmod",
+        "chown",
+        "test",
+        "true",
+        "false",
+        "sleep",
+        "env",
+        "id",
+        "wc",
+        "head",
+        "tail",
+        "grep",
+        "sed",
+        "find",
+        "stat",
+        "readlink",
+        "sha256sum",
+        "md5sum",
+        "printf",
+        "tr",
+        "sort",
+        "uniq",
+        "dd",
+        "wget",
+        "tar",
+        "gzip",
+        "date",
+        "hostname",
+        "uname",
+        "whoami",
+        "adduser",
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, format!("bin/{applet}"), "busybox")
+            .expect("tar link");
+    }
+    let passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n";
+    let group = b"root:x:0:\nnobody:x:65534:\n";
+    for (path, content) in [("etc/passwd", &passwd[..]), ("etc/group", &group[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(content.len() as u64);
+        builder
+            .append_data(&mut header, path, content)
+            .expect("tar file");
+    }
+    for (path, host) in extra {
+        builder
+            .append_path_with_name(host, path.trim_start_matches('/'))
+            .unwrap_or_else(|error| panic!("cannot add {} to the rootfs: {error}", host.display()));
+    }
+    builder.into_inner().expect("tar finish")
+}
+
+/// Imports a busybox rootfs as `tag` and pushes it to the local registry (idempotent).
+/// Returns `tag`.
+pub fn ensure_busybox_image(tag: &str) -> String {
+    require_docker();
+    require_registry();
+    let rootfs = busybox_rootfs_tar(&[]);
+    run_with_stdin(
+        &[
+            "docker",
+            "import",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            "-",
+            tag,
+        ],
+        &rootfs,
+    );
+    run(&["docker", "push", tag]);
+    tag.to_owned()
+}
+
+/// Runs a command; panics with its output when it fails.
+pub fn run(args: &[&str]) -> String {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {args:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a command with `input` on its stdin; panics with its output when it fails.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new(args[0])
+        .args(&args[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {args:?}: {error}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
