@@ -60,15 +60,15 @@ impl Drop for TestEnv {
         let _ = Command::new("rabbitmqctl")
             .args(["delete_vhost", &self.vhost])
             .output();
-        if let Ok(client) = redis::Client::open(self.redis.url.expose()) {
-            if let Ok(mut connection) = client.get_connection() {
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{}:*", self.redis.key_prefix))
-                    .query(&mut connection)
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    let _ = redis::cmd("DEL").arg(keys).query::<()>(&mut connection);
-                }
+        if let Ok(client) = redis::Client::open(self.redis.url.expose())
+            && let Ok(mut connection) = client.get_connection()
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", self.redis.key_prefix))
+                .query(&mut connection)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _ = redis::cmd("DEL").arg(keys).query::<()>(&mut connection);
             }
         }
     }
