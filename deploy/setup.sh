@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs and starts, on loopback, whatever this Debian machine lacks for OSBS: RabbitMQ,
+# Redis, the Docker Engine, a registry on 127.0.0.1:5000, and the tools the tests use.
+# Idempotent: what is installed is not reinstalled, what runs is not restarted.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+state=/var/lib/osbs
+mkdir -p "$state" /var/log/osbs
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # port name seconds
+  for _ in $(seq 1 $(( $3 * 5 ))); do port_open "$1" && return 0; sleep 0.2; done
+  log "$2 did not come up on 127.0.0.1:$1; see /var/log/osbs/$2.log"; return 1
+}
+
+[ "$(id -u)" -eq 0 ] || { log "run me as root (I install Debian packages and start daemons)"; exit 1; }
+
+packages=()
+need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" || packages+=("$1"); }
+command -v rabbitmq-server >/dev/null || need rabbitmq-server
+command -v redis-server >/dev/null || need redis-server
+need docker.io
+need docker-registry
+need busybox-static
+need rpm
+need gnupg
+need git
+need curl
+need python3-venv
+if [ ${#packages[@]} -gt 0 ]; then
+  log "installing ${packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || log "apt-get update failed; trying with the current package lists"
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if ! port_open 5672; then
+  log "starting RabbitMQ"
+  rabbitmq-server -detached >/var/log/osbs/rabbitmq.log 2>&1 || true
+  wait_port 5672 rabbitmq 60
+fi
+
+if ! port_open 6379; then
+  log "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/osbs/redis.log
+  wait_port 6379 redis 15
+fi
+
+if ! docker version >/dev/null 2>&1; then
+  log "starting dockerd"
+  nohup dockerd >/var/log/osbs/dockerd.log 2>&1 &
+  for _ in $(seq 1 150); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
+  docker version >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/osbs/dockerd.log"; exit 1; }
+fi
+
+if ! port_open 5000; then
+  log "starting the registry on 127.0.0.1:5000"
+  mkdir -p "$state/registry"
+  nohup docker-registry serve "$here/registry.yml" >/var/log/osbs/registry.log 2>&1 &
+  wait_port 5000 registry 15
+fi
+
+log "RabbitMQ :5672, Redis :6379, Docker $(docker version --format '{{.Server.Version}}'), registry :5000 are up"

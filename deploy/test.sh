@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# README's second command: brings up the real services (deploy/setup.sh), then runs every
+# test of the workspace against them — unit, integration and end-to-end. Idempotent.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+./deploy/setup.sh
+cargo test --workspace --all-targets --locked -- --test-threads="${OSBS_TEST_THREADS:-4}"
