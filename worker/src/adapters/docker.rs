@@ -1,0 +1,480 @@
+//! The Docker Engine adapter (bollard): connect, look up and pull images, build with the
+//! output streamed into the build log, run a command in a container of an image, tag, push.
+//!
+//! Cancel and timeouts: every call is a future; dropping a build's future closes its HTTP
+//! connection, and the engine's classic builder then kills and removes the step's container
+//! (it watches the request's context).
+
+use crate::buildlog::BuildLog;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig, ImageInspect};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder, WaitContainerOptions,
+};
+use futures::StreamExt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Longest wait for an engine's answer to start (a build's answer starts once the whole
+/// context is uploaded).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker Engine at {host}: {detail}. Start dockerd (or point DOCKER_HOST at a running engine)"
+    )]
+    Unreachable { host: String, detail: String },
+    #[error("docker build failed: {message}")]
+    Build { message: String },
+    #[error("base image {image} not found in its registry: {message}; check the FROM line")]
+    PullNotFound { image: String, message: String },
+    #[error("pulling {image} failed: {message}")]
+    Pull { image: String, message: String },
+    #[error("pushing {reference} failed: {message}")]
+    Push { reference: String, message: String },
+    #[error("the engine pushed {reference} without reporting its digest")]
+    NoDigest { reference: String },
+    #[error("Docker Engine {operation} on {subject} failed: {message}")]
+    Api {
+        operation: &'static str,
+        subject: String,
+        message: String,
+    },
+}
+
+impl DockerError {
+    /// A fault of the packager's input (the build itself failed, a base image that does not
+    /// exist) rather than of the engine or the registry.
+    pub fn is_packager_error(&self) -> bool {
+        matches!(self, DockerError::Build { .. } | DockerError::PullNotFound { .. })
+    }
+
+    /// Worth retrying: the registry or the network hiccuped.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DockerError::Push { message, .. } | DockerError::Pull { message, .. } => {
+                transient_registry_message(message)
+            }
+            DockerError::Unreachable { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Registry failures that a later attempt may not meet (from the engine's error texts).
+pub fn transient_registry_message(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "connection refused",
+        "connection reset",
+        "i/o timeout",
+        "timeout",
+        "eof",
+        "broken pipe",
+        "503",
+        "502",
+        "504",
+        "500 internal server error",
+        "429",
+        "too many requests",
+        "no such host",
+        "temporary failure",
+        "tls handshake",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
+/// The manifest digest the engine reports at the end of a push:
+/// `<tag>: digest: sha256:<hex> size: <n>`.
+pub fn digest_from_push_status(status: &str) -> Option<String> {
+    let (_, rest) = status.split_once("digest: ")?;
+    let digest = rest.split_whitespace().next()?;
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
+}
+
+/// What a command printed in a container, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The engine connection.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    host: String,
+}
+
+fn engine_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+impl Engine {
+    /// Connects through `DOCKER_HOST` (else the local socket) and checks the engine answers.
+    pub async fn connect() -> Result<Engine, DockerError> {
+        let host = engine_host();
+        let unreachable = |detail: String| DockerError::Unreachable {
+            host: host.clone(),
+            detail,
+        };
+        let docker = Docker::connect_with_defaults()
+            .map_err(|error| unreachable(error.to_string()))?
+            .with_timeout(REQUEST_TIMEOUT);
+        docker
+            .ping()
+            .await
+            .map_err(|error| unreachable(error.to_string()))?;
+        Ok(Engine { docker, host })
+    }
+
+    /// The bollard client (the squash step reads and writes images through it).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn api(&self, operation: &'static str, subject: &str) -> impl FnOnce(BollardError) -> DockerError {
+        let host = self.host.clone();
+        let subject = subject.to_owned();
+        move |error| {
+            if is_connection_error(&error) {
+                DockerError::Unreachable {
+                    host,
+                    detail: error.to_string(),
+                }
+            } else {
+                DockerError::Api {
+                    operation,
+                    subject,
+                    message: message_of(&error),
+                }
+            }
+        }
+    }
+
+    /// The image `reference` if the engine has it.
+    pub async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInspect>, DockerError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(Some(image)),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(error) => Err(self.api("image inspect", reference)(error)),
+        }
+    }
+
+    /// Pulls `reference` (`registry/name@sha256:…`), logging the engine's progress lines.
+    pub async fn pull(&self, reference: &str, log: &BuildLog) -> Result<(), DockerError> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status
+                        && info.progress_detail.as_ref().is_none_or(|p| p.total.is_none())
+                    {
+                        log.line(&match info.id {
+                            Some(id) => format!("{id}: {status}"),
+                            None => status,
+                        });
+                    }
+                }
+                Err(error) => {
+                    let message = message_of(&error);
+                    let lower = message.to_ascii_lowercase();
+                    return Err(if is_connection_error(&error) {
+                        DockerError::Unreachable {
+                            host: self.host.clone(),
+                            detail: message,
+                        }
+                    } else if lower.contains("not found") || lower.contains("manifest unknown") {
+                        DockerError::PullNotFound {
+                            image: reference.to_owned(),
+                            message,
+                        }
+                    } else {
+                        DockerError::Pull {
+                            image: reference.to_owned(),
+                            message,
+                        }
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the context tar at `context` (streamed from disk; classic builder, no cache,
+    /// intermediate containers removed) as `tag`; every output line goes to `log`. Returns
+    /// the image id.
+    pub async fn build(
+        &self,
+        context: &Path,
+        tag: &str,
+        log: &BuildLog,
+    ) -> Result<String, DockerError> {
+        let file = tokio::fs::File::open(context)
+            .await
+            .map_err(|error| DockerError::Api {
+                operation: "build",
+                subject: context.display().to_string(),
+                message: format!("cannot read the build context: {error}"),
+            })?;
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .nocache(true)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream = self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_try_stream(tokio_util::io::ReaderStream::new(file))),
+        );
+        let mut image_id = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream {
+                        log.chunk(&text);
+                    }
+                    if let Some(status) = info.status {
+                        log.line(&status);
+                    }
+                    if let Some(id) = info.aux.and_then(|aux| aux.id) {
+                        image_id = Some(id);
+                    }
+                }
+                Err(BollardError::DockerStreamError { error }) => {
+                    log.flush_partial();
+                    log.line(&error);
+                    return Err(DockerError::Build {
+                        message: osbs_common::bus::one_line(&error, 2000),
+                    });
+                }
+                Err(error) => {
+                    log.flush_partial();
+                    return Err(self.api("build", tag)(error));
+                }
+            }
+        }
+        log.flush_partial();
+        match image_id {
+            Some(id) => Ok(id),
+            None => self
+                .inspect_image(tag)
+                .await?
+                .and_then(|image| image.id)
+                .ok_or_else(|| DockerError::Build {
+                    message: "the engine ended the build without an image".into(),
+                }),
+        }
+    }
+
+    /// Runs `command` (as root, no network) in a new container of `image` and returns its
+    /// output; the container is removed whatever happens. Start failures (no such
+    /// executable) come back as `Api` errors carrying the engine's message.
+    pub async fn run(&self, image: &str, command: &[String]) -> Result<RunOutput, DockerError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            entrypoint: Some(command[..1].to_vec()),
+            cmd: Some(command[1..].to_vec()),
+            user: Some("0".to_owned()),
+            network_disabled: Some(true),
+            labels: Some([("osbs.worker".to_owned(), "inspect".to_owned())].into()),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let created = self
+            .docker
+            .create_container(None, body)
+            .await
+            .map_err(self.api("container create", image))?;
+        let id = created.id;
+        let outcome = self.run_created(&id).await;
+        self.remove_container(&id).await;
+        outcome
+    }
+
+    async fn run_created(&self, id: &str) -> Result<RunOutput, DockerError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(self.api("container start", id))?;
+        let mut exit_code = 0;
+        let mut waiting = self
+            .docker
+            .wait_container(id, None::<WaitContainerOptions>);
+        while let Some(item) = waiting.next().await {
+            match item {
+                Ok(response) => exit_code = response.status_code,
+                Err(BollardError::DockerContainerWaitError { code, .. }) => exit_code = code,
+                Err(error) => return Err(self.api("container wait", id)(error)),
+            }
+        }
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+        let mut logs = self.docker.logs(id, Some(options));
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        while let Some(item) = logs.next().await {
+            match item.map_err(self.api("container logs", id))? {
+                bollard::container::LogOutput::StdOut { message } => {
+                    stdout.push_str(&String::from_utf8_lossy(&message));
+                }
+                bollard::container::LogOutput::StdErr { message } => {
+                    stderr.push_str(&String::from_utf8_lossy(&message));
+                }
+                _ => {}
+            }
+        }
+        Ok(RunOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Tags `image` as `repository:tag`.
+    pub async fn tag(&self, image: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        let options = TagImageOptionsBuilder::default()
+            .repo(repository)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(image, Some(options))
+            .await
+            .map_err(self.api("image tag", &format!("{repository}:{tag}")))
+    }
+
+    /// Pushes `repository:tag`; returns the manifest digest the registry stored.
+    pub async fn push(
+        &self,
+        repository: &str,
+        tag: &str,
+        log: &BuildLog,
+    ) -> Result<String, DockerError> {
+        let reference = format!("{repository}:{tag}");
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let mut stream = self.docker.push_image(repository, Some(options), None);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status
+                        && info.progress_detail.as_ref().is_none_or(|p| p.total.is_none())
+                    {
+                        if let Some(found) = digest_from_push_status(&status) {
+                            digest = Some(found);
+                        }
+                        log.line(&status);
+                    }
+                }
+                Err(error) => {
+                    return Err(if is_connection_error(&error) {
+                        DockerError::Unreachable {
+                            host: self.host.clone(),
+                            detail: error.to_string(),
+                        }
+                    } else {
+                        DockerError::Push {
+                            reference,
+                            message: message_of(&error),
+                        }
+                    });
+                }
+            }
+        }
+        digest.ok_or(DockerError::NoDigest { reference })
+    }
+
+    /// Removes an image reference (a tag or an id) the build made; failures only logged.
+    pub async fn remove_image(&self, reference: &str) {
+        let options = RemoveImageOptionsBuilder::default()
+            .force(true)
+            .noprune(false)
+            .build();
+        match self.docker.remove_image(reference, Some(options), None).await {
+            Ok(_)
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(error) => {
+                tracing::warn!(image = reference, error = %error, "cannot remove a build image")
+            }
+        }
+    }
+
+    /// Removes a container, running or not; failures only logged.
+    pub async fn remove_container(&self, id: &str) {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(error) => tracing::warn!(container = id, error = %error, "cannot remove a container"),
+        }
+    }
+}
+
+/// The engine was not reached at all (as opposed to answering with an error).
+fn is_connection_error(error: &BollardError) -> bool {
+    matches!(
+        error,
+        BollardError::HyperResponseError { .. }
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::RequestTimeoutError
+    )
+}
+
+/// The engine's own message, without bollard's wrapping.
+fn message_of(error: &BollardError) -> String {
+    match error {
+        BollardError::DockerResponseServerError { message, .. } => message.clone(),
+        BollardError::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_digest_line() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            digest_from_push_status(&format!("1.0-3: digest: sha256:{hex} size: 527")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(digest_from_push_status("Pushed"), None);
+        assert_eq!(digest_from_push_status("x: digest: sha256:12 size: 1"), None);
+    }
+
+    #[test]
+    fn transient_messages() {
+        let table = [
+            ("Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused", true),
+            ("received unexpected HTTP status: 503 Service Unavailable", true),
+            ("unauthorized: authentication required", false),
+            ("denied: requested access to the resource is denied", false),
+        ];
+        for (message, transient) in table {
+            assert_eq!(transient_registry_message(message), transient, "{message}");
+        }
+    }
+}

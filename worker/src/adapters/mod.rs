@@ -1,0 +1,7 @@
+//! One adapter per external system: the Docker Engine, HTTP (lookaside, yum repos, registry
+//! API), dist-git, and the worker's own Redis keys.
+
+pub mod docker;
+pub mod git;
+pub mod http;
+pub mod redis;

@@ -1,0 +1,181 @@
+//! The worker's own Redis keys, through the common store's connection:
+//!
+//! - `<prefix>:releases:<name>:<version>`: the set of releases held by builds in flight for
+//!   that name-version. `SADD` is atomic, so two builds can never hold the same release; a
+//!   build removes its release when it ends; the set expires as a safety net for workers that
+//!   die without cleaning up.
+//! - `<prefix>:owner:<build_id>`: which worker instance runs a build, with a time to live
+//!   renewed by its heartbeat. It is the takeover lock: `SET NX` succeeds only for the first
+//!   worker after the owner stopped renewing.
+
+use crate::release;
+use osbs_common::{Store, StoreError};
+use redis::AsyncCommands;
+use std::time::Duration;
+
+fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+    move |source| StoreError::Redis { operation, source }
+}
+
+/// Releases to try past the first before giving up (a name-version with that many builds in
+/// flight is a runaway loop, not a workload).
+const MAX_RELEASE_TRIES: usize = 1000;
+
+const RENEW_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+const RELEASE_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+fn release_set(store: &Store, name: &str, version: &str) -> String {
+    store.key(&["releases", name, version])
+}
+
+/// Holds the first free release at or after `first` for `name-version` (bumping by Koji's
+/// rules past releases other builds hold). `keep_for` bounds how long a forgotten hold lives.
+pub async fn reserve_release(
+    store: &Store,
+    name: &str,
+    version: &str,
+    first: &str,
+    keep_for: Duration,
+) -> Result<Option<String>, StoreError> {
+    let key = release_set(store, name, version);
+    let mut connection = store.connection();
+    let mut candidate = first.to_owned();
+    for _ in 0..MAX_RELEASE_TRIES {
+        let added: i64 = connection
+            .sadd(&key, &candidate)
+            .await
+            .map_err(redis_error("sadd"))?;
+        if added == 1 {
+            let _: bool = connection
+                .expire(&key, i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX))
+                .await
+                .map_err(redis_error("expire"))?;
+            return Ok(Some(candidate));
+        }
+        match release::bump(&candidate) {
+            Some(next) => candidate = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Holds exactly `release` (a release set in the Dockerfile or forced by the request), or
+/// `false` if another build in flight holds it.
+pub async fn hold_release(
+    store: &Store,
+    name: &str,
+    version: &str,
+    release: &str,
+    keep_for: Duration,
+) -> Result<bool, StoreError> {
+    let key = release_set(store, name, version);
+    let mut connection = store.connection();
+    let added: i64 = connection
+        .sadd(&key, release)
+        .await
+        .map_err(redis_error("sadd"))?;
+    let _: bool = connection
+        .expire(&key, i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX))
+        .await
+        .map_err(redis_error("expire"))?;
+    Ok(added == 1)
+}
+
+/// Lets go of a release when the build ends.
+pub async fn free_release(
+    store: &Store,
+    name: &str,
+    version: &str,
+    release: &str,
+) -> Result<(), StoreError> {
+    store
+        .connection()
+        .srem::<_, _, ()>(release_set(store, name, version), release)
+        .await
+        .map_err(redis_error("srem"))
+}
+
+/// Releases of `name-version` held by builds in flight.
+pub async fn held_releases(
+    store: &Store,
+    name: &str,
+    version: &str,
+) -> Result<Vec<String>, StoreError> {
+    store
+        .connection()
+        .smembers(release_set(store, name, version))
+        .await
+        .map_err(redis_error("smembers"))
+}
+
+fn owner_key(store: &Store, build_id: &str) -> String {
+    store.key(&["owner", build_id])
+}
+
+/// Takes ownership of `build_id` for `instance` unless another live worker has it.
+pub async fn claim(
+    store: &Store,
+    build_id: &str,
+    instance: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let reply: Option<String> = redis::cmd("SET")
+        .arg(owner_key(store, build_id))
+        .arg(instance)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl.as_millis() as u64)
+        .query_async(&mut store.connection())
+        .await
+        .map_err(redis_error("set nx"))?;
+    Ok(reply.is_some())
+}
+
+/// The worker instance that owns `build_id` now, if any.
+pub async fn owner(store: &Store, build_id: &str) -> Result<Option<String>, StoreError> {
+    store
+        .connection()
+        .get(owner_key(store, build_id))
+        .await
+        .map_err(redis_error("get"))
+}
+
+/// Extends `instance`'s ownership; `false` when it lost it (expired and taken over).
+pub async fn renew(
+    store: &Store,
+    build_id: &str,
+    instance: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
+    let renewed: i64 = redis::Script::new(RENEW_LUA)
+        .key(owner_key(store, build_id))
+        .arg(instance)
+        .arg(ttl.as_millis() as u64)
+        .invoke_async(&mut store.connection())
+        .await
+        .map_err(redis_error("renew owner"))?;
+    Ok(renewed == 1)
+}
+
+/// Gives ownership up (only if `instance` still has it).
+pub async fn disown(store: &Store, build_id: &str, instance: &str) -> Result<(), StoreError> {
+    let _: i64 = redis::Script::new(RELEASE_LUA)
+        .key(owner_key(store, build_id))
+        .arg(instance)
+        .invoke_async(&mut store.connection())
+        .await
+        .map_err(redis_error("release owner"))?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The worker's configuration: the shared sections it needs plus `[worker]` (and `[koji]`,
+//! the hub the worker reserves release numbers on).
+
+use osbs_common::config::{AmqpConfig, RedisConfig, StorageConfig, TelemetryConfig};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// dist-git bases builds may come from: the dispatcher's defaults (Fedora's, and the
+/// quickstart's loopback one).
+pub const DEFAULT_GIT_URLS: [&str; 2] = [
+    "https://src.fedoraproject.org",
+    "file:///var/lib/osbs/dist-git",
+];
+
+/// Everything `osbs-worker` reads from the shared configuration file. Not
+/// `deny_unknown_fields`: every service reads the same file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    pub amqp: AmqpConfig,
+    pub redis: RedisConfig,
+    pub telemetry: TelemetryConfig,
+    pub storage: StorageConfig,
+    pub worker: WorkerConfig,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Builds run at once by one replica (= the AMQP prefetch).
+    pub concurrency: usize,
+    /// `/healthz` and `/metrics`; port 0 picks a free port (several replicas on one host).
+    pub http_listen: SocketAddr,
+    /// Clone URLs must start with one of these (dist-git hosts).
+    pub allowed_git_urls: Vec<String>,
+    /// Lookaside cache download URL, with `{namespace}`, `{repo}`, `{filename}`,
+    /// `{hashtype}` and `{hash}` placeholders. Fedora's layout has the `{hashtype}` segment;
+    /// older lookasides (`<base>/<repo>/<file>/<hash>/<file>`) leave it out.
+    pub lookaside_url: String,
+    /// Yum repo file URLs must start with one of these; empty = any http(s) URL.
+    pub allowed_yum_repo_urls: Vec<String>,
+    /// Scratch space for clones and build contexts (one directory per build, removed after).
+    pub work_dir: PathBuf,
+    /// Longest a build may run before it fails.
+    pub build_timeout_secs: u64,
+    /// How long a job's delivery is held unacked before a lease replaces it (stay below
+    /// RabbitMQ's `consumer_timeout`, 30 min by default).
+    pub lease_after_secs: u64,
+    /// Life of one lease copy in `osbs.jobs.lease`; a new one is published before it expires.
+    pub lease_ttl_secs: u64,
+    /// How often a running build proves its worker alive.
+    pub heartbeat_secs: u64,
+    /// A build whose worker has not proved itself alive for this long may be taken over.
+    pub heartbeat_stale_secs: u64,
+    /// On SIGTERM, how long running builds may take before they are handed back to the queue.
+    pub drain_grace_secs: u64,
+    /// How often a running build checks whether it was canceled.
+    pub cancel_poll_ms: u64,
+    /// Attempts at each registry operation before a transient error fails the build.
+    pub registry_attempts: usize,
+    /// Registries spoken to over plain HTTP (besides loopback ones, which always are).
+    pub insecure_registries: Vec<String>,
+    /// Label values injected into every image (empty = not injected).
+    pub vendor: String,
+    pub authoritative_source_url: String,
+    pub distribution_scope: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 1,
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            allowed_git_urls: DEFAULT_GIT_URLS.map(str::to_owned).to_vec(),
+            lookaside_url:
+                "http://127.0.0.1:8081/repo/pkgs/{repo}/{filename}/{hashtype}/{hash}/{filename}"
+                    .to_owned(),
+            allowed_yum_repo_urls: Vec::new(),
+            work_dir: PathBuf::from("/var/lib/osbs/work"),
+            build_timeout_secs: 3 * 3600,
+            lease_after_secs: 20 * 60,
+            lease_ttl_secs: 10 * 60,
+            heartbeat_secs: 5,
+            heartbeat_stale_secs: 30,
+            drain_grace_secs: 600,
+            cancel_poll_ms: 1000,
+            registry_attempts: 5,
+            insecure_registries: Vec::new(),
+            vendor: String::new(),
+            authoritative_source_url: String::new(),
+            distribution_scope: String::new(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn build_timeout(&self) -> Duration {
+        Duration::from_secs(self.build_timeout_secs.max(1))
+    }
+    pub fn lease_after(&self) -> Duration {
+        Duration::from_secs(self.lease_after_secs.max(1))
+    }
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_secs.max(2))
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs.max(1))
+    }
+    pub fn heartbeat_stale(&self) -> Duration {
+        // Never shorter than three heartbeats: one slow Redis call must not look like death.
+        Duration::from_secs(self.heartbeat_stale_secs.max(self.heartbeat_secs.max(1) * 3))
+    }
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_secs(self.drain_grace_secs)
+    }
+    pub fn cancel_poll(&self) -> Duration {
+        Duration::from_millis(self.cancel_poll_ms.clamp(50, 5_000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let config = WorkerConfig::default();
+        assert_eq!(config.build_timeout(), Duration::from_secs(10_800));
+        assert!(config.lease_after() < Duration::from_secs(30 * 60));
+        assert_eq!(config.http_listen.port(), 9102);
+        let tight = WorkerConfig {
+            heartbeat_secs: 5,
+            heartbeat_stale_secs: 1,
+            ..WorkerConfig::default()
+        };
+        assert_eq!(tight.heartbeat_stale(), Duration::from_secs(15));
+    }
+}

@@ -1,0 +1,217 @@
+//! Push step, pure part: the repository an image goes to, the tags of DESIGN.md for normal,
+//! scratch and isolated builds, and the pullspecs recorded for them.
+
+use osbs_proto::v1::{BuildOptions, Target};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "tag {tag:?} is not a valid image tag (letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-'); fix the `version` or `release` label"
+    )]
+    BadTag { tag: String },
+    #[error(
+        "image name {name:?} is not a valid repository name (lowercase letters, digits, '.', '_', '-' and '/'); fix the `name` label"
+    )]
+    BadName { name: String },
+    #[error("the job's target has no registry to push to; fix the dispatcher's target settings")]
+    NoRegistry,
+}
+
+/// The kind of build, which decides the tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildKind {
+    Normal,
+    Scratch,
+    Isolated,
+}
+
+impl BuildKind {
+    pub fn of(options: Option<&BuildOptions>) -> BuildKind {
+        match options {
+            Some(options) if options.scratch => BuildKind::Scratch,
+            Some(options) if options.isolated => BuildKind::Isolated,
+            _ => BuildKind::Normal,
+        }
+    }
+}
+
+/// `registry/namespace/name` (no namespace: `registry/name`).
+pub fn repository(target: &Target, name: &str) -> Result<String, PlanError> {
+    check_name(name)?;
+    if target.registry.is_empty() {
+        return Err(PlanError::NoRegistry);
+    }
+    let namespace = target.registry_namespace.trim_matches('/');
+    Ok(if namespace.is_empty() {
+        format!("{}/{name}", target.registry)
+    } else {
+        format!("{}/{namespace}/{name}", target.registry)
+    })
+}
+
+/// The unique tag: `<target>-<random>-<YYYYmmddHHMMSS>` (UTC at `now_ms`).
+pub fn unique_tag(target: &str, random: &str, now_ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let stamp = at
+        .format(time::macros::format_description!(
+            "[year][month][day][hour][minute][second]"
+        ))
+        .unwrap_or_default();
+    let target = if target.is_empty() { "build" } else { target };
+    format!("{target}-{random}-{stamp}")
+}
+
+/// The tags to push, first the one that names the build best.
+pub fn tags(
+    kind: BuildKind,
+    version: &str,
+    release: &str,
+    unique: &str,
+) -> Result<Vec<String>, PlanError> {
+    let tags = match kind {
+        BuildKind::Normal => vec![
+            format!("{version}-{release}"),
+            version.to_owned(),
+            "latest".to_owned(),
+            unique.to_owned(),
+        ],
+        BuildKind::Scratch => vec![unique.to_owned()],
+        BuildKind::Isolated => vec![format!("{version}-{release}"), unique.to_owned()],
+    };
+    for tag in &tags {
+        check_tag(tag)?;
+    }
+    Ok(tags)
+}
+
+/// Docker's tag grammar: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn check_tag(tag: &str) -> Result<(), PlanError> {
+    let mut bytes = tag.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if first_ok && rest_ok && tag.len() <= 128 {
+        Ok(())
+    } else {
+        Err(PlanError::BadTag {
+            tag: tag.to_owned(),
+        })
+    }
+}
+
+/// Docker's repository path grammar: lowercase components separated by `/`, each made of
+/// alphanumerics joined by `.`, `_`, `__` or `-`s.
+pub fn check_name(name: &str) -> Result<(), PlanError> {
+    let component_ok = |component: &str| {
+        let bytes = component.as_bytes();
+        let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        edge(bytes.first())
+            && edge(bytes.last())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
+            && !component.contains("..")
+            && !component.contains("___")
+    };
+    if !name.is_empty() && name.len() <= 255 && name.split('/').all(component_ok) {
+        Ok(())
+    } else {
+        Err(PlanError::BadName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// `repo:tag` for each tag and `repo@digest`.
+pub fn pullspecs(repository: &str, tags: &[String], digest: &str) -> Vec<String> {
+    let mut specs: Vec<String> = tags.iter().map(|tag| format!("{repository}:{tag}")).collect();
+    if !digest.is_empty() {
+        specs.push(format!("{repository}@{digest}"));
+    }
+    specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(namespace: &str) -> Target {
+        Target {
+            name: "f41-container-candidate".into(),
+            registry: "127.0.0.1:5000".into(),
+            registry_namespace: namespace.into(),
+            ..Target::default()
+        }
+    }
+
+    #[test]
+    fn tags_per_kind() {
+        let unique = unique_tag("f41-container-candidate", "0a1b2c3d4e", 1_736_936_523_120);
+        assert_eq!(unique, "f41-container-candidate-0a1b2c3d4e-20250115102203");
+        let table = [
+            (
+                BuildKind::Normal,
+                vec!["2.4-3", "2.4", "latest", unique.as_str()],
+            ),
+            (BuildKind::Scratch, vec![unique.as_str()]),
+            (BuildKind::Isolated, vec!["2.4-3", unique.as_str()]),
+        ];
+        for (kind, expected) in table {
+            assert_eq!(tags(kind, "2.4", "3", &unique).unwrap(), expected, "{kind:?}");
+        }
+        assert!(tags(BuildKind::Normal, "2.4+git", "3", &unique).is_err());
+    }
+
+    #[test]
+    fn kinds() {
+        let scratch = BuildOptions {
+            scratch: true,
+            ..BuildOptions::default()
+        };
+        let isolated = BuildOptions {
+            isolated: true,
+            release: "1.1".into(),
+            ..BuildOptions::default()
+        };
+        assert_eq!(BuildKind::of(None), BuildKind::Normal);
+        assert_eq!(BuildKind::of(Some(&scratch)), BuildKind::Scratch);
+        assert_eq!(BuildKind::of(Some(&isolated)), BuildKind::Isolated);
+    }
+
+    #[test]
+    fn repositories() {
+        assert_eq!(
+            repository(&target(""), "httpd").unwrap(),
+            "127.0.0.1:5000/httpd"
+        );
+        assert_eq!(
+            repository(&target("/fedora/"), "f41/httpd").unwrap(),
+            "127.0.0.1:5000/fedora/f41/httpd"
+        );
+        for bad in ["Httpd", "a//b", "-a", "a..b", ""] {
+            assert!(repository(&target(""), bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            repository(&Target::default(), "x").unwrap_err(),
+            PlanError::NoRegistry
+        );
+    }
+
+    #[test]
+    fn tag_grammar() {
+        for good in ["latest", "1.0-3", "_x", &"a".repeat(128)] {
+            assert!(check_tag(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".x", "-x", "a:b", "a/b", &"a".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pullspecs_name_tags_and_digest() {
+        let specs = pullspecs("r/app", &["1-2".into(), "latest".into()], "sha256:ab");
+        assert_eq!(specs, vec!["r/app:1-2", "r/app:latest", "r/app@sha256:ab"]);
+    }
+}

@@ -1,0 +1,217 @@
+//! Report step, pure: step timings, and the `BuildResult` / `BuildStateChange` messages
+//! assembled from what the steps produced.
+
+use osbs_proto::v1::{
+    BuildJob, BuildResult, BuildState, BuildStateChange, ImageInfo, KojiReservation, LogFile, Nvr,
+    Rpm, StepTiming,
+};
+use std::time::Duration;
+
+/// The steps, in pipeline order (also the `step` label of the `step_seconds` metric).
+pub mod step {
+    pub const SOURCE: &str = "source";
+    pub const DOCKERFILE: &str = "dockerfile";
+    pub const BASE_IMAGE: &str = "base_image";
+    pub const RELEASE: &str = "release";
+    pub const BUILD: &str = "build";
+    pub const SQUASH: &str = "squash";
+    pub const INSPECT: &str = "inspect";
+    pub const PUSH: &str = "push";
+}
+
+/// Durations of the steps run so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timings {
+    steps: Vec<(String, Duration)>,
+}
+
+impl Timings {
+    pub fn record(&mut self, step: &str, took: Duration) {
+        self.steps.push((step.to_owned(), took));
+    }
+
+    pub fn as_proto(&self) -> Vec<StepTiming> {
+        self.steps
+            .iter()
+            .map(|(step, took)| StepTiming {
+                step: step.clone(),
+                millis: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+            })
+            .collect()
+    }
+
+    /// `{"source":12,"build":830,...}` (milliseconds) for the build record.
+    pub fn as_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .steps
+            .iter()
+            .map(|(step, took)| (step.clone(), serde_json::Value::from(took.as_millis() as u64)))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    }
+
+    /// The slowest step, to name in the log's summary.
+    pub fn slowest(&self) -> Option<(&str, Duration)> {
+        self.steps
+            .iter()
+            .max_by_key(|(_, took)| *took)
+            .map(|(step, took)| (step.as_str(), *took))
+    }
+
+    /// `source 0.02 s, build 0.81 s, ...`
+    pub fn summary(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(step, took)| format!("{step} {:.2} s", took.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Everything a build produced, filled in as the steps run; a failed or canceled build
+/// reports what it got to.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub nvr: Option<Nvr>,
+    pub image: Option<ImageInfo>,
+    pub components: Vec<Rpm>,
+    pub logs: Vec<LogFile>,
+    pub koji_reservation: Option<KojiReservation>,
+    pub yum_repourls: Vec<String>,
+}
+
+/// The `BuildResult` of a build that ended in `state`.
+#[allow(clippy::too_many_arguments)]
+pub fn build_result(
+    job: &BuildJob,
+    state: BuildState,
+    error: &str,
+    outputs: &Outputs,
+    timings: &Timings,
+    started_at_ms: i64,
+    finished_at_ms: i64,
+    worker: &str,
+) -> BuildResult {
+    BuildResult {
+        build_id: job.build_id.clone(),
+        state: state as i32,
+        error: error.to_owned(),
+        job: Some(job.clone()),
+        nvr: outputs.nvr.clone(),
+        image: outputs.image.clone(),
+        components: outputs.components.clone(),
+        logs: outputs.logs.clone(),
+        timings: timings.as_proto(),
+        started_at_ms,
+        finished_at_ms,
+        koji_reservation: outputs.koji_reservation.clone(),
+        worker: worker.to_owned(),
+        yum_repourls: outputs.yum_repourls.clone(),
+    }
+}
+
+/// A state change of `job`'s build.
+pub fn state_change(
+    job: &BuildJob,
+    from: BuildState,
+    to: BuildState,
+    reason: &str,
+    nvr: Option<&Nvr>,
+    pullspecs: &[String],
+    at_ms: i64,
+) -> BuildStateChange {
+    BuildStateChange {
+        build_id: job.build_id.clone(),
+        old_state: from as i32,
+        new_state: to as i32,
+        reason: reason.to_owned(),
+        nvr: nvr.cloned(),
+        pullspecs: pullspecs.to_vec(),
+        owner: job.submitter.clone(),
+        at_ms,
+        repo: job.repo.clone(),
+        branch: job.branch.clone(),
+        target: job
+            .target
+            .as_ref()
+            .map(|target| target.name.clone())
+            .unwrap_or_default(),
+        koji_build_id: 0,
+    }
+}
+
+/// The state change announcing a finished build, from its result.
+pub fn final_change(result: &BuildResult, from: BuildState) -> BuildStateChange {
+    let job = result.job.clone().unwrap_or_default();
+    let to = BuildState::try_from(result.state).unwrap_or(BuildState::Failed);
+    let pullspecs = result
+        .image
+        .as_ref()
+        .map(|image| image.pullspecs.clone())
+        .unwrap_or_default();
+    state_change(
+        &job,
+        from,
+        to,
+        &result.error,
+        result.nvr.as_ref(),
+        &pullspecs,
+        result.finished_at_ms,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_report_the_slowest_step() {
+        let mut timings = Timings::default();
+        timings.record(step::SOURCE, Duration::from_millis(20));
+        timings.record(step::BUILD, Duration::from_millis(810));
+        timings.record(step::PUSH, Duration::from_millis(90));
+        assert_eq!(timings.slowest(), Some(("build", Duration::from_millis(810))));
+        assert_eq!(timings.summary(), "source 0.02 s, build 0.81 s, push 0.09 s");
+        assert_eq!(timings.as_json(), r#"{"build":810,"push":90,"source":20}"#);
+        assert_eq!(timings.as_proto()[1].millis, 810);
+    }
+
+    #[test]
+    fn results_carry_the_job_and_outputs() {
+        let job = BuildJob {
+            build_id: "b1".into(),
+            repo: "httpd".into(),
+            submitter: "jdoe".into(),
+            ..BuildJob::default()
+        };
+        let outputs = Outputs {
+            nvr: Some(Nvr {
+                name: "httpd".into(),
+                version: "2.4".into(),
+                release: "1".into(),
+            }),
+            image: Some(ImageInfo {
+                pullspecs: vec!["r/httpd:2.4-1".into()],
+                ..ImageInfo::default()
+            }),
+            ..Outputs::default()
+        };
+        let result = build_result(
+            &job,
+            BuildState::Complete,
+            "",
+            &outputs,
+            &Timings::default(),
+            1,
+            2,
+            "host",
+        );
+        assert_eq!(result.state, BuildState::Complete as i32);
+        let change = final_change(&result, BuildState::Pushing);
+        assert_eq!(change.new_state, BuildState::Complete as i32);
+        assert_eq!(change.old_state, BuildState::Pushing as i32);
+        assert_eq!(change.pullspecs, vec!["r/httpd:2.4-1"]);
+        assert_eq!(change.owner, "jdoe");
+        assert_eq!(change.at_ms, 2);
+    }
+}
