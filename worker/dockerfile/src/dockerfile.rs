@@ -1,0 +1,453 @@
+//! The parsed Dockerfile: build stages, parent images, and what the builder would compute for
+//! each stage (ENV, ARG, LABEL and USER, with `$VAR` substituted as Docker does).
+
+use crate::error::{ParseError, ParseErrorKind};
+use crate::shell::{self, Lookup};
+use crate::syntax::{self, Directive, Instruction, Keyword};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// A parsed Dockerfile. Holds the source, so a rewrite can keep every byte it does not change.
+#[derive(Debug, Clone)]
+pub struct Dockerfile {
+    source: String,
+    escape: char,
+    directives: Vec<Directive>,
+    instructions: Vec<Instruction>,
+    stages: Vec<Stage>,
+    meta_args: Vec<(String, Option<String>)>,
+    line_ending: &'static str,
+}
+
+/// One build stage (`FROM … [AS name]` and the instructions up to the next FROM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// 0-based position among the stages.
+    pub index: usize,
+    /// The `AS` name, lower-cased as Docker stores it.
+    pub alias: Option<String>,
+    /// The image token of the FROM as written (`${BASE}:${TAG:-latest}`).
+    pub image: String,
+    /// The image token after quote removal and substitution of the ARGs declared before the
+    /// first FROM (their defaults: OSBS passes no build arguments).
+    pub resolved: String,
+    /// `--platform=…` as written.
+    pub platform: Option<String>,
+    /// `FROM scratch`.
+    pub is_scratch: bool,
+    /// The earlier stage this FROM names (Docker matches stage names case-insensitively; a
+    /// number is an image name, not a stage index, for FROM).
+    pub base_stage: Option<usize>,
+    /// 1-based line of the FROM.
+    pub line: usize,
+    /// Indexes into [`Dockerfile::instructions`]: the FROM and everything up to the next FROM.
+    pub instructions: Range<usize>,
+    /// Source bytes of the image token, for the rewrite.
+    pub(crate) image_span: Range<usize>,
+}
+
+/// A FROM that names a real image (not `scratch`, not an earlier stage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentImage {
+    /// Index of the stage this FROM starts.
+    pub stage: usize,
+    /// The reference as written in the FROM (the key of [`crate::RewritePlan::pins`]).
+    pub written: String,
+    /// The reference after ARG substitution: what the builder would pull.
+    pub resolved: String,
+    /// `--platform=…` as written.
+    pub platform: Option<String>,
+    /// 1-based line of the FROM.
+    pub line: usize,
+}
+
+/// A USER instruction in effect, as the builder evaluates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserSetting {
+    /// After substitution.
+    pub value: String,
+    /// The arguments as written.
+    pub written: String,
+    /// The value refers to a variable the Dockerfile does not set (maybe from the parent
+    /// image's environment), so `value` may be wrong.
+    pub uncertain: bool,
+}
+
+/// What the builder knows at the end of a stage.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StageState {
+    env: BTreeMap<String, String>,
+    args: BTreeMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub user: Option<UserSetting>,
+}
+
+impl Lookup for StageState {
+    /// ENV wins over ARG, as in the builder.
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| self.args.get(name).and_then(|value| value.as_deref()))
+    }
+}
+
+impl Dockerfile {
+    /// Parses `text` the way the Docker builder does, keeping every source position.
+    pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
+        let lines = syntax::read(text)?;
+        let escape = lines.escape;
+        let mut instructions = lines.instructions;
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut meta_args: Vec<(String, Option<String>)> = Vec::new();
+        let mut meta_env: BTreeMap<String, String> = BTreeMap::new();
+
+        for index in 0..instructions.len() {
+            let instruction = &instructions[index];
+            let at = |kind| ParseError {
+                line: instruction.line,
+                kind,
+            };
+            match instruction.keyword {
+                Keyword::From => {
+                    let stage = from_stage(instruction, index, &stages, &meta_env, escape)
+                        .map_err(at)?;
+                    if let Some(last) = stages.last_mut() {
+                        last.instructions.end = index;
+                    }
+                    stages.push(stage);
+                }
+                Keyword::Arg if stages.is_empty() => {
+                    for (name, value) in syntax::arg_pairs(&instruction.args, escape) {
+                        let value = match value {
+                            Some(raw) => Some(
+                                shell::process_word(&raw, escape, &meta_env)
+                                    .map_err(|error| at(bad_word(&raw, error)))?
+                                    .value,
+                            ),
+                            None => None,
+                        };
+                        match &value {
+                            Some(value) => meta_env.insert(name.clone(), value.clone()),
+                            None => meta_env.remove(&name),
+                        };
+                        meta_args.push((name, value));
+                    }
+                }
+                keyword if stages.is_empty() => {
+                    return Err(at(ParseErrorKind::BeforeFrom {
+                        keyword: keyword.to_string(),
+                    }));
+                }
+                _ => {}
+            }
+            instructions[index].stage = stages.len().checked_sub(1);
+        }
+        let Some(last) = stages.last_mut() else {
+            return Err(ParseError {
+                line: text.lines().count().max(1),
+                kind: ParseErrorKind::NoFrom,
+            });
+        };
+        last.instructions.end = instructions.len();
+
+        let dockerfile = Dockerfile {
+            source: text.to_owned(),
+            escape,
+            directives: lines.directives,
+            instructions,
+            stages,
+            meta_args,
+            line_ending: lines.line_ending,
+        };
+        // Evaluate every stage once, so that a word Docker would fail on fails here too.
+        for stage in 0..dockerfile.stages.len() {
+            dockerfile.evaluate(stage, &BTreeMap::new())?;
+        }
+        Ok(dockerfile)
+    }
+
+    /// The text that was parsed.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The escape character in effect (`\` or `` ` ``).
+    pub fn escape(&self) -> char {
+        self.escape
+    }
+
+    /// The `# syntax=` directive, if any.
+    pub fn syntax(&self) -> Option<&str> {
+        self.directive("syntax")
+    }
+
+    /// The parser directives at the top of the file.
+    pub fn directives(&self) -> &[Directive] {
+        &self.directives
+    }
+
+    fn directive(&self, name: &str) -> Option<&str> {
+        self.directives
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.value.as_str())
+    }
+
+    /// Every instruction in order (ONBUILD triggers stay inside their ONBUILD).
+    pub fn instructions(&self) -> &[Instruction] {
+        &self.instructions
+    }
+
+    /// The build stages in order; the last one is the image.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The ARGs declared before the first FROM, with their defaults after substitution.
+    pub fn meta_args(&self) -> &[(String, Option<String>)] {
+        &self.meta_args
+    }
+
+    /// The line ending of the file (that of its first line; `"\n"` for a one-line file).
+    pub fn line_ending(&self) -> &'static str {
+        self.line_ending
+    }
+
+    /// The FROMs that name a real image, in order.
+    pub fn parent_images(&self) -> Vec<ParentImage> {
+        self.stages
+            .iter()
+            .filter(|stage| !stage.is_scratch && stage.base_stage.is_none())
+            .map(|stage| ParentImage {
+                stage: stage.index,
+                written: stage.image.clone(),
+                resolved: stage.resolved.clone(),
+                platform: stage.platform.clone(),
+                line: stage.line,
+            })
+            .collect()
+    }
+
+    /// The stage whose FROM names a real image or `scratch` at the root of `stage`'s chain of
+    /// `FROM <earlier stage>`.
+    pub fn root_stage(&self, stage: usize) -> usize {
+        let mut current = stage;
+        while let Some(base) = self.stages[current].base_stage {
+            current = base;
+        }
+        current
+    }
+
+    /// Labels the final stage sets (its own LABELs and those of the stages it is built
+    /// `FROM`), as Docker stores them: quotes removed, escapes applied, `$VAR` substituted
+    /// from the stage's ENV and ARG. Variables from the parent image's environment read as
+    /// unset here; see [`Dockerfile::final_stage_labels_with_env`].
+    pub fn final_stage_labels(&self) -> BTreeMap<String, String> {
+        self.final_stage_labels_with_env(&[])
+    }
+
+    /// [`Dockerfile::final_stage_labels`] with the parent image's environment (its config
+    /// `Env`, `KEY=value` strings) known, for labels such as `name="$FGC/httpd"`.
+    pub fn final_stage_labels_with_env(&self, parent_env: &[String]) -> BTreeMap<String, String> {
+        let env = parent_env
+            .iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) => (key.to_owned(), value.to_owned()),
+                None => (pair.clone(), String::new()),
+            })
+            .collect();
+        self.evaluate(self.stages.len() - 1, &env)
+            .map(|state| state.labels)
+            .unwrap_or_default()
+    }
+
+    /// The USER in effect at the end of each stage (after substitution); None when no USER
+    /// applies, so the parent image's user stays in effect.
+    pub fn stage_users(&self) -> Vec<Option<String>> {
+        (0..self.stages.len())
+            .map(|stage| {
+                self.user_at_end(stage)
+                    .map(|user| user.value)
+            })
+            .collect()
+    }
+
+    pub(crate) fn user_at_end(&self, stage: usize) -> Option<UserSetting> {
+        self.evaluate(stage, &BTreeMap::new())
+            .ok()
+            .and_then(|state| state.user)
+    }
+
+    /// Runs the stage's ENV, ARG, LABEL and USER instructions (and those of the stages it is
+    /// built FROM) like the builder. `parent_env` is the environment of the image at the root
+    /// of the chain. Only a syntax error can fail, and `parse` has already seen every word.
+    pub(crate) fn evaluate(
+        &self,
+        stage: usize,
+        parent_env: &BTreeMap<String, String>,
+    ) -> Result<StageState, ParseError> {
+        let info = &self.stages[stage];
+        let mut state = match info.base_stage {
+            Some(base) => {
+                let mut state = self.evaluate(base, parent_env)?;
+                // ARGs end with their stage; ENV, LABEL and USER are in the image.
+                state.args.clear();
+                state
+            }
+            None if info.is_scratch => StageState::default(),
+            None => StageState {
+                env: parent_env.clone(),
+                ..StageState::default()
+            },
+        };
+        let meta: BTreeMap<&str, Option<&str>> = self
+            .meta_args
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_deref()))
+            .collect();
+        for instruction in &self.instructions[info.instructions.start + 1..info.instructions.end]
+        {
+            let at = |kind| ParseError {
+                line: instruction.line,
+                kind,
+            };
+            let escape = self.escape;
+            let expand = |state: &StageState, word: &str| -> Result<shell::Expanded, ParseError> {
+                match shell::process_word(word, escape, state) {
+                    Ok(expanded) => Ok(expanded),
+                    // `${VAR?}` depends on values we may not know: read it as empty.
+                    Err(error) if error.unset_variable => Ok(shell::Expanded {
+                        value: String::new(),
+                        used_unset: true,
+                    }),
+                    Err(error) => Err(at(bad_word(word, error))),
+                }
+            };
+            match instruction.keyword {
+                Keyword::Arg => {
+                    for (name, value) in syntax::arg_pairs(&instruction.args, escape) {
+                        let name = expand(&state, &name)?.value;
+                        let value = match value {
+                            Some(raw) => Some(expand(&state, &raw)?.value),
+                            None => meta
+                                .get(name.as_str())
+                                .copied()
+                                .flatten()
+                                .map(str::to_owned),
+                        };
+                        state.args.insert(name, value);
+                    }
+                }
+                Keyword::Env | Keyword::Label => {
+                    let pairs =
+                        syntax::name_value_pairs(instruction.keyword, &instruction.args, escape)
+                            .map_err(at)?;
+                    // All pairs see the environment from before the instruction.
+                    let mut expanded = Vec::with_capacity(pairs.len());
+                    for (name, value) in &pairs {
+                        expanded.push((expand(&state, name)?.value, expand(&state, value)?.value));
+                    }
+                    let target = if instruction.keyword == Keyword::Env {
+                        &mut state.env
+                    } else {
+                        &mut state.labels
+                    };
+                    target.extend(expanded);
+                }
+                Keyword::User => {
+                    let expanded = expand(&state, &instruction.args)?;
+                    state.user = Some(UserSetting {
+                        value: expanded.value,
+                        written: instruction.args.clone(),
+                        uncertain: expanded.used_unset,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+}
+
+fn bad_word(text: &str, error: shell::ShellError) -> ParseErrorKind {
+    ParseErrorKind::BadWord {
+        text: text.to_owned(),
+        message: error.message,
+    }
+}
+
+/// `^[a-z][a-z0-9-_\.]*$`, Docker's rule for stage names.
+fn valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+}
+
+fn from_stage(
+    instruction: &Instruction,
+    index: usize,
+    stages: &[Stage],
+    meta_env: &BTreeMap<String, String>,
+    escape: char,
+) -> Result<Stage, ParseErrorKind> {
+    let mut platform = None;
+    for flag in &instruction.flags {
+        match flag.strip_prefix("--platform=") {
+            Some(value) => platform = Some(value.to_owned()),
+            None => {
+                return Err(ParseErrorKind::BadFlag {
+                    keyword: "FROM".to_owned(),
+                    flag: flag.clone(),
+                });
+            }
+        }
+    }
+    let words = syntax::split_separators(&instruction.args);
+    let alias = match words.as_slice() {
+        [] => return Err(ParseErrorKind::FromWithoutImage),
+        [_] => None,
+        [_, (_, as_word), (_, name)] if as_word.eq_ignore_ascii_case("as") => {
+            let name = name.to_lowercase();
+            if !valid_stage_name(&name) {
+                return Err(ParseErrorKind::BadStageName { name });
+            }
+            if stages.iter().any(|stage| stage.alias.as_ref() == Some(&name)) {
+                return Err(ParseErrorKind::DuplicateStageName { name });
+            }
+            Some(name)
+        }
+        _ => {
+            return Err(ParseErrorKind::FromArguments {
+                args: instruction.args.clone(),
+            });
+        }
+    };
+    let (image_at, image) = words[0];
+    let resolved = shell::process_word(image, escape, meta_env)
+        .map_err(|error| bad_word(image, error))?
+        .value;
+    if resolved.is_empty() {
+        return Err(ParseErrorKind::EmptyImage {
+            written: image.to_owned(),
+        });
+    }
+    let lower = resolved.to_lowercase();
+    let base_stage = stages
+        .iter()
+        .find(|stage| stage.alias.as_deref() == Some(lower.as_str()))
+        .map(|stage| stage.index);
+    let start = instruction.args_offset + image_at;
+    Ok(Stage {
+        index: stages.len(),
+        alias,
+        image: image.to_owned(),
+        is_scratch: base_stage.is_none() && resolved == "scratch",
+        resolved,
+        platform,
+        base_stage,
+        line: instruction.line,
+        instructions: index..index + 1,
+        image_span: instruction.source_range(start..start + image.len()),
+    })
+}

@@ -1,0 +1,357 @@
+//! The OSBS rewrite of a parsed Dockerfile: parent images pinned by digest, yum repo files
+//! copied in and removed per stage, the Dockerfile itself and the injected labels added to the
+//! final stage. Every byte not named here stays as it was.
+//!
+//! Where the additions go:
+//! - right after each FROM whose stage is built on a real image (directly or through earlier
+//!   stages, so not on `scratch`): `COPY <repo files> /etc/yum.repos.d/` — before any USER of
+//!   the stage; COPY writes files as root whatever the user is;
+//! - right after the last instruction of each such stage (before the blank lines and comments
+//!   that lead to the next FROM): `RUN rm -f /etc/yum.repos.d/<repo files>`, wrapped in
+//!   `USER root` … `USER <previous>` when the stage runs as another user at that point;
+//! - at the end of the final stage, after that removal: `COPY <buildinfo> /root/buildinfo/<buildinfo>`,
+//!   then the one `LABEL` instruction, last so that its values win over any earlier LABEL.
+//!   None of these instructions resets CMD or ENTRYPOINT, so those stay in effect.
+//!
+//! Inserted lines use the line ending of the line they follow (the file's when that line has
+//! none) and never a line continuation, so they read the same under either escape character.
+
+use crate::dockerfile::{Dockerfile, UserSetting};
+use crate::error::RewriteError;
+use crate::labels::quote_label_value_with_escape;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What to change in the Dockerfile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewritePlan {
+    /// Parent reference as written in the FROM (e.g. `127.0.0.1:5000/busybox:1` or `${BASE}`)
+    /// → pinned reference (`127.0.0.1:5000/busybox@sha256:…`). Every
+    /// [`Dockerfile::parent_images`] entry must have a pin.
+    pub pins: BTreeMap<String, String>,
+    /// Appended as one `LABEL` instruction at the end of the final stage.
+    pub labels: Vec<(String, String)>,
+    /// File names in the build context root, copied into `/etc/yum.repos.d/` at the start of
+    /// each stage built on a real image and removed at its end.
+    pub repo_files: Vec<String>,
+    /// `Dockerfile-<name>-<version>-<release>` (see [`buildinfo_name`]), copied to
+    /// `/root/buildinfo/` in the final stage.
+    pub buildinfo_dockerfile: Option<String>,
+}
+
+/// Where repo files go in the image.
+const REPO_DIR: &str = "/etc/yum.repos.d/";
+/// Where the Dockerfile goes in the image.
+const BUILDINFO_DIR: &str = "/root/buildinfo/";
+
+/// Rewrites `dockerfile` by `plan`, assuming every parent image runs as root (as an image
+/// without a `User` in its config does). See [`rewrite_with_parent_users`] otherwise.
+pub fn rewrite(dockerfile: &Dockerfile, plan: &RewritePlan) -> Result<String, RewriteError> {
+    rewrite_with_parent_users(dockerfile, plan, &BTreeMap::new())
+}
+
+/// [`rewrite`], knowing the `User` of each parent image's config, keyed like
+/// [`RewritePlan::pins`] by the reference as written: a stage that inherits a non-root user
+/// from its parent image gets its repo removal wrapped in `USER root` … `USER <that user>`.
+pub fn rewrite_with_parent_users(
+    dockerfile: &Dockerfile,
+    plan: &RewritePlan,
+    parent_users: &BTreeMap<String, String>,
+) -> Result<String, RewriteError> {
+    check_plan(dockerfile, plan)?;
+    let source = dockerfile.source();
+    let escape = dockerfile.escape();
+    let instructions = dockerfile.instructions();
+    let stages = dockerfile.stages();
+    // (position, order, bytes to remove, text to insert); order keeps insertions at one
+    // position in the sequence they were planned.
+    let mut edits: Vec<(usize, usize, usize, String)> = Vec::new();
+    let mut add = |at: usize, remove: usize, text: String| {
+        let order = edits.len();
+        edits.push((at, order, remove, text));
+    };
+
+    for stage in stages {
+        if stage.base_stage.is_none() && !stage.is_scratch {
+            let pin = &plan.pins[&stage.image];
+            add(stage.image_span.start, stage.image_span.len(), pin.clone());
+        }
+        let root = &stages[dockerfile.root_stage(stage.index)];
+        let with_repos = !plan.repo_files.is_empty() && !root.is_scratch;
+        let is_final = stage.index + 1 == stages.len();
+        let from = &instructions[stage.instructions.start];
+        let last = &instructions[stage.instructions.end - 1];
+
+        if with_repos {
+            let copy = format!("COPY {} {REPO_DIR}", plan.repo_files.join(" "));
+            add(from.span.end, 0, lines_after(source, from.span.end, dockerfile, &[copy]));
+        }
+        let mut closing = Vec::new();
+        if with_repos {
+            let remove = format!(
+                "RUN rm -f {}",
+                plan.repo_files
+                    .iter()
+                    .map(|name| format!("{REPO_DIR}{name}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let user = match dockerfile.user_at_end(stage.index) {
+                Some(user) => Some(user),
+                None => parent_users.get(&root.image).map(|value| UserSetting {
+                    value: value.clone(),
+                    written: quote_word(value, escape),
+                    uncertain: false,
+                }),
+            };
+            match user.filter(|user| user.uncertain || !is_root(&user.value)) {
+                Some(user) => {
+                    closing.push("USER root".to_owned());
+                    closing.push(remove);
+                    closing.push(format!("USER {}", restore_user(&user, escape)));
+                }
+                None => closing.push(remove),
+            }
+        }
+        if is_final {
+            if let Some(name) = &plan.buildinfo_dockerfile {
+                closing.push(format!("COPY {name} {BUILDINFO_DIR}{name}"));
+            }
+            if !plan.labels.is_empty() {
+                let pairs: Vec<String> = plan
+                    .labels
+                    .iter()
+                    .map(|(name, value)| {
+                        format!(
+                            "{}={}",
+                            label_name(name, escape),
+                            quote_label_value_with_escape(value, escape)
+                        )
+                    })
+                    .collect();
+                closing.push(format!("LABEL {}", pairs.join(" ")));
+            }
+        }
+        if !closing.is_empty() {
+            add(last.span.end, 0, lines_after(source, last.span.end, dockerfile, &closing));
+        }
+    }
+
+    edits.sort_by_key(|&(at, order, _, _)| (at, order));
+    let mut out = String::with_capacity(source.len() + 512);
+    let mut copied = 0;
+    for (at, _, remove, text) in edits {
+        out.push_str(&source[copied..at]);
+        out.push_str(&text);
+        copied = at + remove;
+    }
+    out.push_str(&source[copied..]);
+    Ok(out)
+}
+
+fn check_plan(dockerfile: &Dockerfile, plan: &RewritePlan) -> Result<(), RewriteError> {
+    for parent in dockerfile.parent_images() {
+        let Some(pin) = plan.pins.get(&parent.written) else {
+            return Err(RewriteError::MissingPin {
+                reference: parent.written,
+                line: parent.line,
+            });
+        };
+        let plain = !pin.is_empty()
+            && pin
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._:/@-".contains(c));
+        if !plain {
+            return Err(RewriteError::BadPin {
+                reference: parent.written,
+                pin: pin.clone(),
+            });
+        }
+    }
+    for name in &plan.repo_files {
+        if !plain_file_name(name, "._+-") {
+            return Err(RewriteError::BadRepoFileName { name: name.clone() });
+        }
+    }
+    if let Some(name) = &plan.buildinfo_dockerfile
+        && !plain_file_name(name, "._+~-")
+    {
+        return Err(RewriteError::BadBuildinfoName { name: name.clone() });
+    }
+    for (name, _) in &plan.labels {
+        if name.is_empty() || name.contains(['=', '\n', '\r']) {
+            return Err(RewriteError::BadLabelName { name: name.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// A name that needs no quoting anywhere in a Dockerfile and cannot be read as a flag.
+fn plain_file_name(name: &str, allowed: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || allowed.contains(c))
+}
+
+/// `lines`, each ended with the line ending of the line before `at` (starting a new line
+/// first when that line has none, at the end of the file).
+fn lines_after(source: &str, at: usize, dockerfile: &Dockerfile, lines: &[String]) -> String {
+    let before = &source[..at];
+    let (ending, lead) = if before.ends_with("\r\n") {
+        ("\r\n", "")
+    } else if before.ends_with('\n') {
+        ("\n", "")
+    } else {
+        (dockerfile.line_ending(), dockerfile.line_ending())
+    };
+    let mut text = lead.to_owned();
+    for line in lines {
+        text.push_str(line);
+        text.push_str(ending);
+    }
+    text
+}
+
+fn is_root(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or_default();
+    matches!(name, "" | "root" | "0")
+}
+
+/// The argument of the `USER` that restores `user`: its value, or — when the value depends on
+/// variables the Dockerfile does not set — the arguments as written.
+fn restore_user(user: &UserSetting, escape: char) -> String {
+    if user.uncertain {
+        user.written.clone()
+    } else {
+        quote_word(&user.value, escape)
+    }
+}
+
+/// `value` bare when it is plain, else double-quoted.
+fn quote_word(value: &str, escape: char) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        quote_label_value_with_escape(value, escape)
+    }
+}
+
+fn label_name(name: &str, escape: char) -> String {
+    quote_word(name, escape)
+}
+
+/// The name of a fetched yum repo file: `<base>-<first 5 hex of sha256(url)>.repo`, where
+/// `<base>` is the URL's last path segment without `.repo`, reduced to letters, digits, `.`,
+/// `_`, `+` and `-` (anything else becomes `_`), `repo` when nothing is left.
+pub fn yum_repo_file_name(url: &str) -> String {
+    let digest = hex::encode(Sha256::digest(url.as_bytes()));
+    let without_query = url.split(['?', '#']).next().unwrap_or_default();
+    let path = match without_query.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
+        None => without_query,
+    };
+    let segment = path.rsplit('/').next().unwrap_or_default();
+    let segment = percent_decode(segment);
+    let segment = segment.strip_suffix(".repo").unwrap_or(&segment);
+    let base: String = segment
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = base.trim_start_matches(['.', '-']);
+    let base: String = base.chars().take(100).collect();
+    let base = if base.is_empty() { "repo" } else { base.as_str() };
+    format!("{base}-{}.repo", &digest[..5])
+}
+
+/// `%XX` decoding of a URL path segment (invalid sequences stay as written).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = segment.get(i + 1..i + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `Dockerfile-<name>-<version>-<release>`, a `/` in the name becoming `-`.
+pub fn buildinfo_name(name: &str, version: &str, release: &str) -> String {
+    format!("Dockerfile-{}-{version}-{release}", name.replace('/', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yum_repo_file_names() {
+        let sha5 = |url: &str| hex::encode(Sha256::digest(url.as_bytes()))[..5].to_owned();
+        let cases: &[(&str, &str)] = &[
+            ("http://127.0.0.1:8000/repos/fedora.repo", "fedora"),
+            ("https://h/x/updates-testing.repo?ref=main#top", "updates-testing"),
+            ("http://h/dir/", "repo"),
+            ("http://h", "repo"),
+            ("http://h/a%20b.repo", "a_b"),
+            ("http://h/../..", ".."),
+            ("http://h/$(rm -rf).repo", "__rm_-rf_"),
+            ("http://h/plain", "plain"),
+            ("http://h/.hidden.repo", "hidden"),
+        ];
+        for (url, base) in cases {
+            let base = if *base == ".." { "repo" } else { base };
+            assert_eq!(yum_repo_file_name(url), format!("{base}-{}.repo", sha5(url)), "{url}");
+        }
+        // The hash is of the URL as given: two repos with one file name do not collide.
+        assert_ne!(
+            yum_repo_file_name("http://a/fedora.repo"),
+            yum_repo_file_name("http://b/fedora.repo")
+        );
+        assert_eq!(
+            yum_repo_file_name("http://127.0.0.1:8000/repos/fedora.repo"),
+            "fedora-6f1a0.repo".replace("6f1a0", &sha5("http://127.0.0.1:8000/repos/fedora.repo"))
+        );
+    }
+
+    #[test]
+    fn buildinfo_names() {
+        assert_eq!(buildinfo_name("fedora/httpd", "2.4", "3"), "Dockerfile-fedora-httpd-2.4-3");
+        assert_eq!(buildinfo_name("busybox", "1", "1.fc41"), "Dockerfile-busybox-1-1.fc41");
+    }
+
+    #[test]
+    fn root_users() {
+        for (user, root) in [
+            ("", true),
+            ("root", true),
+            ("0", true),
+            ("root:wheel", true),
+            ("0:0", true),
+            ("1001", false),
+            ("app:root", false),
+            ("rootless", false),
+        ] {
+            assert_eq!(is_root(user), root, "{user:?}");
+        }
+    }
+}
