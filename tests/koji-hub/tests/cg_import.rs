@@ -1,0 +1,523 @@
+//! The hub double refuses each kind of bad content-generator import with the real hub's
+//! fault code and text (DESIGN.md "Koji hub facts"), in the order the hub checks, and
+//! accepts a good one exactly once.
+
+mod common;
+
+use common::{Client, sha256_hex};
+use osbs_koji_hub::{HubConfig, KojiHub, UserSpec};
+use serde_json::{Value as Json, json};
+
+const LOG: &[u8] = b"Step 1/2 : FROM busybox\nStep 2/2 : RUN true\n";
+
+fn image_bytes() -> Vec<u8> {
+    (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect()
+}
+
+fn config() -> HubConfig {
+    HubConfig {
+        users: vec![
+            UserSpec::new("osbs", Some("osbs")),
+            UserSpec::new("outsider", Some("outsider")),
+        ],
+        content_generators: vec![
+            ("osbs".into(), vec!["osbs".into()]),
+            ("other".into(), vec![]),
+        ],
+        ..HubConfig::default()
+    }
+}
+
+/// Good metadata for `name-2.4-1` built from the files uploaded by [`upload_files`].
+fn metadata(name: &str, reservation: Option<i64>) -> Json {
+    let image = image_bytes();
+    let mut build = json!({
+        "name": name,
+        "version": "2.4",
+        "release": "1",
+        "source": "https://src.example.org/containers/httpd#3aa6642b",
+        "start_time": 1_736_936_000,
+        "end_time": 1_736_936_523,
+        "extra": {"image": {"isolated": false}, "submitter": "jdoe"},
+    });
+    if let Some(id) = reservation {
+        build["build_id"] = json!(id);
+    }
+    json!({
+        "metadata_version": 0,
+        "build": build,
+        "buildroots": [{
+            "id": 1,
+            "host": {"os": "Debian 12", "arch": "x86_64"},
+            "content_generator": {"name": "osbs", "version": "0.1.0"},
+            "container": {"type": "docker", "arch": "x86_64"},
+            "tools": [{"name": "docker", "version": "20.10.24"}],
+            "components": [],
+            "extra": {},
+        }],
+        "output": [
+            {
+                "buildroot_id": 1,
+                "filename": "build.log",
+                "filesize": LOG.len(),
+                "checksum": sha256_hex(LOG),
+                "checksum_type": "sha256",
+                "type": "log",
+                "arch": "noarch",
+            },
+            {
+                "buildroot_id": 1,
+                "filename": "docker-image-abc.x86_64.tar.gz",
+                "filesize": image.len(),
+                "checksum": sha256_hex(&image),
+                "checksum_type": "sha256",
+                "type": "docker-image",
+                "arch": "x86_64",
+                "extra": {
+                    "image": {"arch": "x86_64"},
+                    "docker": {"id": "sha256:abc", "repositories": ["127.0.0.1:5000/httpd:2.4-1"]},
+                },
+                "components": [{
+                    "type": "rpm", "name": "bash", "version": "5.2", "release": "1",
+                    "arch": "x86_64", "epoch": null, "sigmd5": "00", "signature": null,
+                }],
+            },
+        ],
+    })
+}
+
+async fn upload_files(client: &mut Client, dir: &str) {
+    for (name, bytes) in [
+        ("build.log", LOG.to_vec()),
+        ("docker-image-abc.x86_64.tar.gz", image_bytes()),
+        ("image.foo", image_bytes()),
+    ] {
+        client
+            .upload(dir, name, 0, bytes, false)
+            .await
+            .expect("upload");
+    }
+}
+
+type Mutation = fn(&mut Json);
+
+#[tokio::test]
+async fn every_bad_import_is_refused_with_the_hub_fault_and_a_good_one_imports_once() {
+    let hub = KojiHub::start(config()).await.unwrap();
+    let mut client = Client::login(&hub.url, "osbs", "osbs").await;
+    let dir = "cg_import/test-1";
+    upload_files(&mut client, dir).await;
+    let reservation = client
+        .call(
+            "CGInitBuild",
+            vec![
+                json!("osbs"),
+                json!({"name": "httpd", "version": "2.4", "release": "1"}),
+            ],
+        )
+        .await
+        .unwrap();
+    let build_id = reservation["build_id"].as_i64().unwrap();
+    let token = reservation["token"].as_str().unwrap().to_owned();
+    let image = image_bytes();
+    let image_sum = sha256_hex(&image);
+
+    let with_reservation: Vec<(&str, Mutation, i32, String)> = vec![
+        (
+            "version",
+            |m| m["metadata_version"] = json!(1),
+            1000,
+            "No such metadata version: 1".into(),
+        ),
+        (
+            "no version",
+            |m| {
+                m.as_object_mut().unwrap().remove("metadata_version");
+            },
+            1,
+            "<class 'KeyError'>: 'metadata_version'".into(),
+        ),
+        (
+            "no buildroots",
+            |m| {
+                m.as_object_mut().unwrap().remove("buildroots");
+            },
+            1,
+            "<class 'KeyError'>: 'buildroots'".into(),
+        ),
+        (
+            "unknown cg",
+            |m| m["buildroots"][0]["content_generator"]["name"] = json!("atomic-reactor"),
+            1000,
+            "No such entry in table content_generator: atomic-reactor".into(),
+        ),
+        (
+            "two cgs",
+            |m| {
+                let mut second = m["buildroots"][0].clone();
+                second["id"] = json!(2);
+                second["content_generator"]["name"] = json!("other");
+                m["buildroots"].as_array_mut().unwrap().push(second);
+            },
+            1000,
+            "Koji now support only one content-generator per import".into(),
+        ),
+        (
+            "no cg access",
+            |m| m["buildroots"][0]["content_generator"]["name"] = json!("other"),
+            1002,
+            "Content generator access required (other)".into(),
+        ),
+        (
+            "other nvr",
+            |m| m["build"]["release"] = json!("2"),
+            1000,
+            "Build (BUILD_ID) NVR is different".into(),
+        ),
+        (
+            "dash in version",
+            |m| {
+                m["build"].as_object_mut().unwrap().remove("build_id");
+                m["build"]["name"] = json!("fresh");
+                m["build"]["version"] = json!("2-4");
+            },
+            1000,
+            "Reservation token given, but no build_id in metadata".into(),
+        ),
+    ];
+    for (case, mutate, code, text) in with_reservation {
+        let mut bad = metadata("httpd", Some(build_id));
+        mutate(&mut bad);
+        let got = client
+            .call_kw("CGImport", vec![bad, json!(dir)], json!({"token": token}))
+            .await;
+        let text = text.replace("BUILD_ID", &build_id.to_string());
+        assert_eq!(got, Err((code, text)), "case {case}");
+    }
+    let wrong_token = client
+        .call_kw(
+            "CGImport",
+            vec![metadata("httpd", Some(build_id)), json!(dir)],
+            json!({"token": "0000"}),
+        )
+        .await;
+    assert_eq!(
+        wrong_token,
+        Err((1000, format!("Token doesn't match build ID {build_id}")))
+    );
+
+    // Without a reservation: the NVR, then the build fields, buildroots and outputs.
+    let without: Vec<(&str, Mutation, i32, String)> = vec![
+        (
+            "dash in version",
+            |m| m["build"]["version"] = json!("2-4"),
+            1000,
+            "The \"-\" character not allowed in version field".into(),
+        ),
+        (
+            "dash in release",
+            |m| m["build"]["release"] = json!("1-1"),
+            1000,
+            "The \"-\" character not allowed in release field".into(),
+        ),
+        (
+            "docker btype",
+            |m| m["build"]["extra"]["typeinfo"] = json!({"docker": {}}),
+            1000,
+            "No such entry in table btype: docker".into(),
+        ),
+        (
+            "no source",
+            |m| {
+                m["build"].as_object_mut().unwrap().remove("source");
+            },
+            1,
+            "<class 'KeyError'>: 'source'".into(),
+        ),
+        (
+            "no start",
+            |m| {
+                m["build"].as_object_mut().unwrap().remove("start_time");
+            },
+            1,
+            "<class 'KeyError'>: 'start_time'".into(),
+        ),
+        (
+            "no end",
+            |m| {
+                m["build"].as_object_mut().unwrap().remove("end_time");
+            },
+            1,
+            "<class 'KeyError'>: 'end_time'".into(),
+        ),
+        (
+            "no extra",
+            |m| {
+                m["build"].as_object_mut().unwrap().remove("extra");
+            },
+            1,
+            "<class 'KeyError'>: 'extra'".into(),
+        ),
+        (
+            "unused buildroot",
+            |m| m["buildroots"][0]["id"] = json!(2),
+            1000,
+            "Buildroot id not used in output: 2".into(),
+        ),
+        (
+            "duplicate buildroot",
+            |m| {
+                let br = m["buildroots"][0].clone();
+                m["buildroots"].as_array_mut().unwrap().push(br);
+            },
+            1000,
+            "Duplicate buildroot id in metadata: 1".into(),
+        ),
+        (
+            "no cg version",
+            |m| {
+                m["buildroots"][0]["content_generator"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("version");
+            },
+            1,
+            "<class 'KeyError'>: 'version'".into(),
+        ),
+        (
+            "no container arch",
+            |m| {
+                m["buildroots"][0]["container"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("arch");
+            },
+            1,
+            "<class 'KeyError'>: 'arch'".into(),
+        ),
+        (
+            "no host os",
+            |m| {
+                m["buildroots"][0]["host"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("os");
+            },
+            1,
+            "<class 'KeyError'>: 'os'".into(),
+        ),
+        (
+            "no components",
+            |m| {
+                m["buildroots"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("components");
+            },
+            1,
+            "<class 'KeyError'>: 'components'".into(),
+        ),
+        (
+            "bad component",
+            |m| m["buildroots"][0]["components"] = json!([{"type": "rpm", "name": "a", "version": "1", "release": "1", "arch": "x86_64", "location": "elsewhere"}]),
+            1000,
+            "External rpms not allowed".into(),
+        ),
+        (
+            "no tools",
+            |m| {
+                m["buildroots"][0].as_object_mut().unwrap().remove("tools");
+            },
+            1,
+            "<class 'KeyError'>: 'tools'".into(),
+        ),
+        (
+            "no output buildroot",
+            |m| {
+                m["output"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("buildroot_id");
+            },
+            1,
+            "<class 'KeyError'>: 'buildroot_id'".into(),
+        ),
+        (
+            "not uploaded",
+            |m| m["output"][0]["filename"] = json!("missing.log"),
+            1,
+            "FILE_MISSING".into(),
+        ),
+        (
+            "no filesize",
+            |m| {
+                m["output"][0].as_object_mut().unwrap().remove("filesize");
+            },
+            1,
+            "<class 'KeyError'>: 'filesize'".into(),
+        ),
+        (
+            "wrong size",
+            |m| m["output"][0]["filesize"] = json!(3),
+            1000,
+            format!(
+                "File size {} for build.log (expected 3) doesn't match. Corrupted upload?",
+                LOG.len()
+            ),
+        ),
+        (
+            "no checksum type",
+            |m| {
+                m["output"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("checksum_type");
+            },
+            1,
+            "<class 'KeyError'>: 'checksum_type'".into(),
+        ),
+        (
+            "sha1",
+            |m| m["output"][0]["checksum_type"] = json!("sha1"),
+            1000,
+            "Unsupported verify type: sha1".into(),
+        ),
+        (
+            "wrong checksum",
+            |m| m["output"][0]["checksum"] = json!("bad"),
+            1000,
+            format!(
+                "File checksum mismatch for build.log: bad != {}",
+                sha256_hex(LOG)
+            ),
+        ),
+        (
+            "no type",
+            |m| {
+                m["output"][0].as_object_mut().unwrap().remove("type");
+            },
+            1,
+            "<class 'KeyError'>: 'type'".into(),
+        ),
+        (
+            "no typeinfo",
+            |m| m["output"][1]["extra"] = json!({"docker": {}}),
+            1000,
+            "No typeinfo for: docker-image-abc.x86_64.tar.gz".into(),
+        ),
+        (
+            "two types",
+            |m| m["output"][1]["extra"]["maven"] = json!({}),
+            1000,
+            "Output file has multiple types: docker-image-abc.x86_64.tar.gz".into(),
+        ),
+        (
+            "type not in build",
+            |m| m["build"]["extra"] = json!({}),
+            1000,
+            "Output type image not listed in build types".into(),
+        ),
+        (
+            "adler32 archive",
+            |m| {
+                m["output"][1]["checksum_type"] = json!("adler32");
+                m["output"][1]["checksum"] = json!(common::adler32_hex(&image_bytes()));
+            },
+            1,
+            "<class 'KeyError'>: 'adler32'".into(),
+        ),
+        (
+            "unknown extension",
+            |m| m["output"][1]["filename"] = json!("image.foo"),
+            1000,
+            "unsupported file extension: image.foo".into(),
+        ),
+        (
+            "image without arch",
+            |m| m["output"][1]["extra"]["image"] = json!({}),
+            1,
+            "<class 'KeyError'>: 'arch'".into(),
+        ),
+    ];
+    for (case, mutate, code, text) in without {
+        // Another name: httpd-2.4-1 is reserved (BUILDING), so it "already exists".
+        let mut bad = metadata("nginx", None);
+        mutate(&mut bad);
+        let got = client.call("CGImport", vec![bad, json!(dir)]).await;
+        if text == "FILE_MISSING" {
+            let (got_code, got_text) = got.expect_err(case);
+            assert_eq!(got_code, code, "case {case}");
+            assert!(
+                got_text.starts_with(
+                    "<class 'FileNotFoundError'>: [Errno 2] No such file or directory: '"
+                ) && got_text.ends_with("work/cg_import/test-1/missing.log'"),
+                "case {case}: {got_text}"
+            );
+            continue;
+        }
+        assert_eq!(got, Err((code, text)), "case {case}");
+    }
+    assert!(
+        hub.builds().iter().all(|build| build.state == 0),
+        "nothing imported yet"
+    );
+
+    // The good import, as an uploaded metadata.json.
+    let good = serde_json::to_vec_pretty(&metadata("httpd", Some(build_id))).unwrap();
+    client
+        .upload(dir, "metadata.json", 0, good, false)
+        .await
+        .unwrap();
+    let imported = client
+        .call_kw(
+            "CGImport",
+            vec![json!("metadata.json"), json!(dir)],
+            json!({"token": token}),
+        )
+        .await
+        .expect("a good import");
+    assert_eq!(imported["id"], json!(build_id));
+    assert_eq!(imported["state"], json!(1));
+    assert_eq!(imported["nvr"], json!("httpd-2.4-1"));
+    assert_eq!(imported["cg_name"], json!("osbs"));
+    let build = hub.build("httpd-2.4-1").unwrap();
+    assert_eq!(build.archives.len(), 1);
+    let archive = &build.archives[0];
+    assert_eq!(archive.type_name, "tar");
+    assert_eq!(archive.btype, "image");
+    assert_eq!(archive.size, image.len() as u64);
+    assert_eq!(archive.checksum, image_sum);
+    assert_eq!(archive.components, 1);
+    assert_eq!(std::fs::read(&archive.path).unwrap(), image);
+    assert_eq!(build.logs.len(), 1);
+
+    // Twice: the reservation is spent, and the NVR exists.
+    let again = client
+        .call_kw(
+            "CGImport",
+            vec![metadata("httpd", Some(build_id)), json!(dir)],
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(
+        again,
+        Err((1000, format!("Token doesn't match build ID {build_id}")))
+    );
+    let (code, text) = client
+        .call("CGImport", vec![metadata("httpd", None), json!(dir)])
+        .await
+        .unwrap_err();
+    assert_eq!(code, 1000);
+    assert!(text.starts_with("Build already exists: {'id': "), "{text}");
+    assert_eq!(hub.builds().len(), 1);
+
+    // A user without access to the content generator.
+    let mut outsider = Client::login(&hub.url, "outsider", "outsider").await;
+    let refused = outsider
+        .call("CGImport", vec![metadata("other", None), json!(dir)])
+        .await;
+    assert_eq!(
+        refused,
+        Err((1002, "Content generator access required (osbs)".into()))
+    );
+}
