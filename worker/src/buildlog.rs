@@ -148,9 +148,10 @@ impl BuildLog {
         let _ = self.live.send(Live::Line(line.to_owned()));
     }
 
-    /// Closes the file and the live stream (`end` = the build's final state) and describes
-    /// the file for Koji.
-    pub async fn finish(&self, end: BuildState) -> std::io::Result<LogFile> {
+    /// Closes the file and the live stream (`end` = the build's final state; `None` leaves
+    /// the stream open for the attempt that continues the build) and describes the file
+    /// for Koji.
+    pub async fn finish(&self, end: Option<BuildState>) -> std::io::Result<LogFile> {
         self.flush_partial();
         let (size, digest) = {
             let mut sink = self.file.lock().expect("build log lock");
@@ -158,7 +159,9 @@ impl BuildLog {
             sink.writer.get_ref().sync_data()?;
             (sink.size, hex::encode(sink.hasher.clone().finalize()))
         };
-        let _ = self.live.send(Live::End(end));
+        if let Some(end) = end {
+            let _ = self.live.send(Live::End(end));
+        }
         let task = self.live_task.lock().expect("live task lock").take();
         if let Some(task) = task {
             let _ = task.await;

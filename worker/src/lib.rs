@@ -1,4 +1,35 @@
-//! The OSBS build worker (WIP layout; see the final tour below once complete).
+//! The OSBS build worker: `osbs.jobs` in, images in the registry and `BuildResult`s out.
+//!
+//! # Layout
+//!
+//! Pure steps (values in, values out, table-tested):
+//! - [`source`]: allowed clone and repo URLs, the `sources` file, lookaside URLs, hashes.
+//! - [`parent`]: FROM references held to the target's base registry.
+//! - [`release`]: Koji's next-release rules, the next release from registry tags.
+//! - [`plan`]: repositories, tags (normal, scratch, isolated), pullspecs.
+//! - [`inspect`]: the `rpm -qa` query, its parsing, the signed-content policy.
+//! - [`lease`]: pick-up decisions (start, take over, skip, defer) and the lease schedule.
+//! - [`report`]: step timings, `BuildResult` and state-change assembly.
+//! - [`context`]: the build-context tar (symlinks kept, never followed).
+//!
+//! Adapters, one per external system ([`adapters`]): the Docker Engine (bollard), HTTP
+//! (reqwest: lookaside, yum repos, registry API), dist-git (the `git` CLI), and the worker's
+//! own Redis keys (release reservations, build ownership). The bus and the build records
+//! come from `osbs-common`; the Dockerfile rewrite from `osbs-dockerfile`; the squash from
+//! `osbs-squash`.
+//!
+//! Wiring: [`pipeline`] runs the steps of one build attempt; [`service`] consumes jobs,
+//! supervises attempts (cancel, time limit, heartbeat, leases, drain) and ends each build
+//! with its record, its published result and only then the ack. [`buildlog`] writes the
+//! build log to a file and to the live Redis stream.
+//!
+//! # Invariants
+//!
+//! - A job is acked only after its build's end is recorded and its result is published, or
+//!   after it is dead-lettered with the reason; a job in hand when the worker stops is handed
+//!   back (requeued), never acked.
+//! - Two builds in flight never hold the same release of one name-version.
+//! - Nothing is pulled from a registry other than the target's base registry.
 
 pub mod adapters;
 pub mod buildlog;
@@ -7,7 +38,14 @@ pub mod context;
 pub mod error;
 pub mod inspect;
 pub mod lease;
+pub mod parent;
+pub mod pipeline;
 pub mod plan;
 pub mod release;
 pub mod report;
+pub mod service;
 pub mod source;
+
+pub use config::ServiceConfig;
+pub use error::WorkerError;
+pub use service::run;

@@ -135,6 +135,18 @@ impl Engine {
         Ok(Engine { docker, host })
     }
 
+    /// The engine's architecture as the kernel names it (`x86_64`), for the image labels.
+    pub async fn architecture(&self) -> Result<String, DockerError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(self.api("info", "engine"))?;
+        Ok(info
+            .architecture
+            .unwrap_or_else(|| std::env::consts::ARCH.to_owned()))
+    }
+
     /// The bollard client (the squash step reads and writes images through it).
     pub fn client(&self) -> &Docker {
         &self.docker
@@ -284,7 +296,14 @@ impl Engine {
     /// Runs `command` (as root, no network) in a new container of `image` and returns its
     /// output; the container is removed whatever happens. Start failures (no such
     /// executable) come back as `Api` errors carrying the engine's message.
-    pub async fn run(&self, image: &str, command: &[String]) -> Result<RunOutput, DockerError> {
+    /// `on_created` learns the container's id first, so that a caller whose future is
+    /// dropped midway can still remove it.
+    pub async fn run(
+        &self,
+        image: &str,
+        command: &[String],
+        on_created: impl FnOnce(&str),
+    ) -> Result<RunOutput, DockerError> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             entrypoint: Some(command[..1].to_vec()),
@@ -304,6 +323,7 @@ impl Engine {
             .await
             .map_err(self.api("container create", image))?;
         let id = created.id;
+        on_created(&id);
         let outcome = self.run_created(&id).await;
         self.remove_container(&id).await;
         outcome

@@ -1,0 +1,789 @@
+//! The build pipeline of DESIGN.md, wired: each step decides with the pure modules and does
+//! its I/O through one adapter. `run` returns when the image is pushed; the supervisor
+//! (`service`) owns the record's start and end, the result, the ack, cancel and timeouts.
+//!
+//! The pipeline future may be dropped at any await (cancel, time limit, drain): everything
+//! the supervisor needs afterwards (outputs, timings, what to clean up) lives in
+//! [`Progress`], outside the future.
+
+use crate::adapters::docker::{DockerError, Engine};
+use crate::adapters::git;
+use crate::adapters::http::Http;
+use crate::adapters::redis as keys;
+use crate::buildlog::{self, BuildLog};
+use crate::config::WorkerConfig;
+use crate::error::WorkerError;
+use crate::inspect;
+use crate::parent;
+use crate::plan::{self, BuildKind};
+use crate::release;
+use crate::report::{Outputs, Timings, step};
+use crate::source;
+use backon::{ExponentialBuilder, Retryable};
+use osbs_common::bus::Bus;
+use osbs_common::http::Metrics;
+use osbs_common::store::{Change, field};
+use osbs_common::Store;
+use osbs_dockerfile::{
+    ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
+    required, rewrite_with_parent_users, yum_repo_file_name,
+};
+use osbs_proto::v1::{BuildJob, BuildState, ImageDigest, ImageInfo, LayerSize, Nvr, Target};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What every build of this worker shares: configuration and adapters.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub config: Arc<WorkerConfig>,
+    pub artifacts_dir: PathBuf,
+    pub store: Store,
+    pub bus: Arc<Bus>,
+    pub engine: Engine,
+    pub http: Http,
+    pub metrics: Metrics,
+    /// This host's name (records, labels, Koji's buildroot).
+    pub host: String,
+    /// This worker process (`<host>/<uuid>`): the owner of the builds it runs.
+    pub instance: String,
+    /// The engine's architecture (`x86_64`), for the `architecture` label.
+    pub architecture: String,
+}
+
+/// A release held in the in-flight set, to free when the build ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRelease {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+}
+
+/// What a build has produced and holds so far, readable after its future is dropped.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub outputs: Mutex<Outputs>,
+    pub timings: Mutex<Timings>,
+    /// Images (tags or ids) and containers the build made in the engine.
+    pub images: Mutex<Vec<String>>,
+    pub containers: Mutex<Vec<String>>,
+    pub held_release: Mutex<Option<HeldRelease>>,
+    /// The record's state as this attempt last set it.
+    pub state: Mutex<Option<BuildState>>,
+}
+
+impl Progress {
+    pub fn state(&self) -> BuildState {
+        self.state
+            .lock()
+            .expect("progress lock")
+            .unwrap_or(BuildState::Running)
+    }
+}
+
+/// One attempt at one build.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    pub worker: &'a Worker,
+    pub job: &'a BuildJob,
+    pub number: u32,
+    pub log: &'a BuildLog,
+    pub progress: &'a Progress,
+    /// Scratch directory of this attempt (removed by the supervisor).
+    pub work_dir: PathBuf,
+    /// `<artifacts_dir>/<build_id>`.
+    pub artifacts: PathBuf,
+}
+
+/// What the base-image step found.
+#[derive(Debug, Default)]
+struct Parents {
+    /// FROM reference as written → pinned reference.
+    pins: BTreeMap<String, String>,
+    /// FROM reference as written → `User` of that image, when not root/empty.
+    users: BTreeMap<String, String>,
+    /// The image the final stage is built on (none for `FROM scratch`).
+    final_base: Option<FinalBase>,
+}
+
+#[derive(Debug)]
+struct FinalBase {
+    pinned: String,
+    image_id: String,
+    labels: BTreeMap<String, String>,
+    env: Vec<String>,
+}
+
+fn packager(message: impl Into<String>) -> WorkerError {
+    WorkerError::Packager(message.into())
+}
+
+/// `build-date` in ISO-8601 UTC (`2025-01-15T10:22:03Z`).
+pub fn build_date(now_ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_default()
+}
+
+/// A name Docker accepts for the build's own temporary tags.
+pub fn temporary_repository(kind: &str, build_id: &str) -> String {
+    let id: String = build_id
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .collect();
+    format!("osbs-worker/{kind}-{}", id.trim_matches('-'))
+}
+
+impl Attempt<'_> {
+    fn target(&self) -> &Target {
+        static NONE: std::sync::OnceLock<Target> = std::sync::OnceLock::new();
+        self.job
+            .target
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(Target::default))
+    }
+
+    fn kind(&self) -> BuildKind {
+        BuildKind::of(self.job.options.as_ref())
+    }
+
+    /// Runs one step, timing it into the log, the progress and the metrics.
+    async fn step<T>(
+        &self,
+        name: &str,
+        work: impl Future<Output = Result<T, WorkerError>>,
+    ) -> Result<T, WorkerError> {
+        let started = Instant::now();
+        let outcome = work.await;
+        let took = started.elapsed();
+        self.progress
+            .timings
+            .lock()
+            .expect("progress lock")
+            .record(name, took);
+        self.worker.metrics.observe_step(name, took.as_secs_f64());
+        self.log.note(&format!(
+            "step {name} {} in {:.3} s",
+            if outcome.is_ok() { "done" } else { "failed" },
+            took.as_secs_f64()
+        ));
+        outcome
+    }
+
+    /// The whole pipeline, up to a pushed image.
+    pub async fn run(&self) -> Result<(), WorkerError> {
+        let job = self.job;
+        self.log.note(&format!(
+            "build {} attempt {} of {} at {} (target {}) on {}",
+            job.build_id,
+            self.number,
+            job.git_url,
+            job.commit,
+            self.target().name,
+            self.worker.host
+        ));
+        let checkout = self.step(step::SOURCE, self.source()).await?;
+        let dockerfile_text = std::fs::read_to_string(checkout.join("Dockerfile")).map_err(|error| {
+            packager(format!(
+                "the repository has no readable Dockerfile at commit {}: {error}; add one",
+                job.commit
+            ))
+        })?;
+        let dockerfile = Dockerfile::parse(&dockerfile_text).map_err(|error| packager(error.to_string()))?;
+        let parents = self.step(step::BASE_IMAGE, self.base_images(&dockerfile)).await?;
+        let env = parents
+            .final_base
+            .as_ref()
+            .map(|base| base.env.clone())
+            .unwrap_or_default();
+        let labels = dockerfile.final_stage_labels_with_env(&env);
+        let nvr = required(&labels).map_err(|error| packager(error.to_string()))?;
+        let repository = plan::repository(self.target(), &nvr.name)?;
+        plan::check_tag(&nvr.version).map_err(|_| {
+            packager(format!(
+                "label version={:?} cannot be an image tag (letters, digits, '_', '.', '-'); change the version label",
+                nvr.version
+            ))
+        })?;
+        let release = self
+            .step(step::RELEASE, self.release(&nvr, &repository))
+            .await?;
+        self.log.note(&format!("building {}-{}-{release}", nvr.name, nvr.version));
+        let context = self
+            .step(
+                step::DOCKERFILE,
+                self.dockerfile(&checkout, &dockerfile, &labels, &parents, &nvr, &release),
+            )
+            .await?;
+        let built = self.step(step::BUILD, self.build(&context)).await?;
+        let base = parents.final_base.as_ref().map(|base| base.pinned.as_str());
+        let (squashed, ()) = tokio::try_join!(
+            self.step(step::SQUASH, self.squash(&built, base)),
+            self.step(step::INSPECT, self.inspect(&built)),
+        )?;
+        let parent_id = parents
+            .final_base
+            .as_ref()
+            .map(|base| base.image_id.clone())
+            .unwrap_or_default();
+        let parent_pullspecs = parents.pins.values().cloned().collect();
+        self.step(
+            step::PUSH,
+            self.push(&squashed, &repository, &nvr, &release, parent_id, parent_pullspecs),
+        )
+        .await
+    }
+
+    /// Clone at the commit, then the lookaside sources into the checkout.
+    async fn source(&self) -> Result<PathBuf, WorkerError> {
+        let config = &self.worker.config;
+        let job = self.job;
+        source::check_git_url(&job.git_url, &config.allowed_git_urls)?;
+        source::check_commit(&job.commit)?;
+        let checkout = self.work_dir.join("src");
+        git::fetch_commit(&job.git_url, &job.commit, &checkout).await?;
+        self.log.note(&format!("checked out {} at {}", job.git_url, job.commit));
+        let sources_path = checkout.join("sources");
+        let text = match std::fs::read_to_string(&sources_path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(checkout),
+            Err(error) => return Err(packager(format!("cannot read the sources file: {error}"))),
+        };
+        for entry in source::parse_sources(&text)? {
+            let url = source::lookaside_url(&config.lookaside_url, &job.namespace, &job.repo, &entry)?;
+            let size = self
+                .worker
+                .http
+                .download_source(&url, &entry, &checkout.join(&entry.name))
+                .await?;
+            self.log.note(&format!(
+                "downloaded {} ({size} bytes, {} verified) from {url}",
+                entry.name,
+                entry.hashtype.name()
+            ));
+        }
+        Ok(checkout)
+    }
+
+    /// Every FROM image: held to the base registry, resolved to a digest, present in the
+    /// engine; the final stage's base inspected for its labels, environment and id.
+    async fn base_images(&self, dockerfile: &Dockerfile) -> Result<Parents, WorkerError> {
+        let worker = self.worker;
+        let base_registry = &self.target().base_registry;
+        let final_root = dockerfile.root_stage(dockerfile.stages().len() - 1);
+        let mut parents = Parents::default();
+        let mut resolved_cache: HashMap<String, (String, bollard::models::ImageInspect)> =
+            HashMap::new();
+        for image in dockerfile.parent_images() {
+            let (pinned, inspect) = match resolved_cache.get(&image.resolved) {
+                Some(found) => found.clone(),
+                None => {
+                    let reference = parent::resolve(&image.resolved, base_registry)
+                        .map_err(|error| packager(error.to_string()))?;
+                    let registry = reference.registry.clone().unwrap_or_default();
+                    let digest = match &reference.digest {
+                        Some(digest) => digest.clone(),
+                        None => worker
+                            .http
+                            .manifest_digest(&registry, &reference.repository, reference.reference())
+                            .await?
+                            .ok_or_else(|| {
+                                packager(format!(
+                                    "base image {} (FROM on line {}) not found in registry {registry}; check the FROM line",
+                                    image.resolved, image.line
+                                ))
+                            })?,
+                    };
+                    let pinned = reference.pinned(&digest);
+                    let inspect = match worker.engine.inspect_image(&pinned).await? {
+                        Some(found) => found,
+                        None => {
+                            worker.engine.pull(&pinned, self.log).await?;
+                            worker.engine.inspect_image(&pinned).await?.ok_or_else(|| {
+                                WorkerError::Infrastructure(format!(
+                                    "the engine pulled {pinned} but does not list it"
+                                ))
+                            })?
+                        }
+                    };
+                    self.log.note(&format!("FROM {} pinned to {pinned}", image.resolved));
+                    resolved_cache.insert(image.resolved.clone(), (pinned.clone(), inspect.clone()));
+                    (pinned, inspect)
+                }
+            };
+            let config = inspect.config.clone().unwrap_or_default();
+            if let Some(user) = config.user.filter(|user| !user.is_empty()) {
+                parents.users.insert(image.written.clone(), user);
+            }
+            parents.pins.insert(image.written.clone(), pinned.clone());
+            if image.stage == final_root {
+                parents.final_base = Some(FinalBase {
+                    pinned,
+                    image_id: inspect.id.clone().unwrap_or_default(),
+                    labels: config.labels.unwrap_or_default().into_iter().collect(),
+                    env: config.env.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(parents)
+    }
+
+    /// The release: the Dockerfile's or the request's, else the next free one above what
+    /// the registry has and unique among builds in flight.
+    async fn release(&self, nvr: &ComponentNvr, repository: &str) -> Result<String, WorkerError> {
+        let worker = self.worker;
+        let store = &worker.store;
+        let keep_for = worker.config.build_timeout() + Duration::from_secs(3600);
+        let kind = self.kind();
+        let requested = self
+            .job
+            .options
+            .as_ref()
+            .map(|options| options.release.clone())
+            .filter(|release| !release.is_empty());
+        let fixed = nvr.release.clone().or(requested);
+        let release = match fixed {
+            Some(release) => {
+                release::check(&release)?;
+                if kind != BuildKind::Scratch
+                    && !keys::hold_release(store, &nvr.name, &nvr.version, &release, keep_for).await?
+                {
+                    return Err(packager(format!(
+                        "release {release} of {}-{} is being built right now by another build; wait for it to end or change the release",
+                        nvr.name, nvr.version
+                    )));
+                }
+                release
+            }
+            None => {
+                let registry = &self.target().registry;
+                let path = repository
+                    .strip_prefix(&format!("{registry}/"))
+                    .unwrap_or(repository);
+                let tags = worker.http.tags(registry, path).await?;
+                let first = release::next_from_tags(&nvr.name, &nvr.version, &tags)?;
+                if kind == BuildKind::Scratch {
+                    first
+                } else {
+                    keys::reserve_release(store, &nvr.name, &nvr.version, &first, keep_for)
+                        .await?
+                        .ok_or_else(|| {
+                            packager(format!(
+                                "no free release for {}-{} after {first}; set a release label",
+                                nvr.name, nvr.version
+                            ))
+                        })?
+                }
+            }
+        };
+        if kind != BuildKind::Scratch {
+            *self.progress.held_release.lock().expect("progress lock") = Some(HeldRelease {
+                name: nvr.name.clone(),
+                version: nvr.version.clone(),
+                release: release.clone(),
+            });
+        }
+        self.progress.outputs.lock().expect("progress lock").nvr = Some(Nvr {
+            name: nvr.name.clone(),
+            version: nvr.version.clone(),
+            release: release.clone(),
+        });
+        let nvr_text = format!("{}-{}-{release}", nvr.name, nvr.version);
+        store
+            .set_fields(&self.job.build_id, &[(field::NVR, nvr_text)])
+            .await?;
+        Ok(release)
+    }
+
+    /// Yum repo files fetched, the Dockerfile rewritten, the context tar written.
+    async fn dockerfile(
+        &self,
+        checkout: &Path,
+        dockerfile: &Dockerfile,
+        labels: &BTreeMap<String, String>,
+        parents: &Parents,
+        nvr: &ComponentNvr,
+        release: &str,
+    ) -> Result<PathBuf, WorkerError> {
+        let worker = self.worker;
+        let config = &worker.config;
+        let requested: Vec<String> = self
+            .job
+            .options
+            .as_ref()
+            .map(|options| options.yum_repourls.clone())
+            .unwrap_or_default();
+        let mut urls: Vec<(String, bool)> = Vec::new();
+        for (url, from_request) in requested
+            .iter()
+            .map(|url| (url, true))
+            .chain(self.target().yum_repourls.iter().map(|url| (url, false)))
+        {
+            if !urls.iter().any(|(seen, _)| seen == url) {
+                urls.push((url.clone(), from_request));
+            }
+        }
+        let mut extra: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut repo_files = Vec::new();
+        for (url, from_request) in &urls {
+            source::check_repo_url(url, &config.allowed_yum_repo_urls)?;
+            let content = match worker.http.fetch_repo_file(url).await {
+                Ok(content) => content,
+                // A repo the packager asked for is the packager's to fix; the target's are
+                // the operator's.
+                Err(error) if *from_request => {
+                    return Err(packager(format!("--repo-url {url}: {error}")));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let name = yum_repo_file_name(url);
+            self.log.note(&format!("yum repo {url} as /etc/yum.repos.d/{name}"));
+            extra.insert(name.clone(), content);
+            repo_files.push(name);
+        }
+        self.progress.outputs.lock().expect("progress lock").yum_repourls =
+            urls.iter().map(|(url, _)| url.clone()).collect();
+        let parent_labels = parents
+            .final_base
+            .as_ref()
+            .map(|base| base.labels.clone())
+            .unwrap_or_default();
+        let optional = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        let inputs = InjectInputs {
+            build_date: build_date(osbs_common::telemetry::now_ms()),
+            architecture: worker.architecture.clone(),
+            vcs_ref: self.job.commit.clone(),
+            build_host: worker.host.clone(),
+            release: release.to_owned(),
+            vendor: optional(&config.vendor),
+            authoritative_source_url: optional(&config.authoritative_source_url),
+            distribution_scope: optional(&config.distribution_scope),
+        };
+        let buildinfo = buildinfo_name(&nvr.name, &nvr.version, release);
+        let rewrite_plan = RewritePlan {
+            pins: parents.pins.clone(),
+            labels: labels_to_inject(labels, &parent_labels, &inputs),
+            repo_files: repo_files.clone(),
+            buildinfo_dockerfile: Some(buildinfo.clone()),
+        };
+        let text = rewrite_with_parent_users(dockerfile, &rewrite_plan, &parents.users)
+            .map_err(|error| packager(error.to_string()))?;
+        for line in text.lines() {
+            self.log.line(&format!("  | {line}"));
+        }
+        std::fs::create_dir_all(&self.artifacts)
+            .map_err(WorkerError::io(format!("creating {}", self.artifacts.display())))?;
+        let dockerfile_artifact = buildlog::write_artifact(&self.artifacts, "Dockerfile", text.as_bytes())
+            .map_err(WorkerError::io("writing the final Dockerfile"))?;
+        self.progress
+            .outputs
+            .lock()
+            .expect("progress lock")
+            .logs
+            .push(dockerfile_artifact);
+        // A .dockerignore must not hide the files the rewrite COPYs.
+        if let Ok(ignore) = std::fs::read_to_string(checkout.join(".dockerignore")) {
+            let mut ignore = ignore;
+            for name in repo_files.iter().chain([&buildinfo]) {
+                ignore.push_str(&format!("\n!{name}"));
+            }
+            ignore.push('\n');
+            extra.insert(".dockerignore".into(), ignore.into_bytes());
+        }
+        extra.insert("Dockerfile".into(), text.clone().into_bytes());
+        extra.insert(buildinfo, text.into_bytes());
+        let context = self.work_dir.join("context.tar");
+        let (checkout, output) = (checkout.to_owned(), context.clone());
+        tokio::task::spawn_blocking(move || crate::context::write_context(&checkout, &extra, &output))
+            .await
+            .map_err(|error| WorkerError::Infrastructure(format!("context writer panicked: {error}")))?
+            .map_err(WorkerError::io("writing the build context"))?;
+        Ok(context)
+    }
+
+    /// The image built from the context; returns its id.
+    async fn build(&self, context: &Path) -> Result<String, WorkerError> {
+        let tag = format!(
+            "{}:{}",
+            temporary_repository("build", &self.job.build_id),
+            self.number
+        );
+        self.progress.images.lock().expect("progress lock").push(tag.clone());
+        let image_id = self.worker.engine.build(context, &tag, self.log).await?;
+        self.log.note(&format!("built {image_id}"));
+        Ok(image_id)
+    }
+
+    /// The build's layers squashed into one above the base image's.
+    async fn squash(&self, image: &str, base: Option<&str>) -> Result<Squashed, WorkerError> {
+        let tag = format!(
+            "{}:{}",
+            temporary_repository("squashed", &self.job.build_id),
+            self.number
+        );
+        self.progress.images.lock().expect("progress lock").push(tag.clone());
+        squash_image(self.worker, image, base, &tag, self.log).await
+    }
+
+    /// rpm components of the built image (same filesystem as the squashed one), checked
+    /// against the target's signing policy.
+    async fn inspect(&self, image: &str) -> Result<(), WorkerError> {
+        let engine = &self.worker.engine;
+        let command = inspect::rpm_command();
+        let output = match engine
+            .run(image, &command, |id| {
+                self.progress
+                    .containers
+                    .lock()
+                    .expect("progress lock")
+                    .push(id.to_owned())
+            })
+            .await
+        {
+            Ok(output) => output,
+            Err(DockerError::Api { message, .. }) if inspect::means_no_rpm(&message) => {
+                self.log.note("no rpm in the image: it has no rpm components");
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if output.exit_code != 0 {
+            if inspect::means_no_rpm(&output.stderr) {
+                self.log.note("no rpm in the image: it has no rpm components");
+                return Ok(());
+            }
+            return Err(packager(format!(
+                "rpm -qa failed in the image (exit code {}): {}",
+                output.exit_code,
+                osbs_common::bus::one_line(&output.stderr, 500)
+            )));
+        }
+        let rpms = inspect::parse_rpm_output(&output.stdout)?;
+        self.log.note(&format!("{} rpm package(s) in the image", rpms.len()));
+        let target = self.target();
+        let verdict = inspect::check_signatures(&target.name, &target.signing_key_ids, &rpms);
+        self.progress.outputs.lock().expect("progress lock").components = rpms;
+        verdict?;
+        Ok(())
+    }
+
+    /// `pushing`, then every tag pushed (transient registry errors retried), the manifest
+    /// and config read back for the result.
+    async fn push(
+        &self,
+        squashed: &Squashed,
+        repository: &str,
+        nvr: &ComponentNvr,
+        release: &str,
+        parent_id: String,
+        parent_pullspecs: Vec<String>,
+    ) -> Result<(), WorkerError> {
+        let worker = self.worker;
+        let target = self.target();
+        let unique = plan::unique_tag(
+            &target.name,
+            &uuid::Uuid::new_v4().simple().to_string()[..10],
+            osbs_common::telemetry::now_ms(),
+        );
+        let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
+        self.enter_pushing().await?;
+        for tag in &tags {
+            worker.engine.tag(&squashed.image_id, repository, tag).await?;
+            self.progress
+                .images
+                .lock()
+                .expect("progress lock")
+                .push(format!("{repository}:{tag}"));
+        }
+        let first = self.push_tag(repository, &tags[0]).await?;
+        let rest = futures::future::try_join_all(
+            tags[1..].iter().map(|tag| self.push_tag(repository, tag)),
+        )
+        .await?;
+        let mut digests: Vec<String> = vec![first];
+        for digest in rest {
+            if !digests.contains(&digest) {
+                digests.push(digest);
+            }
+        }
+        self.log.note(&format!(
+            "pushed {repository} as {} ({})",
+            tags.join(", "),
+            digests.join(", ")
+        ));
+        let path = repository
+            .strip_prefix(&format!("{}/", target.registry))
+            .unwrap_or(repository);
+        let (media_type, manifest) = worker.http.manifest(&target.registry, path, &digests[0]).await?;
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).map_err(|error| {
+            WorkerError::Infrastructure(format!("the registry's manifest of {repository}@{} is not JSON: {error}", digests[0]))
+        })?;
+        let config_digest = manifest["config"]["digest"].as_str().unwrap_or_default().to_owned();
+        let config_bytes = worker.http.blob(&target.registry, path, &config_digest).await?;
+        let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
+        let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
+            .as_array()
+            .map(|ids| ids.iter().filter_map(|id| id.as_str()).collect())
+            .unwrap_or_default();
+        let layer_sizes = manifest["layers"]
+            .as_array()
+            .map(|layers| {
+                layers
+                    .iter()
+                    .zip(diff_ids.iter())
+                    .map(|(layer, diff_id)| LayerSize {
+                        diff_id: (*diff_id).to_owned(),
+                        size: layer["size"].as_i64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let image = ImageInfo {
+            image_id: config_digest,
+            parent_id,
+            config_json: String::from_utf8_lossy(&config_bytes).into_owned(),
+            digests: digests
+                .iter()
+                .map(|digest| ImageDigest {
+                    media_type: media_type.clone(),
+                    digest: digest.clone(),
+                })
+                .collect(),
+            layer_sizes,
+            pullspecs: plan::pullspecs(repository, &tags, &digests[0]),
+            tags,
+            repositories: vec![repository.to_owned()],
+            parent_pullspecs,
+            architecture: config["architecture"].as_str().unwrap_or_default().to_owned(),
+            os: config["os"].as_str().unwrap_or_default().to_owned(),
+        };
+        self.progress.outputs.lock().expect("progress lock").image = Some(image);
+        Ok(())
+    }
+
+    /// `running → pushing`, announced.
+    async fn enter_pushing(&self) -> Result<(), WorkerError> {
+        let worker = self.worker;
+        let nvr = self.progress.outputs.lock().expect("progress lock").nvr.clone();
+        worker
+            .store
+            .transition_from(
+                &self.job.build_id,
+                &[BuildState::Running],
+                BuildState::Pushing,
+                change("pushing to the registry", &worker.instance, Vec::new()),
+            )
+            .await?;
+        *self.progress.state.lock().expect("progress lock") = Some(BuildState::Pushing);
+        worker.metrics.count_state(BuildState::Pushing);
+        let event = crate::report::state_change(
+            self.job,
+            BuildState::Running,
+            BuildState::Pushing,
+            "",
+            nvr.as_ref(),
+            &[],
+            osbs_common::telemetry::now_ms(),
+        );
+        if let Err(error) = worker.bus.publish_state_change(&event).await {
+            tracing::warn!(build_id = %self.job.build_id, error = %error, "cannot announce `pushing`");
+        }
+        Ok(())
+    }
+
+    async fn push_tag(&self, repository: &str, tag: &str) -> Result<String, WorkerError> {
+        let worker = self.worker;
+        let digest = (|| worker.engine.push(repository, tag, self.log))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(10))
+                    .with_max_times(worker.config.registry_attempts.max(1) - 1),
+            )
+            .when(DockerError::is_transient)
+            .notify(|error, wait| {
+                worker.metrics.count_retry("push");
+                self.log.note(&format!("push of {repository}:{tag} failed ({error}); retrying in {wait:?}"));
+            })
+            .await?;
+        Ok(digest)
+    }
+}
+
+/// The squashed image.
+#[derive(Debug, Clone)]
+pub struct Squashed {
+    pub image_id: String,
+}
+
+/// Squashes `image` above `base` (everything when `None`) into `tag`.
+async fn squash_image(
+    worker: &Worker,
+    image: &str,
+    base: Option<&str>,
+    tag: &str,
+    log: &BuildLog,
+) -> Result<Squashed, WorkerError> {
+    let squashed = osbs_squash::squash_in_engine(worker.engine.client(), image, base.unwrap_or(""), tag)
+        .await
+        .map_err(|error| WorkerError::Infrastructure(format!("squash of {image} failed: {error}")))?;
+    log.note(&format!(
+        "squashed {} layer(s) above {} base layer(s) into one of {} bytes: {}",
+        squashed.layer_count.saturating_sub(squashed.base_layer_count + 1),
+        squashed.base_layer_count,
+        squashed.layer_size,
+        squashed.image_id
+    ));
+    Ok(Squashed {
+        image_id: squashed.image_id,
+    })
+}
+
+/// The record's fields describing a finished attempt.
+pub fn final_fields(
+    progress: &Progress,
+    error: &str,
+    worker: &Worker,
+) -> Vec<(&'static str, String)> {
+    let outputs = progress.outputs.lock().expect("progress lock");
+    let mut fields = vec![
+        (field::ERROR, error.to_owned()),
+        (field::WORKER, worker.instance.clone()),
+        ("timings", progress.timings.lock().expect("progress lock").as_json()),
+    ];
+    if let Some(nvr) = &outputs.nvr {
+        fields.push((field::NVR, format!("{}-{}-{}", nvr.name, nvr.version, nvr.release)));
+    }
+    if let Some(image) = &outputs.image {
+        fields.push((
+            field::PULLSPECS,
+            serde_json::to_string(&image.pullspecs).unwrap_or_default(),
+        ));
+        if let Some(digest) = image.digests.first() {
+            fields.push((field::DIGEST, digest.digest.clone()));
+        }
+    }
+    fields
+}
+
+/// Frees a held release (the build ended; its NVR is in the registry or never will be).
+pub async fn free_release(store: &Store, held: Option<HeldRelease>) {
+    if let Some(held) = held
+        && let Err(error) = keys::free_release(store, &held.name, &held.version, &held.release).await
+    {
+        tracing::warn!(error = %error, release = %held.release, "cannot free the release hold; it expires by itself");
+    }
+}
+
+/// The change recorded along with a transition.
+pub fn change<'a>(reason: &'a str, by: &'a str, fields: Vec<(&'a str, String)>) -> Change<'a> {
+    Change { reason, by, fields }
+}
