@@ -6,7 +6,7 @@
 //! the supervisor needs afterwards (outputs, timings, what to clean up) lives in
 //! [`Progress`], outside the future.
 
-use crate::adapters::docker::{DockerError, Engine};
+use crate::adapters::docker::{DockerError, Engine, EngineInfo};
 use crate::adapters::git;
 use crate::adapters::http::Http;
 use crate::adapters::redis as keys;
@@ -49,8 +49,23 @@ pub struct Worker {
     pub host: String,
     /// This worker process (`<host>/<uuid>`): the owner of the builds it runs.
     pub instance: String,
-    /// The engine's architecture (`x86_64`), for the `architecture` label.
-    pub architecture: String,
+    /// The engine's version and host (the `architecture` label, Koji's buildroot).
+    pub engine_info: EngineInfo,
+}
+
+impl Worker {
+    /// Koji's buildroot for the builds of this worker.
+    pub fn buildroot(&self) -> crate::report::Buildroot {
+        crate::report::Buildroot {
+            worker: self.host.clone(),
+            os: self.engine_info.os.clone(),
+            arch: self.engine_info.architecture.clone(),
+            tools: vec![
+                ("docker".to_owned(), self.engine_info.version.clone()),
+                ("osbs-worker".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+            ],
+        }
+    }
 }
 
 /// A release held in the in-flight set, to free when the build ends.
@@ -459,7 +474,7 @@ impl Attempt<'_> {
         let optional = |value: &str| (!value.is_empty()).then(|| value.to_owned());
         let inputs = InjectInputs {
             build_date: build_date(osbs_common::telemetry::now_ms()),
-            architecture: worker.architecture.clone(),
+            architecture: worker.engine_info.architecture.clone(),
             vcs_ref: self.job.commit.clone(),
             build_host: worker.host.clone(),
             release: release.to_owned(),

@@ -2,8 +2,8 @@
 //! assembled from what the steps produced.
 
 use osbs_proto::v1::{
-    BuildJob, BuildResult, BuildState, BuildStateChange, ImageInfo, KojiReservation, LogFile, Nvr,
-    Rpm, StepTiming,
+    BuildJob, BuildResult, BuildState, BuildStateChange, BuildTool, ImageInfo, KojiReservation,
+    LogFile, Nvr, Rpm, StepTiming,
 };
 use std::time::Duration;
 
@@ -80,6 +80,18 @@ pub struct Outputs {
     pub yum_repourls: Vec<String>,
 }
 
+/// Where a build ran: Koji's buildroot host and tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buildroot {
+    /// The worker's host name.
+    pub worker: String,
+    /// The build host's OS and architecture (the engine's).
+    pub os: String,
+    pub arch: String,
+    /// `(name, version)` of the tools that made the image.
+    pub tools: Vec<(String, String)>,
+}
+
 /// The `BuildResult` of a build that ended in `state`.
 #[allow(clippy::too_many_arguments)]
 pub fn build_result(
@@ -90,7 +102,7 @@ pub fn build_result(
     timings: &Timings,
     started_at_ms: i64,
     finished_at_ms: i64,
-    worker: &str,
+    buildroot: &Buildroot,
 ) -> BuildResult {
     BuildResult {
         build_id: job.build_id.clone(),
@@ -105,8 +117,18 @@ pub fn build_result(
         started_at_ms,
         finished_at_ms,
         koji_reservation: outputs.koji_reservation.clone(),
-        worker: worker.to_owned(),
+        worker: buildroot.worker.clone(),
         yum_repourls: outputs.yum_repourls.clone(),
+        tools: buildroot
+            .tools
+            .iter()
+            .map(|(name, version)| BuildTool {
+                name: name.clone(),
+                version: version.clone(),
+            })
+            .collect(),
+        worker_os: buildroot.os.clone(),
+        worker_arch: buildroot.arch.clone(),
     }
 }
 
@@ -204,8 +226,14 @@ mod tests {
             &Timings::default(),
             1,
             2,
-            "host",
+            &Buildroot {
+                worker: "host".into(),
+                tools: vec![("docker".into(), "20.10".into())],
+                ..Buildroot::default()
+            },
         );
+        assert_eq!(result.worker, "host");
+        assert_eq!(result.tools[0].name, "docker");
         assert_eq!(result.state, BuildState::Complete as i32);
         let change = final_change(&result, BuildState::Pushing);
         assert_eq!(change.new_state, BuildState::Complete as i32);

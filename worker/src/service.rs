@@ -58,7 +58,7 @@ pub struct Started {
 pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
     tracing::info!(config = %osbs_common::config::effective(&config), "effective configuration");
     let engine = Engine::connect().await?;
-    let architecture = engine.architecture().await?;
+    let engine_info = engine.describe().await?;
     let bus = Arc::new(Bus::connect(&config.amqp, "worker").await?);
     bus.declare_topology().await?;
     let store = Store::connect(&config.redis).await?;
@@ -88,7 +88,7 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         metrics,
         instance: format!("{host}/{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         host,
-        architecture,
+        engine_info,
     };
     Ok(Started {
         worker,
@@ -626,7 +626,7 @@ async fn conclude(
     let from = progress.state();
     let result = {
         let outputs = progress.outputs.lock().expect("progress lock");
-        report::build_result(job, state, error, &outputs, &timings, started_at, finished_at, &worker.host)
+        report::build_result(job, state, error, &outputs, &timings, started_at, finished_at, &worker.buildroot())
     };
     let mut fields = pipeline::final_fields(progress, error, worker);
     fields.push((field::LOG_PATH, log.path().display().to_string()));
@@ -763,7 +763,7 @@ async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery)
     let id = &job.build_id;
     let reason = "the worker running this build stopped while pushing; replay it with `osbs replay`";
     let now = osbs_common::telemetry::now_ms();
-    let result = report::build_result(job, BuildState::Failed, reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.host);
+    let result = report::build_result(job, BuildState::Failed, reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.buildroot());
     let fields = vec![
         (field::ERROR, reason.to_owned()),
         (FIELD_RESULT, base64::engine::general_purpose::STANDARD.encode(result.encode_to_vec())),
@@ -788,7 +788,7 @@ async fn fail_without_log(worker: &Worker, job: &BuildJob, delivery: Delivery, e
     let id = &job.build_id;
     let reason = error.reason();
     let now = osbs_common::telemetry::now_ms();
-    let result = report::build_result(job, BuildState::Failed, &reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.host);
+    let result = report::build_result(job, BuildState::Failed, &reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.buildroot());
     if worker
         .store
         .transition_from(id, &[BuildState::Running], BuildState::Failed, change(&reason, &worker.instance, vec![(field::ERROR, reason.clone())]))

@@ -98,6 +98,16 @@ pub fn digest_from_push_status(status: &str) -> Option<String> {
     (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
 }
 
+/// The engine's version and host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub version: String,
+    /// `Debian GNU/Linux 12 (bookworm)`.
+    pub os: String,
+    /// As the kernel names it (`x86_64`).
+    pub architecture: String,
+}
+
 /// What a command printed in a container, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutput {
@@ -135,16 +145,25 @@ impl Engine {
         Ok(Engine { docker, host })
     }
 
-    /// The engine's architecture as the kernel names it (`x86_64`), for the image labels.
-    pub async fn architecture(&self) -> Result<String, DockerError> {
+    /// What the engine runs on and which version it is (image labels, Koji's buildroot).
+    pub async fn describe(&self) -> Result<EngineInfo, DockerError> {
         let info = self
             .docker
             .info()
             .await
             .map_err(self.api("info", "engine"))?;
-        Ok(info
-            .architecture
-            .unwrap_or_else(|| std::env::consts::ARCH.to_owned()))
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(self.api("version", "engine"))?;
+        Ok(EngineInfo {
+            version: version.version.unwrap_or_default(),
+            os: info.operating_system.unwrap_or_else(|| "Linux".to_owned()),
+            architecture: info
+                .architecture
+                .unwrap_or_else(|| std::env::consts::ARCH.to_owned()),
+        })
     }
 
     /// The bollard client (the squash step reads and writes images through it).
