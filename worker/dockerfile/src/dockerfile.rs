@@ -102,16 +102,15 @@ impl Dockerfile {
         let mut meta_args: Vec<(String, Option<String>)> = Vec::new();
         let mut meta_env: BTreeMap<String, String> = BTreeMap::new();
 
-        for index in 0..instructions.len() {
-            let instruction = &instructions[index];
+        for (index, instruction) in instructions.iter_mut().enumerate() {
             let at = |kind| ParseError {
                 line: instruction.line,
                 kind,
             };
             match instruction.keyword {
                 Keyword::From => {
-                    let stage = from_stage(instruction, index, &stages, &meta_env, escape)
-                        .map_err(at)?;
+                    let stage =
+                        from_stage(instruction, index, &stages, &meta_env, escape).map_err(at)?;
                     if let Some(last) = stages.last_mut() {
                         last.instructions.end = index;
                     }
@@ -141,7 +140,7 @@ impl Dockerfile {
                 }
                 _ => {}
             }
-            instructions[index].stage = stages.len().checked_sub(1);
+            instruction.stage = stages.len().checked_sub(1);
         }
         let Some(last) = stages.last_mut() else {
             return Err(ParseError {
@@ -266,10 +265,7 @@ impl Dockerfile {
     /// applies, so the parent image's user stays in effect.
     pub fn stage_users(&self) -> Vec<Option<String>> {
         (0..self.stages.len())
-            .map(|stage| {
-                self.user_at_end(stage)
-                    .map(|user| user.value)
-            })
+            .map(|stage| self.user_at_end(stage).map(|user| user.value))
             .collect()
     }
 
@@ -306,23 +302,19 @@ impl Dockerfile {
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_deref()))
             .collect();
-        for instruction in &self.instructions[info.instructions.start + 1..info.instructions.end]
-        {
+        for instruction in &self.instructions[info.instructions.start + 1..info.instructions.end] {
             let at = |kind| ParseError {
                 line: instruction.line,
                 kind,
             };
             let escape = self.escape;
             let expand = |state: &StageState, word: &str| -> Result<shell::Expanded, ParseError> {
-                match shell::process_word(word, escape, state) {
-                    Ok(expanded) => Ok(expanded),
-                    // `${VAR?}` depends on values we may not know: read it as empty.
-                    Err(error) if error.unset_variable => Ok(shell::Expanded {
-                        value: String::new(),
-                        used_unset: true,
-                    }),
-                    Err(error) => Err(at(bad_word(word, error))),
-                }
+                let options = shell::Options {
+                    unset_required_is_empty: true,
+                    ..shell::Options::default()
+                };
+                shell::process_word_with(word, escape, state, options)
+                    .map_err(|error| at(bad_word(word, error)))
             };
             match instruction.keyword {
                 Keyword::Arg => {
@@ -412,7 +404,10 @@ fn from_stage(
             if !valid_stage_name(&name) {
                 return Err(ParseErrorKind::BadStageName { name });
             }
-            if stages.iter().any(|stage| stage.alias.as_ref() == Some(&name)) {
+            if stages
+                .iter()
+                .any(|stage| stage.alias.as_ref() == Some(&name))
+            {
                 return Err(ParseErrorKind::DuplicateStageName { name });
             }
             Some(name)

@@ -32,7 +32,9 @@ pub enum ParseErrorKind {
     DuplicateDirective { name: String },
     #[error("FROM names no image; write `FROM <image>[:tag] [AS <name>]`")]
     FromWithoutImage,
-    #[error("FROM takes an image and optionally `AS <name>`, not `{args}`; write `FROM <image> [AS <name>]`")]
+    #[error(
+        "FROM takes an image and optionally `AS <name>`, not `{args}`; write `FROM <image> [AS <name>]`"
+    )]
     FromArguments { args: String },
     #[error(
         "invalid build stage name `{name}`: it must start with a letter and hold only letters, digits, `-`, `_` and `.`"
@@ -44,7 +46,9 @@ pub enum ParseErrorKind {
         "FROM `{written}` resolves to an empty image name; give the ARG it uses a default (`ARG NAME=value` before the first FROM)"
     )]
     EmptyImage { written: String },
-    #[error("unknown or malformed flag `{flag}` on {keyword}; FROM accepts only `--platform=<os/arch>`")]
+    #[error(
+        "unknown or malformed flag `{flag}` on {keyword}; FROM accepts only `--platform=<os/arch>`"
+    )]
     BadFlag { keyword: String, flag: String },
     #[error("{keyword} needs an argument; see the Dockerfile reference for its form")]
     MissingArgument { keyword: String },

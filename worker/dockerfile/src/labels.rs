@@ -132,7 +132,11 @@ fn version_problem(value: &str) -> Option<String> {
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !first_ok || !value.chars().all(|c| c.is_ascii_alphanumeric() || "_.".contains(c)) {
+    if !first_ok
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+    {
         return Some(
             "cannot be part of a registry tag (use letters, digits, `_` and `.`, starting with a letter or digit)"
                 .to_owned(),
@@ -161,9 +165,17 @@ pub fn required(labels: &BTreeMap<String, String>) -> Result<ComponentNvr, Missi
         release: view.get("release").map(str::to_owned),
     };
     let mut checks = vec![
-        ("com.redhat.component", nvr.component.as_str(), koji_name_problem(&nvr.component)),
+        (
+            "com.redhat.component",
+            nvr.component.as_str(),
+            koji_name_problem(&nvr.component),
+        ),
         ("name", nvr.name.as_str(), repository_problem(&nvr.name)),
-        ("version", nvr.version.as_str(), version_problem(&nvr.version)),
+        (
+            "version",
+            nvr.version.as_str(),
+            version_problem(&nvr.version),
+        ),
     ];
     if let Some(release) = &nvr.release {
         checks.push(("release", release.as_str(), version_problem(release)));
@@ -318,7 +330,8 @@ mod tests {
                 release: release.map(Into::into),
             })
         };
-        let cases: Vec<(Vec<(&str, &str)>, Result<ComponentNvr, String>)> = vec![
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Result<ComponentNvr, String>);
+        let cases: Vec<Case> = vec![
             (
                 vec![("com.redhat.component", "httpd-container"), ("name", "fedora/httpd"), ("version", "2.4")],
                 ok("httpd-container", "fedora/httpd", "2.4", None),
@@ -385,7 +398,9 @@ mod tests {
 
     #[test]
     fn inject_table() {
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<(&str, &str)>, InjectInputs, Vec<(&str, &str)>)> = vec![
+        type Pairs<'a> = Vec<(&'a str, &'a str)>;
+        type Case<'a> = (&'a str, Pairs<'a>, Pairs<'a>, InjectInputs, Pairs<'a>);
+        let cases: Vec<Case> = vec![
             (
                 "nothing set anywhere",
                 vec![],
@@ -405,7 +420,11 @@ mod tests {
             ),
             (
                 "parent architecture stays; Dockerfile release and distribution-scope stay",
-                vec![("release", "3"), ("distribution-scope", "private"), ("vcs-ref", "old")],
+                vec![
+                    ("release", "3"),
+                    ("distribution-scope", "private"),
+                    ("vcs-ref", "old"),
+                ],
                 vec![("architecture", "aarch64")],
                 inputs(),
                 vec![
@@ -421,7 +440,12 @@ mod tests {
                 "parent's old Architecture alias counts; a Dockerfile architecture is replaced",
                 vec![("architecture", "i386")],
                 vec![("Architecture", "aarch64")],
-                InjectInputs { vendor: None, authoritative_source_url: None, distribution_scope: None, ..inputs() },
+                InjectInputs {
+                    vendor: None,
+                    authoritative_source_url: None,
+                    distribution_scope: None,
+                    ..inputs()
+                },
                 vec![
                     ("build-date", "2024-05-01T12:00:00Z"),
                     ("architecture", "x86_64"),
@@ -433,9 +457,21 @@ mod tests {
             ),
             (
                 "old aliases in the Dockerfile gain their current names",
-                vec![("BZComponent", "c"), ("Name", "n"), ("Version", "1"), ("Release", "4"), ("Vendor", "Me"), ("version", "1")],
+                vec![
+                    ("BZComponent", "c"),
+                    ("Name", "n"),
+                    ("Version", "1"),
+                    ("Release", "4"),
+                    ("Vendor", "Me"),
+                    ("version", "1"),
+                ],
                 vec![("Architecture", "x86_64")],
-                InjectInputs { vendor: None, authoritative_source_url: None, distribution_scope: None, ..inputs() },
+                InjectInputs {
+                    vendor: None,
+                    authoritative_source_url: None,
+                    distribution_scope: None,
+                    ..inputs()
+                },
                 vec![
                     ("build-date", "2024-05-01T12:00:00Z"),
                     ("vcs-type", "git"),
@@ -450,8 +486,10 @@ mod tests {
         ];
         for (what, dockerfile, parent, inputs, expect) in cases {
             let got = labels_to_inject(&map(&dockerfile), &map(&parent), &inputs);
-            let expect: Vec<(String, String)> =
-                expect.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let expect: Vec<(String, String)> = expect
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             assert_eq!(got, expect, "{what}");
         }
     }
@@ -473,7 +511,11 @@ mod tests {
             ("it's", '\\', "\"it's\""),
         ];
         for (value, escape, expect) in cases {
-            assert_eq!(quote_label_value_with_escape(value, *escape), *expect, "{value:?} {escape}");
+            assert_eq!(
+                quote_label_value_with_escape(value, *escape),
+                *expect,
+                "{value:?} {escape}"
+            );
         }
         assert_eq!(quote_label_value("x\"y"), "\"x\\\"y\"");
     }

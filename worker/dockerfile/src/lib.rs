@@ -40,6 +40,9 @@ mod rewrite;
 mod shell;
 pub mod syntax;
 
+#[cfg(test)]
+mod parse_tests;
+
 pub use dockerfile::{Dockerfile, ParentImage, Stage};
 pub use error::{DockerfileError, MissingLabels, ParseError, ParseErrorKind, RewriteError};
 pub use labels::{

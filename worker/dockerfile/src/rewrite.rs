@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 pub struct RewritePlan {
     /// Parent reference as written in the FROM (e.g. `127.0.0.1:5000/busybox:1` or `${BASE}`)
     /// → pinned reference (`127.0.0.1:5000/busybox@sha256:…`). Every
-    /// [`Dockerfile::parent_images`] entry must have a pin.
+    /// [`Dockerfile::parent_images`] entry must have a pin; a pin equal to the reference as
+    /// written leaves that FROM unchanged.
     pub pins: BTreeMap<String, String>,
     /// Appended as one `LABEL` instruction at the end of the final stage.
     pub labels: Vec<(String, String)>,
@@ -74,7 +75,9 @@ pub fn rewrite_with_parent_users(
     for stage in stages {
         if stage.base_stage.is_none() && !stage.is_scratch {
             let pin = &plan.pins[&stage.image];
-            add(stage.image_span.start, stage.image_span.len(), pin.clone());
+            if *pin != stage.image {
+                add(stage.image_span.start, stage.image_span.len(), pin.clone());
+            }
         }
         let root = &stages[dockerfile.root_stage(stage.index)];
         let with_repos = !plan.repo_files.is_empty() && !root.is_scratch;
@@ -84,7 +87,11 @@ pub fn rewrite_with_parent_users(
 
         if with_repos {
             let copy = format!("COPY {} {REPO_DIR}", plan.repo_files.join(" "));
-            add(from.span.end, 0, lines_after(source, from.span.end, dockerfile, &[copy]));
+            add(
+                from.span.end,
+                0,
+                lines_after(source, from.span.end, dockerfile, &[copy]),
+            );
         }
         let mut closing = Vec::new();
         if with_repos {
@@ -133,7 +140,11 @@ pub fn rewrite_with_parent_users(
             }
         }
         if !closing.is_empty() {
-            add(last.span.end, 0, lines_after(source, last.span.end, dockerfile, &closing));
+            add(
+                last.span.end,
+                0,
+                lines_after(source, last.span.end, dockerfile, &closing),
+            );
         }
     }
 
@@ -157,10 +168,12 @@ fn check_plan(dockerfile: &Dockerfile, plan: &RewritePlan) -> Result<(), Rewrite
                 line: parent.line,
             });
         };
-        let plain = !pin.is_empty()
-            && pin
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._:/@-".contains(c));
+        // A pin equal to the reference as written leaves the FROM as it is.
+        let plain = *pin == parent.written
+            || !pin.is_empty()
+                && pin
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:/@-".contains(c));
         if !plain {
             return Err(RewriteError::BadPin {
                 reference: parent.written,
@@ -271,7 +284,11 @@ pub fn yum_repo_file_name(url: &str) -> String {
         .collect();
     let base = base.trim_start_matches(['.', '-']);
     let base: String = base.chars().take(100).collect();
-    let base = if base.is_empty() { "repo" } else { base.as_str() };
+    let base = if base.is_empty() {
+        "repo"
+    } else {
+        base.as_str()
+    };
     format!("{base}-{}.repo", &digest[..5])
 }
 
@@ -309,7 +326,10 @@ mod tests {
         let sha5 = |url: &str| hex::encode(Sha256::digest(url.as_bytes()))[..5].to_owned();
         let cases: &[(&str, &str)] = &[
             ("http://127.0.0.1:8000/repos/fedora.repo", "fedora"),
-            ("https://h/x/updates-testing.repo?ref=main#top", "updates-testing"),
+            (
+                "https://h/x/updates-testing.repo?ref=main#top",
+                "updates-testing",
+            ),
             ("http://h/dir/", "repo"),
             ("http://h", "repo"),
             ("http://h/a%20b.repo", "a_b"),
@@ -320,7 +340,11 @@ mod tests {
         ];
         for (url, base) in cases {
             let base = if *base == ".." { "repo" } else { base };
-            assert_eq!(yum_repo_file_name(url), format!("{base}-{}.repo", sha5(url)), "{url}");
+            assert_eq!(
+                yum_repo_file_name(url),
+                format!("{base}-{}.repo", sha5(url)),
+                "{url}"
+            );
         }
         // The hash is of the URL as given: two repos with one file name do not collide.
         assert_ne!(
@@ -335,8 +359,14 @@ mod tests {
 
     #[test]
     fn buildinfo_names() {
-        assert_eq!(buildinfo_name("fedora/httpd", "2.4", "3"), "Dockerfile-fedora-httpd-2.4-3");
-        assert_eq!(buildinfo_name("busybox", "1", "1.fc41"), "Dockerfile-busybox-1-1.fc41");
+        assert_eq!(
+            buildinfo_name("fedora/httpd", "2.4", "3"),
+            "Dockerfile-fedora-httpd-2.4-3"
+        );
+        assert_eq!(
+            buildinfo_name("busybox", "1", "1.fc41"),
+            "Dockerfile-busybox-1-1.fc41"
+        );
     }
 
     #[test]

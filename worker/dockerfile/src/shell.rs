@@ -23,16 +23,12 @@ impl Lookup for BTreeMap<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ShellError {
     pub message: String,
-    /// Raised by `${VAR?message}`: depends on values we may not know (the parent image's
-    /// environment), so callers treat it differently from a syntax error.
-    pub unset_variable: bool,
 }
 
 impl ShellError {
     fn syntax(message: impl Into<String>) -> ShellError {
         ShellError {
             message: message.into(),
-            unset_variable: false,
         }
     }
 }
@@ -52,7 +48,17 @@ pub(crate) fn process_word(
     escape: char,
     env: &dyn Lookup,
 ) -> Result<Expanded, ShellError> {
-    let mut lexer = Lexer::new(word, escape, env, Options::default());
+    process_word_with(word, escape, env, Options::default())
+}
+
+/// [`process_word`] with lexer switches.
+pub(crate) fn process_word_with(
+    word: &str,
+    escape: char,
+    env: &dyn Lookup,
+    options: Options,
+) -> Result<Expanded, ShellError> {
+    let mut lexer = Lexer::new(word, escape, env, options);
     let (value, _) = lexer.process_stop_on(None, false)?;
     Ok(Expanded {
         value,
@@ -66,6 +72,9 @@ pub(crate) struct Options {
     pub raw_quotes: bool,
     pub raw_escapes: bool,
     pub skip_unset: bool,
+    /// `${VAR?…}` on an unset variable reads as empty instead of failing: the variable may
+    /// come from an environment we do not know (the parent image's).
+    pub unset_required_is_empty: bool,
 }
 
 /// Splits `word` into shell words like Docker's `ProcessWords` (used for heredoc markers).
@@ -416,13 +425,11 @@ impl<'a> Lexer<'a> {
         let mut modifier = ch.to_string();
         let mut null_is_unset = false;
         match ch {
-            '}' => {
-                return Ok(match self.get_env(&name) {
-                    Some(value) => value,
-                    None if self.options.skip_unset => format!("${{{name}}}"),
-                    None => String::new(),
-                });
-            }
+            '}' => Ok(match self.get_env(&name) {
+                Some(value) => value,
+                None if self.options.skip_unset => format!("${{{name}}}"),
+                None => String::new(),
+            }),
             ':' | '+' | '-' | '?' | '#' | '%' => {
                 if ch == ':' {
                     null_is_unset = true;
@@ -460,6 +467,10 @@ impl<'a> Lexer<'a> {
                     }),
                     '?' => {
                         if empty_is_unset(&value) {
+                            if self.options.unset_required_is_empty {
+                                self.used_unset = true;
+                                return Ok(String::new());
+                            }
                             let message = if !word.is_empty() {
                                 word
                             } else if value.is_none() {
@@ -467,10 +478,7 @@ impl<'a> Lexer<'a> {
                             } else {
                                 "is not allowed to be empty".to_owned()
                             };
-                            return Err(ShellError {
-                                message: format!("{name}: {message}"),
-                                unset_variable: true,
-                            });
+                            return Err(ShellError::syntax(format!("{name}: {message}")));
                         }
                         Ok(value.unwrap_or_default())
                     }
@@ -605,7 +613,9 @@ impl Glob {
                 None => text.is_empty(),
                 Some((GlobToken::Star, rest)) => (0..=text.len()).any(|i| go(rest, &text[i..])),
                 Some((GlobToken::Any, rest)) => !text.is_empty() && go(rest, &text[1..]),
-                Some((GlobToken::Literal(c), rest)) => text.first() == Some(c) && go(rest, &text[1..]),
+                Some((GlobToken::Literal(c), rest)) => {
+                    text.first() == Some(c) && go(rest, &text[1..])
+                }
             }
         }
         go(&self.0, text)
@@ -719,12 +729,28 @@ mod tests {
             ("x\\", '\\', Ok("x")),
             ("$", '\\', Ok("$")),
             ("$1x", '\\', Ok("x")),
-            ("\"open", '\\', Err("unexpected end of statement while looking for matching double-quote")),
-            ("'open", '\\', Err("unexpected end of statement while looking for matching single-quote")),
+            (
+                "\"open",
+                '\\',
+                Err("unexpected end of statement while looking for matching double-quote"),
+            ),
+            (
+                "'open",
+                '\\',
+                Err("unexpected end of statement while looking for matching single-quote"),
+            ),
             ("${A", '\\', Err("syntax error: missing '}'")),
             ("${}", '\\', Err("syntax error: bad substitution")),
-            ("${A:#x}", '\\', Err("unsupported modifier (:#) in substitution")),
-            ("${A!x}", '\\', Err("unsupported modifier (!) in substitution")),
+            (
+                "${A:#x}",
+                '\\',
+                Err("unsupported modifier (:#) in substitution"),
+            ),
+            (
+                "${A!x}",
+                '\\',
+                Err("unsupported modifier (!) in substitution"),
+            ),
             ("${UNSET:?must be set}", '\\', Err("UNSET: must be set")),
             ("${E:?}", '\\', Err("E: is not allowed to be empty")),
         ];
@@ -758,9 +784,10 @@ mod tests {
             raw_quotes: true,
             raw_escapes: true,
             skip_unset: true,
+            ..Options::default()
         };
-        let words = process_words("cat <<\"EOF\" >$X 2<<-'E 2'", '\\', &env(&[]), options)
-            .expect("words");
+        let words =
+            process_words("cat <<\"EOF\" >$X 2<<-'E 2'", '\\', &env(&[]), options).expect("words");
         assert_eq!(words, ["cat", "<<\"EOF\"", ">$X", "2<<-'E 2'"]);
     }
 }

@@ -238,12 +238,12 @@ fn is_go_regex_space(c: char) -> bool {
 
 /// `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` from BuildKit's directives.go.
 fn directive_match(token: &str) -> Option<(String, String)> {
-    let rest = token.strip_prefix('#')?.trim_start_matches(is_go_regex_space);
+    let rest = token
+        .strip_prefix('#')?
+        .trim_start_matches(is_go_regex_space);
     let name_len = rest
         .char_indices()
-        .find(|&(i, c)| {
-            !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-        })
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())))
         .map_or(rest.len(), |(i, _)| i);
     if name_len == 0 {
         return None;
@@ -590,6 +590,7 @@ fn heredoc_marker(word: &str) -> Result<Option<(String, bool, bool)>, ParseError
                 raw_quotes,
                 raw_escapes: false,
                 skip_unset: true,
+                ..shell::Options::default()
             },
         )
         .map_err(|error| ParseErrorKind::BadWord {
@@ -617,6 +618,7 @@ fn heredoc_markers(line: &str) -> Result<Vec<(String, bool, bool)>, ParseErrorKi
             raw_quotes: true,
             raw_escapes: true,
             skip_unset: true,
+            ..shell::Options::default()
         },
     )
     // Docker ignores a lexing error here: such a line simply has no heredoc.
@@ -805,7 +807,10 @@ mod tests {
             ("# escape=`", Some(("escape", "`"))),
             ("#escape = ` ", Some(("escape", "`"))),
             ("# ESCAPE=\\", Some(("escape", "\\"))),
-            ("# syntax=docker/dockerfile:1", Some(("syntax", "docker/dockerfile:1"))),
+            (
+                "# syntax=docker/dockerfile:1",
+                Some(("syntax", "docker/dockerfile:1")),
+            ),
             ("# escape= ", Some(("escape", " "))),
             ("# escape=", None),
             ("# just a comment", None),
@@ -822,10 +827,19 @@ mod tests {
     #[test]
     fn builder_flags() {
         let cases: &[(&str, (&[&str], &str))] = &[
-            ("--platform=linux/amd64 busybox AS b", (&["--platform=linux/amd64"], "busybox AS b")),
+            (
+                "--platform=linux/amd64 busybox AS b",
+                (&["--platform=linux/amd64"], "busybox AS b"),
+            ),
             ("busybox", (&[], "busybox")),
-            ("--from=build --chown=1:1 a b", (&["--from=build", "--chown=1:1"], "a b")),
-            ("--platform=\"linux/arm64\" x", (&["--platform=linux/arm64"], "x")),
+            (
+                "--from=build --chown=1:1 a b",
+                (&["--from=build", "--chown=1:1"], "a b"),
+            ),
+            (
+                "--platform=\"linux/arm64\" x",
+                (&["--platform=linux/arm64"], "x"),
+            ),
             ("-- --notaflag", (&[], "--notaflag")),
             ("--platform=x", (&["--platform=x"], "")),
         ];
@@ -838,12 +852,16 @@ mod tests {
 
     #[test]
     fn heredoc_markers_table() {
-        let cases: &[(&str, &[(&str, bool, bool)])] = &[
+        type Marker<'a> = (&'a str, bool, bool);
+        let cases: &[(&str, &[Marker])] = &[
             ("RUN <<EOF", &[("EOF", false, true)]),
             ("RUN <<-EOT bash", &[("EOT", true, true)]),
             ("RUN <<\"EOF\"", &[("EOF", false, false)]),
             ("RUN <<'E'", &[("E", false, false)]),
-            ("RUN cat <<A >a && cat <<B >b", &[("A", false, true), ("B", false, true)]),
+            (
+                "RUN cat <<A >a && cat <<B >b",
+                &[("A", false, true), ("B", false, true)],
+            ),
             ("COPY <<EOF /etc/x", &[("EOF", false, true)]),
             ("RUN 3<<X cat", &[("X", false, true)]),
             ("RUN echo \"<<EOF\"", &[]),
