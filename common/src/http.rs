@@ -35,6 +35,11 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
 /// The metric families of a service. Cheap to clone; every clone updates the same values.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -48,6 +53,8 @@ pub struct Metrics {
     pub dead_letters: Family<QueueLabel, Counter>,
     /// Events accepted but not built (not configured, duplicate, superseded...).
     pub ignored: Family<ReasonLabel, Counter>,
+    /// Messages consumed, by what became of them (enqueued, duplicate, ignored, refused...).
+    pub events: Family<OutcomeLabel, Counter>,
     pub in_flight: Gauge,
     registry: Arc<Registry>,
 }
@@ -66,6 +73,7 @@ impl Metrics {
         let retries = Family::<ReasonLabel, Counter>::default();
         let dead_letters = Family::<QueueLabel, Counter>::default();
         let ignored = Family::<ReasonLabel, Counter>::default();
+        let events = Family::<OutcomeLabel, Counter>::default();
         let in_flight = Gauge::default();
         registry.register(
             "builds",
@@ -93,6 +101,11 @@ impl Metrics {
             "Messages accepted but not acted on, by reason",
             ignored.clone(),
         );
+        registry.register(
+            "events",
+            "Messages consumed, by outcome",
+            events.clone(),
+        );
         registry.register("in_flight", "Messages being handled now", in_flight.clone());
         Metrics {
             builds,
@@ -101,6 +114,7 @@ impl Metrics {
             retries,
             dead_letters,
             ignored,
+            events,
             in_flight,
             registry: Arc::new(registry),
         }
@@ -126,6 +140,14 @@ impl Metrics {
         self.ignored
             .get_or_create(&ReasonLabel {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn count_event(&self, outcome: &str) {
+        self.events
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }
