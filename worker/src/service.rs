@@ -17,7 +17,6 @@ use crate::error::{Blame, WorkerError};
 use crate::lease::{self, FirstLook, Pickup};
 use crate::pipeline::{self, Attempt, Progress, Worker, change};
 use crate::report;
-use base64::Engine as _;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::bus::{self, Bus, Delivery, Outgoing, Subscription};
 use osbs_common::http::{Health, Metrics};
@@ -31,9 +30,8 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-/// Record field holding the final `BuildResult` (base64 protobuf) until it is published.
-pub const FIELD_RESULT: &str = "result";
-/// `1` once the stored result is confirmed published.
+/// Record field: `0` while the build's final result (kept under `<prefix>:result:<id>`) is
+/// not yet confirmed published, `1` once it is.
 pub const FIELD_RESULT_PUBLISHED: &str = "result_published";
 /// Record field with the step timings (JSON, milliseconds).
 pub const FIELD_TIMINGS: &str = "timings";
@@ -235,8 +233,7 @@ async fn handle_job(
             return false;
         }
     };
-    let pending_result = !record.field(FIELD_RESULT).is_empty()
-        && record.field(FIELD_RESULT_PUBLISHED) != "1";
+    let pending_result = record.field(FIELD_RESULT_PUBLISHED) == "0";
     match lease::first_look(record.state, pending_result) {
         FirstLook::Skip(why) => {
             tracing::info!(build_id = %id, state = %record.state, why, "job skipped");
@@ -630,13 +627,17 @@ async fn conclude(
     };
     let mut fields = pipeline::final_fields(progress, error, worker);
     fields.push((field::LOG_PATH, log.path().display().to_string()));
-    fields.push((FIELD_RESULT, base64::engine::general_purpose::STANDARD.encode(result.encode_to_vec())));
     fields.push((FIELD_RESULT_PUBLISHED, "0".into()));
     let reason = if error.is_empty() { "built and pushed" } else { error };
-    let recorded = worker
-        .store
-        .transition_from(id, &[from], state, change(reason, &worker.instance, fields))
-        .await;
+    let recorded = match keys::keep_result(&worker.store, id, &result.encode_to_vec()).await {
+        Ok(()) => {
+            worker
+                .store
+                .transition_from(id, &[from], state, change(reason, &worker.instance, fields))
+                .await
+        }
+        Err(error) => Err(error),
+    };
     match recorded {
         Ok(_) => {}
         Err(StoreError::Refused { current, .. }) => {
@@ -691,9 +692,10 @@ async fn mark_published(worker: &Worker, id: &str) {
 /// publishing it.
 async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, delivery: Delivery) {
     let id = &record.id;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(record.field(FIELD_RESULT))
+    let decoded = keys::kept_result(&worker.store, id)
+        .await
         .ok()
+        .flatten()
         .and_then(|bytes| BuildResult::decode(bytes.as_slice()).ok());
     let Some(result) = decoded else {
         dead_letter(worker, Holding::Delivery(delivery), &[], &format!("build {id}'s stored result is damaged")).await;
@@ -766,9 +768,9 @@ async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery)
     let result = report::build_result(job, BuildState::Failed, reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.buildroot());
     let fields = vec![
         (field::ERROR, reason.to_owned()),
-        (FIELD_RESULT, base64::engine::general_purpose::STANDARD.encode(result.encode_to_vec())),
         (FIELD_RESULT_PUBLISHED, "0".to_owned()),
     ];
+    let _ = keys::keep_result(&worker.store, id, &result.encode_to_vec()).await;
     let recorded = worker
         .store
         .transition_from(id, &[BuildState::Pushing], BuildState::Failed, change(reason, &worker.instance, fields))

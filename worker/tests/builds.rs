@@ -1,24 +1,276 @@
-//! Builds against the real Docker Engine and registry, driven through real `BuildJob`s.
+//! Builds through real `BuildJob`s, against the real Docker Engine, registry, RabbitMQ and
+//! Redis: what lands in the registry is read back and checked.
 
 mod support;
 
-use osbs_proto::v1::BuildState;
+use osbs_proto::v1::{BuildOptions, BuildState};
 use support::*;
 
+/// `FROM scratch` + `ADD rootfs.tar.gz /`, the rootfs coming from the lookaside cache
+/// (`SHA512 (file) = hash` form, Fedora layout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simple_build_is_pushed() {
+async fn base_image_from_scratch_with_lookaside_rootfs() {
+    let harness = Harness::new().await;
+    let worker = harness.start_worker(|_| {}).await;
+    let name = format!("base-{}", harness.tag);
+    let marker = format!("made from the lookaside {}", harness.tag);
+    let marker_file = harness.dir.path().join("marker");
+    std::fs::write(&marker_file, &marker).unwrap();
+    let rootfs = {
+        use std::io::Write;
+        let tar = osbs_testkit::busybox_rootfs_tar(&[("etc/marker", &marker_file)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    };
+    let hash = sha512_hex(&rootfs);
+    harness.files.put(
+        &format!("/repo/pkgs/container/base-image/rootfs.tar.gz/sha512/{hash}/rootfs.tar.gz"),
+        rootfs.clone(),
+    );
+    let dockerfile = format!(
+        "FROM scratch\nADD rootfs.tar.gz /\nLABEL com.redhat.component={name}-container name={name} version=41\nCMD [\"/bin/sh\"]\n"
+    );
+    let sources = format!("SHA512 (rootfs.tar.gz) = {hash}\n");
+    let (url, commit) = harness.repo(
+        "base-image",
+        &[("Dockerfile", dockerfile.as_bytes()), ("sources", sources.as_bytes())],
+    );
+    let job = harness.job("base-image", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+    assert!(log.contains("downloaded rootfs.tar.gz"), "{log}");
+    assert_eq!(record.nvr(), format!("{name}-41-1"));
+
+    let repository = format!("{}/{name}", job.target.as_ref().map(|t| format!("{}/{}", t.registry, t.registry_namespace)).unwrap());
+    let image = pushed_image(&repository, "41-1").await;
+    assert_eq!(image.layers.len(), 1, "a base image is one layer");
+    assert!(image.layers[0].iter().any(|(path, content)| path == "etc/marker" && content == marker.as_bytes()));
+    let output = osbs_testkit::run(&["docker", "run", "--rm", &format!("{repository}@{}", record.digest()), "cat", "/etc/marker"]);
+    assert_eq!(output.trim(), marker);
+    worker.stop().await;
+}
+
+/// The old `md5  file` sources form with the old lookaside layout (no hash type segment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_sources_and_lookaside_layout() {
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let legacy = harness.files.url("/pkgs/{repo}/{filename}/{hash}/{filename}");
+    let worker = harness.start_worker(|config| config.worker.lookaside_url = legacy).await;
+    let name = format!("legacy-{}", harness.tag);
+    let payload = format!("payload of {}", harness.tag);
+    let md5 = md5_hex(payload.as_bytes());
+    harness.files.put(&format!("/pkgs/legacy/payload.txt/{md5}/payload.txt"), payload.clone());
+    let dockerfile = format!(
+        "FROM {base}\nCOPY payload.txt /payload.txt\nLABEL com.redhat.component={name} name={name} version=2\n"
+    );
+    let sources = format!("{md5}  payload.txt\n");
+    let (url, commit) = harness.repo(
+        "legacy",
+        &[("Dockerfile", dockerfile.as_bytes()), ("sources", sources.as_bytes())],
+    );
+    let job = harness.job("legacy", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}\n{}", record.fields, harness.log(&job.build_id));
+    let pullspec = record.pullspecs().into_iter().find(|spec| spec.contains('@')).unwrap();
+    let output = osbs_testkit::run(&["docker", "run", "--rm", &pullspec, "cat", "/payload.txt"]);
+    assert_eq!(output, payload);
+    worker.stop().await;
+}
+
+/// A multi-stage build: only the final stage is the image; its parent and the builder
+/// stage's are both pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_stage_build() {
     let base = busybox_base();
     let harness = Harness::new().await;
     let worker = harness.start_worker(|_| {}).await;
-    let name = format!("simple-{}", harness.tag);
+    let name = format!("multi-{}", harness.tag);
     let dockerfile = format!(
-        "FROM {base}\nLABEL com.redhat.component={name}-container name={name} version=1.0\nRUN echo hello > /hello\n"
+        "# escape=\\\nARG BASE={base}\nFROM ${{BASE}} AS builder\nRUN echo built-in-stage-one > /artifact \\\n && echo more >> /artifact\n\nFROM builder AS middle\nRUN echo middle > /middle\n\nFROM {base}\nCOPY --from=middle /artifact /artifact\nLABEL com.redhat.component={name} \\\n      name={name} version=3.1\nCMD [\"cat\", \"/artifact\"]\n"
     );
-    let (url, commit) = harness.repo("simple", &[("Dockerfile", dockerfile.as_bytes())]);
-    let job = harness.job("simple", &url, &commit);
+    let (url, commit) = harness.repo("multi", &[("Dockerfile", dockerfile.as_bytes())]);
+    let job = harness.job("multi", &url, &commit);
     harness.submit(&job).await;
     let record = harness.wait_final(&job.build_id).await;
-    println!("{}", harness.log(&job.build_id));
-    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let log = harness.log(&job.build_id);
+    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+    let pullspec = record.pullspecs().into_iter().find(|spec| spec.contains('@')).unwrap();
+    let output = osbs_testkit::run(&["docker", "run", "--rm", &pullspec]);
+    assert_eq!(output, "built-in-stage-one\nmore\n");
+    let final_dockerfile = std::fs::read_to_string(harness.artifacts_dir().join(&job.build_id).join("Dockerfile")).unwrap();
+    assert!(final_dockerfile.contains("FROM 127.0.0.1:5000/osbs-worker-test/busybox@sha256:"), "{final_dockerfile}");
+    assert!(final_dockerfile.contains("FROM builder AS middle"), "{final_dockerfile}");
+    assert!(!final_dockerfile.contains("${BASE}"), "{final_dockerfile}");
+    worker.stop().await;
+}
+
+/// Installs a signed rpm from an injected yum repo on a target that requires signed
+/// content; then checks the image in the registry: labels, the Dockerfile in
+/// /root/buildinfo, no repo file in any layer, the base layers unchanged plus one; and the
+/// published BuildResult.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yum_repo_signed_install_and_the_image_in_the_registry() {
+    let base = rpm_base();
+    let rpms = test_rpms();
+    let harness = Harness::new().await;
+    let worker = harness
+        .start_worker(|config| {
+            config.worker.vendor = "OSBS tests".into();
+            config.worker.distribution_scope = "public".into();
+        })
+        .await;
+    let requested = serve_yum_repo(&harness.files, "requested", &rpms.file_name, &rpms.signed);
+    let name = format!("yum-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {base}\nUSER nobody\nRUN id -u > /tmp/uid || true\nUSER root\n{}LABEL com.redhat.component={name} name={name} version=1.0 distribution-scope=private\nUSER nobody\n",
+        install_from_repo_step(&rpms.file_name)
+    );
+    let (url, commit) = harness.repo("yum", &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job("yum", &url, &commit);
+    job.options = Some(BuildOptions {
+        yum_repourls: vec![requested.clone()],
+        ..BuildOptions::default()
+    });
+    job.target.as_mut().unwrap().signing_key_ids = vec![rpms.key_id[8..].to_owned()];
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+
+    let results = harness.results().await;
+    let result = results.iter().find(|r| r.build_id == job.build_id).expect("a result");
+    assert_eq!(result.state, BuildState::Complete as i32);
+    let hello = result.components.iter().find(|rpm| rpm.name == "hello-osbs").expect("the installed rpm");
+    assert_eq!(hello.signature, rpms.key_id);
+    assert_eq!((hello.version.as_str(), hello.release.as_str(), hello.arch.as_str()), ("1.0", "1", "noarch"));
+    assert_eq!(result.yum_repourls, vec![requested.clone()]);
+    let image = result.image.as_ref().unwrap();
+    assert_eq!(image.tags.len(), 4, "{:?}", image.tags);
+    assert!(image.tags.iter().any(|tag| tag == "1.0-1") && image.tags.iter().any(|tag| tag == "latest"));
+    assert!(image.parent_id.starts_with("sha256:"));
+    assert!(image.config_json.contains("\"rootfs\""));
+    assert_eq!(image.digests[0].digest, record.digest());
+    let log_file = &result.logs[0];
+    assert_eq!(log_file.name, "build.log");
+    let on_disk = std::fs::read(&log_file.path).unwrap();
+    assert_eq!(on_disk.len() as i64, log_file.size);
+    assert_eq!(log_file.sha256, { use sha2::Digest; hex::encode(sha2::Sha256::digest(&on_disk)) });
+    let steps: Vec<&str> = result.timings.iter().map(|t| t.step.as_str()).collect();
+    for step in ["source", "base_image", "release", "dockerfile", "build", "squash", "inspect", "push"] {
+        assert!(steps.contains(&step), "{steps:?}");
+    }
+
+    let repository = &image.repositories[0];
+    let pushed = pushed_image(repository, &image.digests[0].digest).await;
+    let labels = &pushed.config["config"]["Labels"];
+    for (label, expected) in [
+        ("name", name.as_str()),
+        ("version", "1.0"),
+        ("release", "1"),
+        ("vcs-type", "git"),
+        ("vcs-ref", commit.as_str()),
+        ("vendor", "OSBS tests"),
+        ("distribution-scope", "private"),
+        ("architecture", "x86_64"),
+    ] {
+        assert_eq!(labels[label], expected, "label {label}: {labels}");
+    }
+    assert!(labels["build-date"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(pushed.config["config"]["User"], "nobody", "the image keeps its USER");
+    let base_image = pushed_image("127.0.0.1:5000/osbs-worker-test/rpm-base", "1").await;
+    assert_eq!(pushed.layer_digests.len(), base_image.layer_digests.len() + 1);
+    assert_eq!(&pushed.layer_digests[..base_image.layer_digests.len()], &base_image.layer_digests[..]);
+    let buildinfo = format!("root/buildinfo/Dockerfile-{name}-1.0-1");
+    let final_dockerfile = std::fs::read(harness.artifacts_dir().join(&job.build_id).join("Dockerfile")).unwrap();
+    let top = pushed.layers.last().unwrap();
+    assert!(
+        top.iter().any(|(path, content)| *path == buildinfo && *content == final_dockerfile),
+        "{buildinfo} missing or different"
+    );
+    let repo_file = osbs_dockerfile::yum_repo_file_name(&requested);
+    assert!(String::from_utf8_lossy(&final_dockerfile).contains(&repo_file));
+    for layer in &pushed.layers {
+        assert!(
+            !layer.iter().any(|(path, _)| path.contains(&repo_file)),
+            "a layer holds {repo_file}"
+        );
+    }
+    assert!(top.iter().any(|(path, _)| path == "usr/share/hello-osbs/hello"));
+    worker.stop().await;
+}
+
+/// A target that requires signed content refuses an image with an unsigned package, naming
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_only_target_refuses_an_unsigned_package() {
+    let base = rpm_base();
+    let rpms = test_rpms();
+    let harness = Harness::new().await;
+    let worker = harness.start_worker(|_| {}).await;
+    let target_repo = serve_yum_repo(&harness.files, "target", &rpms.file_name, &rpms.unsigned);
+    let name = format!("unsigned-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {base}\n{}LABEL com.redhat.component={name} name={name} version=1.0\n",
+        install_from_repo_step(&rpms.file_name)
+    );
+    let (url, commit) = harness.repo("unsigned", &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job("unsigned", &url, &commit);
+    let target = job.target.as_mut().unwrap();
+    target.signing_key_ids = vec![rpms.key_id.clone()];
+    target.yum_repourls = vec![target_repo];
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    let results = harness.results().await;
+    let result = results.iter().find(|r| r.build_id == job.build_id).expect("a result");
+    let error = assert_failed_with(&record, &log, result, "hello-osbs-1.0-1.noarch (unsigned)");
+    assert!(error.contains("signing policy"), "{error}");
+    worker.stop().await;
+}
+
+/// Label values with quotes, backslashes and a newline (from the Dockerfile and from the
+/// configuration) come out as written and change no other instruction; a scratch build
+/// pushes only its unique tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_values_with_quotes_backslashes_and_newlines() {
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let vendor = "Acme \"Quoted\" \\ Inc.\nsecond line\" \\\nRUN touch /pwned";
+    let worker = harness
+        .start_worker(|config| config.worker.vendor = vendor.to_owned())
+        .await;
+    let name = format!("quotes-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {base}\nLABEL com.redhat.component={name} name={name} version=1.0 \\\n      summary=\"say \\\"hi\\\" to C:\\\\temp\" 'single'='it''s'\n"
+    );
+    let (url, commit) = harness.repo("quotes", &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job("quotes", &url, &commit);
+    job.options = Some(BuildOptions {
+        scratch: true,
+        ..BuildOptions::default()
+    });
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+    let results = harness.results().await;
+    let result = results.iter().find(|r| r.build_id == job.build_id).unwrap();
+    let image = result.image.as_ref().unwrap();
+    assert_eq!(image.tags.len(), 1, "a scratch build pushes only its unique tag: {:?}", image.tags);
+    assert!(image.tags[0].starts_with("main-container-candidate-"));
+    assert!(result.koji_reservation.is_none());
+    let pushed = pushed_image(&image.repositories[0], &image.digests[0].digest).await;
+    let labels = &pushed.config["config"]["Labels"];
+    assert_eq!(labels["summary"], "say \"hi\" to C:\\temp");
+    assert_eq!(labels["single"], "its");
+    assert_eq!(labels["vendor"], osbs_dockerfile::label_value_as_stored(vendor));
+    assert_eq!(labels["name"], name.as_str());
+    let touched = pushed.layers.iter().flatten().any(|(path, _)| path == "pwned");
+    assert!(!touched, "a label value ran an instruction");
     worker.stop().await;
 }

@@ -4,6 +4,9 @@
 //!   that name-version. `SADD` is atomic, so two builds can never hold the same release; a
 //!   build removes its release when it ends; the set expires as a safety net for workers that
 //!   die without cleaning up.
+//! - `<prefix>:result:<build_id>`: the final `BuildResult` (protobuf) of a build, kept until
+//!   it expires so that a worker that died between recording the end and publishing it can
+//!   be followed by one that publishes it.
 //! - `<prefix>:owner:<build_id>`: which worker instance runs a build, with a time to live
 //!   renewed by its heartbeat. It is the takeover lock: `SET NX` succeeds only for the first
 //!   worker after the owner stopped renewing.
@@ -178,4 +181,29 @@ pub async fn disown(store: &Store, build_id: &str, instance: &str) -> Result<(),
         .await
         .map_err(redis_error("release owner"))?;
     Ok(())
+}
+
+/// How long a build's final result is kept for a late publication.
+pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Keeps a build's final result (protobuf bytes).
+pub async fn keep_result(store: &Store, build_id: &str, result: &[u8]) -> Result<(), StoreError> {
+    store
+        .connection()
+        .set_ex::<_, _, ()>(
+            store.key(&["result", build_id]),
+            result,
+            RESULT_TTL.as_secs(),
+        )
+        .await
+        .map_err(redis_error("set result"))
+}
+
+/// The kept final result of a build, if any.
+pub async fn kept_result(store: &Store, build_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    store
+        .connection()
+        .get(store.key(&["result", build_id]))
+        .await
+        .map_err(redis_error("get result"))
 }

@@ -440,3 +440,163 @@ pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(bytes))
 }
+
+/// The registry's answer for `/v2/<path>`.
+pub async fn registry_get(path: &str, accept: &str) -> Vec<u8> {
+    let response = reqwest::Client::new()
+        .get(format!("http://{REGISTRY}/v2/{path}"))
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "GET /v2/{path}: {}", response.status());
+    response.bytes().await.unwrap().to_vec()
+}
+
+/// A pushed image read back from the registry: manifest, config, and each layer's entries
+/// (path → content, whiteouts included as they are).
+#[derive(Debug)]
+pub struct PushedImage {
+    pub manifest: serde_json::Value,
+    pub config: serde_json::Value,
+    pub layers: Vec<Vec<(String, Vec<u8>)>>,
+    pub layer_digests: Vec<String>,
+}
+
+pub async fn pushed_image(repository: &str, reference: &str) -> PushedImage {
+    let path = repository.strip_prefix(&format!("{REGISTRY}/")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &registry_get(
+            &format!("{path}/manifests/{reference}"),
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .await,
+    )
+    .unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&registry_get(&format!("{path}/blobs/{config_digest}"), "*/*").await)
+            .unwrap();
+    let mut layers = Vec::new();
+    let mut layer_digests = Vec::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        layer_digests.push(digest.to_owned());
+        let blob = registry_get(&format!("{path}/blobs/{digest}"), "*/*").await;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
+        let mut entries = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
+            entries.push((name, content));
+        }
+        layers.push(entries);
+    }
+    PushedImage {
+        manifest,
+        config,
+        layers,
+        layer_digests,
+    }
+}
+
+/// Test rpms: one unsigned, one signed (header+payload, as Fedora signs) by a throwaway
+/// key; and the key's long id.
+#[derive(Debug, Clone)]
+pub struct TestRpms {
+    pub unsigned: Vec<u8>,
+    pub signed: Vec<u8>,
+    pub key_id: String,
+    pub file_name: String,
+}
+
+pub fn test_rpms() -> &'static TestRpms {
+    static RPMS: OnceLock<TestRpms> = OnceLock::new();
+    RPMS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path();
+        std::fs::create_dir_all(top.join("SPECS")).unwrap();
+        let spec = top.join("SPECS/hello-osbs.spec");
+        std::fs::write(
+            &spec,
+            "Name: hello-osbs\nVersion: 1.0\nRelease: 1\nSummary: OSBS test package\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n%description\nOSBS test package\n%install\nmkdir -p %{buildroot}/usr/share/hello-osbs\necho installed-from-yum-repo > %{buildroot}/usr/share/hello-osbs/hello\n%files\n/usr/share/hello-osbs/hello\n",
+        )
+        .unwrap();
+        osbs_testkit::run(&[
+            "rpmbuild",
+            "-bb",
+            "--quiet",
+            "--define",
+            &format!("_topdir {}", top.display()),
+            spec.to_str().unwrap(),
+        ]);
+        let file_name = "hello-osbs-1.0-1.noarch.rpm".to_owned();
+        let built = top.join("RPMS/noarch").join(&file_name);
+        let unsigned = std::fs::read(&built).unwrap();
+        let gnupg = top.join("gnupg");
+        std::fs::create_dir_all(&gnupg).unwrap();
+        std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let gpg = |args: &[&str]| {
+            let output = Command::new("gpg")
+                .env("GNUPGHOME", &gnupg)
+                .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        gpg(&["--quick-gen-key", "OSBS Test Signing <osbs@example.org>", "rsa2048", "sign", "never"]);
+        let listing = gpg(&["--with-colons", "--list-keys"]);
+        let key_id = listing
+            .lines()
+            .find(|line| line.starts_with("pub:"))
+            .and_then(|line| line.split(':').nth(4))
+            .unwrap()
+            .to_ascii_lowercase();
+        let signed_path = top.join("signed.rpm");
+        std::fs::copy(&built, &signed_path).unwrap();
+        let output = Command::new("rpmsign")
+            .env("GNUPGHOME", &gnupg)
+            .args([
+                "--addsign",
+                "--rpmv3",
+                "--define",
+                "_gpg_name OSBS Test Signing",
+                "--define",
+                "__gpg /usr/bin/gpg",
+                signed_path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "rpmsign: {}", String::from_utf8_lossy(&output.stderr));
+        TestRpms {
+            unsigned,
+            signed: std::fs::read(&signed_path).unwrap(),
+            key_id,
+            file_name,
+        }
+    })
+}
+
+/// Serves a yum repo holding `rpm` at `/<name>/`: returns the `.repo` file's URL.
+pub fn serve_yum_repo(files: &FileServer, name: &str, rpm_name: &str, rpm: &[u8]) -> String {
+    files.put(&format!("/{name}/{rpm_name}"), rpm.to_vec());
+    let repo = format!(
+        "[{name}]\nname=OSBS test repo {name}\nbaseurl={}\nenabled=1\ngpgcheck=0\n",
+        files.bridge_url(&format!("/{name}/"))
+    );
+    files.put(&format!("/{name}.repo"), repo.into_bytes());
+    files.url(&format!("/{name}.repo"))
+}
+
+/// A Dockerfile step installing every rpm named in the injected repo files, as a packager
+/// would with dnf: read the baseurl, download, `rpm -i`.
+pub fn install_from_repo_step(rpm_name: &str) -> String {
+    format!(
+        "RUN set -e; for repo in /etc/yum.repos.d/*.repo; do url=$(sed -n 's/^baseurl=//p' \"$repo\"); wget -q -O /tmp/{rpm_name} \"${{url}}{rpm_name}\"; /usr/bin/rpm -i /tmp/{rpm_name}; rm /tmp/{rpm_name}; done\n"
+    )
+}
