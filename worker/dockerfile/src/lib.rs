@@ -42,6 +42,8 @@ pub mod syntax;
 
 #[cfg(test)]
 mod parse_tests;
+#[cfg(test)]
+mod rewrite_tests;
 
 pub use dockerfile::{Dockerfile, ParentImage, Stage};
 pub use error::{DockerfileError, MissingLabels, ParseError, ParseErrorKind, RewriteError};

@@ -64,19 +64,16 @@ pub fn rewrite_with_parent_users(
     let escape = dockerfile.escape();
     let instructions = dockerfile.instructions();
     let stages = dockerfile.stages();
-    // (position, order, bytes to remove, text to insert); order keeps insertions at one
-    // position in the sequence they were planned.
-    let mut edits: Vec<(usize, usize, usize, String)> = Vec::new();
-    let mut add = |at: usize, remove: usize, text: String| {
-        let order = edits.len();
-        edits.push((at, order, remove, text));
-    };
+    // Image tokens to replace: (position, length, pin).
+    let mut replacements: Vec<(usize, usize, String)> = Vec::new();
+    // Lines to insert at a position, in the order planned.
+    let mut insertions: BTreeMap<usize, Vec<String>> = BTreeMap::new();
 
     for stage in stages {
         if stage.base_stage.is_none() && !stage.is_scratch {
             let pin = &plan.pins[&stage.image];
             if *pin != stage.image {
-                add(stage.image_span.start, stage.image_span.len(), pin.clone());
+                replacements.push((stage.image_span.start, stage.image_span.len(), pin.clone()));
             }
         }
         let root = &stages[dockerfile.root_stage(stage.index)];
@@ -87,11 +84,7 @@ pub fn rewrite_with_parent_users(
 
         if with_repos {
             let copy = format!("COPY {} {REPO_DIR}", plan.repo_files.join(" "));
-            add(
-                from.span.end,
-                0,
-                lines_after(source, from.span.end, dockerfile, &[copy]),
-            );
+            insertions.entry(from.span.end).or_default().push(copy);
         }
         let mut closing = Vec::new();
         if with_repos {
@@ -140,15 +133,21 @@ pub fn rewrite_with_parent_users(
             }
         }
         if !closing.is_empty() {
-            add(
-                last.span.end,
-                0,
-                lines_after(source, last.span.end, dockerfile, &closing),
-            );
+            insertions.entry(last.span.end).or_default().extend(closing);
         }
     }
 
-    edits.sort_by_key(|&(at, order, _, _)| (at, order));
+    // (position, insertions before replacements, bytes to remove, text)
+    let mut edits: Vec<(usize, u8, usize, String)> = insertions
+        .into_iter()
+        .map(|(at, lines)| (at, 0, 0, lines_after(source, at, dockerfile, &lines)))
+        .chain(
+            replacements
+                .into_iter()
+                .map(|(at, len, pin)| (at, 1, len, pin)),
+        )
+        .collect();
+    edits.sort_by_key(|&(at, kind, _, _)| (at, kind));
     let mut out = String::with_capacity(source.len() + 512);
     let mut copied = 0;
     for (at, _, remove, text) in edits {

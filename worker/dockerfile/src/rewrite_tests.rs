@@ -1,0 +1,335 @@
+//! `check(input, plan, expect)` tables for `rewrite`, and every `RewriteError`.
+
+use crate::{Dockerfile, RewriteError, RewritePlan, rewrite, rewrite_with_parent_users};
+use std::collections::BTreeMap;
+
+fn plan(
+    pins: &[(&str, &str)],
+    repos: &[&str],
+    buildinfo: Option<&str>,
+    labels: &[(&str, &str)],
+) -> RewritePlan {
+    RewritePlan {
+        pins: pins
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        repo_files: repos.iter().map(|r| r.to_string()).collect(),
+        buildinfo_dockerfile: buildinfo.map(str::to_owned),
+    }
+}
+
+fn check(input: &str, plan: &RewritePlan, expect: &str) {
+    let dockerfile = Dockerfile::parse(input).unwrap_or_else(|error| panic!("{input:?}: {error}"));
+    let got = rewrite(&dockerfile, plan).unwrap_or_else(|error| panic!("{input:?}: {error}"));
+    assert_eq!(got, expect, "rewrite of {input:?}");
+}
+
+const PIN: &str = "r.io/base@sha256:00";
+
+#[test]
+fn pins_replace_exactly_the_image_token() {
+    let pins = plan(&[("r.io/base:1", PIN), ("${B}:${T}", PIN)], &[], None, &[]);
+    let cases: &[(&str, &str)] = &[
+        ("FROM r.io/base:1\n", "FROM r.io/base@sha256:00\n"),
+        (
+            "from   r.io/base:1   as   Build  \n",
+            "from   r.io/base@sha256:00   as   Build  \n",
+        ),
+        (
+            "FROM --platform=linux/arm64 r.io/base:1 AS x\n",
+            "FROM --platform=linux/arm64 r.io/base@sha256:00 AS x\n",
+        ),
+        (
+            "FROM \\\n  r.io/base:1 \\\n  AS x\n",
+            "FROM \\\n  r.io/base@sha256:00 \\\n  AS x\n",
+        ),
+        // A token split by a continuation is replaced as a whole.
+        ("FROM r.io/ba\\\nse:1\n", "FROM r.io/base@sha256:00\n"),
+        (
+            "ARG B=r.io/base\nARG T=1\nFROM ${B}:${T}\n",
+            "ARG B=r.io/base\nARG T=1\nFROM r.io/base@sha256:00\n",
+        ),
+        (
+            "FROM r.io/base:1 AS a\nFROM a\nFROM scratch\n",
+            "FROM r.io/base@sha256:00 AS a\nFROM a\nFROM scratch\n",
+        ),
+        (
+            "FROM r.io/base:1\r\nRUN x\r\n",
+            "FROM r.io/base@sha256:00\r\nRUN x\r\n",
+        ),
+        ("FROM r.io/base:1", "FROM r.io/base@sha256:00"),
+    ];
+    for (input, expect) in cases {
+        check(input, &pins, expect);
+    }
+}
+
+#[test]
+fn repo_files_in_each_stage_built_on_an_image() {
+    let plan = plan(
+        &[("r.io/base:1", PIN)],
+        &["a-12345.repo", "b-67890.repo"],
+        None,
+        &[],
+    );
+    check(
+        "FROM r.io/base:1 AS build\nRUN make\n\n# final\nFROM scratch\nCOPY --from=build /out /\n",
+        &plan,
+        "FROM r.io/base@sha256:00 AS build\n\
+         COPY a-12345.repo b-67890.repo /etc/yum.repos.d/\n\
+         RUN make\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo /etc/yum.repos.d/b-67890.repo\n\
+         \n# final\nFROM scratch\nCOPY --from=build /out /\n",
+    );
+    // A stage with nothing but its FROM still gets both.
+    check(
+        "FROM r.io/base:1",
+        &plan,
+        "FROM r.io/base@sha256:00\n\
+         COPY a-12345.repo b-67890.repo /etc/yum.repos.d/\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo /etc/yum.repos.d/b-67890.repo\n",
+    );
+    // A stage built on a scratch stage gets none; one built on an image stage does.
+    check(
+        "FROM scratch AS root\nADD rootfs.tar /\nFROM root\nRUN x\nFROM r.io/base:1 AS b\nFROM b\nRUN y\n",
+        &plan,
+        "FROM scratch AS root\nADD rootfs.tar /\nFROM root\nRUN x\n\
+         FROM r.io/base@sha256:00 AS b\n\
+         COPY a-12345.repo b-67890.repo /etc/yum.repos.d/\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo /etc/yum.repos.d/b-67890.repo\n\
+         FROM b\n\
+         COPY a-12345.repo b-67890.repo /etc/yum.repos.d/\n\
+         RUN y\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo /etc/yum.repos.d/b-67890.repo\n",
+    );
+}
+
+#[test]
+fn repo_removal_runs_as_root() {
+    let plan = plan(&[("r.io/base:1", PIN)], &["a-12345.repo"], None, &[]);
+    let cases: &[(&str, &str)] = &[
+        (
+            // The COPY comes before the stage's USER; the removal switches back and forth.
+            "FROM r.io/base:1\nUSER 1001\nRUN x\n",
+            "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER 1001\nRUN x\n\
+             USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER 1001\n",
+        ),
+        (
+            "FROM r.io/base:1\nUSER app\nUSER 0:0\n",
+            "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER app\nUSER 0:0\n\
+             RUN rm -f /etc/yum.repos.d/a-12345.repo\n",
+        ),
+        (
+            // A user from a variable the Dockerfile sets is restored by value.
+            "FROM r.io/base:1\nARG U=svc\nUSER $U\n",
+            "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nARG U=svc\nUSER $U\n\
+             USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER svc\n",
+        ),
+        (
+            // One the Dockerfile does not set (maybe the parent image's ENV) is restored as
+            // written, and wrapped even though it may be root.
+            "FROM r.io/base:1\nUSER ${APP_USER}\n",
+            "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER ${APP_USER}\n\
+             USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER ${APP_USER}\n",
+        ),
+        (
+            "FROM r.io/base:1\nUSER \"app user\"\n",
+            "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER \"app user\"\n\
+             USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER \"app user\"\n",
+        ),
+        (
+            // The user of an earlier stage carries over.
+            "FROM r.io/base:1 AS a\nUSER 5\nFROM a\nRUN x\n",
+            "FROM r.io/base@sha256:00 AS a\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER 5\n\
+             USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER 5\n\
+             FROM a\nCOPY a-12345.repo /etc/yum.repos.d/\nRUN x\n\
+             USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER 5\n",
+        ),
+        (
+            // An ONBUILD USER is for child images.
+            "FROM r.io/base:1\nONBUILD USER 7\n",
+            "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nONBUILD USER 7\n\
+             RUN rm -f /etc/yum.repos.d/a-12345.repo\n",
+        ),
+    ];
+    for (input, expect) in cases {
+        check(input, &plan, expect);
+    }
+}
+
+#[test]
+fn parent_image_users() {
+    let plan = plan(&[("r.io/base:1", PIN)], &["a-12345.repo"], None, &[]);
+    let dockerfile =
+        Dockerfile::parse("FROM r.io/base:1 AS a\nRUN x\nFROM a\nUSER root\n").expect("parse");
+    let users = BTreeMap::from([("r.io/base:1".to_owned(), "1001".to_owned())]);
+    assert_eq!(
+        rewrite_with_parent_users(&dockerfile, &plan, &users).expect("rewrite"),
+        "FROM r.io/base@sha256:00 AS a\nCOPY a-12345.repo /etc/yum.repos.d/\nRUN x\n\
+         USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER 1001\n\
+         FROM a\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER root\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo\n"
+    );
+    let root = BTreeMap::from([("r.io/base:1".to_owned(), "root".to_owned())]);
+    assert_eq!(
+        rewrite_with_parent_users(
+            &Dockerfile::parse("FROM r.io/base:1\n").expect("parse"),
+            &plan,
+            &root
+        )
+        .expect("rewrite"),
+        "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nRUN rm -f /etc/yum.repos.d/a-12345.repo\n"
+    );
+}
+
+#[test]
+fn final_stage_additions_keep_cmd_and_entrypoint() {
+    let plan = plan(
+        &[("r.io/base:1", PIN)],
+        &["a-12345.repo"],
+        Some("Dockerfile-x-1-2"),
+        &[("release", "2"), ("odd key", "v")],
+    );
+    check(
+        "FROM r.io/base:1\nENTRYPOINT [\"tini\"]\nCMD [\"run\"]\n\n# trailing comment\n",
+        &plan,
+        "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nENTRYPOINT [\"tini\"]\nCMD [\"run\"]\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo\n\
+         COPY Dockerfile-x-1-2 /root/buildinfo/Dockerfile-x-1-2\n\
+         LABEL release=\"2\" \"odd key\"=\"v\"\n\
+         \n# trailing comment\n",
+    );
+    // Without repos: only the buildinfo COPY and the LABEL; a scratch image gets them too.
+    check(
+        "FROM scratch\nADD rootfs.tar.gz /\nCMD [\"/bin/sh\"]",
+        &plan,
+        "FROM scratch\nADD rootfs.tar.gz /\nCMD [\"/bin/sh\"]\n\
+         COPY Dockerfile-x-1-2 /root/buildinfo/Dockerfile-x-1-2\n\
+         LABEL release=\"2\" \"odd key\"=\"v\"\n",
+    );
+    // A heredoc ends the stage after its terminator.
+    check(
+        "FROM scratch\nCOPY <<EOF /x\nbody\nEOF\n",
+        &plan,
+        "FROM scratch\nCOPY <<EOF /x\nbody\nEOF\n\
+         COPY Dockerfile-x-1-2 /root/buildinfo/Dockerfile-x-1-2\n\
+         LABEL release=\"2\" \"odd key\"=\"v\"\n",
+    );
+}
+
+#[test]
+fn inserted_lines_follow_the_escape_and_the_line_endings() {
+    let plan = plan(
+        &[("r.io/base:1", PIN)],
+        &["a-12345.repo"],
+        None,
+        &[("q", "a\"b$c\\d`e")],
+    );
+    check(
+        "# escape=`\r\nFROM r.io/base:1\r\nUSER 1`\r\n001\r\n",
+        &plan,
+        "# escape=`\r\nFROM r.io/base@sha256:00\r\nCOPY a-12345.repo /etc/yum.repos.d/\r\nUSER 1`\r\n001\r\n\
+         USER root\r\nRUN rm -f /etc/yum.repos.d/a-12345.repo\r\nUSER 1001\r\n\
+         LABEL q=\"a`\"b`$c\\d``e\"\r\n",
+    );
+    check(
+        "FROM r.io/base:1\nRUN x\n",
+        &plan,
+        "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nRUN x\n\
+         RUN rm -f /etc/yum.repos.d/a-12345.repo\nLABEL q=\"a\\\"b\\$c\\\\d`e\"\n",
+    );
+}
+
+#[test]
+fn rewrite_errors() {
+    let dockerfile = |text: &str| Dockerfile::parse(text).expect("parse");
+    let cases: &[(&str, RewritePlan, RewriteError)] = &[
+        (
+            "FROM r.io/base:1\nFROM r.io/other:2\n",
+            plan(&[("r.io/base:1", PIN)], &[], None, &[]),
+            RewriteError::MissingPin {
+                reference: "r.io/other:2".into(),
+                line: 2,
+            },
+        ),
+        (
+            "FROM r.io/base:1\n",
+            plan(
+                &[("r.io/base:1", "r.io/base@sha256:00 AS evil")],
+                &[],
+                None,
+                &[],
+            ),
+            RewriteError::BadPin {
+                reference: "r.io/base:1".into(),
+                pin: "r.io/base@sha256:00 AS evil".into(),
+            },
+        ),
+        (
+            "FROM r.io/base:1\n",
+            plan(&[("r.io/base:1", "$X")], &[], None, &[]),
+            RewriteError::BadPin {
+                reference: "r.io/base:1".into(),
+                pin: "$X".into(),
+            },
+        ),
+        (
+            "FROM r.io/base:1\n",
+            plan(&[("r.io/base:1", PIN)], &["../etc/passwd"], None, &[]),
+            RewriteError::BadRepoFileName {
+                name: "../etc/passwd".into(),
+            },
+        ),
+        (
+            "FROM r.io/base:1\n",
+            plan(&[("r.io/base:1", PIN)], &["--chown=0 x.repo"], None, &[]),
+            RewriteError::BadRepoFileName {
+                name: "--chown=0 x.repo".into(),
+            },
+        ),
+        (
+            "FROM scratch\n",
+            plan(&[], &[], Some("Dockerfile-a b-1-1"), &[]),
+            RewriteError::BadBuildinfoName {
+                name: "Dockerfile-a b-1-1".into(),
+            },
+        ),
+        (
+            "FROM scratch\n",
+            plan(&[], &[], None, &[("a=b", "v")]),
+            RewriteError::BadLabelName { name: "a=b".into() },
+        ),
+        (
+            "FROM scratch\n",
+            plan(&[], &[], None, &[("", "v")]),
+            RewriteError::BadLabelName { name: "".into() },
+        ),
+        (
+            "FROM scratch\n",
+            plan(&[], &[], None, &[("a\nRUN x", "v")]),
+            RewriteError::BadLabelName {
+                name: "a\nRUN x".into(),
+            },
+        ),
+    ];
+    for (input, plan, expect) in cases {
+        assert_eq!(
+            rewrite(&dockerfile(input), plan).as_ref(),
+            Err(expect),
+            "{input:?}"
+        );
+    }
+    assert_eq!(
+        RewriteError::MissingPin {
+            reference: "r.io/other:2".into(),
+            line: 2
+        }
+        .to_string(),
+        "no pinned reference for the parent image `r.io/other:2` (FROM on line 2); pin every parent image before rewriting"
+    );
+}
