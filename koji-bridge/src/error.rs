@@ -1,0 +1,16 @@
+//! The crate's error: what stops the service (the per-import errors are
+//! [`crate::import::ImportError`] and [`crate::koji::KojiError`]).
+
+use osbs_common::{BusError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Koji(#[from] crate::koji::KojiError),
+    #[error("{0}")]
+    Http(std::io::Error),
+}

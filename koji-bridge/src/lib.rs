@@ -1,0 +1,39 @@
+//! The koji-bridge: turns each finished OSBS build into a Koji build — content-generator
+//! metadata, its logs and image archive uploaded, `CGImport`, tagged — exactly once; refunds
+//! the NVR reservations of builds that failed; writes import bundles when no hub is set.
+//! Also the Koji client the worker uses to reserve release numbers.
+//!
+//! # Layout
+//!
+//! - [`config`]: `[koji]` ([`KojiConfig`]: the hub, auth, the service's knobs).
+//! - [`koji`]: the hub adapter ([`KojiClient`]: XML-RPC, sessions, faults, logins,
+//!   `getNextRelease`, `CGInitBuild`, `CGRefundBuild`, `CGImport`, tagging) and
+//!   [`koji::upload`] (fast upload with resume, legacy `uploadFile`).
+//! - [`metadata`]: pure — metadata v0 from a `BuildResult`, and the hub's checks run early.
+//! - [`registry`]: the registry adapter; [`archive`]: the `docker save` archive streamed
+//!   from it.
+//! - [`import`]: one import (or bundle, or refund), safe to run again.
+//! - [`guard`]: the Redis lock and marker that make imports happen once.
+//! - [`service`]: the AMQP consumer: decisions, records, state events, acks.
+//!
+//! Invariants: no Koji credential, session key or reservation token reaches a log line;
+//! a result is acknowledged only after its outcome is recorded and published; one OSBS
+//! build gives at most one Koji build.
+
+pub mod archive;
+pub mod bundle;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod import;
+pub mod koji;
+pub mod metadata;
+pub mod registry;
+pub mod service;
+
+pub use config::{BridgeConfig, KojiConfig};
+pub use error::BridgeError;
+pub use koji::{
+    BuildTarget, KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, Reservation,
+};
+pub use service::run;

@@ -1,0 +1,637 @@
+//! The `osbs-koji-bridge` service: consumes `osbs.results`, imports complete builds (or
+//! writes bundles), refunds the reservations of failed and canceled ones, records the
+//! outcome (`imported` / `import_failed`) and publishes it, exactly once per build.
+//!
+//! A delivery is acknowledged only once its outcome is recorded and published; a refusal is
+//! recorded, published, then dead-lettered with its reason; a transient failure hands the
+//! delivery back to the queue after a pause, and the next attempt resumes.
+
+use crate::config::BridgeConfig;
+use crate::error::BridgeError;
+use crate::guard::{Guard, ImportLock, Marker};
+use crate::import::{ImportError, Imported, Importer, Refunded};
+use crate::koji::{RefundState, retry_policy};
+use osbs_common::bus::{self, Bus, Delivery};
+use osbs_common::http::{Health, Metrics};
+use osbs_common::store::{Change, Store, StoreError, field};
+use osbs_common::telemetry::{hostname, now_ms};
+use osbs_proto::names;
+use osbs_proto::v1::{BuildResult, BuildState, BuildStateChange};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What to do with a result (pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Import,
+    /// A scratch build: never imported; its reservation (if any) is released.
+    SkipScratch,
+    Refund(RefundState),
+    /// Not a result the bridge acts on: dead-lettered with this reason.
+    Reject(String),
+}
+
+/// The action for `result`.
+pub fn decide(result: &BuildResult) -> Action {
+    let state = BuildState::try_from(result.state).unwrap_or(BuildState::Unspecified);
+    let scratch = result
+        .job
+        .as_ref()
+        .and_then(|job| job.options.as_ref())
+        .is_some_and(|options| options.scratch);
+    match state {
+        BuildState::Complete if scratch => Action::SkipScratch,
+        BuildState::Complete => Action::Import,
+        BuildState::Failed => Action::Refund(RefundState::Failed),
+        BuildState::Canceled => Action::Refund(RefundState::Canceled),
+        other => Action::Reject(format!(
+            "a BuildResult for build {:?} in state {other}: only complete, failed and canceled results are handled",
+            result.build_id
+        )),
+    }
+}
+
+/// The record fields and state change of an import's outcome (pure).
+pub fn imported_fields(imported: &Imported) -> (Vec<(&'static str, String)>, String) {
+    match imported {
+        Imported::Hub {
+            koji_build_id,
+            nvr,
+            tag,
+            recovered,
+        } => {
+            let mut reason = format!("imported into Koji as {nvr} (build {koji_build_id})");
+            if let Some(tag) = tag {
+                reason.push_str(&format!(", tagged into {tag}"));
+            }
+            if *recovered {
+                reason.push_str(" (found imported by an earlier attempt)");
+            }
+            (
+                vec![
+                    (field::KOJI_BUILD_ID, koji_build_id.to_string()),
+                    ("koji_import", "hub".into()),
+                    ("koji_tag", tag.clone().unwrap_or_default()),
+                    (field::ERROR, String::new()),
+                ],
+                reason,
+            )
+        }
+        Imported::Bundle { dir, nvr, .. } => (
+            vec![
+                ("koji_import", "bundle".into()),
+                ("koji_bundle", dir.display().to_string()),
+                (field::ERROR, String::new()),
+            ],
+            format!(
+                "no Koji hub configured: import bundle of {nvr} written to {}",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+fn marker_of(imported: &Imported) -> Marker {
+    match imported {
+        Imported::Hub {
+            koji_build_id,
+            nvr,
+            tag,
+            ..
+        } => Marker {
+            kind: "hub".into(),
+            koji_build_id: *koji_build_id,
+            nvr: nvr.clone(),
+            tag: tag.clone().unwrap_or_default(),
+            dir: String::new(),
+            published: false,
+        },
+        Imported::Bundle { dir, nvr, .. } => Marker {
+            kind: "bundle".into(),
+            koji_build_id: 0,
+            nvr: nvr.clone(),
+            tag: String::new(),
+            dir: dir.display().to_string(),
+            published: false,
+        },
+    }
+}
+
+fn imported_of(marker: &Marker) -> Imported {
+    if marker.kind == "bundle" {
+        Imported::Bundle {
+            dir: marker.dir.clone().into(),
+            nvr: marker.nvr.clone(),
+            recovered: true,
+        }
+    } else {
+        Imported::Hub {
+            koji_build_id: marker.koji_build_id,
+            nvr: marker.nvr.clone(),
+            tag: (!marker.tag.is_empty()).then(|| marker.tag.clone()),
+            recovered: true,
+        }
+    }
+}
+
+/// How a delivery ended.
+enum Done {
+    Ack,
+    Requeue,
+    DeadLetter(String),
+}
+
+/// Handles deliveries of `osbs.results`.
+#[derive(Debug)]
+pub struct Handler {
+    bus: Arc<Bus>,
+    store: Store,
+    guard: Guard,
+    importer: Importer,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    by: String,
+}
+
+impl Handler {
+    pub fn new(
+        bus: Arc<Bus>,
+        store: Store,
+        config: &BridgeConfig,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Handler {
+        Handler {
+            guard: Guard::new(store.clone(), config.koji.lock_ttl()),
+            importer: Importer::new(&config.koji, &config.storage.artifacts_dir),
+            bus,
+            store,
+            metrics,
+            shutdown,
+            by: format!("koji-bridge@{}", hostname()),
+        }
+    }
+
+    /// Handles one delivery to the end (ack, requeue or dead letter).
+    pub async fn handle(&self, delivery: Delivery) {
+        self.metrics.in_flight.inc();
+        let started = std::time::Instant::now();
+        if let Some(sent) = delivery.properties.timestamp() {
+            let lag = (now_ms() / 1000).saturating_sub(*sent as i64).max(0);
+            self.metrics.observe_lag(names::QUEUE_RESULTS, lag as f64);
+        }
+        let done = self.outcome(&delivery).await;
+        match done {
+            Done::Ack => bus::ack(&delivery).await,
+            Done::Requeue => {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(self.importer.config().requeue_delay()) => {}
+                }
+                bus::requeue(&delivery).await;
+            }
+            Done::DeadLetter(reason) => {
+                match self
+                    .bus
+                    .dead_letter(&delivery, names::QUEUE_RESULTS, &reason)
+                    .await
+                {
+                    Ok(()) => self.metrics.count_dead_letter(names::QUEUE_RESULTS),
+                    Err(error) => {
+                        tracing::error!(error = %error, "cannot dead-letter a result; it goes back to the queue");
+                        bus::requeue(&delivery).await;
+                    }
+                }
+            }
+        }
+        self.metrics
+            .observe_step("koji_bridge_delivery", started.elapsed().as_secs_f64());
+        self.metrics.in_flight.dec();
+    }
+
+    async fn outcome(&self, delivery: &Delivery) -> Done {
+        if let Some(kind) = bus::kind_of(delivery)
+            && kind != names::TYPE_BUILD_RESULT
+        {
+            self.metrics.count_ignored("not a BuildResult");
+            return Done::Ack;
+        }
+        let result: BuildResult = match bus::decode(delivery, names::TYPE_BUILD_RESULT) {
+            Ok(result) => result,
+            Err(reason) => {
+                tracing::error!(reason = %reason, "undecodable result; dead-lettering it");
+                return Done::DeadLetter(reason);
+            }
+        };
+        match decide(&result) {
+            Action::Import => self.import(&result).await,
+            Action::SkipScratch => self.skip_scratch(&result).await,
+            Action::Refund(state) => self.refund(&result, state).await,
+            Action::Reject(reason) => {
+                tracing::error!(build_id = %result.build_id, reason = %reason, "result dead-lettered");
+                Done::DeadLetter(reason)
+            }
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, is refused, or transient failures outlast the retry
+    /// budget (or shutdown comes).
+    async fn with_retries<T, F, Fut>(
+        &self,
+        build_id: &str,
+        what: &str,
+        attempt: F,
+    ) -> Result<T, ImportError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ImportError>>,
+    {
+        use backon::BackoffBuilder;
+        let deadline = tokio::time::Instant::now() + self.importer.config().retry_budget();
+        let mut backoff = retry_policy().build();
+        loop {
+            match attempt().await {
+                Err(ImportError::Transient(reason)) => {
+                    self.metrics.count_retry(what);
+                    let wait = backoff.next().unwrap_or(Duration::from_secs(10));
+                    if tokio::time::Instant::now() + wait >= deadline
+                        || self.shutdown.is_cancelled()
+                    {
+                        return Err(ImportError::Transient(reason));
+                    }
+                    tracing::warn!(build_id, error = %reason, ?wait, "{what} failed; resuming soon");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return Err(ImportError::Transient(reason)),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn import(&self, result: &BuildResult) -> Done {
+        let id = result.build_id.as_str();
+        match self.guard.marker(id).await {
+            Ok(Some(marker)) if marker.published => {
+                tracing::info!(build_id = id, nvr = %marker.nvr, "result delivered again; already imported");
+                self.metrics.count_ignored("already imported");
+                return Done::Ack;
+            }
+            Ok(_) => {}
+            Err(error) => return self.store_unavailable(id, &error),
+        }
+        let lock = match self.guard.acquire(id, &self.shutdown).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Done::Requeue,
+            Err(error) => return self.store_unavailable(id, &error),
+        };
+        let done = self.import_locked(result, &lock).await;
+        lock.release().await;
+        done
+    }
+
+    async fn import_locked(&self, result: &BuildResult, _lock: &ImportLock) -> Done {
+        let id = result.build_id.as_str();
+        let imported = match self.guard.marker(id).await {
+            Ok(Some(marker)) if marker.published => {
+                tracing::info!(build_id = id, nvr = %marker.nvr, "another bridge imported this build meanwhile");
+                self.metrics.count_ignored("already imported");
+                return Done::Ack;
+            }
+            // Imported, but the state change may not be out: publish it now.
+            Ok(Some(marker)) => imported_of(&marker),
+            Ok(None) => {
+                let started = std::time::Instant::now();
+                let outcome = self
+                    .with_retries(id, "koji import", || self.importer.import(result, now_ms()))
+                    .await;
+                self.metrics
+                    .observe_step("koji_import", started.elapsed().as_secs_f64());
+                match outcome {
+                    Ok(imported) => {
+                        if let Err(error) = self.guard.mark(id, &marker_of(&imported)).await {
+                            return self.store_unavailable(id, &error);
+                        }
+                        imported
+                    }
+                    Err(ImportError::Refused(reason)) => return self.refused(result, reason).await,
+                    Err(ImportError::Transient(reason)) => {
+                        tracing::warn!(build_id = id, error = %reason, "import not finished; the result goes back to the queue and resumes later");
+                        return Done::Requeue;
+                    }
+                }
+            }
+            Err(error) => return self.store_unavailable(id, &error),
+        };
+        let (fields, reason) = imported_fields(&imported);
+        let old = match self.record(id, BuildState::Imported, &reason, fields).await {
+            Ok(old) => old,
+            Err(error) => return self.store_unavailable(id, &error),
+        };
+        let koji_build_id = match &imported {
+            Imported::Hub { koji_build_id, .. } => *koji_build_id,
+            Imported::Bundle { .. } => 0,
+        };
+        let change = state_change(result, old, BuildState::Imported, &reason, koji_build_id);
+        if let Err(error) = self.bus.publish_state_change(&change).await {
+            tracing::warn!(build_id = id, error = %error, "cannot publish the imported state change; the result goes back to the queue");
+            return Done::Requeue;
+        }
+        let mut marker = marker_of(&imported);
+        marker.published = true;
+        if let Err(error) = self.guard.mark(id, &marker).await {
+            tracing::warn!(build_id = id, error = %error, "cannot record that the state change is out; a redelivery may publish it again");
+        }
+        self.metrics.count_state(BuildState::Imported);
+        tracing::info!(build_id = id, reason = %reason, "import done");
+        Done::Ack
+    }
+
+    /// Koji refused: the record says `import_failed` with the reason (the hub's fault text,
+    /// verbatim), the state change goes out, the result is dead-lettered with the reason.
+    async fn refused(&self, result: &BuildResult, reason: String) -> Done {
+        let id = result.build_id.as_str();
+        tracing::error!(build_id = id, reason = %reason, "import refused");
+        let fields = vec![(field::ERROR, reason.clone())];
+        let old = match self
+            .record(id, BuildState::ImportFailed, &reason, fields)
+            .await
+        {
+            Ok(old) => old,
+            Err(error) => return self.store_unavailable(id, &error),
+        };
+        let change = state_change(result, old, BuildState::ImportFailed, &reason, 0);
+        if let Err(error) = self.bus.publish_state_change(&change).await {
+            tracing::warn!(build_id = id, error = %error, "cannot publish the import_failed state change; the result goes back to the queue");
+            return Done::Requeue;
+        }
+        self.metrics.count_state(BuildState::ImportFailed);
+        Done::DeadLetter(reason)
+    }
+
+    /// Moves the record to `to`; returns the state it left. A record already in `to`, or
+    /// missing (Redis holds state that can be rebuilt: Koji is the record), is not an error.
+    async fn record(
+        &self,
+        id: &str,
+        to: BuildState,
+        reason: &str,
+        fields: Vec<(&str, String)>,
+    ) -> Result<BuildState, StoreError> {
+        let change = Change {
+            reason,
+            by: &self.by,
+            fields: fields.clone(),
+        };
+        match self.store.transition(id, to, change).await {
+            Ok(transition) => Ok(transition.from),
+            Err(StoreError::Refused { current, .. }) => {
+                tracing::warn!(build_id = id, current = %current, to = %to, "the record is not complete; its fields are updated, its state kept");
+                self.store.set_fields(id, &fields).await?;
+                Ok(current)
+            }
+            Err(StoreError::NotFound(_)) => {
+                tracing::warn!(
+                    build_id = id,
+                    "no record of this build in Redis; the Koji outcome is published all the same"
+                );
+                Ok(BuildState::Complete)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn store_unavailable(&self, id: &str, error: &StoreError) -> Done {
+        tracing::warn!(build_id = id, error = %error, "Redis failed; the result goes back to the queue");
+        self.metrics.count_retry("redis");
+        Done::Requeue
+    }
+
+    async fn skip_scratch(&self, result: &BuildResult) -> Done {
+        let id = result.build_id.as_str();
+        let note = "scratch build: never imported into Koji";
+        match self
+            .refund_with_retries(result, RefundState::Canceled)
+            .await
+        {
+            Ok(_) => {}
+            Err(ImportError::Transient(_)) => return Done::Requeue,
+            Err(ImportError::Refused(reason)) => {
+                tracing::warn!(build_id = id, reason = %reason, "cannot release the reservation of a scratch build")
+            }
+        }
+        match self
+            .store
+            .set_fields(id, &[("koji_note", note.to_owned())])
+            .await
+        {
+            Ok(()) => {}
+            Err(error) => return self.store_unavailable(id, &error),
+        }
+        self.metrics.count_ignored("scratch build");
+        tracing::info!(build_id = id, "{note}");
+        Done::Ack
+    }
+
+    async fn refund_with_retries(
+        &self,
+        result: &BuildResult,
+        state: RefundState,
+    ) -> Result<Refunded, ImportError> {
+        self.with_retries(&result.build_id, "koji refund", || {
+            self.importer.refund(result, state)
+        })
+        .await
+    }
+
+    async fn refund(&self, result: &BuildResult, state: RefundState) -> Done {
+        let id = result.build_id.as_str();
+        match self.refund_with_retries(result, state).await {
+            Ok(Refunded::Released(koji_build_id)) => {
+                tracing::info!(
+                    build_id = id,
+                    koji_build_id,
+                    ?state,
+                    "Koji reservation released"
+                );
+                Done::Ack
+            }
+            Ok(Refunded::Nothing) => Done::Ack,
+            Err(ImportError::Transient(reason)) => {
+                tracing::warn!(build_id = id, error = %reason, "cannot release the Koji reservation yet; the result goes back to the queue");
+                Done::Requeue
+            }
+            Err(ImportError::Refused(reason)) => {
+                tracing::error!(build_id = id, reason = %reason, "Koji refused to release the reservation");
+                Done::DeadLetter(format!("CGRefundBuild refused: {reason}"))
+            }
+        }
+    }
+}
+
+/// The state change published for an import outcome.
+pub fn state_change(
+    result: &BuildResult,
+    old: BuildState,
+    new: BuildState,
+    reason: &str,
+    koji_build_id: i64,
+) -> BuildStateChange {
+    let job = result.job.clone().unwrap_or_default();
+    BuildStateChange {
+        build_id: result.build_id.clone(),
+        old_state: old as i32,
+        new_state: new as i32,
+        reason: reason.to_owned(),
+        nvr: result.nvr.clone(),
+        pullspecs: result
+            .image
+            .as_ref()
+            .map(|image| image.pullspecs.clone())
+            .unwrap_or_default(),
+        owner: job.submitter.clone(),
+        at_ms: now_ms(),
+        repo: job.repo.clone(),
+        branch: job.branch.clone(),
+        target: job.target.map(|target| target.name).unwrap_or_default(),
+        koji_build_id,
+    }
+}
+
+/// Runs the service until `shutdown`.
+pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<(), BridgeError> {
+    tracing::info!(config = %osbs_common::config::effective(&config), "osbs-koji-bridge starting");
+    let metrics = Metrics::new("koji-bridge");
+    let health = Health::default();
+    let listen = osbs_common::http::serve(
+        config.koji.http_listen,
+        health.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(BridgeError::Http)?;
+    let bus = Arc::new(Bus::connect(&config.amqp, "koji-bridge").await?);
+    bus.declare_topology().await?;
+    let store = Store::connect(&config.redis).await?;
+    if config.koji.has_hub() {
+        tracing::info!(hub = %config.koji.hub_url_masked(), cg = %config.koji.cg_name, "importing into the Koji hub");
+    } else {
+        tracing::info!(bundle_dir = %config.koji.bundle_dir.display(), "no Koji hub configured: writing import bundles");
+    }
+    let subscription = bus
+        .consume(names::QUEUE_RESULTS, config.koji.prefetch.max(1))
+        .await?;
+    let handler = Arc::new(Handler::new(
+        bus.clone(),
+        store,
+        &config,
+        metrics,
+        shutdown.clone(),
+    ));
+    health.set_ready(true, "consuming osbs.results");
+    tracing::info!(http = %listen, queue = names::QUEUE_RESULTS, concurrency = config.koji.concurrency, "osbs-koji-bridge ready");
+    bus::serve(
+        subscription,
+        config.koji.concurrency.max(1),
+        shutdown.clone(),
+        config.koji.drain_grace(),
+        move |delivery| {
+            let handler = handler.clone();
+            async move { handler.handle(delivery).await }
+        },
+    )
+    .await;
+    health.set_ready(false, "stopped");
+    bus.close().await;
+    tracing::info!("osbs-koji-bridge stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osbs_proto::v1::{BuildJob, BuildOptions};
+
+    fn result(state: BuildState, scratch: bool) -> BuildResult {
+        BuildResult {
+            build_id: "b1".into(),
+            state: state as i32,
+            job: Some(BuildJob {
+                options: Some(BuildOptions {
+                    scratch,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let cases = [
+            (BuildState::Complete, false, Action::Import),
+            (BuildState::Complete, true, Action::SkipScratch),
+            (
+                BuildState::Failed,
+                false,
+                Action::Refund(RefundState::Failed),
+            ),
+            (
+                BuildState::Canceled,
+                true,
+                Action::Refund(RefundState::Canceled),
+            ),
+        ];
+        for (state, scratch, expected) in cases {
+            assert_eq!(
+                decide(&result(state, scratch)),
+                expected,
+                "{state} scratch={scratch}"
+            );
+        }
+        assert!(matches!(
+            decide(&result(BuildState::Running, false)),
+            Action::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn outcomes_become_record_fields() {
+        let (fields, reason) = imported_fields(&Imported::Hub {
+            koji_build_id: 12,
+            nvr: "httpd-2.4-3".into(),
+            tag: Some("f41-container-candidate".into()),
+            recovered: false,
+        });
+        assert!(fields.contains(&(field::KOJI_BUILD_ID, "12".into())));
+        assert!(fields.contains(&("koji_import", "hub".into())));
+        assert_eq!(
+            reason,
+            "imported into Koji as httpd-2.4-3 (build 12), tagged into f41-container-candidate"
+        );
+        let (fields, reason) = imported_fields(&Imported::Bundle {
+            dir: "/b/httpd-2.4-3".into(),
+            nvr: "httpd-2.4-3".into(),
+            recovered: false,
+        });
+        assert!(fields.contains(&("koji_import", "bundle".into())));
+        assert!(reason.contains("import bundle"));
+        let marker = marker_of(&Imported::Bundle {
+            dir: "/b/x".into(),
+            nvr: "x-1-1".into(),
+            recovered: false,
+        });
+        assert_eq!(
+            imported_of(&marker),
+            Imported::Bundle {
+                dir: "/b/x".into(),
+                nvr: "x-1-1".into(),
+                recovered: true
+            }
+        );
+    }
+}
