@@ -197,16 +197,7 @@ impl Harness {
 
     /// Publishes `event` on `amq.topic` as a fedora-messaging publisher would.
     pub async fn publish(&self, event: &Event) {
-        self.bus
-            .publish(Outgoing {
-                exchange: names::EXCHANGE_TOPIC,
-                routing_key: &event.routing_key,
-                body: &event.body,
-                properties: event.properties(),
-                mandatory: true,
-            })
-            .await
-            .expect("the event is routed to osbs.events");
+        publish(&self.bus, event).await;
     }
 
     /// Binds a fresh queue to the internal exchange for state changes (`build.<state>`).
@@ -341,6 +332,51 @@ impl Harness {
             running.wait().await.unwrap();
         }
     }
+}
+
+/// Publishes `event` on `amq.topic` as a fedora-messaging publisher would.
+pub async fn publish(bus: &Bus, event: &Event) {
+    bus.publish(Outgoing {
+        exchange: names::EXCHANGE_TOPIC,
+        routing_key: &event.routing_key,
+        body: &event.body,
+        properties: event.properties(),
+        mandatory: true,
+    })
+    .await
+    .expect("the event is routed to osbs.events");
+}
+
+/// Takes every message now in `queue`.
+pub async fn drain(channel: &Channel, queue: &str) -> Vec<lapin::message::Delivery> {
+    let mut taken = Vec::new();
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        message
+            .delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .unwrap();
+        taken.push(message.delivery);
+    }
+    taken
+}
+
+/// Every job now on `osbs.jobs`, in the order a worker would get them, with its priority.
+pub async fn jobs(channel: &Channel) -> Vec<(BuildJob, u8)> {
+    drain(channel, names::QUEUE_JOBS)
+        .await
+        .into_iter()
+        .map(|delivery| {
+            let priority = delivery.properties.priority().unwrap_or(0);
+            let job =
+                osbs_common::bus::decode::<BuildJob>(&delivery, names::TYPE_BUILD_JOB).unwrap();
+            (job, priority)
+        })
+        .collect()
 }
 
 pub fn counter_in(metrics: &str, series: &str) -> u64 {
