@@ -1,0 +1,671 @@
+//! `osbs replay`: takes dead-lettered jobs, results and events back to where they came from,
+//! once their cause is fixed. A replayed job keeps its build id and history (record
+//! `failed → queued`, attempt + 1). Every selected message is republished with a confirm
+//! and only then removed from its dead queue; the others go back untouched.
+
+use crate::error::{CliError, Result};
+use lapin::BasicProperties;
+use lapin::message::BasicGetMessage;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use osbs_common::bus::{Outgoing, header_string};
+use osbs_common::store::{Change, field};
+use osbs_common::{Bus, Store};
+use osbs_proto::v1::{BuildJob, BuildResult, BuildState, BuildStateChange};
+use osbs_proto::{Message, names};
+use serde::Serialize;
+
+/// A dead-letter queue OSBS fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadQueue {
+    /// `osbs.jobs.dead`: jobs that failed for an infrastructure reason.
+    Jobs,
+    /// `osbs.results.dead`: results the koji-bridge could not import.
+    Results,
+    /// `osbs.events.dead`: events the dispatcher refused.
+    Events,
+}
+
+impl DeadQueue {
+    pub const ALL: [DeadQueue; 3] = [DeadQueue::Jobs, DeadQueue::Results, DeadQueue::Events];
+
+    /// The queue its messages were refused on.
+    pub fn source(self) -> &'static str {
+        match self {
+            DeadQueue::Jobs => names::QUEUE_JOBS,
+            DeadQueue::Results => names::QUEUE_RESULTS,
+            DeadQueue::Events => names::QUEUE_EVENTS,
+        }
+    }
+
+    pub fn dead(self) -> String {
+        names::dead_queue(self.source())
+    }
+}
+
+/// What replay needs to know of one dead message: a pure view of its headers and body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadMessage {
+    pub queue: DeadQueue,
+    /// The build a job or result belongs to.
+    pub build_id: Option<String>,
+    pub message_id: Option<String>,
+    pub reason: String,
+    pub dead_at: String,
+    /// Where it goes back to, when known.
+    pub exchange: Option<String>,
+    pub routing_key: Option<String>,
+}
+
+impl DeadMessage {
+    /// Reads a dead message: the `x-osbs-*` headers the bus adds, else RabbitMQ's own
+    /// `x-death` (a message dead-lettered by the broker), else what the body says.
+    pub fn read(queue: DeadQueue, properties: &BasicProperties, body: &[u8]) -> DeadMessage {
+        let header = |name: &str| header_string(properties, name).filter(|value| !value.is_empty());
+        let death = first_death(properties);
+        let (build_id, body_routing_key) = match queue {
+            DeadQueue::Jobs => (
+                BuildJob::decode(body).ok().map(|job| job.build_id),
+                Some(names::ROUTING_JOB.to_owned()),
+            ),
+            DeadQueue::Results => match BuildResult::decode(body) {
+                Ok(result) => {
+                    let state = BuildState::try_from(result.state).unwrap_or(BuildState::Failed);
+                    (Some(result.build_id), Some(names::state_routing_key(state)))
+                }
+                Err(_) => (None, None),
+            },
+            DeadQueue::Events => (None, None),
+        };
+        let exchange = header(names::HEADER_DEAD_EXCHANGE)
+            .or_else(|| death.as_ref().map(|(exchange, _)| exchange.clone()))
+            .or_else(|| (queue != DeadQueue::Events).then(|| names::EXCHANGE_INTERNAL.to_owned()));
+        let routing_key = header(names::HEADER_DEAD_ROUTING_KEY)
+            .or_else(|| death.and_then(|(_, key)| key))
+            .or(body_routing_key);
+        DeadMessage {
+            queue,
+            build_id: build_id.filter(|id| !id.is_empty()),
+            message_id: properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
+            reason: header(names::HEADER_DEAD_REASON)
+                .unwrap_or_else(|| "(dead-lettered by RabbitMQ: no reason recorded)".into()),
+            dead_at: header(names::HEADER_DEAD_AT).unwrap_or_default(),
+            exchange,
+            routing_key,
+        }
+    }
+
+    /// The id people select it by: the build id, else the message id.
+    pub fn id(&self) -> &str {
+        self.build_id
+            .as_deref()
+            .or(self.message_id.as_deref())
+            .unwrap_or("")
+    }
+}
+
+/// Exchange and first routing key of the first `x-death` entry, if any.
+fn first_death(properties: &BasicProperties) -> Option<(String, Option<String>)> {
+    let headers = properties.headers().as_ref()?;
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(death) = deaths.as_slice().first()? else {
+        return None;
+    };
+    let text = |value: &AMQPValue| match value {
+        AMQPValue::LongString(text) => Some(String::from_utf8_lossy(text.as_bytes()).into_owned()),
+        AMQPValue::ShortString(text) => Some(text.as_str().to_owned()),
+        _ => None,
+    };
+    let exchange = death.inner().get("exchange").and_then(text)?;
+    let key = match death.inner().get("routing-keys") {
+        Some(AMQPValue::FieldArray(keys)) => keys.as_slice().first().and_then(text),
+        _ => None,
+    };
+    Some((exchange, key))
+}
+
+/// Which dead messages to replay.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Build ids (jobs, results) or message ids (any queue); empty = any.
+    pub ids: Vec<String>,
+    /// Only messages whose reason contains this (case-insensitive).
+    pub reason_contains: Option<String>,
+    /// Everything in the scanned queues.
+    pub all: bool,
+}
+
+impl Selection {
+    /// Refuses a selection that names nothing (replaying everything must be asked for).
+    pub fn check(&self) -> Result<()> {
+        if self.ids.is_empty() && self.reason_contains.is_none() && !self.all {
+            return Err(CliError::Refused(
+                "say what to replay: build ids, --reason-contains TEXT or --all (see it first with --dry-run --all)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `message` is selected: it matches every criterion given.
+    pub fn selects(&self, message: &DeadMessage) -> bool {
+        let id_matches = self.ids.is_empty()
+            || self.ids.iter().any(|id| {
+                message.build_id.as_deref() == Some(id) || message.message_id.as_deref() == Some(id)
+            });
+        let reason_matches = self
+            .reason_contains
+            .as_ref()
+            .is_none_or(|text| message.reason.to_lowercase().contains(&text.to_lowercase()));
+        id_matches && reason_matches
+    }
+}
+
+/// What replay did (or, in a dry run, would do) with one selected message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub message: DeadMessage,
+    /// `would replay`, `replayed`, or `skipped`.
+    pub action: &'static str,
+    /// Why it was skipped, or the attempt number a job was replayed as.
+    pub note: String,
+}
+
+/// What to do with a job's record before its job goes back to `osbs.jobs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobPlan {
+    /// `failed → queued`, attempt + 1.
+    Requeue,
+    /// Already queued (dead-lettered before it was marked failed): republish only.
+    Republish,
+    /// Leave it in the dead queue, saying why.
+    Skip(String),
+}
+
+/// Decides from the record's state whether a dead job may run again.
+pub fn plan_job(state: Option<BuildState>) -> JobPlan {
+    match state {
+        None => {
+            JobPlan::Skip("no build record (was Redis emptied?): left in the dead queue".into())
+        }
+        Some(BuildState::Failed) => JobPlan::Requeue,
+        Some(BuildState::Queued) => JobPlan::Republish,
+        Some(state @ (BuildState::Running | BuildState::Pushing)) => JobPlan::Skip(format!(
+            "build is {state} (another copy runs): left in the dead queue"
+        )),
+        Some(state) => JobPlan::Skip(format!(
+            "build is {state}, not failed: left in the dead queue"
+        )),
+    }
+}
+
+/// Headers of a republished message: without the dead-letter ones, with who replayed it.
+fn replay_headers(properties: &BasicProperties, user: &str) -> FieldTable {
+    const DROPPED: [&str; 12] = [
+        names::HEADER_DEAD_REASON,
+        names::HEADER_DEAD_QUEUE,
+        names::HEADER_DEAD_EXCHANGE,
+        names::HEADER_DEAD_ROUTING_KEY,
+        names::HEADER_DEAD_AT,
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    ];
+    let mut kept = properties
+        .headers()
+        .as_ref()
+        .map(|headers| headers.inner().clone())
+        .unwrap_or_default();
+    kept.retain(|name, _| !DROPPED.contains(&name.as_str()));
+    let mut headers = FieldTable::from(kept);
+    headers.insert(
+        "x-osbs-replayed-by".into(),
+        AMQPValue::LongString(LongString::from(user.as_bytes().to_vec())),
+    );
+    headers
+}
+
+/// Everything replay talks to.
+#[derive(Debug)]
+pub struct Replayer<'a> {
+    pub bus: &'a Bus,
+    pub store: &'a Store,
+    pub user: &'a str,
+    pub dry_run: bool,
+}
+
+impl Replayer<'_> {
+    /// Scans `queues`' dead queues and replays what `selection` picks.
+    pub async fn run(&self, queues: &[DeadQueue], selection: &Selection) -> Result<Vec<Outcome>> {
+        selection.check()?;
+        let channel = self.bus.channel().await?;
+        let mut outcomes = Vec::new();
+        let mut failure = None;
+        for &queue in queues {
+            let dead = queue.dead();
+            // Held unacked until the end, so that basic.get never hands one back twice; the
+            // count read first bounds the scan (messages dead-lettered meanwhile wait).
+            let depth = self.bus.queue_depth(&dead).await?.messages;
+            let mut held = Vec::new();
+            for _ in 0..depth {
+                match self.bus.get_one(&channel, &dead).await? {
+                    Some(message) => held.push(message),
+                    None => break,
+                }
+            }
+            for message in held {
+                let view = DeadMessage::read(queue, &message.properties, &message.data);
+                let keep = if !selection.selects(&view) || failure.is_some() {
+                    true
+                } else if self.dry_run {
+                    outcomes.push(Outcome {
+                        message: view,
+                        action: "would replay",
+                        note: String::new(),
+                    });
+                    true
+                } else {
+                    match self.replay_one(&message, view).await {
+                        Ok(outcome) => {
+                            let keep = outcome.action != "replayed";
+                            outcomes.push(outcome);
+                            keep
+                        }
+                        Err(error) => {
+                            failure = Some(error);
+                            true
+                        }
+                    }
+                };
+                let settled = if keep {
+                    message
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await
+                } else {
+                    message.ack(BasicAckOptions::default()).await
+                };
+                if let Err(error) = settled {
+                    // The channel is gone: every unsettled message goes back to its queue.
+                    return Err(CliError::Tool(format!(
+                        "lost the channel to {dead} while settling a message: {error}; nothing unconfirmed was removed, run the replay again"
+                    )));
+                }
+            }
+        }
+        let _ = channel.close(200, "replay done".into()).await;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(outcomes),
+        }
+    }
+
+    /// Republishes one selected message; `replayed` means it may leave its dead queue.
+    async fn replay_one(&self, message: &BasicGetMessage, view: DeadMessage) -> Result<Outcome> {
+        let skip = |view: DeadMessage, note: String| Outcome {
+            message: view,
+            action: "skipped",
+            note,
+        };
+        let (Some(exchange), Some(routing_key)) = (view.exchange.clone(), view.routing_key.clone())
+        else {
+            return Ok(skip(
+                view,
+                "its original exchange and routing key are unknown: left in the dead queue".into(),
+            ));
+        };
+        let mut body = message.data.clone();
+        let mut requeued: Option<(BuildJob, BuildState)> = None;
+        let mut note = String::new();
+        match view.queue {
+            DeadQueue::Jobs => {
+                let Ok(mut job) = BuildJob::decode(message.data.as_slice()) else {
+                    return Ok(skip(view, "not a BuildJob: left in the dead queue".into()));
+                };
+                let record = self.store.get(&job.build_id).await?;
+                let plan = plan_job(record.as_ref().map(|record| record.state));
+                let attempts = record
+                    .as_ref()
+                    .map_or(0, |record| record.attempts())
+                    .max(job.attempt);
+                job.attempt = attempts + 1;
+                match plan {
+                    JobPlan::Skip(why) => return Ok(skip(view, why)),
+                    JobPlan::Republish => {}
+                    JobPlan::Requeue => {
+                        let reason = format!("replayed by {}", self.user);
+                        self.store
+                            .transition_from(
+                                &job.build_id,
+                                &[BuildState::Failed],
+                                BuildState::Queued,
+                                Change {
+                                    reason: &reason,
+                                    by: self.user,
+                                    fields: vec![
+                                        (field::ATTEMPTS, job.attempt.to_string()),
+                                        (field::ERROR, String::new()),
+                                    ],
+                                },
+                            )
+                            .await?;
+                        requeued = Some((job.clone(), BuildState::Failed));
+                    }
+                }
+                note = format!("attempt {}", job.attempt);
+                body = job.encode_to_vec();
+            }
+            DeadQueue::Results => {
+                if let Some(id) = &view.build_id
+                    && let Some(record) = self.store.get(id).await?
+                    && record.state == BuildState::Imported
+                {
+                    return Ok(skip(
+                        view,
+                        "build is already imported: left in the dead queue".into(),
+                    ));
+                }
+            }
+            DeadQueue::Events => {}
+        }
+        let properties = message
+            .properties
+            .clone()
+            .with_headers(replay_headers(&message.properties, self.user));
+        let published = self
+            .bus
+            .publish(Outgoing {
+                exchange: &exchange,
+                routing_key: &routing_key,
+                body: &body,
+                properties,
+                // amq.topic fans out to outside listeners too; internal exchanges must route.
+                mandatory: exchange != names::EXCHANGE_TOPIC,
+            })
+            .await;
+        if let Err(error) = published {
+            if let Some((job, _)) = &requeued {
+                // Undo the requeue: the job is still only in the dead queue.
+                let reason = format!("replay by {} failed: {error}", self.user);
+                let _ = self
+                    .store
+                    .transition_from(
+                        &job.build_id,
+                        &[BuildState::Queued],
+                        BuildState::Failed,
+                        Change {
+                            reason: &reason,
+                            by: self.user,
+                            fields: vec![(field::ERROR, view.reason.clone())],
+                        },
+                    )
+                    .await;
+            }
+            return Err(error.into());
+        }
+        if let Some((job, from)) = requeued {
+            let change = BuildStateChange {
+                build_id: job.build_id.clone(),
+                old_state: from as i32,
+                new_state: BuildState::Queued as i32,
+                reason: format!("replayed by {}", self.user),
+                owner: job.submitter.clone(),
+                at_ms: osbs_common::telemetry::now_ms(),
+                repo: job.repo.clone(),
+                branch: job.branch.clone(),
+                target: job
+                    .target
+                    .as_ref()
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            // The job is on its way already: a lost notification must not replay it twice.
+            if let Err(error) = self.bus.publish_state_change(&change).await {
+                eprintln!(
+                    "warning: build {} replayed, but its state event was not sent: {error}",
+                    job.build_id
+                );
+            }
+        }
+        Ok(Outcome {
+            message: view,
+            action: "replayed",
+            note,
+        })
+    }
+}
+
+/// `osbs replay` options.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").multiple(true).required(true).args(["ids", "reason_contains", "all"])))]
+pub struct ReplayArgs {
+    /// Build ids (dead jobs and results) or AMQP message ids (any dead message)
+    pub ids: Vec<String>,
+    /// Dead-letter queues to look in (repeatable) [default: all three]
+    #[arg(long = "queue", value_enum)]
+    pub queues: Vec<DeadQueue>,
+    /// Only messages whose dead-letter reason contains this text (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    pub reason_contains: Option<String>,
+    /// Every message of the chosen queues
+    #[arg(long)]
+    pub all: bool,
+    /// List what would be replayed (queue, id, reason, dead-at) and touch nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The outcomes as a table for people.
+pub fn text(outcomes: &[Outcome], dry_run: bool) -> String {
+    if outcomes.is_empty() {
+        return "no dead-lettered message matches\n".into();
+    }
+    let rows: Vec<[String; 6]> = outcomes
+        .iter()
+        .map(|outcome| {
+            [
+                outcome.action.to_owned(),
+                outcome.message.queue.dead(),
+                outcome.message.id().to_owned(),
+                outcome.message.dead_at.clone(),
+                outcome.message.reason.clone(),
+                outcome.note.clone(),
+            ]
+        })
+        .collect();
+    let mut out = crate::render::table(
+        &["ACTION", "QUEUE", "ID", "DEAD-AT", "REASON", "NOTE"],
+        &rows,
+    );
+    if dry_run {
+        out.push_str("(dry run: nothing was replayed)\n");
+    }
+    out
+}
+
+pub async fn run(context: &crate::context::Context, args: &ReplayArgs) -> Result<()> {
+    let selection = Selection {
+        ids: args.ids.clone(),
+        reason_contains: args.reason_contains.clone(),
+        all: args.all,
+    };
+    selection.check()?;
+    let queues = if args.queues.is_empty() {
+        DeadQueue::ALL.to_vec()
+    } else {
+        args.queues.clone()
+    };
+    let store = context.store().await?;
+    let bus = context.bus().await?;
+    let user = context.user();
+    let replayer = Replayer {
+        bus: &bus,
+        store: &store,
+        user: &user,
+        dry_run: args.dry_run,
+    };
+    let outcomes = replayer.run(&queues, &selection).await;
+    bus.close().await;
+    let outcomes = outcomes?;
+    if context.json {
+        context.print_json(&serde_json::to_value(&outcomes).expect("outcomes serialize"))?;
+    } else {
+        crate::context::print_stdout(&text(&outcomes, args.dry_run))?;
+    }
+    let skipped = outcomes
+        .iter()
+        .filter(|outcome| outcome.action == "skipped")
+        .count();
+    if skipped > 0 && !args.dry_run {
+        return Err(CliError::Refused(format!(
+            "{skipped} selected message(s) were not replayed (see NOTE) and stay in their dead queue"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> BasicProperties {
+        let mut table = FieldTable::default();
+        for (name, value) in pairs {
+            table.insert(
+                (*name).into(),
+                AMQPValue::LongString(LongString::from(value.as_bytes().to_vec())),
+            );
+        }
+        BasicProperties::default()
+            .with_headers(table)
+            .with_message_id("m-1".into())
+    }
+
+    fn job(id: &str) -> Vec<u8> {
+        BuildJob {
+            build_id: id.into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn reads_what_the_bus_wrote() {
+        let properties = headers(&[
+            ("x-osbs-reason", "registry 127.0.0.1:5999 refused the push"),
+            ("x-osbs-original-exchange", "osbs"),
+            ("x-osbs-original-routing-key", "job"),
+            ("x-osbs-dead-at", "2025-01-15T10:22:03.000+00:00"),
+        ]);
+        let view = DeadMessage::read(DeadQueue::Jobs, &properties, &job("b1"));
+        assert_eq!(view.build_id.as_deref(), Some("b1"));
+        assert_eq!(view.id(), "b1");
+        assert_eq!(view.exchange.as_deref(), Some("osbs"));
+        assert_eq!(view.routing_key.as_deref(), Some("job"));
+        assert_eq!(view.dead_at, "2025-01-15T10:22:03.000+00:00");
+
+        let event = DeadMessage::read(DeadQueue::Events, &headers(&[]), b"{not json");
+        assert_eq!(event.build_id, None);
+        assert_eq!(event.id(), "m-1");
+        assert_eq!(event.exchange, None);
+        assert!(event.reason.contains("no reason"));
+
+        let result = BuildResult {
+            build_id: "b2".into(),
+            state: BuildState::Complete as i32,
+            ..Default::default()
+        };
+        let view = DeadMessage::read(DeadQueue::Results, &headers(&[]), &result.encode_to_vec());
+        assert_eq!(view.routing_key.as_deref(), Some("build.complete"));
+        assert_eq!(view.exchange.as_deref(), Some("osbs"));
+    }
+
+    #[test]
+    fn broker_dead_letters_are_read_from_x_death() {
+        let mut death = FieldTable::default();
+        death.insert(
+            "exchange".into(),
+            AMQPValue::LongString(LongString::from(b"amq.topic".to_vec())),
+        );
+        death.insert(
+            "routing-keys".into(),
+            AMQPValue::FieldArray(
+                vec![AMQPValue::LongString(LongString::from(
+                    b"org.example.git.receive".to_vec(),
+                ))]
+                .into(),
+            ),
+        );
+        let mut table = FieldTable::default();
+        table.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+        );
+        let properties = BasicProperties::default().with_headers(table);
+        let view = DeadMessage::read(DeadQueue::Events, &properties, b"{}");
+        assert_eq!(view.exchange.as_deref(), Some("amq.topic"));
+        assert_eq!(view.routing_key.as_deref(), Some("org.example.git.receive"));
+        let cleaned = replay_headers(&properties, "jdoe");
+        assert!(!cleaned.inner().contains_key("x-death"));
+        assert!(cleaned.inner().contains_key("x-osbs-replayed-by"));
+    }
+
+    #[test]
+    fn selection_table() {
+        let message = DeadMessage {
+            queue: DeadQueue::Jobs,
+            build_id: Some("b1".into()),
+            message_id: Some("m1".into()),
+            reason: "Registry unreachable".into(),
+            dead_at: String::new(),
+            exchange: None,
+            routing_key: None,
+        };
+        let cases = [
+            (vec![], None, true, true),
+            (vec!["b1"], None, false, true),
+            (vec!["m1"], None, false, true),
+            (vec!["b2"], None, false, false),
+            (vec![], Some("registry"), false, true),
+            (vec![], Some("koji"), false, false),
+            (vec!["b1"], Some("koji"), false, false),
+        ];
+        for (ids, reason, all, expected) in cases {
+            let selection = Selection {
+                ids: ids.iter().map(|id| id.to_string()).collect(),
+                reason_contains: reason.map(str::to_owned),
+                all,
+            };
+            assert_eq!(selection.selects(&message), expected, "{selection:?}");
+        }
+        assert!(Selection::default().check().is_err());
+    }
+
+    #[test]
+    fn only_failed_or_queued_jobs_run_again() {
+        assert_eq!(plan_job(Some(BuildState::Failed)), JobPlan::Requeue);
+        assert_eq!(plan_job(Some(BuildState::Queued)), JobPlan::Republish);
+        for state in [
+            None,
+            Some(BuildState::Running),
+            Some(BuildState::Complete),
+            Some(BuildState::Imported),
+            Some(BuildState::Canceled),
+        ] {
+            assert!(matches!(plan_job(state), JobPlan::Skip(_)), "{state:?}");
+        }
+    }
+}
