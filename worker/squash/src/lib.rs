@@ -10,18 +10,25 @@
 //! - `index`: the first pass over a layer: names, kinds, hard-link targets, dir metadata.
 //! - `plan`: the merge decision, a pure function of the indexes.
 //! - [`merge`]: the public core ([`LayerStack`], [`squash_tars`]): index, plan, write.
+//! - `archive`: reads a `docker save` stream, spooling layer tars (not files) to one temp file.
+//! - `config`: the squashed image's config (pure).
+//! - [`engine`]: the Docker Engine adapter and [`squash_in_engine`].
 //!
 //! Invariants: no function here creates a file from layer contents; an output entry's path
 //! is always normalized (no `..`, no leading `/`) and every one of its ancestors is a
 //! directory in the squashed filesystem, so nothing a layer holds can make a consumer write
 //! outside its root.
 
+mod archive;
+mod config;
+pub mod engine;
 mod index;
 pub mod merge;
 mod path;
 mod plan;
 pub mod tarfmt;
 
+pub use crate::engine::{Squashed, squash_in_engine};
 pub use index::IndexError;
 pub use merge::{LayerStack, MergePlan, MergedLayer, decompress, squash_tars};
 pub use path::PathError;
@@ -48,4 +55,18 @@ pub enum SquashError {
     Plan(#[from] PlanError),
     #[error("i/o failed while squashing: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{role} '{image}' is not in the Docker Engine; build or pull it first")]
+    NotFound { role: &'static str, image: String },
+    #[error(
+        "'{base}' is not a base of '{image}': its layers are not the bottom layers of '{image}'; pass the image it was built FROM"
+    )]
+    NotAncestor { image: String, base: String },
+    #[error("'{0}' is not a usable image tag; give NAME or NAME:TAG")]
+    BadTag(String),
+    #[error("the Docker Engine failed to {action}: {detail}")]
+    Engine { action: String, detail: String },
+    #[error("the image archive from the Docker Engine is unusable: {0}")]
+    Archive(String),
+    #[error("cannot write the squashed image config: {0}")]
+    Config(String),
 }

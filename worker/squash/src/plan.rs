@@ -221,10 +221,10 @@ pub(crate) fn plan(
                     });
                 }
             }
-            Cur::Implied { layer } if layer >= base => {
-                if in_base && (!base_cur.is_dir() || own_upper_hide) {
-                    head.push(HeadItem::SyntheticDir(path));
-                }
+            Cur::Implied { layer }
+                if layer >= base && in_base && (!base_cur.is_dir() || own_upper_hide) =>
+            {
+                head.push(HeadItem::SyntheticDir(path));
             }
             _ => {}
         }

@@ -357,6 +357,12 @@ impl<S: Source> TarReader<S> {
         Ok(meta)
     }
 
+    /// The current entry's data as a reader (what is left unread is skipped by the next
+    /// `next_entry`).
+    pub(crate) fn entry_reader(&mut self) -> EntryData<'_, S> {
+        EntryData { reader: self }
+    }
+
     /// Copies the current entry's data to `out` (or skips it when `out` is `None`).
     pub(crate) fn copy_data(
         &mut self,
@@ -379,6 +385,34 @@ impl<S: Source> TarReader<S> {
             self.offset += n as u64;
         }
         self.skip_pending()
+    }
+}
+
+/// Reads the data of one entry.
+#[derive(Debug)]
+pub(crate) struct EntryData<'a, S> {
+    reader: &'a mut TarReader<S>,
+}
+
+impl<S: Source> Read for EntryData<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let reader = &mut *self.reader;
+        let want = buf
+            .len()
+            .min(usize::try_from(reader.pending).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = reader.source.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "truncated entry data",
+            ));
+        }
+        reader.pending -= n as u64;
+        reader.offset += n as u64;
+        Ok(n)
     }
 }
 
