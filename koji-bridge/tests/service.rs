@@ -1,0 +1,507 @@
+//! The bridge service against the real RabbitMQ, Redis and registry, and the Koji hub
+//! double: imports recorded and published, exactly once across duplicates and two bridges,
+//! recovery from a lost answer and an offline hub, refusals recorded and dead-lettered,
+//! refunds, scratch builds, bundles.
+
+mod support;
+
+use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use osbs_common::bus::{self, Bus};
+use osbs_common::store::Store;
+use osbs_koji_hub::RunningHub;
+use osbs_proto::names;
+use osbs_proto::v1::{BuildResult, BuildState, BuildStateChange, KojiReservation};
+use osbs_testkit::TestEnv;
+use std::time::Duration;
+use support::{
+    Bridge, PACKAGE, TARGET, bridge_config, eventually, hub, koji_config, publish, record_complete,
+    reserve, result, temp_dir,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A queue receiving every state change the bridge publishes.
+async fn state_changes(bus: &Bus) -> (lapin::Channel, String) {
+    let channel = bus.channel().await.unwrap();
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    for state in [BuildState::Imported, BuildState::ImportFailed] {
+        channel
+            .queue_bind(
+                queue.name().as_str().into(),
+                names::EXCHANGE_INTERNAL.into(),
+                names::state_routing_key(state).as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    (channel, queue.name().as_str().to_owned())
+}
+
+async fn next_change(bus: &Bus, channel: &lapin::Channel, queue: &str) -> BuildStateChange {
+    for _ in 0..600 {
+        if let Some(message) = bus.get_one(channel, queue).await.unwrap() {
+            message
+                .delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+            return bus::decode(&message.delivery, names::TYPE_BUILD_STATE_CHANGE).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no state change published");
+}
+
+async fn state_of(store: &Store, id: &str) -> BuildState {
+    store.require(id).await.unwrap().state
+}
+
+async fn wait_state(store: &Store, id: &str, state: BuildState) {
+    eventually(&format!("build {id} {state}"), WAIT, || async {
+        state_of(store, id).await == state
+    })
+    .await;
+}
+
+/// Imports `result` through a running bridge, the record and reservation set up as the
+/// dispatcher and worker do.
+async fn setup(
+    hub: &RunningHub,
+    id: &str,
+    release: &str,
+    artifacts: &std::path::Path,
+) -> BuildResult {
+    let mut result = result(id, (PACKAGE, "1.0", release), artifacts).await;
+    result.koji_reservation = Some(reserve(hub, (PACKAGE, "1.0", release)).await);
+    result
+}
+
+#[tokio::test]
+async fn a_complete_build_is_imported_tagged_recorded_and_loadable() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let (channel, changes) = state_changes(&bus).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+
+    let result = setup(&hub, "b-import-1", "1", &artifacts).await;
+    record_complete(&store, &result).await;
+    publish(&bus, &result).await;
+
+    wait_state(&store, "b-import-1", BuildState::Imported).await;
+    let record = store.require("b-import-1").await.unwrap();
+    let koji_build_id = result.koji_reservation.as_ref().unwrap().build_id;
+    assert_eq!(record.field("koji_build_id"), koji_build_id.to_string());
+    assert_eq!(record.field("koji_import"), "hub");
+    assert_eq!(record.field("koji_tag"), TARGET);
+    assert_eq!(
+        record.digest(),
+        "sha256:recorded-digest",
+        "the worker's fields are kept"
+    );
+
+    let change = next_change(&bus, &channel, &changes).await;
+    assert_eq!(change.build_id, "b-import-1");
+    assert_eq!(change.new_state, BuildState::Imported as i32);
+    assert_eq!(change.old_state, BuildState::Complete as i32);
+    assert_eq!(change.koji_build_id, koji_build_id);
+
+    let nvr = format!("{PACKAGE}-1.0-1");
+    let builds = hub.builds();
+    assert_eq!(builds.len(), 1);
+    let build = &builds[0];
+    assert_eq!(
+        (build.id, build.state, build.nvr()),
+        (koji_build_id, 1, nvr.clone())
+    );
+    assert_eq!(hub.tagged(TARGET), vec![nvr.clone()]);
+    assert_eq!(build.logs.len(), 1);
+    let metadata: serde_json::Value =
+        serde_json::from_str(build.metadata.as_deref().unwrap()).unwrap();
+    assert_eq!(metadata["build"]["extra"]["osbs_build_id"], "b-import-1");
+    let archive = &build.archives[0];
+    assert_eq!(archive.type_name, "tar");
+    assert_eq!(archive.btype, "image");
+    assert_eq!(archive.components, 1);
+    let bytes = std::fs::read(&archive.path).unwrap();
+    assert_eq!(archive.size, bytes.len() as u64);
+    assert_eq!(
+        archive.checksum,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    );
+    assert_eq!(
+        metadata["output"][1]["extra"]["docker"]["id"],
+        serde_json::json!(support::pushed_image().await.image_id)
+    );
+
+    // The archive is what `docker load` takes: the image comes back under its tag.
+    let tag = format!("{}:b-import-1", support::pushed_image().await.repository);
+    let loaded = osbs_testkit::run(&["docker", "load", "-i", archive.path.to_str().unwrap()]);
+    assert!(loaded.contains(&tag), "{loaded}");
+    let id = osbs_testkit::run(&["docker", "image", "inspect", "--format", "{{.Id}}", &tag]);
+    assert_eq!(id.trim(), support::pushed_image().await.image_id);
+    osbs_testkit::run(&["docker", "rmi", &tag]);
+
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn duplicates_and_two_bridges_give_one_koji_build() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let (channel, changes) = state_changes(&bus).await;
+    let first = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+    let second = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+
+    let result = setup(&hub, "b-dup-1", "1", &artifacts).await;
+    record_complete(&store, &result).await;
+    for _ in 0..3 {
+        publish(&bus, &result).await;
+    }
+    wait_state(&store, "b-dup-1", BuildState::Imported).await;
+    eventually("every copy taken", WAIT, || async {
+        bus.queue_depth(names::QUEUE_RESULTS)
+            .await
+            .unwrap()
+            .messages
+            == 0
+    })
+    .await;
+    // Copies taken while the import ran wait for its lock, then find it done.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Another copy much later (a replay) is acknowledged without touching Koji.
+    let calls = hub.calls().len();
+    publish(&bus, &result).await;
+    eventually("the replay handled", WAIT, || async {
+        bus.queue_depth(names::QUEUE_RESULTS)
+            .await
+            .unwrap()
+            .messages
+            == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    assert_eq!(hub.builds().len(), 1, "one Koji build");
+    assert_eq!(hub.call_count("CGImport"), 1, "imported once");
+    assert_eq!(hub.calls().len(), calls, "the replay asked nothing of Koji");
+    assert_eq!(
+        bus.queue_depth(&names::dead_queue(names::QUEUE_RESULTS))
+            .await
+            .unwrap()
+            .messages,
+        0,
+        "no error storm"
+    );
+    let change = next_change(&bus, &channel, &changes).await;
+    assert_eq!(change.new_state, BuildState::Imported as i32);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        bus.get_one(&channel, &changes).await.unwrap().is_none(),
+        "one state change"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_cgimport_answer_an_offline_hub_and_a_cut_upload_are_recovered() {
+    let env = TestEnv::new();
+    let mut hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+
+    // CGImport happens, but its answer never reaches the bridge.
+    let lost = setup(&hub, "b-lost-1", "1", &artifacts).await;
+    record_complete(&store, &lost).await;
+    hub.lose_next_response("CGImport");
+    publish(&bus, &lost).await;
+    wait_state(&store, "b-lost-1", BuildState::Imported).await;
+    assert_eq!(hub.call_count("CGImport"), 1);
+    assert_eq!(hub.builds().iter().filter(|b| b.state == 1).count(), 1);
+
+    // The hub is offline, then down mid-upload: the import waits and resumes.
+    let offline = setup(&hub, "b-offline-1", "2", &artifacts).await;
+    record_complete(&store, &offline).await;
+    hub.set_offline(true);
+    hub.drop_upload_at(20_000);
+    publish(&bus, &offline).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(state_of(&store, "b-offline-1").await, BuildState::Complete);
+    hub.set_offline(false);
+    eventually("the upload cut", WAIT, || async {
+        hub.uploaded_files().iter().any(|(_, size)| *size == 20_000)
+    })
+    .await;
+    hub.restart().await.unwrap();
+    wait_state(&store, "b-offline-1", BuildState::Imported).await;
+    assert_eq!(hub.builds().iter().filter(|b| b.state == 1).count(), 2);
+    assert_eq!(
+        bus.queue_depth(&names::dead_queue(names::QUEUE_RESULTS))
+            .await
+            .unwrap()
+            .messages,
+        0
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn koji_refusals_are_recorded_and_dead_lettered_and_the_bridge_goes_on() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let (channel, changes) = state_changes(&bus).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+
+    // The hub refuses: the reservation's token is not this one.
+    let mut refused = setup(&hub, "b-refused-1", "1", &artifacts).await;
+    let build_id = refused.koji_reservation.as_ref().unwrap().build_id;
+    refused.koji_reservation = Some(KojiReservation {
+        build_id,
+        token: "not-the-token".into(),
+    });
+    record_complete(&store, &refused).await;
+    publish(&bus, &refused).await;
+    wait_state(&store, "b-refused-1", BuildState::ImportFailed).await;
+    let fault = format!("Fault 1000: Token doesn't match build ID {build_id}");
+    let record = store.require("b-refused-1").await.unwrap();
+    assert!(record.error().contains(&fault), "{}", record.error());
+    let change = next_change(&bus, &channel, &changes).await;
+    assert_eq!(change.new_state, BuildState::ImportFailed as i32);
+    assert!(change.reason.contains(&fault), "{}", change.reason);
+    let dead_channel = bus.channel().await.unwrap();
+    let mut dead = None;
+    for _ in 0..100 {
+        dead = bus
+            .get_one(&dead_channel, &names::dead_queue(names::QUEUE_RESULTS))
+            .await
+            .unwrap();
+        if dead.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = dead.expect("the refused result is dead-lettered");
+    let reason = bus::header_string(&dead.delivery.properties, names::HEADER_DEAD_REASON).unwrap();
+    assert!(reason.contains(&fault), "{reason}");
+
+    // Refused before anything is uploaded: a '-' in the release.
+    let dash = result("b-dash-1", (PACKAGE, "1.0", "2-1"), &artifacts).await;
+    record_complete(&store, &dash).await;
+    publish(&bus, &dash).await;
+    wait_state(&store, "b-dash-1", BuildState::ImportFailed).await;
+    let record = store.require("b-dash-1").await.unwrap();
+    assert!(
+        record.error().contains("contains '-'"),
+        "{}",
+        record.error()
+    );
+
+    // And the bridge goes on: the next good build imports.
+    let good = setup(&hub, "b-good-1", "3", &artifacts).await;
+    record_complete(&store, &good).await;
+    publish(&bus, &good).await;
+    wait_state(&store, "b-good-1", BuildState::Imported).await;
+    assert_eq!(hub.builds().iter().filter(|b| b.state == 1).count(), 1);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn refunds_scratch_builds_and_other_messages() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+
+    let mut failed = setup(&hub, "b-failed-1", "1", &artifacts).await;
+    failed.state = BuildState::Failed as i32;
+    failed.error = "Dockerfile has no FROM".into();
+    let mut canceled = setup(&hub, "b-canceled-1", "2", &artifacts).await;
+    canceled.state = BuildState::Canceled as i32;
+    let mut scratch = result("b-scratch-1", (PACKAGE, "1.0", "3"), &artifacts).await;
+    scratch
+        .job
+        .as_mut()
+        .unwrap()
+        .options
+        .as_mut()
+        .unwrap()
+        .scratch = true;
+    record_complete(&store, &scratch).await;
+    for result in [&failed, &canceled, &scratch] {
+        publish(&bus, result).await;
+    }
+    // Something that is not a BuildResult on the results queue is left alone.
+    bus.publish(bus::Outgoing {
+        exchange: names::EXCHANGE_INTERNAL,
+        routing_key: "build.complete",
+        body: b"{}",
+        properties: bus::protobuf_properties(names::TYPE_BUILD_STATE_CHANGE),
+        mandatory: true,
+    })
+    .await
+    .unwrap();
+    // Garbage claiming to be a BuildResult is dead-lettered.
+    bus.publish(bus::Outgoing {
+        exchange: names::EXCHANGE_INTERNAL,
+        routing_key: "build.failed",
+        body: b"\xff\xff\xff",
+        properties: bus::protobuf_properties(names::TYPE_BUILD_RESULT),
+        mandatory: true,
+    })
+    .await
+    .unwrap();
+
+    let state_in_koji = |nvr: String| {
+        let hub = &hub;
+        async move { hub.build(&nvr).map(|build| build.state) }
+    };
+    eventually("refunds", WAIT, || async {
+        state_in_koji(format!("{PACKAGE}-1.0-1")).await == Some(3)
+            && state_in_koji(format!("{PACKAGE}-1.0-2")).await == Some(4)
+    })
+    .await;
+    eventually("the scratch build noted", WAIT, || async {
+        store
+            .require("b-scratch-1")
+            .await
+            .unwrap()
+            .field("koji_note")
+            != ""
+    })
+    .await;
+    assert_eq!(state_of(&store, "b-scratch-1").await, BuildState::Complete);
+    assert!(
+        hub.build(&format!("{PACKAGE}-1.0-3")).is_none(),
+        "scratch builds never reach Koji"
+    );
+    eventually("the garbage dead-lettered", WAIT, || async {
+        bus.queue_depth(&names::dead_queue(names::QUEUE_RESULTS))
+            .await
+            .unwrap()
+            .messages
+            == 1
+            && bus
+                .queue_depth(names::QUEUE_RESULTS)
+                .await
+                .unwrap()
+                .messages
+                == 0
+    })
+    .await;
+
+    // A refund delivered again changes nothing and is no error.
+    publish(&bus, &failed).await;
+    eventually("the copy handled", WAIT, || async {
+        bus.queue_depth(names::QUEUE_RESULTS)
+            .await
+            .unwrap()
+            .messages
+            == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        bus.queue_depth(&names::dead_queue(names::QUEUE_RESULTS))
+            .await
+            .unwrap()
+            .messages,
+        1
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_hub_the_bridge_writes_bundles() {
+    let env = TestEnv::new();
+    let (_dir, artifacts) = temp_dir();
+    let (_bundles, bundle_dir) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(None, &bundle_dir),
+        &artifacts,
+    ));
+
+    let result = result("b-bundle-1", (PACKAGE, "1.0", "1"), &artifacts).await;
+    record_complete(&store, &result).await;
+    publish(&bus, &result).await;
+    publish(&bus, &result).await;
+    wait_state(&store, "b-bundle-1", BuildState::Imported).await;
+    let record = store.require("b-bundle-1").await.unwrap();
+    assert_eq!(record.field("koji_import"), "bundle");
+    let dir = bundle_dir.join(format!("{PACKAGE}-1.0-1"));
+    assert_eq!(record.field("koji_bundle"), dir.display().to_string());
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
+    for output in metadata["output"].as_array().unwrap() {
+        let file = std::fs::read(dir.join(output["filename"].as_str().unwrap())).unwrap();
+        assert_eq!(output["filesize"], serde_json::json!(file.len()));
+        assert_eq!(
+            output["checksum"],
+            serde_json::json!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&file)))
+        );
+    }
+    assert_eq!(metadata["output"].as_array().unwrap().len(), 2);
+    eventually("both copies handled", WAIT, || async {
+        bus.queue_depth(names::QUEUE_RESULTS)
+            .await
+            .unwrap()
+            .messages
+            == 0
+    })
+    .await;
+    let entries: Vec<_> = std::fs::read_dir(&bundle_dir).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one bundle, no partial left");
+    bridge.stop().await;
+}
