@@ -117,11 +117,12 @@ impl Dockerfile {
                     stages.push(stage);
                 }
                 Keyword::Arg if stages.is_empty() => {
-                    for (name, value) in syntax::arg_pairs(&instruction.args, escape) {
+                    for (name, value) in &instruction.pairs {
+                        let name = name.clone();
                         let value = match value {
                             Some(raw) => Some(
-                                shell::process_word(&raw, escape, &meta_env)
-                                    .map_err(|error| at(bad_word(&raw, error)))?
+                                shell::process_word(raw, escape, &meta_env)
+                                    .map_err(|error| at(bad_word(raw, error)))?
                                     .value,
                             ),
                             None => None,
@@ -318,10 +319,10 @@ impl Dockerfile {
             };
             match instruction.keyword {
                 Keyword::Arg => {
-                    for (name, value) in syntax::arg_pairs(&instruction.args, escape) {
-                        let name = expand(&state, &name)?.value;
+                    for (name, value) in &instruction.pairs {
+                        let name = expand(&state, name)?.value;
                         let value = match value {
-                            Some(raw) => Some(expand(&state, &raw)?.value),
+                            Some(raw) => Some(expand(&state, raw)?.value),
                             None => meta
                                 .get(name.as_str())
                                 .copied()
@@ -332,12 +333,10 @@ impl Dockerfile {
                     }
                 }
                 Keyword::Env | Keyword::Label => {
-                    let pairs =
-                        syntax::name_value_pairs(instruction.keyword, &instruction.args, escape)
-                            .map_err(at)?;
                     // All pairs see the environment from before the instruction.
-                    let mut expanded = Vec::with_capacity(pairs.len());
-                    for (name, value) in &pairs {
+                    let mut expanded = Vec::with_capacity(instruction.pairs.len());
+                    for (name, value) in &instruction.pairs {
+                        let value = value.as_deref().unwrap_or_default();
                         expanded.push((expand(&state, name)?.value, expand(&state, value)?.value));
                     }
                     let target = if instruction.keyword == Keyword::Env {

@@ -85,6 +85,7 @@ pub(crate) fn process_words(
     options: Options,
 ) -> Result<Vec<String>, ShellError> {
     let mut lexer = Lexer::new(word, escape, env, options);
+    lexer.split = true;
     let raw_escapes = options.raw_escapes;
     let (_, words) = lexer.process_stop_on(None, raw_escapes)?;
     Ok(words)
@@ -94,82 +95,56 @@ pub(crate) fn process_words(
 /// any processing (`parseWords` in BuildKit's line_parsers.go): quotes and escapes are kept,
 /// whitespace outside quotes separates words.
 pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote,
-    }
-    let chars: Vec<char> = rest.chars().collect();
     let mut words = Vec::new();
-    let mut phase = Phase::Spaces;
     let mut word = String::new();
-    let mut quote = '\0';
+    // The quote character while inside quotes.
+    let mut quote: Option<char> = None;
     let mut blank_ok = false;
-    let mut pos = 0;
-    while pos <= chars.len() {
-        let at_end = pos == chars.len();
-        let mut ch = if at_end { '\0' } else { chars[pos] };
-        if phase == Phase::Spaces {
-            if at_end {
-                break;
-            }
-            if ch.is_whitespace() {
-                pos += 1;
-                continue;
-            }
-            phase = Phase::Word;
-        }
-        if at_end {
-            if blank_ok || !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
-            break;
-        }
-        if phase == Phase::Word {
-            if ch.is_whitespace() {
-                phase = Phase::Spaces;
+    let mut in_word = false;
+    let mut chars = rest.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match quote {
+            None if !in_word && ch.is_whitespace() => {}
+            None if ch.is_whitespace() => {
                 if blank_ok || !word.is_empty() {
                     words.push(std::mem::take(&mut word));
                 }
+                in_word = false;
                 blank_ok = false;
-                pos += 1;
-                continue;
             }
-            if ch == '\'' || ch == '"' {
-                quote = ch;
-                blank_ok = true;
-                phase = Phase::Quote;
-            }
-            if ch == escape {
-                if pos + 1 == chars.len() {
-                    pos += 1;
+            None => {
+                in_word = true;
+                if ch == '\'' || ch == '"' {
+                    quote = Some(ch);
+                    blank_ok = true;
+                }
+                if ch == escape {
+                    // An escape at the very end is dropped; otherwise it and the next
+                    // character are kept as they are, even a quote.
+                    let Some(next) = chars.next() else { break };
+                    word.push(ch);
+                    word.push(next);
                     continue;
                 }
                 word.push(ch);
-                pos += 1;
-                ch = chars[pos];
             }
-            word.push(ch);
-            pos += 1;
-            continue;
-        }
-        // Phase::Quote
-        if ch == quote {
-            phase = Phase::Word;
-        }
-        if ch == escape && quote != '\'' {
-            if pos + 1 == chars.len() {
-                phase = Phase::Word;
-                pos += 1;
-                continue;
+            Some(open) => {
+                if ch == open {
+                    quote = None;
+                }
+                // Nothing escapes inside single quotes.
+                if ch == escape && open != '\'' {
+                    let Some(next) = chars.next() else { break };
+                    word.push(ch);
+                    word.push(next);
+                    continue;
+                }
+                word.push(ch);
             }
-            pos += 1;
-            word.push(ch);
-            ch = chars[pos];
         }
-        word.push(ch);
-        pos += 1;
+    }
+    if in_word && (blank_ok || !word.is_empty()) {
+        words.push(word);
     }
     words
 }
@@ -177,6 +152,8 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
 /// Word splitting during processing (BuildKit's `wordsStruct`).
 #[derive(Default)]
 struct Words {
+    /// Off for `process_word`, which needs no words: saves an allocation per character.
+    enabled: bool,
     buf: String,
     words: Vec<String>,
     in_word: bool,
@@ -184,6 +161,9 @@ struct Words {
 
 impl Words {
     fn add_char(&mut self, ch: char) {
+        if !self.enabled {
+            return;
+        }
         if ch.is_whitespace() && self.in_word {
             if !self.buf.is_empty() {
                 self.words.push(std::mem::take(&mut self.buf));
@@ -195,17 +175,26 @@ impl Words {
     }
 
     fn add_raw_char(&mut self, ch: char) {
+        if !self.enabled {
+            return;
+        }
         self.buf.push(ch);
         self.in_word = true;
     }
 
     fn add_string(&mut self, s: &str) {
+        if !self.enabled {
+            return;
+        }
         for ch in s.chars() {
             self.add_char(ch);
         }
     }
 
     fn add_raw_string(&mut self, s: &str) {
+        if !self.enabled {
+            return;
+        }
         self.buf.push_str(s);
         self.in_word = true;
     }
@@ -219,8 +208,11 @@ impl Words {
 }
 
 struct Lexer<'a> {
-    chars: Vec<char>,
+    text: &'a str,
+    /// Byte offset of the next character.
     pos: usize,
+    /// Whether to split words (only `process_words` needs them).
+    split: bool,
     escape: char,
     env: &'a dyn Lookup,
     options: Options,
@@ -229,10 +221,11 @@ struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    fn new(word: &str, escape: char, env: &'a dyn Lookup, options: Options) -> Lexer<'a> {
+    fn new(word: &'a str, escape: char, env: &'a dyn Lookup, options: Options) -> Lexer<'a> {
         Lexer {
-            chars: word.chars().collect(),
+            text: word,
             pos: 0,
+            split: false,
             escape,
             env,
             options,
@@ -242,13 +235,13 @@ impl<'a> Lexer<'a> {
     }
 
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.text[self.pos..].chars().next()
     }
 
     fn next(&mut self) -> Option<char> {
         let ch = self.peek();
-        if ch.is_some() {
-            self.pos += 1;
+        if let Some(c) = ch {
+            self.pos += c.len_utf8();
         }
         ch
     }
@@ -278,7 +271,10 @@ impl<'a> Lexer<'a> {
         stop: Option<char>,
     ) -> Result<(String, Vec<String>), ShellError> {
         let mut result = String::new();
-        let mut words = Words::default();
+        let mut words = Words {
+            enabled: self.split,
+            ..Words::default()
+        };
         while let Some(ch) = self.peek() {
             if stop == Some(ch) {
                 self.next();

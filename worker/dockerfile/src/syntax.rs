@@ -153,6 +153,8 @@ pub struct Instruction {
     pub(crate) args_offset: usize,
     /// Maps `text` back to the source: (offset in text, offset in source, length).
     pub(crate) segments: Vec<(usize, usize, usize)>,
+    /// LABEL and ENV: raw (name, value) pairs; ARG: raw names and defaults.
+    pub(crate) pairs: Vec<(String, Option<String>)>,
 }
 
 impl Instruction {
@@ -407,6 +409,7 @@ struct Parsed {
     args_offset: usize,
     exec_form: Option<Vec<String>>,
     trigger: Option<Box<Parsed>>,
+    pairs: Vec<(String, Option<String>)>,
 }
 
 impl Parsed {
@@ -473,7 +476,7 @@ fn parse_instruction(line: &str, escape: char) -> Result<Parsed, ParseErrorKind>
         None
     };
 
-    check_arguments(keyword, args, escape)?;
+    let pairs = pairs_of(keyword, args, escape)?;
     Ok(Parsed {
         keyword,
         flags,
@@ -481,6 +484,7 @@ fn parse_instruction(line: &str, escape: char) -> Result<Parsed, ParseErrorKind>
         args_offset,
         exec_form,
         trigger,
+        pairs,
     })
 }
 
@@ -503,20 +507,29 @@ fn parse_json_array(args: &str) -> Result<Option<Vec<String>>, ()> {
         .map(Some)
 }
 
-/// The argument checks of the instructions OSBS reads (LABEL, ENV, ARG, USER, FROM).
-fn check_arguments(keyword: Keyword, args: &str, escape: char) -> Result<(), ParseErrorKind> {
+/// The raw name/value pairs of LABEL, ENV and ARG (none for other instructions), with the
+/// argument checks of the instructions OSBS reads.
+fn pairs_of(
+    keyword: Keyword,
+    args: &str,
+    escape: char,
+) -> Result<Vec<(String, Option<String>)>, ParseErrorKind> {
     match keyword {
-        Keyword::Label | Keyword::Env => name_value_pairs(keyword, args, escape).map(drop),
+        Keyword::Label | Keyword::Env => Ok(name_value_pairs(keyword, args, escape)?
+            .into_iter()
+            .map(|(name, value)| (name, Some(value)))
+            .collect()),
         Keyword::Arg | Keyword::User if args.is_empty() => Err(ParseErrorKind::MissingArgument {
             keyword: keyword.to_string(),
         }),
-        _ => Ok(()),
+        Keyword::Arg => Ok(arg_pairs(args, escape)),
+        _ => Ok(Vec::new()),
     }
 }
 
 /// Docker's `parseNameVal` for LABEL and ENV: raw (still quoted) name and value pairs, in
 /// the `name=value ...` form or the old `name value` form.
-pub(crate) fn name_value_pairs(
+fn name_value_pairs(
     keyword: Keyword,
     args: &str,
     escape: char,
@@ -557,7 +570,7 @@ pub(crate) fn name_value_pairs(
 }
 
 /// Docker's ARG arguments: names with an optional raw default.
-pub(crate) fn arg_pairs(args: &str, escape: char) -> Vec<(String, Option<String>)> {
+fn arg_pairs(args: &str, escape: char) -> Vec<(String, Option<String>)> {
     shell::parse_words(args, escape)
         .into_iter()
         .map(|word| match word.split_once('=') {
@@ -770,6 +783,7 @@ pub(crate) fn read(source: &str) -> Result<Lines, ParseError> {
             stage: None,
             args_offset: parsed.args_offset,
             segments,
+            pairs: parsed.pairs,
         });
     }
     Ok(Lines {
