@@ -411,12 +411,8 @@ async fn refunds_scratch_builds_and_other_messages() {
     })
     .await;
     eventually("the scratch build noted", WAIT, || async {
-        store
-            .require("b-scratch-1")
-            .await
-            .unwrap()
-            .field("koji_note")
-            != ""
+        let record = store.require("b-scratch-1").await.unwrap();
+        !record.field("koji_note").is_empty()
     })
     .await;
     assert_eq!(state_of(&store, "b-scratch-1").await, BuildState::Complete);
