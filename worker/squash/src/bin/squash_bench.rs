@@ -1,1 +1,317 @@
-fn main() {}
+//! Squash benchmark (not a test): builds the two images of issue 5 locally (20 layers of
+//! ~26 MB; 10 layers of 10,000 small files each) on a busybox base, then in one run measures
+//! `docker save IMAGE > /dev/null`, our squash into the engine, and docker-squash 1.2.2
+//! (from a venv, `--docker-squash PATH`), medians of warm runs with peak RSS from
+//! `/usr/bin/time`. Also checks the directory-replaced-by-a-file case with both tools.
+//!
+//! `cargo run --release -p osbs-squash --bin squash-bench -- [--runs N] [--docker-squash PATH]`
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Timed runs per tool and image (after one warm-up run).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// docker-squash executable (pip install docker-squash==1.2.2 into a venv).
+    #[arg(long, default_value = "/tmp/dsq/bin/docker-squash")]
+    docker_squash: String,
+    /// Internal: squash once (the child whose time and RSS are measured).
+    #[arg(long, num_args = 3, value_names = ["IMAGE", "BASE", "TAG"], hide = true)]
+    once: Option<Vec<String>>,
+}
+
+const BASE: &str = "osbs-squash-bench-base:1";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(once) = args.once {
+        return squash_once(&once[0], &once[1], &once[2]);
+    }
+    ensure_base()?;
+    let big = ensure_image("osbs-squash-bench-big:1", &big_dockerfile())?;
+    let many = ensure_image("osbs-squash-bench-many:1", &many_dockerfile())?;
+    println!("| image | tool | median s | runs s | x docker save | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|");
+    for image in [&big, &many] {
+        let save = measure(
+            args.runs,
+            || shell(&format!("docker save {image} > /dev/null")),
+            || Ok(()),
+        )?;
+        row(image, "docker save > /dev/null", &save, save.median)?;
+        let tag = "osbs-squash-bench-out:ours";
+        let exe = std::env::current_exe()?.display().to_string();
+        let ours = measure(
+            args.runs,
+            || timed(&[&exe, "--once", image, BASE, tag]),
+            || remove(tag),
+        )?;
+        row(image, "osbs squash (engine)", &ours, save.median)?;
+        let tag = "osbs-squash-bench-out:docker-squash";
+        let theirs = measure(
+            args.runs,
+            || timed(&[&args.docker_squash, "-f", BASE, "-t", tag, image]),
+            || remove(tag),
+        )?;
+        row(image, "docker-squash 1.2.2", &theirs, save.median)?;
+    }
+    dir_to_file_check(&args.docker_squash)
+}
+
+/// Times and peak RSS (KiB) of the runs after a warm-up.
+#[derive(Debug)]
+struct Measured {
+    seconds: Vec<f64>,
+    rss_kib: Vec<u64>,
+    median: f64,
+}
+
+fn measure(
+    runs: usize,
+    mut once: impl FnMut() -> anyhow::Result<(f64, u64)>,
+    mut before: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Measured> {
+    let (mut seconds, mut rss_kib) = (Vec::new(), Vec::new());
+    for run in 0..=runs {
+        before()?;
+        let (s, rss) = once()?;
+        if run > 0 {
+            seconds.push(s);
+            rss_kib.push(rss);
+        }
+    }
+    let mut sorted = seconds.clone();
+    sorted.sort_by(f64::total_cmp);
+    Ok(Measured {
+        median: sorted[sorted.len() / 2],
+        seconds,
+        rss_kib,
+    })
+}
+
+fn row(image: &str, tool: &str, m: &Measured, save: f64) -> anyhow::Result<()> {
+    let runs: Vec<String> = m.seconds.iter().map(|s| format!("{s:.2}")).collect();
+    let rss = m.rss_kib.iter().max().copied().unwrap_or(0) as f64 / 1024.0;
+    let rss = if rss > 0.0 {
+        format!("{rss:.1}")
+    } else {
+        "-".into()
+    };
+    println!(
+        "| {image} | {tool} | {:.2} | {} | {:.2} | {rss} |",
+        m.median,
+        runs.join(" "),
+        m.median / save
+    );
+    Ok(())
+}
+
+/// Runs a command under `/usr/bin/time`, returning wall seconds and peak RSS in KiB.
+fn timed(command: &[&str]) -> anyhow::Result<(f64, u64)> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "TIME %e %M"])
+        .args(command)
+        .stdout(Stdio::null())
+        .output()
+        .context("run /usr/bin/time (apt-get install -y time)")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("{command:?} failed: {stderr}");
+    }
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("TIME "))
+        .context("no time output")?;
+    let mut fields = line.split_whitespace().skip(1);
+    let seconds = fields.next().context("no seconds")?.parse()?;
+    let rss = fields.next().context("no rss")?.parse()?;
+    Ok((seconds, rss))
+}
+
+fn shell(script: &str) -> anyhow::Result<(f64, u64)> {
+    let start = std::time::Instant::now();
+    let status = Command::new("sh").args(["-c", script]).status()?;
+    if !status.success() {
+        bail!("{script} failed");
+    }
+    Ok((start.elapsed().as_secs_f64(), 0))
+}
+
+fn run(command: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(command[0]).args(&command[1..]).output()?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Removes a squashed image so the next run really loads its layer.
+fn remove(tag: &str) -> anyhow::Result<()> {
+    let _ = Command::new("docker").args(["rmi", "-f", tag]).output()?;
+    Ok(())
+}
+
+fn squash_once(image: &str, base: &str, tag: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let docker = bollard::Docker::connect_with_defaults()?
+            .negotiate_version()
+            .await?;
+        let squashed = osbs_squash::squash_in_engine(&docker, image, base, tag).await?;
+        println!("{squashed:?}");
+        anyhow::Ok(())
+    })
+}
+
+/// A busybox base imported from the host's busybox-static.
+fn ensure_base() -> anyhow::Result<()> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    for dir in ["bin", "etc", "tmp", "root"] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        builder.append_data(&mut header, dir, std::io::empty())?;
+    }
+    builder
+        .append_path_with_name("/bin/busybox", "bin/busybox")
+        .context("/bin/busybox (apt-get install -y busybox-static)")?;
+    for applet in [
+        "sh", "mkdir", "rm", "head", "base64", "dd", "echo", "cat", "ln", "chmod", "cd", "ls",
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_mode(0o777);
+        builder.append_link(&mut header, format!("bin/{applet}"), "busybox")?;
+    }
+    let rootfs = builder.into_inner()?;
+    let mut child = Command::new("docker")
+        .args(["import", "--change", "CMD [\"/bin/sh\"]", "-", BASE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, &rootfs)?;
+    if !child.wait()?.success() {
+        bail!("docker import of the busybox base failed");
+    }
+    Ok(())
+}
+
+fn big_dockerfile() -> String {
+    let mut dockerfile = format!("FROM {BASE}\n");
+    for layer in 1..=20 {
+        dockerfile.push_str(&format!(
+            "RUN mkdir -p /data && dd if=/dev/urandom of=/data/r{layer} bs=1M count=13 2>/dev/null \
+             && head -c 10000000 /dev/urandom | base64 > /data/t{layer}\n"
+        ));
+    }
+    dockerfile
+}
+
+fn many_dockerfile() -> String {
+    let mut dockerfile = format!("FROM {BASE}\n");
+    for layer in 1..=10 {
+        dockerfile.push_str(&format!(
+            "RUN mkdir -p /m/{layer} && cd /m/{layer} && i=0; while [ $i -lt 10000 ]; do echo \"file $i of layer {layer}\" > f$i; i=$((i+1)); done\n"
+        ));
+    }
+    dockerfile
+}
+
+/// Builds `tag` from `dockerfile` unless an image built from this very Dockerfile exists.
+fn ensure_image(tag: &str, dockerfile: &str) -> anyhow::Result<String> {
+    let digest = format!("{:x}", md5_like(dockerfile));
+    let label = run(&[
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"bench\"}}",
+        tag,
+    ])
+    .unwrap_or_default();
+    if label.trim() == digest {
+        return Ok(tag.to_owned());
+    }
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("{dockerfile}LABEL bench={digest}\n"),
+    )?;
+    eprintln!("building {tag}...");
+    let status = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("docker build of {tag} failed");
+    }
+    Ok(tag.to_owned())
+}
+
+/// A stable fingerprint of the Dockerfile (so a changed benchmark rebuilds its image).
+fn md5_like(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// The directory-replaced-by-a-file case: does each tool's image load and match?
+fn dir_to_file_check(docker_squash: &str) -> anyhow::Result<()> {
+    let tag = ensure_image(
+        "osbs-squash-bench-dirfile:1",
+        &format!(
+            "FROM {BASE}\nRUN mkdir -p /p/sub && echo x > /p/sub/x && echo y > /p/y\nRUN rm -rf /p && echo file > /p\n"
+        ),
+    )?;
+    println!("\ndirectory replaced by a file ({tag}):");
+    let out = tempfile::tempdir()?;
+    let archive = out.path().join("docker-squash.tar");
+    let squashed = Command::new(docker_squash)
+        .args([
+            "-f",
+            BASE,
+            "-t",
+            "osbs-squash-bench-dirfile:docker-squash",
+            "--load-image",
+            "false",
+            "--output-path",
+        ])
+        .arg(&archive)
+        .arg(&tag)
+        .output()?;
+    println!("- docker-squash 1.2.2 exit status: {}", squashed.status);
+    let load = Command::new("docker")
+        .args(["load", "-i"])
+        .arg(&archive)
+        .output()?;
+    println!(
+        "- docker load of its output: {} {}",
+        load.status,
+        String::from_utf8_lossy(&load.stderr).trim()
+    );
+    let exe = std::env::current_exe()?.display().to_string();
+    run(&[&exe, "--once", &tag, BASE, "osbs-squash-bench-dirfile:ours"])?;
+    let content = run(&[
+        "docker",
+        "run",
+        "--rm",
+        "osbs-squash-bench-dirfile:ours",
+        "cat",
+        "/p",
+    ])?;
+    println!("- osbs squash: loaded, /p in a container holds {content:?}");
+    Ok(())
+}
