@@ -19,8 +19,11 @@ RUN rm -rf /tmp && mkdir /tmp && chmod 1777 /tmp && echo new > /etc/group
 RUN ln /data/hard1 /data/hard3 && rm /data/hard1 && rm -rf /root && echo file > /root
 "#;
 
-/// `docker export` of a container of `image`: path → (type, mode, uid, gid, link, content).
-fn filesystem(image: &str) -> BTreeMap<String, (String, u32, u64, u64, String, Vec<u8>)> {
+/// One exported path: type, mode, uid, gid, link target, content.
+type Node = (String, u32, u64, u64, String, Vec<u8>);
+
+/// `docker export` of a container of `image`, by path.
+fn filesystem(image: &str) -> BTreeMap<String, Node> {
     let container = run(&["docker", "create", image]).trim().to_owned();
     let exported = std::process::Command::new("docker")
         .args(["export", &container])
