@@ -21,7 +21,10 @@ const MAX_LINE: usize = 16 * 1024;
 
 enum Live {
     Line(String),
+    /// The build ended in this state: write the end marker and stop.
     End(BuildState),
+    /// This attempt stops but the build goes on elsewhere: flush and stop, no end marker.
+    Stop,
 }
 
 struct FileSink {
@@ -126,7 +129,10 @@ impl BuildLog {
 
     fn emit(&self, sink: &mut FileSink, line: &str) {
         // Progress output rewrites its line with `\r`: keep what a terminal would show last.
-        let line = line.rsplit('\r').find(|part| !part.is_empty()).unwrap_or("");
+        let line = line
+            .rsplit('\r')
+            .find(|part| !part.is_empty())
+            .unwrap_or("");
         let line = match line.char_indices().nth(MAX_LINE) {
             Some((cut, _)) => &line[..cut],
             None => line,
@@ -159,9 +165,10 @@ impl BuildLog {
             sink.writer.get_ref().sync_data()?;
             (sink.size, hex::encode(sink.hasher.clone().finalize()))
         };
-        if let Some(end) = end {
-            let _ = self.live.send(Live::End(end));
-        }
+        let _ = self.live.send(match end {
+            Some(state) => Live::End(state),
+            None => Live::Stop,
+        });
         let task = self.live_task.lock().expect("live task lock").take();
         if let Some(task) = task {
             let _ = task.await;
@@ -182,10 +189,12 @@ async fn live_writer(store: Store, build_id: String, mut receiver: mpsc::Unbound
     let mut warned = false;
     loop {
         let first = receiver.recv().await;
-        let mut end = None;
+        // Some(None): stop without an end marker.
+        let mut end: Option<Option<BuildState>> = None;
         match first {
             Some(Live::Line(line)) => batch.push(line),
-            Some(Live::End(state)) => end = Some(state),
+            Some(Live::End(state)) => end = Some(Some(state)),
+            Some(Live::Stop) => end = Some(None),
             None => return,
         }
         if end.is_none() {
@@ -194,7 +203,11 @@ async fn live_writer(store: Store, build_id: String, mut receiver: mpsc::Unbound
                 match tokio::time::timeout_at(deadline, receiver.recv()).await {
                     Ok(Some(Live::Line(line))) => batch.push(line),
                     Ok(Some(Live::End(state))) => {
-                        end = Some(state);
+                        end = Some(Some(state));
+                        break;
+                    }
+                    Ok(Some(Live::Stop)) => {
+                        end = Some(None);
                         break;
                     }
                     Ok(None) | Err(_) => break,
@@ -210,11 +223,15 @@ async fn live_writer(store: Store, build_id: String, mut receiver: mpsc::Unbound
             }
             batch.clear();
         }
-        if let Some(state) = end {
-            if let Err(error) = store.end_log(&build_id, state).await {
-                tracing::warn!(build_id = %build_id, error = %error, "cannot close the live log");
+        match end {
+            Some(Some(state)) => {
+                if let Err(error) = store.end_log(&build_id, state).await {
+                    tracing::warn!(build_id = %build_id, error = %error, "cannot close the live log");
+                }
+                return;
             }
-            return;
+            Some(None) => return,
+            None => {}
         }
     }
 }

@@ -111,7 +111,10 @@ impl WorkerConfig {
     }
     pub fn heartbeat_stale(&self) -> Duration {
         // Never shorter than three heartbeats: one slow Redis call must not look like death.
-        Duration::from_secs(self.heartbeat_stale_secs.max(self.heartbeat_secs.max(1) * 3))
+        Duration::from_secs(
+            self.heartbeat_stale_secs
+                .max(self.heartbeat_secs.max(1) * 3),
+        )
     }
     pub fn drain_grace(&self) -> Duration {
         Duration::from_secs(self.drain_grace_secs)

@@ -92,8 +92,14 @@ mod tests {
         assert_eq!(found["Dockerfile"].1, "FROM rewritten\n");
         assert_eq!(found["x-1a2b3.repo"].1, "[x]\n");
         assert_eq!(found["files/sub/a.txt"].1, "a");
-        assert_eq!(found["leak"], (tar::EntryType::Symlink, "/etc/hostname".into()));
-        assert!(!found.keys().any(|path| path.starts_with(".git")), "{found:?}");
+        assert_eq!(
+            found["leak"],
+            (tar::EntryType::Symlink, "/etc/hostname".into())
+        );
+        assert!(
+            !found.keys().any(|path| path.starts_with(".git")),
+            "{found:?}"
+        );
         assert_eq!(found.keys().filter(|p| *p == "Dockerfile").count(), 1);
     }
 }

@@ -98,7 +98,9 @@ mod tests {
     fn blame_table() {
         let table = [
             (
-                WorkerError::Source(SourceError::UnsafeName { name: "../x".into() }),
+                WorkerError::Source(SourceError::UnsafeName {
+                    name: "../x".into(),
+                }),
                 Blame::Packager,
             ),
             (

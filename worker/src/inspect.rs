@@ -10,7 +10,12 @@ pub const RPM_QUERY_FORMAT: &str = "%{NAME};%{VERSION};%{RELEASE};%{ARCH};%{EPOC
 
 /// The command run in a container of the image.
 pub fn rpm_command() -> Vec<String> {
-    vec!["rpm".into(), "-qa".into(), "--qf".into(), RPM_QUERY_FORMAT.into()]
+    vec![
+        "rpm".into(),
+        "-qa".into(),
+        "--qf".into(),
+        RPM_QUERY_FORMAT.into(),
+    ]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,8 +146,7 @@ mod tests {
 
     const SIGNED: &str = "bash;5.2.26;3.fc41;x86_64;(none);8106939;0123abcd;1716825600;RSA/SHA256, Mon 27 May 2024 10:00:00 AM UTC, Key ID d0f25a3ce2ea1b3c;(none)";
     const HEADER_ONLY: &str = "hello-osbs;1.0;1;noarch;(none);3;d6a5;1700000000;(none);(none);RSA/SHA512, Fri Nov 27 07:33:38 2026, Key ID 0e771bebb16156d2;(none)";
-    const UNSIGNED: &str =
-        "local;1;1;noarch;2;10;aa;1700000000;(none);(none);(none);(none)";
+    const UNSIGNED: &str = "local;1;1;noarch;2;10;aa;1700000000;(none);(none);(none);(none)";
     const PUBKEY: &str = "gpg-pubkey;e2ea1b3c;5f1e;(none);(none);0;(none);1600000000;(none);(none)";
 
     #[test]
@@ -183,7 +187,10 @@ mod tests {
                 &["0xD0F25A3CE2EA1B3C", "0e771bebb16156d2"],
                 Err(&["local-1-1.noarch (unsigned)"]),
             ),
-            (&["ffffffff"], Err(&["bash-5.2.26-3.fc41.x86_64 (signed by d0f25a3ce2ea1b3c)"])),
+            (
+                &["ffffffff"],
+                Err(&["bash-5.2.26-3.fc41.x86_64 (signed by d0f25a3ce2ea1b3c)"]),
+            ),
         ];
         for (keys, expected) in table {
             let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();

@@ -94,8 +94,16 @@ mod tests {
             (Failed, true, FirstLook::Republish),
             (Complete, false, FirstLook::Skip("already finished")),
             (Imported, false, FirstLook::Skip("already finished")),
-            (Canceled, false, FirstLook::Skip("canceled before it started")),
-            (Superseded, false, FirstLook::Skip("superseded by a newer commit")),
+            (
+                Canceled,
+                false,
+                FirstLook::Skip("canceled before it started"),
+            ),
+            (
+                Superseded,
+                false,
+                FirstLook::Skip("superseded by a newer commit"),
+            ),
         ];
         for (state, pending, expected) in table {
             assert_eq!(first_look(state, pending), expected, "{state} {pending}");
@@ -114,7 +122,11 @@ mod tests {
             (Queued, false, false, Pickup::Defer),
         ];
         for (state, claimed, lease, expected) in table {
-            assert_eq!(after_claim(state, claimed, lease), expected, "{state} {claimed} {lease}");
+            assert_eq!(
+                after_claim(state, claimed, lease),
+                expected,
+                "{state} {claimed} {lease}"
+            );
         }
     }
 
@@ -126,7 +138,10 @@ mod tests {
         for n in 0..10 {
             let published = next_lease_at(n, after, ttl);
             let next = next_lease_at(n + 1, after, ttl);
-            assert!(next < published + ttl, "lease {n} expires before the next exists");
+            assert!(
+                next < published + ttl,
+                "lease {n} expires before the next exists"
+            );
         }
         assert!(defer_for(Duration::from_secs(30)) > Duration::from_secs(30));
     }

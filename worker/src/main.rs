@@ -20,5 +20,7 @@ async fn main() -> anyhow::Result<()> {
         osbs_common::config::load(args.config.as_deref()).context("loading the configuration")?;
     osbs_common::telemetry::init(&config.telemetry);
     let shutdown = osbs_common::shutdown::on_signal();
-    osbs_worker::run(config, shutdown).await.context("osbs-worker")
+    osbs_worker::run(config, shutdown)
+        .await
+        .context("osbs-worker")
 }

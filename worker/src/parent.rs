@@ -14,7 +14,9 @@ pub enum ParentError {
     },
     #[error("FROM {reference} is not a valid image reference ({reason}); fix the FROM line")]
     Invalid { reference: String, reason: String },
-    #[error("the job's target has no base registry to pull from; fix the dispatcher's target settings")]
+    #[error(
+        "the job's target has no base registry to pull from; fix the dispatcher's target settings"
+    )]
     NoBaseRegistry,
 }
 
@@ -125,9 +127,21 @@ mod tests {
         let table = [
             ("fedora", None, "fedora", None, None),
             ("fedora:41", None, "fedora", Some("41"), None),
-            ("127.0.0.1:5000/f41/base:1.0", Some(BASE), "f41/base", Some("1.0"), None),
+            (
+                "127.0.0.1:5000/f41/base:1.0",
+                Some(BASE),
+                "f41/base",
+                Some("1.0"),
+                None,
+            ),
             ("localhost/x", Some("localhost"), "x", None, None),
-            ("registry.example.org/x", Some("registry.example.org"), "x", None, None),
+            (
+                "registry.example.org/x",
+                Some("registry.example.org"),
+                "x",
+                None,
+                None,
+            ),
         ];
         for (text, registry, repository, tag, digest_part) in table {
             let parsed = parse_reference(text).unwrap();

@@ -20,10 +20,10 @@ use crate::release;
 use crate::report::{Outputs, Timings, step};
 use crate::source;
 use backon::{ExponentialBuilder, Retryable};
+use osbs_common::Store;
 use osbs_common::bus::Bus;
 use osbs_common::http::Metrics;
 use osbs_common::store::{Change, field};
-use osbs_common::Store;
 use osbs_dockerfile::{
     ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
     required, rewrite_with_parent_users, yum_repo_file_name,
@@ -62,7 +62,10 @@ impl Worker {
             arch: self.engine_info.architecture.clone(),
             tools: vec![
                 ("docker".to_owned(), self.engine_info.version.clone()),
-                ("osbs-worker".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+                (
+                    "osbs-worker".to_owned(),
+                    env!("CARGO_PKG_VERSION").to_owned(),
+                ),
             ],
         }
     }
@@ -206,14 +209,18 @@ impl Attempt<'_> {
             self.worker.host
         ));
         let checkout = self.step(step::SOURCE, self.source()).await?;
-        let dockerfile_text = std::fs::read_to_string(checkout.join("Dockerfile")).map_err(|error| {
-            packager(format!(
-                "the repository has no readable Dockerfile at commit {}: {error}; add one",
-                job.commit
-            ))
-        })?;
-        let dockerfile = Dockerfile::parse(&dockerfile_text).map_err(|error| packager(error.to_string()))?;
-        let parents = self.step(step::BASE_IMAGE, self.base_images(&dockerfile)).await?;
+        let dockerfile_text =
+            std::fs::read_to_string(checkout.join("Dockerfile")).map_err(|error| {
+                packager(format!(
+                    "the repository has no readable Dockerfile at commit {}: {error}; add one",
+                    job.commit
+                ))
+            })?;
+        let dockerfile =
+            Dockerfile::parse(&dockerfile_text).map_err(|error| packager(error.to_string()))?;
+        let parents = self
+            .step(step::BASE_IMAGE, self.base_images(&dockerfile))
+            .await?;
         let env = parents
             .final_base
             .as_ref()
@@ -231,7 +238,8 @@ impl Attempt<'_> {
         let release = self
             .step(step::RELEASE, self.release(&nvr, &repository))
             .await?;
-        self.log.note(&format!("building {}-{}-{release}", nvr.name, nvr.version));
+        self.log
+            .note(&format!("building {}-{}-{release}", nvr.name, nvr.version));
         let context = self
             .step(
                 step::DOCKERFILE,
@@ -252,7 +260,14 @@ impl Attempt<'_> {
         let parent_pullspecs = parents.pins.values().cloned().collect();
         self.step(
             step::PUSH,
-            self.push(&squashed, &repository, &nvr, &release, parent_id, parent_pullspecs),
+            self.push(
+                &squashed,
+                &repository,
+                &nvr,
+                &release,
+                parent_id,
+                parent_pullspecs,
+            ),
         )
         .await
     }
@@ -265,7 +280,8 @@ impl Attempt<'_> {
         source::check_commit(&job.commit)?;
         let checkout = self.work_dir.join("src");
         git::fetch_commit(&job.git_url, &job.commit, &checkout).await?;
-        self.log.note(&format!("checked out {} at {}", job.git_url, job.commit));
+        self.log
+            .note(&format!("checked out {} at {}", job.git_url, job.commit));
         let sources_path = checkout.join("sources");
         let text = match std::fs::read_to_string(&sources_path) {
             Ok(text) => text,
@@ -273,7 +289,8 @@ impl Attempt<'_> {
             Err(error) => return Err(packager(format!("cannot read the sources file: {error}"))),
         };
         for entry in source::parse_sources(&text)? {
-            let url = source::lookaside_url(&config.lookaside_url, &job.namespace, &job.repo, &entry)?;
+            let url =
+                source::lookaside_url(&config.lookaside_url, &job.namespace, &job.repo, &entry)?;
             let size = self
                 .worker
                 .http
@@ -329,8 +346,10 @@ impl Attempt<'_> {
                             })?
                         }
                     };
-                    self.log.note(&format!("FROM {} pinned to {pinned}", image.resolved));
-                    resolved_cache.insert(image.resolved.clone(), (pinned.clone(), inspect.clone()));
+                    self.log
+                        .note(&format!("FROM {} pinned to {pinned}", image.resolved));
+                    resolved_cache
+                        .insert(image.resolved.clone(), (pinned.clone(), inspect.clone()));
                     (pinned, inspect)
                 }
             };
@@ -369,7 +388,8 @@ impl Attempt<'_> {
             Some(release) => {
                 release::check(&release)?;
                 if kind != BuildKind::Scratch
-                    && !keys::hold_release(store, &nvr.name, &nvr.version, &release, keep_for).await?
+                    && !keys::hold_release(store, &nvr.name, &nvr.version, &release, keep_for)
+                        .await?
                 {
                     return Err(packager(format!(
                         "release {release} of {}-{} is being built right now by another build; wait for it to end or change the release",
@@ -460,12 +480,16 @@ impl Attempt<'_> {
                 Err(error) => return Err(error.into()),
             };
             let name = yum_repo_file_name(url);
-            self.log.note(&format!("yum repo {url} as /etc/yum.repos.d/{name}"));
+            self.log
+                .note(&format!("yum repo {url} as /etc/yum.repos.d/{name}"));
             extra.insert(name.clone(), content);
             repo_files.push(name);
         }
-        self.progress.outputs.lock().expect("progress lock").yum_repourls =
-            urls.iter().map(|(url, _)| url.clone()).collect();
+        self.progress
+            .outputs
+            .lock()
+            .expect("progress lock")
+            .yum_repourls = urls.iter().map(|(url, _)| url.clone()).collect();
         let parent_labels = parents
             .final_base
             .as_ref()
@@ -494,10 +518,13 @@ impl Attempt<'_> {
         for line in text.lines() {
             self.log.line(&format!("  | {line}"));
         }
-        std::fs::create_dir_all(&self.artifacts)
-            .map_err(WorkerError::io(format!("creating {}", self.artifacts.display())))?;
-        let dockerfile_artifact = buildlog::write_artifact(&self.artifacts, "Dockerfile", text.as_bytes())
-            .map_err(WorkerError::io("writing the final Dockerfile"))?;
+        std::fs::create_dir_all(&self.artifacts).map_err(WorkerError::io(format!(
+            "creating {}",
+            self.artifacts.display()
+        )))?;
+        let dockerfile_artifact =
+            buildlog::write_artifact(&self.artifacts, "Dockerfile", text.as_bytes())
+                .map_err(WorkerError::io("writing the final Dockerfile"))?;
         self.progress
             .outputs
             .lock()
@@ -517,10 +544,12 @@ impl Attempt<'_> {
         extra.insert(buildinfo, text.into_bytes());
         let context = self.work_dir.join("context.tar");
         let (checkout, output) = (checkout.to_owned(), context.clone());
-        tokio::task::spawn_blocking(move || crate::context::write_context(&checkout, &extra, &output))
-            .await
-            .map_err(|error| WorkerError::Infrastructure(format!("context writer panicked: {error}")))?
-            .map_err(WorkerError::io("writing the build context"))?;
+        tokio::task::spawn_blocking(move || {
+            crate::context::write_context(&checkout, &extra, &output)
+        })
+        .await
+        .map_err(|error| WorkerError::Infrastructure(format!("context writer panicked: {error}")))?
+        .map_err(WorkerError::io("writing the build context"))?;
         Ok(context)
     }
 
@@ -531,8 +560,22 @@ impl Attempt<'_> {
             temporary_repository("build", &self.job.build_id),
             self.number
         );
-        self.progress.images.lock().expect("progress lock").push(tag.clone());
-        let image_id = self.worker.engine.build(context, &tag, self.log).await?;
+        self.progress
+            .images
+            .lock()
+            .expect("progress lock")
+            .push(tag.clone());
+        let image_id = self
+            .worker
+            .engine
+            .build(context, &tag, self.log, |container| {
+                self.progress
+                    .containers
+                    .lock()
+                    .expect("progress lock")
+                    .push(container.to_owned())
+            })
+            .await?;
         self.log.note(&format!("built {image_id}"));
         Ok(image_id)
     }
@@ -544,7 +587,11 @@ impl Attempt<'_> {
             temporary_repository("squashed", &self.job.build_id),
             self.number
         );
-        self.progress.images.lock().expect("progress lock").push(tag.clone());
+        self.progress
+            .images
+            .lock()
+            .expect("progress lock")
+            .push(tag.clone());
         squash_image(self.worker, image, base, &tag, self.log).await
     }
 
@@ -565,14 +612,16 @@ impl Attempt<'_> {
         {
             Ok(output) => output,
             Err(DockerError::Api { message, .. }) if inspect::means_no_rpm(&message) => {
-                self.log.note("no rpm in the image: it has no rpm components");
+                self.log
+                    .note("no rpm in the image: it has no rpm components");
                 return Ok(());
             }
             Err(error) => return Err(error.into()),
         };
         if output.exit_code != 0 {
             if inspect::means_no_rpm(&output.stderr) {
-                self.log.note("no rpm in the image: it has no rpm components");
+                self.log
+                    .note("no rpm in the image: it has no rpm components");
                 return Ok(());
             }
             return Err(packager(format!(
@@ -582,10 +631,15 @@ impl Attempt<'_> {
             )));
         }
         let rpms = inspect::parse_rpm_output(&output.stdout)?;
-        self.log.note(&format!("{} rpm package(s) in the image", rpms.len()));
+        self.log
+            .note(&format!("{} rpm package(s) in the image", rpms.len()));
         let target = self.target();
         let verdict = inspect::check_signatures(&target.name, &target.signing_key_ids, &rpms);
-        self.progress.outputs.lock().expect("progress lock").components = rpms;
+        self.progress
+            .outputs
+            .lock()
+            .expect("progress lock")
+            .components = rpms;
         verdict?;
         Ok(())
     }
@@ -610,39 +664,54 @@ impl Attempt<'_> {
         );
         let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
         self.enter_pushing().await?;
-        for tag in &tags {
-            worker.engine.tag(&squashed.image_id, repository, tag).await?;
-            self.progress
-                .images
-                .lock()
-                .expect("progress lock")
-                .push(format!("{repository}:{tag}"));
-        }
-        let first = self.push_tag(repository, &tags[0]).await?;
-        let rest = futures::future::try_join_all(
-            tags[1..].iter().map(|tag| self.push_tag(repository, tag)),
-        )
-        .await?;
-        let mut digests: Vec<String> = vec![first];
-        for digest in rest {
-            if !digests.contains(&digest) {
-                digests.push(digest);
-            }
-        }
-        self.log.note(&format!(
-            "pushed {repository} as {} ({})",
-            tags.join(", "),
-            digests.join(", ")
-        ));
+        // The engine pushes the image once, under its unique tag (no other build tags the
+        // same local name, so concurrent builds of one name cannot trip over each other's
+        // local tags); the other tags point at the same manifest through the registry API.
+        let unique = tags.last().expect("every build has its unique tag").clone();
+        worker
+            .engine
+            .tag(&squashed.image_id, repository, &unique)
+            .await?;
+        self.progress
+            .images
+            .lock()
+            .expect("progress lock")
+            .push(format!("{repository}:{unique}"));
+        let digest = self.push_tag(repository, &unique).await?;
         let path = repository
             .strip_prefix(&format!("{}/", target.registry))
             .unwrap_or(repository);
-        let (media_type, manifest) = worker.http.manifest(&target.registry, path, &digests[0]).await?;
-        let manifest: serde_json::Value = serde_json::from_slice(&manifest).map_err(|error| {
-            WorkerError::Infrastructure(format!("the registry's manifest of {repository}@{} is not JSON: {error}", digests[0]))
-        })?;
-        let config_digest = manifest["config"]["digest"].as_str().unwrap_or_default().to_owned();
-        let config_bytes = worker.http.blob(&target.registry, path, &config_digest).await?;
+        let (media_type, manifest_bytes) = worker
+            .http
+            .manifest(&target.registry, path, &digest)
+            .await?;
+        for tag in &tags[..tags.len() - 1] {
+            worker
+                .http
+                .put_manifest(&target.registry, path, tag, &media_type, &manifest_bytes)
+                .await?;
+        }
+        let digests = [digest];
+        self.log.note(&format!(
+            "pushed {repository} as {} ({})",
+            tags.join(", "),
+            digests[0]
+        ));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&manifest_bytes).map_err(|error| {
+                WorkerError::Infrastructure(format!(
+                    "the registry's manifest of {repository}@{} is not JSON: {error}",
+                    digests[0]
+                ))
+            })?;
+        let config_digest = manifest["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let config_bytes = worker
+            .http
+            .blob(&target.registry, path, &config_digest)
+            .await?;
         let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
         let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
             .as_array()
@@ -677,7 +746,10 @@ impl Attempt<'_> {
             tags,
             repositories: vec![repository.to_owned()],
             parent_pullspecs,
-            architecture: config["architecture"].as_str().unwrap_or_default().to_owned(),
+            architecture: config["architecture"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             os: config["os"].as_str().unwrap_or_default().to_owned(),
         };
         self.progress.outputs.lock().expect("progress lock").image = Some(image);
@@ -687,7 +759,13 @@ impl Attempt<'_> {
     /// `running → pushing`, announced.
     async fn enter_pushing(&self) -> Result<(), WorkerError> {
         let worker = self.worker;
-        let nvr = self.progress.outputs.lock().expect("progress lock").nvr.clone();
+        let nvr = self
+            .progress
+            .outputs
+            .lock()
+            .expect("progress lock")
+            .nvr
+            .clone();
         worker
             .store
             .transition_from(
@@ -726,7 +804,9 @@ impl Attempt<'_> {
             .when(DockerError::is_transient)
             .notify(|error, wait| {
                 worker.metrics.count_retry("push");
-                self.log.note(&format!("push of {repository}:{tag} failed ({error}); retrying in {wait:?}"));
+                self.log.note(&format!(
+                    "push of {repository}:{tag} failed ({error}); retrying in {wait:?}"
+                ));
             })
             .await?;
         Ok(digest)
@@ -747,12 +827,17 @@ async fn squash_image(
     tag: &str,
     log: &BuildLog,
 ) -> Result<Squashed, WorkerError> {
-    let squashed = osbs_squash::squash_in_engine(worker.engine.client(), image, base.unwrap_or(""), tag)
-        .await
-        .map_err(|error| WorkerError::Infrastructure(format!("squash of {image} failed: {error}")))?;
+    let squashed =
+        osbs_squash::squash_in_engine(worker.engine.client(), image, base.unwrap_or(""), tag)
+            .await
+            .map_err(|error| {
+                WorkerError::Infrastructure(format!("squash of {image} failed: {error}"))
+            })?;
     log.note(&format!(
         "squashed {} layer(s) above {} base layer(s) into one of {} bytes: {}",
-        squashed.layer_count.saturating_sub(squashed.base_layer_count + 1),
+        squashed
+            .layer_count
+            .saturating_sub(squashed.base_layer_count + 1),
         squashed.base_layer_count,
         squashed.layer_size,
         squashed.image_id
@@ -772,10 +857,16 @@ pub fn final_fields(
     let mut fields = vec![
         (field::ERROR, error.to_owned()),
         (field::WORKER, worker.instance.clone()),
-        ("timings", progress.timings.lock().expect("progress lock").as_json()),
+        (
+            "timings",
+            progress.timings.lock().expect("progress lock").as_json(),
+        ),
     ];
     if let Some(nvr) = &outputs.nvr {
-        fields.push((field::NVR, format!("{}-{}-{}", nvr.name, nvr.version, nvr.release)));
+        fields.push((
+            field::NVR,
+            format!("{}-{}-{}", nvr.name, nvr.version, nvr.release),
+        ));
     }
     if let Some(image) = &outputs.image {
         fields.push((
@@ -792,7 +883,8 @@ pub fn final_fields(
 /// Frees a held release (the build ended; its NVR is in the registry or never will be).
 pub async fn free_release(store: &Store, held: Option<HeldRelease>) {
     if let Some(held) = held
-        && let Err(error) = keys::free_release(store, &held.name, &held.version, &held.release).await
+        && let Err(error) =
+            keys::free_release(store, &held.name, &held.version, &held.release).await
     {
         tracing::warn!(error = %error, release = %held.release, "cannot free the release hold; it expires by itself");
     }

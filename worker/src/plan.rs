@@ -126,7 +126,10 @@ pub fn check_name(name: &str) -> Result<(), PlanError> {
 
 /// `repo:tag` for each tag and `repo@digest`.
 pub fn pullspecs(repository: &str, tags: &[String], digest: &str) -> Vec<String> {
-    let mut specs: Vec<String> = tags.iter().map(|tag| format!("{repository}:{tag}")).collect();
+    let mut specs: Vec<String> = tags
+        .iter()
+        .map(|tag| format!("{repository}:{tag}"))
+        .collect();
     if !digest.is_empty() {
         specs.push(format!("{repository}@{digest}"));
     }
@@ -159,7 +162,11 @@ mod tests {
             (BuildKind::Isolated, vec!["2.4-3", unique.as_str()]),
         ];
         for (kind, expected) in table {
-            assert_eq!(tags(kind, "2.4", "3", &unique).unwrap(), expected, "{kind:?}");
+            assert_eq!(
+                tags(kind, "2.4", "3", &unique).unwrap(),
+                expected,
+                "{kind:?}"
+            );
         }
         assert!(tags(BuildKind::Normal, "2.4+git", "3", &unique).is_err());
     }

@@ -37,11 +37,7 @@ pub fn bump(release: &str) -> Option<String> {
 
 /// What `getNextRelease` answers when the latest known release is `latest` (`None`: no
 /// build of that name-version yet).
-pub fn next_after(
-    name: &str,
-    version: &str,
-    latest: Option<&str>,
-) -> Result<String, ReleaseError> {
+pub fn next_after(name: &str, version: &str, latest: Option<&str>) -> Result<String, ReleaseError> {
     match latest {
         None | Some("") => Ok("1".to_owned()),
         Some(latest) => bump(latest).ok_or_else(|| ReleaseError::CannotIncrement {

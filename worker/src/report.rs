@@ -45,7 +45,12 @@ impl Timings {
         let map: serde_json::Map<String, serde_json::Value> = self
             .steps
             .iter()
-            .map(|(step, took)| (step.clone(), serde_json::Value::from(took.as_millis() as u64)))
+            .map(|(step, took)| {
+                (
+                    step.clone(),
+                    serde_json::Value::from(took.as_millis() as u64),
+                )
+            })
             .collect();
         serde_json::Value::Object(map).to_string()
     }
@@ -192,8 +197,14 @@ mod tests {
         timings.record(step::SOURCE, Duration::from_millis(20));
         timings.record(step::BUILD, Duration::from_millis(810));
         timings.record(step::PUSH, Duration::from_millis(90));
-        assert_eq!(timings.slowest(), Some(("build", Duration::from_millis(810))));
-        assert_eq!(timings.summary(), "source 0.02 s, build 0.81 s, push 0.09 s");
+        assert_eq!(
+            timings.slowest(),
+            Some(("build", Duration::from_millis(810)))
+        );
+        assert_eq!(
+            timings.summary(),
+            "source 0.02 s, build 0.81 s, push 0.09 s"
+        );
         assert_eq!(timings.as_json(), r#"{"build":810,"push":90,"source":20}"#);
         assert_eq!(timings.as_proto()[1].millis, 810);
     }

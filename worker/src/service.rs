@@ -121,7 +121,14 @@ pub async fn serve(
         let first = worker.bus.consume(names::QUEUE_JOBS, 1).await?;
         tasks.spawn(run_slot(worker.clone(), slot, first, shutdown.clone()));
     }
-    health.set_ready(true, format!("{} consuming {} ({slots} slots)", worker.instance, names::QUEUE_JOBS));
+    health.set_ready(
+        true,
+        format!(
+            "{} consuming {} ({slots} slots)",
+            worker.instance,
+            names::QUEUE_JOBS
+        ),
+    );
     tracing::info!(instance = %worker.instance, slots, "worker ready");
     shutdown.cancelled().await;
     health.set_ready(false, "draining");
@@ -134,6 +141,9 @@ pub async fn serve(
 async fn run_slot(worker: Worker, slot: usize, first: Subscription, shutdown: CancellationToken) {
     let mut subscription = Some(first);
     loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
         let current = match subscription.as_mut() {
             Some(current) => current,
             None => match worker.bus.consume(names::QUEUE_JOBS, 1).await {
@@ -148,6 +158,9 @@ async fn run_slot(worker: Worker, slot: usize, first: Subscription, shutdown: Ca
             },
         };
         let delivery = tokio::select! {
+            // A delivery that races the shutdown stays unacked: closing the channel below
+            // hands it back to the queue.
+            biased;
             _ = shutdown.cancelled() => break,
             delivery = current.next() => delivery,
         };
@@ -214,7 +227,13 @@ async fn handle_job(
         }
     };
     if job.build_id.is_empty() {
-        dead_letter(worker, Holding::Delivery(delivery), &[], "job without a build_id").await;
+        dead_letter(
+            worker,
+            Holding::Delivery(delivery),
+            &[],
+            "job without a build_id",
+        )
+        .await;
         return false;
     }
     let id = job.build_id.clone();
@@ -424,17 +443,53 @@ async fn run_attempt(
                 Ok(()) => (BuildState::Complete, String::new(), Blame::Packager),
                 Err(error) => (BuildState::Failed, error.reason(), error.blame()),
             };
-            conclude(worker, &job, &log, &progress, holding, state, &error, blame, now, finished_at).await;
+            conclude(
+                worker,
+                &job,
+                &log,
+                &progress,
+                holding,
+                state,
+                &error,
+                blame,
+                now,
+                finished_at,
+            )
+            .await;
         }
         End::TimedOut => {
             let error = format!(
                 "the build ran longer than its limit of {}; make it faster or raise `[worker] build_timeout_secs`",
                 humane(worker.config.build_timeout())
             );
-            conclude(worker, &job, &log, &progress, holding, BuildState::Failed, &error, Blame::Packager, now, finished_at).await;
+            conclude(
+                worker,
+                &job,
+                &log,
+                &progress,
+                holding,
+                BuildState::Failed,
+                &error,
+                Blame::Packager,
+                now,
+                finished_at,
+            )
+            .await;
         }
         End::Canceled => {
-            conclude(worker, &job, &log, &progress, holding, BuildState::Canceled, "canceled on request", Blame::Packager, now, finished_at).await;
+            conclude(
+                worker,
+                &job,
+                &log,
+                &progress,
+                holding,
+                BuildState::Canceled,
+                "canceled on request",
+                Blame::Packager,
+                now,
+                finished_at,
+            )
+            .await;
         }
     }
     consumer_cancelled
@@ -461,7 +516,8 @@ async fn supervise(
     let mut heartbeat = tokio::time::interval(config.heartbeat());
     heartbeat.tick().await;
     let mut leases = 0u32;
-    let lease_due = sleep_until(started + lease::next_lease_at(0, config.lease_after(), config.lease_ttl()));
+    let lease_due =
+        sleep_until(started + lease::next_lease_at(0, config.lease_after(), config.lease_ttl()));
     tokio::pin!(lease_due);
     let mut draining = false;
     let drain_deadline = sleep_until(started + Duration::from_secs(365 * 24 * 3600));
@@ -576,7 +632,15 @@ async fn publish_copy(
 async fn defer(worker: &Worker, delivery: Delivery, id: &str) {
     let job: BuildJob = bus::decode(&delivery, names::TYPE_BUILD_JOB).unwrap_or_default();
     let wait = lease::defer_for(worker.config.heartbeat_stale());
-    match publish_copy(worker, &job, names::ROUTING_JOB_LEASE, wait, lease::HEADER_DEFERRED).await {
+    match publish_copy(
+        worker,
+        &job,
+        names::ROUTING_JOB_LEASE,
+        wait,
+        lease::HEADER_DEFERRED,
+    )
+    .await
+    {
         Ok(()) => {
             tracing::info!(build_id = %id, ?wait, "another worker runs this build: job set aside");
             bus::ack(&delivery).await;
@@ -607,7 +671,10 @@ async fn conclude(
     let timings = progress.timings.lock().expect("progress lock").clone();
     log.note(&format!("timings: {}", timings.summary()));
     if let Some((step, took)) = timings.slowest() {
-        log.note(&format!("slowest step: {step} ({:.3} s)", took.as_secs_f64()));
+        log.note(&format!(
+            "slowest step: {step} ({:.3} s)",
+            took.as_secs_f64()
+        ));
     }
     match state {
         BuildState::Complete => log.note("build complete"),
@@ -617,18 +684,38 @@ async fn conclude(
     let held = progress.held_release.lock().expect("progress lock").take();
     pipeline::free_release(&worker.store, held).await;
     match log.finish(Some(state)).await {
-        Ok(file) => progress.outputs.lock().expect("progress lock").logs.insert(0, file),
-        Err(error) => tracing::error!(build_id = %id, error = %error, "cannot close the build log file"),
+        Ok(file) => progress
+            .outputs
+            .lock()
+            .expect("progress lock")
+            .logs
+            .insert(0, file),
+        Err(error) => {
+            tracing::error!(build_id = %id, error = %error, "cannot close the build log file")
+        }
     }
     let from = progress.state();
     let result = {
         let outputs = progress.outputs.lock().expect("progress lock");
-        report::build_result(job, state, error, &outputs, &timings, started_at, finished_at, &worker.buildroot())
+        report::build_result(
+            job,
+            state,
+            error,
+            &outputs,
+            &timings,
+            started_at,
+            finished_at,
+            &worker.buildroot(),
+        )
     };
     let mut fields = pipeline::final_fields(progress, error, worker);
     fields.push((field::LOG_PATH, log.path().display().to_string()));
     fields.push((FIELD_RESULT_PUBLISHED, "0".into()));
-    let reason = if error.is_empty() { "built and pushed" } else { error };
+    let reason = if error.is_empty() {
+        "built and pushed"
+    } else {
+        error
+    };
     let recorded = match keys::keep_result(&worker.store, id, &result.encode_to_vec()).await {
         Ok(()) => {
             worker
@@ -698,7 +785,13 @@ async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, de
         .flatten()
         .and_then(|bytes| BuildResult::decode(bytes.as_slice()).ok());
     let Some(result) = decoded else {
-        dead_letter(worker, Holding::Delivery(delivery), &[], &format!("build {id}'s stored result is damaged")).await;
+        dead_letter(
+            worker,
+            Holding::Delivery(delivery),
+            &[],
+            &format!("build {id}'s stored result is damaged"),
+        )
+        .await;
         return;
     };
     let from = if record.state == BuildState::Complete {
@@ -706,7 +799,11 @@ async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, de
     } else {
         BuildState::Running
     };
-    match worker.bus.publish_result(&result, &report::final_change(&result, from)).await {
+    match worker
+        .bus
+        .publish_result(&result, &report::final_change(&result, from))
+        .await
+    {
         Ok(()) => {
             tracing::info!(build_id = %id, "published the stored result of a finished build");
             mark_published(worker, id).await;
@@ -739,13 +836,24 @@ async fn hand_back(
             id,
             &[progress.state()],
             BuildState::Queued,
-            change("worker stopping: handed back to the queue", &worker.instance, Vec::new()),
+            change(
+                "worker stopping: handed back to the queue",
+                &worker.instance,
+                Vec::new(),
+            ),
         )
         .await;
     if let Err(error) = &requeued {
         tracing::warn!(build_id = %id, error = %error, "cannot requeue the record; the next worker decides from its state");
     } else {
-        announce(worker, job, progress.state(), BuildState::Queued, "worker stopping").await;
+        announce(
+            worker,
+            job,
+            progress.state(),
+            BuildState::Queued,
+            "worker stopping",
+        )
+        .await;
     }
     release_owner(worker, id).await;
     match holding {
@@ -763,9 +871,19 @@ async fn hand_back(
 /// `running`, so the build fails and the job waits in `osbs.jobs.dead` for a replay.
 async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery) {
     let id = &job.build_id;
-    let reason = "the worker running this build stopped while pushing; replay it with `osbs replay`";
+    let reason =
+        "the worker running this build stopped while pushing; replay it with `osbs replay`";
     let now = osbs_common::telemetry::now_ms();
-    let result = report::build_result(job, BuildState::Failed, reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.buildroot());
+    let result = report::build_result(
+        job,
+        BuildState::Failed,
+        reason,
+        &report::Outputs::default(),
+        &report::Timings::default(),
+        now,
+        now,
+        &worker.buildroot(),
+    );
     let fields = vec![
         (field::ERROR, reason.to_owned()),
         (FIELD_RESULT_PUBLISHED, "0".to_owned()),
@@ -773,11 +891,21 @@ async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery)
     let _ = keys::keep_result(&worker.store, id, &result.encode_to_vec()).await;
     let recorded = worker
         .store
-        .transition_from(id, &[BuildState::Pushing], BuildState::Failed, change(reason, &worker.instance, fields))
+        .transition_from(
+            id,
+            &[BuildState::Pushing],
+            BuildState::Failed,
+            change(reason, &worker.instance, fields),
+        )
         .await;
     if recorded.is_ok() {
         worker.metrics.count_state(BuildState::Failed);
-        if worker.bus.publish_result(&result, &report::final_change(&result, BuildState::Pushing)).await.is_ok() {
+        if worker
+            .bus
+            .publish_result(&result, &report::final_change(&result, BuildState::Pushing))
+            .await
+            .is_ok()
+        {
             mark_published(worker, id).await;
         }
     }
@@ -786,19 +914,45 @@ async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery)
 }
 
 /// The build log could not even be created: fail the record and dead-letter the job.
-async fn fail_without_log(worker: &Worker, job: &BuildJob, delivery: Delivery, error: &WorkerError) {
+async fn fail_without_log(
+    worker: &Worker,
+    job: &BuildJob,
+    delivery: Delivery,
+    error: &WorkerError,
+) {
     let id = &job.build_id;
     let reason = error.reason();
     let now = osbs_common::telemetry::now_ms();
-    let result = report::build_result(job, BuildState::Failed, &reason, &report::Outputs::default(), &report::Timings::default(), now, now, &worker.buildroot());
+    let result = report::build_result(
+        job,
+        BuildState::Failed,
+        &reason,
+        &report::Outputs::default(),
+        &report::Timings::default(),
+        now,
+        now,
+        &worker.buildroot(),
+    );
     if worker
         .store
-        .transition_from(id, &[BuildState::Running], BuildState::Failed, change(&reason, &worker.instance, vec![(field::ERROR, reason.clone())]))
+        .transition_from(
+            id,
+            &[BuildState::Running],
+            BuildState::Failed,
+            change(
+                &reason,
+                &worker.instance,
+                vec![(field::ERROR, reason.clone())],
+            ),
+        )
         .await
         .is_ok()
     {
         worker.metrics.count_state(BuildState::Failed);
-        let _ = worker.bus.publish_result(&result, &report::final_change(&result, BuildState::Running)).await;
+        let _ = worker
+            .bus
+            .publish_result(&result, &report::final_change(&result, BuildState::Running))
+            .await;
     }
     release_owner(worker, id).await;
     dead_letter(worker, Holding::Delivery(delivery), &[], &reason).await;
@@ -808,10 +962,18 @@ async fn fail_without_log(worker: &Worker, job: &BuildJob, delivery: Delivery, e
 /// copy made from `body`.
 async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &str) {
     worker.metrics.count_dead_letter(names::QUEUE_JOBS);
-    tracing::error!(reason, "job dead-lettered to {}", names::dead_queue(names::QUEUE_JOBS));
+    tracing::error!(
+        reason,
+        "job dead-lettered to {}",
+        names::dead_queue(names::QUEUE_JOBS)
+    );
     match holding {
         Holding::Delivery(delivery) => {
-            if let Err(error) = worker.bus.dead_letter(&delivery, names::QUEUE_JOBS, reason).await {
+            if let Err(error) = worker
+                .bus
+                .dead_letter(&delivery, names::QUEUE_JOBS, reason)
+                .await
+            {
                 tracing::error!(error = %error, "cannot dead-letter the job; it goes back to the queue");
                 bus::requeue(&delivery).await;
             }
@@ -821,11 +983,23 @@ async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &st
             for (name, value) in [
                 (names::HEADER_DEAD_REASON, bus::one_line(reason, 4000)),
                 (names::HEADER_DEAD_QUEUE, names::QUEUE_JOBS.to_owned()),
-                (names::HEADER_DEAD_EXCHANGE, names::EXCHANGE_INTERNAL.to_owned()),
-                (names::HEADER_DEAD_ROUTING_KEY, names::ROUTING_JOB.to_owned()),
-                (names::HEADER_DEAD_AT, osbs_proto::external::iso8601(osbs_common::telemetry::now_ms())),
+                (
+                    names::HEADER_DEAD_EXCHANGE,
+                    names::EXCHANGE_INTERNAL.to_owned(),
+                ),
+                (
+                    names::HEADER_DEAD_ROUTING_KEY,
+                    names::ROUTING_JOB.to_owned(),
+                ),
+                (
+                    names::HEADER_DEAD_AT,
+                    osbs_proto::external::iso8601(osbs_common::telemetry::now_ms()),
+                ),
             ] {
-                headers.insert(name.into(), AMQPValue::LongString(LongString::from(value.into_bytes())));
+                headers.insert(
+                    name.into(),
+                    AMQPValue::LongString(LongString::from(value.into_bytes())),
+                );
             }
             let published = worker
                 .bus
@@ -833,7 +1007,8 @@ async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &st
                     exchange: names::EXCHANGE_DEAD,
                     routing_key: names::QUEUE_JOBS,
                     body,
-                    properties: bus::protobuf_properties(names::TYPE_BUILD_JOB).with_headers(headers),
+                    properties: bus::protobuf_properties(names::TYPE_BUILD_JOB)
+                        .with_headers(headers),
                     mandatory: true,
                 })
                 .await;
@@ -846,7 +1021,15 @@ async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &st
 
 /// Publishes a state change; a failure only loses an informational event.
 async fn announce(worker: &Worker, job: &BuildJob, from: BuildState, to: BuildState, reason: &str) {
-    let event = report::state_change(job, from, to, reason, None, &[], osbs_common::telemetry::now_ms());
+    let event = report::state_change(
+        job,
+        from,
+        to,
+        reason,
+        None,
+        &[],
+        osbs_common::telemetry::now_ms(),
+    );
     if let Err(error) = worker.bus.publish_state_change(&event).await {
         tracing::warn!(build_id = %job.build_id, error = %error, "cannot announce a state change");
     }

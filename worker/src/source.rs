@@ -16,7 +16,9 @@ pub enum SourceError {
         "yum repo URL {url:?} is not allowed (only http(s) URLs{allowed}); remove it from --repo-url or the target"
     )]
     RepoUrlNotAllowed { url: String, allowed: String },
-    #[error("sources file line {line}: {reason}: {text:?}; fix the sources file with `fedpkg new-sources`")]
+    #[error(
+        "sources file line {line}: {reason}: {text:?}; fix the sources file with `fedpkg new-sources`"
+    )]
     BadSourcesLine {
         line: usize,
         reason: String,
@@ -180,10 +182,7 @@ pub fn parse_sources(text: &str) -> Result<Vec<SourceEntry>, SourceError> {
         if entry.hash.len() != entry.hashtype.hex_len()
             || !entry.hash.bytes().all(|b| b.is_ascii_hexdigit())
         {
-            return Err(bad(&format!(
-                "not a {} hex digest",
-                entry.hashtype.name()
-            )));
+            return Err(bad(&format!("not a {} hex digest", entry.hashtype.name())));
         }
         check_file_name(&entry.name)?;
         entries.push(entry);

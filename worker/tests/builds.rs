@@ -34,21 +34,46 @@ async fn base_image_from_scratch_with_lookaside_rootfs() {
     let sources = format!("SHA512 (rootfs.tar.gz) = {hash}\n");
     let (url, commit) = harness.repo(
         "base-image",
-        &[("Dockerfile", dockerfile.as_bytes()), ("sources", sources.as_bytes())],
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("sources", sources.as_bytes()),
+        ],
     );
     let job = harness.job("base-image", &url, &commit);
     harness.submit(&job).await;
     let record = harness.wait_final(&job.build_id).await;
     let log = harness.log(&job.build_id);
-    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
     assert!(log.contains("downloaded rootfs.tar.gz"), "{log}");
     assert_eq!(record.nvr(), format!("{name}-41-1"));
 
-    let repository = format!("{}/{name}", job.target.as_ref().map(|t| format!("{}/{}", t.registry, t.registry_namespace)).unwrap());
+    let repository = format!(
+        "{}/{name}",
+        job.target
+            .as_ref()
+            .map(|t| format!("{}/{}", t.registry, t.registry_namespace))
+            .unwrap()
+    );
     let image = pushed_image(&repository, "41-1").await;
     assert_eq!(image.layers.len(), 1, "a base image is one layer");
-    assert!(image.layers[0].iter().any(|(path, content)| path == "etc/marker" && content == marker.as_bytes()));
-    let output = osbs_testkit::run(&["docker", "run", "--rm", &format!("{repository}@{}", record.digest()), "cat", "/etc/marker"]);
+    assert!(
+        image.layers[0]
+            .iter()
+            .any(|(path, content)| path == "etc/marker" && content == marker.as_bytes())
+    );
+    let output = osbs_testkit::run(&[
+        "docker",
+        "run",
+        "--rm",
+        &format!("{repository}@{}", record.digest()),
+        "cat",
+        "/etc/marker",
+    ]);
     assert_eq!(output.trim(), marker);
     worker.stop().await;
 }
@@ -58,25 +83,45 @@ async fn base_image_from_scratch_with_lookaside_rootfs() {
 async fn legacy_sources_and_lookaside_layout() {
     let base = busybox_base();
     let harness = Harness::new().await;
-    let legacy = harness.files.url("/pkgs/{repo}/{filename}/{hash}/{filename}");
-    let worker = harness.start_worker(|config| config.worker.lookaside_url = legacy).await;
+    let legacy = harness
+        .files
+        .url("/pkgs/{repo}/{filename}/{hash}/{filename}");
+    let worker = harness
+        .start_worker(|config| config.worker.lookaside_url = legacy)
+        .await;
     let name = format!("legacy-{}", harness.tag);
     let payload = format!("payload of {}", harness.tag);
     let md5 = md5_hex(payload.as_bytes());
-    harness.files.put(&format!("/pkgs/legacy/payload.txt/{md5}/payload.txt"), payload.clone());
+    harness.files.put(
+        &format!("/pkgs/legacy/payload.txt/{md5}/payload.txt"),
+        payload.clone(),
+    );
     let dockerfile = format!(
         "FROM {base}\nCOPY payload.txt /payload.txt\nLABEL com.redhat.component={name} name={name} version=2\n"
     );
     let sources = format!("{md5}  payload.txt\n");
     let (url, commit) = harness.repo(
         "legacy",
-        &[("Dockerfile", dockerfile.as_bytes()), ("sources", sources.as_bytes())],
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("sources", sources.as_bytes()),
+        ],
     );
     let job = harness.job("legacy", &url, &commit);
     harness.submit(&job).await;
     let record = harness.wait_final(&job.build_id).await;
-    assert_eq!(record.state, BuildState::Complete, "{:?}\n{}", record.fields, harness.log(&job.build_id));
-    let pullspec = record.pullspecs().into_iter().find(|spec| spec.contains('@')).unwrap();
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{}",
+        record.fields,
+        harness.log(&job.build_id)
+    );
+    let pullspec = record
+        .pullspecs()
+        .into_iter()
+        .find(|spec| spec.contains('@'))
+        .unwrap();
     let output = osbs_testkit::run(&["docker", "run", "--rm", &pullspec, "cat", "/payload.txt"]);
     assert_eq!(output, payload);
     worker.stop().await;
@@ -98,13 +143,34 @@ async fn multi_stage_build() {
     harness.submit(&job).await;
     let record = harness.wait_final(&job.build_id).await;
     let log = harness.log(&job.build_id);
-    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
-    let pullspec = record.pullspecs().into_iter().find(|spec| spec.contains('@')).unwrap();
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    let pullspec = record
+        .pullspecs()
+        .into_iter()
+        .find(|spec| spec.contains('@'))
+        .unwrap();
     let output = osbs_testkit::run(&["docker", "run", "--rm", &pullspec]);
     assert_eq!(output, "built-in-stage-one\nmore\n");
-    let final_dockerfile = std::fs::read_to_string(harness.artifacts_dir().join(&job.build_id).join("Dockerfile")).unwrap();
-    assert!(final_dockerfile.contains("FROM 127.0.0.1:5000/osbs-worker-test/busybox@sha256:"), "{final_dockerfile}");
-    assert!(final_dockerfile.contains("FROM builder AS middle"), "{final_dockerfile}");
+    let final_dockerfile = std::fs::read_to_string(
+        harness
+            .artifacts_dir()
+            .join(&job.build_id)
+            .join("Dockerfile"),
+    )
+    .unwrap();
+    assert!(
+        final_dockerfile.contains("FROM 127.0.0.1:5000/osbs-worker-test/busybox@sha256:"),
+        "{final_dockerfile}"
+    );
+    assert!(
+        final_dockerfile.contains("FROM builder AS middle"),
+        "{final_dockerfile}"
+    );
     assert!(!final_dockerfile.contains("${BASE}"), "{final_dockerfile}");
     worker.stop().await;
 }
@@ -140,18 +206,39 @@ async fn yum_repo_signed_install_and_the_image_in_the_registry() {
     harness.submit(&job).await;
     let record = harness.wait_final(&job.build_id).await;
     let log = harness.log(&job.build_id);
-    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
 
     let results = harness.results().await;
-    let result = results.iter().find(|r| r.build_id == job.build_id).expect("a result");
+    let result = results
+        .iter()
+        .find(|r| r.build_id == job.build_id)
+        .expect("a result");
     assert_eq!(result.state, BuildState::Complete as i32);
-    let hello = result.components.iter().find(|rpm| rpm.name == "hello-osbs").expect("the installed rpm");
+    let hello = result
+        .components
+        .iter()
+        .find(|rpm| rpm.name == "hello-osbs")
+        .expect("the installed rpm");
     assert_eq!(hello.signature, rpms.key_id);
-    assert_eq!((hello.version.as_str(), hello.release.as_str(), hello.arch.as_str()), ("1.0", "1", "noarch"));
+    assert_eq!(
+        (
+            hello.version.as_str(),
+            hello.release.as_str(),
+            hello.arch.as_str()
+        ),
+        ("1.0", "1", "noarch")
+    );
     assert_eq!(result.yum_repourls, vec![requested.clone()]);
     let image = result.image.as_ref().unwrap();
     assert_eq!(image.tags.len(), 4, "{:?}", image.tags);
-    assert!(image.tags.iter().any(|tag| tag == "1.0-1") && image.tags.iter().any(|tag| tag == "latest"));
+    assert!(
+        image.tags.iter().any(|tag| tag == "1.0-1") && image.tags.iter().any(|tag| tag == "latest")
+    );
     assert!(image.parent_id.starts_with("sha256:"));
     assert!(image.config_json.contains("\"rootfs\""));
     assert_eq!(image.digests[0].digest, record.digest());
@@ -159,9 +246,21 @@ async fn yum_repo_signed_install_and_the_image_in_the_registry() {
     assert_eq!(log_file.name, "build.log");
     let on_disk = std::fs::read(&log_file.path).unwrap();
     assert_eq!(on_disk.len() as i64, log_file.size);
-    assert_eq!(log_file.sha256, { use sha2::Digest; hex::encode(sha2::Sha256::digest(&on_disk)) });
+    assert_eq!(log_file.sha256, {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&on_disk))
+    });
     let steps: Vec<&str> = result.timings.iter().map(|t| t.step.as_str()).collect();
-    for step in ["source", "base_image", "release", "dockerfile", "build", "squash", "inspect", "push"] {
+    for step in [
+        "source",
+        "base_image",
+        "release",
+        "dockerfile",
+        "build",
+        "squash",
+        "inspect",
+        "push",
+    ] {
         assert!(steps.contains(&step), "{steps:?}");
     }
 
@@ -181,15 +280,31 @@ async fn yum_repo_signed_install_and_the_image_in_the_registry() {
         assert_eq!(labels[label], expected, "label {label}: {labels}");
     }
     assert!(labels["build-date"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(pushed.config["config"]["User"], "nobody", "the image keeps its USER");
+    assert_eq!(
+        pushed.config["config"]["User"], "nobody",
+        "the image keeps its USER"
+    );
     let base_image = pushed_image("127.0.0.1:5000/osbs-worker-test/rpm-base", "1").await;
-    assert_eq!(pushed.layer_digests.len(), base_image.layer_digests.len() + 1);
-    assert_eq!(&pushed.layer_digests[..base_image.layer_digests.len()], &base_image.layer_digests[..]);
+    assert_eq!(
+        pushed.layer_digests.len(),
+        base_image.layer_digests.len() + 1
+    );
+    assert_eq!(
+        &pushed.layer_digests[..base_image.layer_digests.len()],
+        &base_image.layer_digests[..]
+    );
     let buildinfo = format!("root/buildinfo/Dockerfile-{name}-1.0-1");
-    let final_dockerfile = std::fs::read(harness.artifacts_dir().join(&job.build_id).join("Dockerfile")).unwrap();
+    let final_dockerfile = std::fs::read(
+        harness
+            .artifacts_dir()
+            .join(&job.build_id)
+            .join("Dockerfile"),
+    )
+    .unwrap();
     let top = pushed.layers.last().unwrap();
     assert!(
-        top.iter().any(|(path, content)| *path == buildinfo && *content == final_dockerfile),
+        top.iter()
+            .any(|(path, content)| *path == buildinfo && *content == final_dockerfile),
         "{buildinfo} missing or different"
     );
     let repo_file = osbs_dockerfile::yum_repo_file_name(&requested);
@@ -200,7 +315,10 @@ async fn yum_repo_signed_install_and_the_image_in_the_registry() {
             "a layer holds {repo_file}"
         );
     }
-    assert!(top.iter().any(|(path, _)| path == "usr/share/hello-osbs/hello"));
+    assert!(
+        top.iter()
+            .any(|(path, _)| path == "usr/share/hello-osbs/hello")
+    );
     worker.stop().await;
 }
 
@@ -227,7 +345,10 @@ async fn signed_only_target_refuses_an_unsigned_package() {
     let record = harness.wait_final(&job.build_id).await;
     let log = harness.log(&job.build_id);
     let results = harness.results().await;
-    let result = results.iter().find(|r| r.build_id == job.build_id).expect("a result");
+    let result = results
+        .iter()
+        .find(|r| r.build_id == job.build_id)
+        .expect("a result");
     let error = assert_failed_with(&record, &log, result, "hello-osbs-1.0-1.noarch (unsigned)");
     assert!(error.contains("signing policy"), "{error}");
     worker.stop().await;
@@ -257,20 +378,37 @@ async fn label_values_with_quotes_backslashes_and_newlines() {
     harness.submit(&job).await;
     let record = harness.wait_final(&job.build_id).await;
     let log = harness.log(&job.build_id);
-    assert_eq!(record.state, BuildState::Complete, "{:?}\n{log}", record.fields);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
     let results = harness.results().await;
     let result = results.iter().find(|r| r.build_id == job.build_id).unwrap();
     let image = result.image.as_ref().unwrap();
-    assert_eq!(image.tags.len(), 1, "a scratch build pushes only its unique tag: {:?}", image.tags);
+    assert_eq!(
+        image.tags.len(),
+        1,
+        "a scratch build pushes only its unique tag: {:?}",
+        image.tags
+    );
     assert!(image.tags[0].starts_with("main-container-candidate-"));
     assert!(result.koji_reservation.is_none());
     let pushed = pushed_image(&image.repositories[0], &image.digests[0].digest).await;
     let labels = &pushed.config["config"]["Labels"];
     assert_eq!(labels["summary"], "say \"hi\" to C:\\temp");
     assert_eq!(labels["single"], "its");
-    assert_eq!(labels["vendor"], osbs_dockerfile::label_value_as_stored(vendor));
+    assert_eq!(
+        labels["vendor"],
+        osbs_dockerfile::label_value_as_stored(vendor)
+    );
     assert_eq!(labels["name"], name.as_str());
-    let touched = pushed.layers.iter().flatten().any(|(path, _)| path == "pwned");
+    let touched = pushed
+        .layers
+        .iter()
+        .flatten()
+        .any(|(path, _)| path == "pwned");
     assert!(!touched, "a label value ran an instruction");
     worker.stop().await;
 }

@@ -50,7 +50,10 @@ impl DockerError {
     /// A fault of the packager's input (the build itself failed, a base image that does not
     /// exist) rather than of the engine or the registry.
     pub fn is_packager_error(&self) -> bool {
-        matches!(self, DockerError::Build { .. } | DockerError::PullNotFound { .. })
+        matches!(
+            self,
+            DockerError::Build { .. } | DockerError::PullNotFound { .. }
+        )
     }
 
     /// Worth retrying: the registry or the network hiccuped.
@@ -106,6 +109,13 @@ pub struct EngineInfo {
     pub os: String,
     /// As the kernel names it (`x86_64`).
     pub architecture: String,
+}
+
+/// The container of a build step, from the classic builder's ` ---> Running in <id>` line.
+pub fn step_container(output: &str) -> Option<&str> {
+    let (_, rest) = output.split_once("---> Running in ")?;
+    let id = rest.split_whitespace().next()?;
+    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 /// What a command printed in a container, and how it ended.
@@ -171,7 +181,11 @@ impl Engine {
         &self.docker
     }
 
-    fn api(&self, operation: &'static str, subject: &str) -> impl FnOnce(BollardError) -> DockerError {
+    fn api(
+        &self,
+        operation: &'static str,
+        subject: &str,
+    ) -> impl FnOnce(BollardError) -> DockerError {
         let host = self.host.clone();
         let subject = subject.to_owned();
         move |error| {
@@ -191,7 +205,10 @@ impl Engine {
     }
 
     /// The image `reference` if the engine has it.
-    pub async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInspect>, DockerError> {
+    pub async fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ImageInspect>, DockerError> {
         match self.docker.inspect_image(reference).await {
             Ok(image) => Ok(Some(image)),
             Err(BollardError::DockerResponseServerError {
@@ -211,7 +228,10 @@ impl Engine {
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status
-                        && info.progress_detail.as_ref().is_none_or(|p| p.total.is_none())
+                        && info
+                            .progress_detail
+                            .as_ref()
+                            .is_none_or(|p| p.total.is_none())
                     {
                         log.line(&match info.id {
                             Some(id) => format!("{id}: {status}"),
@@ -246,12 +266,15 @@ impl Engine {
 
     /// Builds the context tar at `context` (streamed from disk; classic builder, no cache,
     /// intermediate containers removed) as `tag`; every output line goes to `log`. Returns
-    /// the image id.
+    /// the image id. `on_container` learns each step container's id as it starts, so that a
+    /// caller that abandons the build can remove it at once rather than wait for the engine
+    /// to notice the closed connection.
     pub async fn build(
         &self,
         context: &Path,
         tag: &str,
         log: &BuildLog,
+        on_container: impl Fn(&str),
     ) -> Result<String, DockerError> {
         let file = tokio::fs::File::open(context)
             .await
@@ -270,13 +293,18 @@ impl Engine {
         let mut stream = self.docker.build_image(
             options,
             None,
-            Some(bollard::body_try_stream(tokio_util::io::ReaderStream::new(file))),
+            Some(bollard::body_try_stream(tokio_util::io::ReaderStream::new(
+                file,
+            ))),
         );
         let mut image_id = None;
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(text) = info.stream {
+                        if let Some(container) = step_container(&text) {
+                            on_container(container);
+                        }
                         log.chunk(&text);
                     }
                     if let Some(status) = info.status {
@@ -354,9 +382,7 @@ impl Engine {
             .await
             .map_err(self.api("container start", id))?;
         let mut exit_code = 0;
-        let mut waiting = self
-            .docker
-            .wait_container(id, None::<WaitContainerOptions>);
+        let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
         while let Some(item) = waiting.next().await {
             match item {
                 Ok(response) => exit_code = response.status_code,
@@ -364,7 +390,10 @@ impl Engine {
                 Err(error) => return Err(self.api("container wait", id)(error)),
             }
         }
-        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
         let mut logs = self.docker.logs(id, Some(options));
         let (mut stdout, mut stderr) = (String::new(), String::new());
         while let Some(item) = logs.next().await {
@@ -412,7 +441,10 @@ impl Engine {
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status
-                        && info.progress_detail.as_ref().is_none_or(|p| p.total.is_none())
+                        && info
+                            .progress_detail
+                            .as_ref()
+                            .is_none_or(|p| p.total.is_none())
                     {
                         if let Some(found) = digest_from_push_status(&status) {
                             digest = Some(found);
@@ -444,7 +476,11 @@ impl Engine {
             .force(true)
             .noprune(false)
             .build();
-        match self.docker.remove_image(reference, Some(options), None).await {
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
             Ok(_)
             | Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
@@ -463,7 +499,9 @@ impl Engine {
             | Err(BollardError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
-            Err(error) => tracing::warn!(container = id, error = %error, "cannot remove a container"),
+            Err(error) => {
+                tracing::warn!(container = id, error = %error, "cannot remove a container")
+            }
         }
     }
 }
@@ -501,14 +539,33 @@ mod tests {
             Some(format!("sha256:{hex}"))
         );
         assert_eq!(digest_from_push_status("Pushed"), None);
-        assert_eq!(digest_from_push_status("x: digest: sha256:12 size: 1"), None);
+        assert_eq!(
+            digest_from_push_status("x: digest: sha256:12 size: 1"),
+            None
+        );
+    }
+
+    #[test]
+    fn step_containers() {
+        assert_eq!(
+            step_container(" ---> Running in 2c17ce451e6f\n"),
+            Some("2c17ce451e6f")
+        );
+        assert_eq!(step_container("Step 2/5 : RUN echo"), None);
+        assert_eq!(step_container(" ---> Running in nothex"), None);
     }
 
     #[test]
     fn transient_messages() {
         let table = [
-            ("Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused", true),
-            ("received unexpected HTTP status: 503 Service Unavailable", true),
+            (
+                "Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused",
+                true,
+            ),
+            (
+                "received unexpected HTTP status: 503 Service Unavailable",
+                true,
+            ),
             ("unauthorized: authentication required", false),
             ("denied: requested access to the resource is denied", false),
         ];

@@ -44,7 +44,16 @@ pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), Git
     git(dir, &["init", "--quiet"], "init", &repo).await?;
     let fetched = git(
         dir,
-        &["fetch", "--quiet", "--depth", "1", "--no-tags", "--", url, commit],
+        &[
+            "fetch",
+            "--quiet",
+            "--depth",
+            "1",
+            "--no-tags",
+            "--",
+            url,
+            commit,
+        ],
         "fetch",
         &repo,
     )
@@ -64,7 +73,14 @@ pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), Git
     }
     git(
         dir,
-        &["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit],
+        &[
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            commit,
+        ],
         "checkout",
         &repo,
     )
@@ -74,17 +90,27 @@ pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), Git
 /// git's words for "no such commit" (local and remote transports, protocol v0 and v2).
 fn commit_missing(stderr: &str) -> bool {
     let stderr = stderr.to_ascii_lowercase();
-    ["not our ref", "couldn't find remote ref", "unadvertised object", "no such remote ref", "bad object"]
-        .iter()
-        .any(|needle| stderr.contains(needle))
+    [
+        "not our ref",
+        "couldn't find remote ref",
+        "unadvertised object",
+        "no such remote ref",
+        "bad object",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }
 
 /// git's words for "no such repository".
 fn repo_missing(stderr: &str) -> bool {
     let stderr = stderr.to_ascii_lowercase();
-    ["does not appear to be a git repository", "repository not found", "not found"]
-        .iter()
-        .any(|needle| stderr.contains(needle))
+    [
+        "does not appear to be a git repository",
+        "repository not found",
+        "not found",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }
 
 async fn git(dir: &Path, args: &[&str], step: &'static str, repo: &str) -> Result<(), GitError> {
@@ -126,7 +152,9 @@ mod tests {
             "fatal: remote error: upload-pack: not our ref 0123456789012345678901234567890123456789"
         ));
         assert!(commit_missing("fatal: couldn't find remote ref 0123"));
-        assert!(!commit_missing("fatal: unable to access 'https://x/': Could not resolve host"));
+        assert!(!commit_missing(
+            "fatal: unable to access 'https://x/': Could not resolve host"
+        ));
         assert!(repo_missing(
             "fatal: '/srv/git/nope.git' does not appear to be a git repository"
         ));

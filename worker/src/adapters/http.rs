@@ -198,12 +198,13 @@ impl Http {
                 Err(HttpError::NotFound { .. }) => return Ok(tags),
                 Err(error) => return Err(error),
             };
-            let page: TagList = serde_json::from_slice(&body).map_err(|error| HttpError::Status {
-                what: "registry",
-                url: url.clone(),
-                status: 200,
-                detail: format!("not a tag list: {error}"),
-            })?;
+            let page: TagList =
+                serde_json::from_slice(&body).map_err(|error| HttpError::Status {
+                    what: "registry",
+                    url: url.clone(),
+                    status: 200,
+                    detail: format!("not a tag list: {error}"),
+                })?;
             tags.extend(page.tags.unwrap_or_default());
             match headers
                 .get("link")
@@ -250,13 +251,84 @@ impl Http {
         self.registry_get(&url, "*/*").await.map(|(_, body)| body)
     }
 
-    /// GET with the registry's token dance: an anonymous bearer token when it asks for one.
-    async fn registry_get(&self, url: &str, accept: &str) -> Result<(HeaderMap, Vec<u8>), HttpError> {
+    /// Stores `manifest` (exact bytes, of `media_type`) under `tag`: how the extra tags of
+    /// a pushed image are added without pushing it again.
+    pub async fn put_manifest(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag: &str,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> Result<(), HttpError> {
+        let url = format!(
+            "{}/v2/{repository}/manifests/{tag}",
+            self.registry_base(registry)
+        );
+        self.registry_send(
+            reqwest::Method::PUT,
+            &url,
+            media_type,
+            Some((media_type, manifest)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// GET with the registry's token dance.
+    async fn registry_get(
+        &self,
+        url: &str,
+        accept: &str,
+    ) -> Result<(HeaderMap, Vec<u8>), HttpError> {
+        self.registry_send(reqwest::Method::GET, url, accept, None)
+            .await
+    }
+
+    /// One registry request, with an anonymous bearer token when the registry asks for one.
+    async fn registry_send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        accept: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<(HeaderMap, Vec<u8>), HttpError> {
         const WHAT: &str = "registry";
         (|| async {
             let mut headers = HeaderMap::new();
-            headers.insert(ACCEPT, accept.parse().expect("static accept header"));
-            let mut response = self.get(WHAT, url, headers.clone()).await?;
+            headers.insert(
+                ACCEPT,
+                accept.parse().map_err(|_| HttpError::Status {
+                    what: WHAT,
+                    url: url.to_owned(),
+                    status: 0,
+                    detail: format!("{accept:?} is not a valid Accept header"),
+                })?,
+            );
+            if let Some((content_type, _)) = body {
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    content_type.parse().map_err(|_| HttpError::Status {
+                        what: WHAT,
+                        url: url.to_owned(),
+                        status: 0,
+                        detail: format!("{content_type:?} is not a valid media type"),
+                    })?,
+                );
+            }
+            let send = |headers: HeaderMap| {
+                let mut request = self.client.request(method.clone(), url).headers(headers);
+                if let Some((_, bytes)) = body {
+                    request = request.body(bytes.to_vec());
+                }
+                async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|error| unreachable(WHAT, url, &error))
+                }
+            };
+            let mut response = send(headers.clone()).await?;
             if response.status() == StatusCode::UNAUTHORIZED
                 && let Some(challenge) = response
                     .headers()
@@ -267,14 +339,16 @@ impl Http {
                 let token = self.bearer_token(&challenge).await?;
                 headers.insert(
                     AUTHORIZATION,
-                    format!("Bearer {token}").parse().map_err(|_| HttpError::Status {
-                        what: WHAT,
-                        url: url.to_owned(),
-                        status: 401,
-                        detail: "the registry's token is not a valid header value".into(),
-                    })?,
+                    format!("Bearer {token}")
+                        .parse()
+                        .map_err(|_| HttpError::Status {
+                            what: WHAT,
+                            url: url.to_owned(),
+                            status: 401,
+                            detail: "the registry's token is not a valid header value".into(),
+                        })?,
                 );
-                response = self.get(WHAT, url, headers).await?;
+                response = send(headers).await?;
             }
             let response = check_status(WHAT, url, response, "").await?;
             let headers = response.headers().clone();
@@ -313,7 +387,9 @@ impl Http {
             }
         }
         let url = url.to_string();
-        let response = self.get("registry token service", &url, HeaderMap::new()).await?;
+        let response = self
+            .get("registry token service", &url, HeaderMap::new())
+            .await?;
         let response = check_status("registry token service", &url, response, "").await?;
         let token: Token = response
             .json()
@@ -429,9 +505,13 @@ pub fn parse_bearer_challenge(header: &str) -> Option<BearerChallenge> {
 /// The path of a `Link: </v2/...>; rel="next"` header.
 fn next_link(header: &str) -> Option<String> {
     let (target, params) = header.split_once(';')?;
-    params
-        .contains("rel=\"next\"")
-        .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    params.contains("rel=\"next\"").then(|| {
+        target
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -446,7 +526,10 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.realm, "https://auth.example.org/token");
         assert_eq!(parsed.service.as_deref(), Some("registry.example.org"));
-        assert_eq!(parsed.scope.as_deref(), Some("repository:f41/httpd:pull,push"));
+        assert_eq!(
+            parsed.scope.as_deref(),
+            Some("repository:f41/httpd:pull,push")
+        );
         assert!(parse_bearer_challenge("Basic realm=\"x\"").is_none());
         assert!(parse_bearer_challenge("Bearer service=\"x\"").is_none());
     }
@@ -463,8 +546,14 @@ mod tests {
     #[test]
     fn loopback_registries_are_plain_http() {
         let http = Http::new(1, vec!["registry.internal:5000".into()]);
-        assert_eq!(http.registry_base("127.0.0.1:5000"), "http://127.0.0.1:5000");
-        assert_eq!(http.registry_base("localhost:5000"), "http://localhost:5000");
+        assert_eq!(
+            http.registry_base("127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(
+            http.registry_base("localhost:5000"),
+            "http://localhost:5000"
+        );
         assert_eq!(
             http.registry_base("registry.internal:5000"),
             "http://registry.internal:5000"

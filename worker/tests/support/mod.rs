@@ -56,7 +56,10 @@ pub fn rpm_base() -> &'static str {
                 "/usr/lib/rpm/platform/x86_64-linux/macros".into(),
             ),
             ("etc/rpm/macros".into(), macros.clone()),
-            ("lib64/ld-linux-x86-64.so.2".into(), "/lib64/ld-linux-x86-64.so.2".into()),
+            (
+                "lib64/ld-linux-x86-64.so.2".into(),
+                "/lib64/ld-linux-x86-64.so.2".into(),
+            ),
         ];
         let ldd = osbs_testkit::run(&["ldd", "/usr/bin/rpm"]);
         for library in ldd
@@ -80,7 +83,14 @@ pub fn rpm_base() -> &'static str {
             .collect();
         let rootfs = osbs_testkit::busybox_rootfs_tar(&pairs);
         osbs_testkit::run_with_stdin(
-            &["docker", "import", "--change", "CMD [\"/bin/sh\"]", "-", RPM_BASE],
+            &[
+                "docker",
+                "import",
+                "--change",
+                "CMD [\"/bin/sh\"]",
+                "-",
+                RPM_BASE,
+            ],
             &rootfs,
         );
         osbs_testkit::run(&["docker", "push", RPM_BASE]);
@@ -117,7 +127,10 @@ impl FileServer {
     }
 
     pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {
-        self.files.lock().unwrap().insert(path.to_owned(), body.into());
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), body.into());
     }
 
     /// The URL of `path` as the worker sees it.
@@ -224,9 +237,9 @@ impl Harness {
                 concurrency: 1,
                 http_listen: "127.0.0.1:0".parse().unwrap(),
                 allowed_git_urls: vec![format!("file://{}", self.git_base().display())],
-                lookaside_url: self.files.url(
-                    "/repo/pkgs/{namespace}/{repo}/{filename}/{hashtype}/{hash}/{filename}",
-                ),
+                lookaside_url: self
+                    .files
+                    .url("/repo/pkgs/{namespace}/{repo}/{filename}/{hashtype}/{hash}/{filename}"),
                 work_dir: self.dir.path().join("work"),
                 heartbeat_secs: 1,
                 heartbeat_stale_secs: 3,
@@ -246,13 +259,29 @@ impl Harness {
         let http = started.http_addr;
         let stop = CancellationToken::new();
         let task = tokio::spawn(started.serve(stop.clone()));
+        // Ready once /healthz says so (the slots consume).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("http://{http}/healthz"))
+            .await
+            .map(|response| response.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         RunningWorker { stop, task, http }
     }
 
     /// A bare repository `container/<name>.git` holding `files` in one commit; returns its
     /// clone URL and the commit.
     pub fn repo(&self, name: &str, files: &[(&str, &[u8])]) -> (String, String) {
-        let bare = self.git_base().join("container").join(format!("{name}.git"));
+        let bare = self
+            .git_base()
+            .join("container")
+            .join(format!("{name}.git"));
         let work = self.dir.path().join("checkouts").join(name);
         std::fs::create_dir_all(&work).unwrap();
         git(&work, &["init", "-q", "-b", "main"]);
@@ -328,9 +357,13 @@ impl Harness {
         self.bus.publish_job(job, 5).await.unwrap();
     }
 
-    /// Waits for build `id` to reach a final state (a hang detector, not a timing).
+    /// Waits for build `id` to reach a final state with its result published (a hang
+    /// detector, not a timing).
     pub async fn wait_final(&self, id: &str) -> BuildRecord {
-        self.wait_for(id, |record| record.state.is_final()).await
+        self.wait_for(id, |record| {
+            record.state.is_final() && record.field("result_published") == "1"
+        })
+        .await
     }
 
     pub async fn wait_for(&self, id: &str, done: impl Fn(&BuildRecord) -> bool) -> BuildRecord {
@@ -344,7 +377,11 @@ impl Harness {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "build {id} never got there: {:?}",
-                self.store.get(id).await.unwrap().map(|r| (r.state, r.fields))
+                self.store
+                    .get(id)
+                    .await
+                    .unwrap()
+                    .map(|r| (r.state, r.fields))
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -360,6 +397,26 @@ impl Harness {
                 .await
                 .unwrap();
             taken.push(message);
+        }
+        taken
+    }
+
+    /// Takes messages from `queue` until there are `count` (a hang detector, not a timing).
+    pub async fn wait_messages(
+        &self,
+        queue: &str,
+        count: usize,
+    ) -> Vec<lapin::message::BasicGetMessage> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut taken = Vec::new();
+        while taken.len() < count {
+            taken.extend(self.take_all(queue).await);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {count} messages arrived in {queue}",
+                taken.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         taken
     }
@@ -404,13 +461,24 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// Asserts that a failed build says `needle` in its record, its log's last line and its
 /// result; returns the record's error.
-pub fn assert_failed_with(record: &BuildRecord, log: &str, result: &BuildResult, needle: &str) -> String {
+pub fn assert_failed_with(
+    record: &BuildRecord,
+    log: &str,
+    result: &BuildResult,
+    needle: &str,
+) -> String {
     assert_eq!(record.state, BuildState::Failed, "{:?}", record.fields);
     let error = record.error().to_owned();
-    assert!(error.contains(needle), "record error {error:?} lacks {needle:?}");
+    assert!(
+        error.contains(needle),
+        "record error {error:?} lacks {needle:?}"
+    );
     assert!(!error.contains('\n'), "{error:?}");
     let last = log.lines().last().unwrap_or_default();
-    assert!(last.contains(needle), "last log line {last:?} lacks {needle:?}");
+    assert!(
+        last.contains(needle),
+        "last log line {last:?} lacks {needle:?}"
+    );
     assert_eq!(result.state, BuildState::Failed as i32);
     assert_eq!(result.error, error);
     error
@@ -449,7 +517,11 @@ pub async fn registry_get(path: &str, accept: &str) -> Vec<u8> {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "GET /v2/{path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "GET /v2/{path}: {}",
+        response.status()
+    );
     response.bytes().await.unwrap().to_vec()
 }
 
@@ -474,9 +546,10 @@ pub async fn pushed_image(repository: &str, reference: &str) -> PushedImage {
     )
     .unwrap();
     let config_digest = manifest["config"]["digest"].as_str().unwrap();
-    let config: serde_json::Value =
-        serde_json::from_slice(&registry_get(&format!("{path}/blobs/{config_digest}"), "*/*").await)
-            .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(
+        &registry_get(&format!("{path}/blobs/{config_digest}"), "*/*").await,
+    )
+    .unwrap();
     let mut layers = Vec::new();
     let mut layer_digests = Vec::new();
     for layer in manifest["layers"].as_array().unwrap() {
