@@ -819,7 +819,7 @@ pub struct Squashed {
     pub image_id: String,
 }
 
-/// Squashes `image` above `base` (everything when `None`) into `tag`.
+/// Squashes `image` above `base` (everything, for a `FROM scratch` image) into `tag`.
 async fn squash_image(
     worker: &Worker,
     image: &str,
@@ -827,19 +827,18 @@ async fn squash_image(
     tag: &str,
     log: &BuildLog,
 ) -> Result<Squashed, WorkerError> {
-    let squashed =
-        osbs_squash::squash_in_engine(worker.engine.client(), image, base.unwrap_or(""), tag)
-            .await
-            .map_err(|error| {
-                WorkerError::Infrastructure(format!("squash of {image} failed: {error}"))
-            })?;
+    let base = match base {
+        Some(base) => base.to_owned(),
+        None => worker.engine.empty_image().await?,
+    };
+    let squashed = osbs_squash::squash_in_engine(worker.engine.client(), image, &base, tag)
+        .await
+        .map_err(|error| WorkerError::Infrastructure(format!("squashing {image}: {error}")))?;
     log.note(&format!(
-        "squashed {} layer(s) above {} base layer(s) into one of {} bytes: {}",
-        squashed
-            .layer_count
-            .saturating_sub(squashed.base_layer_count + 1),
-        squashed.base_layer_count,
+        "squashed into one layer of {} bytes ({}) above {} base layer(s): {}",
         squashed.layer_size,
+        squashed.layer_diff_id,
+        squashed.base_layer_count,
         squashed.image_id
     ));
     Ok(Squashed {

@@ -15,6 +15,7 @@ use bollard::query_parameters::{
     TagImageOptionsBuilder, WaitContainerOptions,
 };
 use futures::StreamExt;
+use sha2::Digest;
 use std::path::Path;
 use std::time::Duration;
 
@@ -468,6 +469,47 @@ impl Engine {
             }
         }
         digest.ok_or(DockerError::NoDigest { reference })
+    }
+
+    /// An image with no layer and no history, standing for `FROM scratch` where an image
+    /// reference is needed (the squash's base: every layer of a scratch build collapses into
+    /// one). Loaded into the engine once; idempotent.
+    pub async fn empty_image(&self) -> Result<String, DockerError> {
+        const TAG: &str = "osbs-worker/scratch:empty";
+        if self.inspect_image(TAG).await?.is_some() {
+            return Ok(TAG.to_owned());
+        }
+        let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]},"history":[]}"#;
+        let config_name = format!("{}.json", hex::encode(sha2::Sha256::digest(config)));
+        let manifest = format!(r#"[{{"Config":"{config_name}","RepoTags":["{TAG}"],"Layers":[]}}]"#);
+        let mut archive = tar::Builder::new(Vec::new());
+        for (name, content) in [(config_name.as_str(), &config[..]), ("manifest.json", manifest.as_bytes())] {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            header.set_size(content.len() as u64);
+            archive
+                .append_data(&mut header, name, content)
+                .map_err(|error| DockerError::Api {
+                    operation: "image load",
+                    subject: TAG.to_owned(),
+                    message: error.to_string(),
+                })?;
+        }
+        let tar = archive.into_inner().map_err(|error| DockerError::Api {
+            operation: "image load",
+            subject: TAG.to_owned(),
+            message: error.to_string(),
+        })?;
+        let options = bollard::query_parameters::ImportImageOptionsBuilder::default()
+            .quiet(true)
+            .build();
+        let mut loading = self
+            .docker
+            .import_image(options, bollard::body_full(tar.into()), None);
+        while let Some(item) = loading.next().await {
+            item.map_err(self.api("image load", TAG))?;
+        }
+        Ok(TAG.to_owned())
     }
 
     /// Removes an image reference (a tag or an id) the build made; failures only logged.
