@@ -24,6 +24,9 @@ pub struct ServiceConfig {
     pub telemetry: TelemetryConfig,
     pub storage: StorageConfig,
     pub worker: WorkerConfig,
+    /// The hub the worker reserves releases on (`hub_url` empty: none; the registry's tags
+    /// stand for what Koji has).
+    pub koji: osbs_koji_bridge::KojiConfig,
 }
 
 /// `[worker]`.

@@ -9,6 +9,7 @@
 use crate::adapters::docker::{DockerError, Engine, EngineInfo};
 use crate::adapters::git;
 use crate::adapters::http::Http;
+use crate::adapters::koji::{Koji, Reserve};
 use crate::adapters::redis as keys;
 use crate::buildlog::{self, BuildLog};
 use crate::config::WorkerConfig;
@@ -28,7 +29,9 @@ use osbs_dockerfile::{
     ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
     required, rewrite_with_parent_users, yum_repo_file_name,
 };
-use osbs_proto::v1::{BuildJob, BuildState, ImageDigest, ImageInfo, LayerSize, Nvr, Target};
+use osbs_proto::v1::{
+    BuildJob, BuildState, ImageDigest, ImageInfo, KojiReservation, LayerSize, Nvr, Target,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,8 @@ pub struct Worker {
     pub bus: Arc<Bus>,
     pub engine: Engine,
     pub http: Http,
+    /// The Koji hub, when one is configured.
+    pub koji: Option<Arc<Koji>>,
     pub metrics: Metrics,
     /// This host's name (records, labels, Koji's buildroot).
     pub host: String,
@@ -371,10 +376,13 @@ impl Attempt<'_> {
     }
 
     /// The release: the Dockerfile's or the request's, else the next free one above what
-    /// the registry has and unique among builds in flight.
+    /// Koji (or, without a hub, the registry) has and unique among builds in flight; then
+    /// reserved in Koji. Scratch builds reserve nothing. An attempt that continues a build
+    /// (takeover, drain) reuses the release and reservation of the attempt before.
     async fn release(&self, nvr: &ComponentNvr, repository: &str) -> Result<String, WorkerError> {
         let worker = self.worker;
         let store = &worker.store;
+        let id = &self.job.build_id;
         let keep_for = worker.config.build_timeout() + Duration::from_secs(3600);
         let kind = self.kind();
         let requested = self
@@ -384,58 +392,183 @@ impl Attempt<'_> {
             .map(|options| options.release.clone())
             .filter(|release| !release.is_empty());
         let fixed = nvr.release.clone().or(requested);
-        let release = match fixed {
-            Some(release) => {
-                release::check(&release)?;
-                if kind != BuildKind::Scratch
-                    && !keys::hold_release(store, &nvr.name, &nvr.version, &release, keep_for)
-                        .await?
-                {
-                    return Err(packager(format!(
-                        "release {release} of {}-{} is being built right now by another build; wait for it to end or change the release",
-                        nvr.name, nvr.version
-                    )));
-                }
-                release
+        if let Some(fixed) = &fixed {
+            release::check(fixed)?;
+        }
+        let previous = match kind {
+            BuildKind::Scratch => None,
+            _ => keys::kept_reservation(store, id).await?.filter(|kept| {
+                kept.name == nvr.name
+                    && kept.version == nvr.version
+                    && fixed.as_ref().is_none_or(|fixed| *fixed == kept.release)
+            }),
+        };
+        let (release, reservation) = if let Some(kept) = previous {
+            keys::hold_release(store, &nvr.name, &nvr.version, &kept.release, keep_for).await?;
+            self.log.note(&format!(
+                "continuing with release {} held by the previous attempt",
+                kept.release
+            ));
+            let reservation = (kept.koji_build_id != 0).then(|| KojiReservation {
+                build_id: kept.koji_build_id,
+                token: kept.koji_token.clone(),
+            });
+            (kept.release, reservation)
+        } else if kind == BuildKind::Scratch {
+            let release = match fixed {
+                Some(fixed) => fixed,
+                None => self.next_release(nvr, repository).await?,
+            };
+            (release, None)
+        } else if let Some(fixed) = fixed {
+            if !keys::hold_release(store, &nvr.name, &nvr.version, &fixed, keep_for).await? {
+                return Err(packager(format!(
+                    "release {fixed} of {}-{} is being built right now by another build; wait for it to end or change the release",
+                    nvr.name, nvr.version
+                )));
             }
+            self.hold(nvr, &fixed);
+            let reservation = match &worker.koji {
+                Some(koji) => match koji.reserve(&nvr.name, &nvr.version, &fixed).await? {
+                    Reserve::Reserved(reservation) => Some(reservation),
+                    Reserve::Taken(fault) => {
+                        return Err(packager(format!(
+                            "{}-{}-{fixed} cannot be built: Koji says \"{fault}\"; change the release label",
+                            nvr.name, nvr.version
+                        )));
+                    }
+                },
+                None => None,
+            }
+            .map(|reservation| KojiReservation {
+                build_id: reservation.build_id,
+                token: reservation.token,
+            });
+            (fixed, reservation)
+        } else {
+            self.reserve_next(nvr, repository, keep_for).await?
+        };
+        if kind != BuildKind::Scratch {
+            self.hold(nvr, &release);
+            let kept = keys::KeptReservation {
+                name: nvr.name.clone(),
+                version: nvr.version.clone(),
+                release: release.clone(),
+                koji_build_id: reservation.as_ref().map_or(0, |r| r.build_id),
+                koji_token: reservation
+                    .as_ref()
+                    .map(|r| r.token.clone())
+                    .unwrap_or_default(),
+            };
+            keys::keep_reservation(store, id, &kept, keep_for).await?;
+        }
+        if let Some(reservation) = &reservation {
+            self.log.note(&format!(
+                "reserved {}-{}-{release} in Koji (build id {})",
+                nvr.name, nvr.version, reservation.build_id
+            ));
+        }
+        {
+            let mut outputs = self.progress.outputs.lock().expect("progress lock");
+            outputs.koji_reservation = reservation;
+            outputs.nvr = Some(Nvr {
+                name: nvr.name.clone(),
+                version: nvr.version.clone(),
+                release: release.clone(),
+            });
+        }
+        let nvr_text = format!("{}-{}-{release}", nvr.name, nvr.version);
+        store.set_fields(id, &[(field::NVR, nvr_text)]).await?;
+        Ok(release)
+    }
+
+    /// Remembers the release held in the in-flight set, to free when the build ends.
+    fn hold(&self, nvr: &ComponentNvr, release: &str) {
+        *self.progress.held_release.lock().expect("progress lock") = Some(HeldRelease {
+            name: nvr.name.clone(),
+            version: nvr.version.clone(),
+            release: release.to_owned(),
+        });
+    }
+
+    /// The first release after what Koji has (without a hub: what the registry has).
+    async fn next_release(
+        &self,
+        nvr: &ComponentNvr,
+        repository: &str,
+    ) -> Result<String, WorkerError> {
+        let worker = self.worker;
+        match &worker.koji {
+            Some(koji) => koji.next_release(&nvr.name, &nvr.version).await,
             None => {
                 let registry = &self.target().registry;
                 let path = repository
                     .strip_prefix(&format!("{registry}/"))
                     .unwrap_or(repository);
                 let tags = worker.http.tags(registry, path).await?;
-                let first = release::next_from_tags(&nvr.name, &nvr.version, &tags)?;
-                if kind == BuildKind::Scratch {
-                    first
-                } else {
-                    keys::reserve_release(store, &nvr.name, &nvr.version, &first, keep_for)
-                        .await?
-                        .ok_or_else(|| {
-                            packager(format!(
-                                "no free release for {}-{} after {first}; set a release label",
-                                nvr.name, nvr.version
-                            ))
-                        })?
+                Ok(release::next_from_tags(&nvr.name, &nvr.version, &tags)?)
+            }
+        }
+    }
+
+    /// The first release free both among builds in flight and in Koji, held and reserved.
+    async fn reserve_next(
+        &self,
+        nvr: &ComponentNvr,
+        repository: &str,
+        keep_for: Duration,
+    ) -> Result<(String, Option<KojiReservation>), WorkerError> {
+        const KOJI_TRIES: usize = 20;
+        let store = &self.worker.store;
+        let mut first = self.next_release(nvr, repository).await?;
+        for _ in 0..KOJI_TRIES {
+            let release = keys::reserve_release(store, &nvr.name, &nvr.version, &first, keep_for)
+                .await?
+                .ok_or_else(|| {
+                    packager(format!(
+                        "no free release for {}-{} after {first}; set a release label",
+                        nvr.name, nvr.version
+                    ))
+                })?;
+            self.hold(nvr, &release);
+            let Some(koji) = &self.worker.koji else {
+                return Ok((release, None));
+            };
+            match koji.reserve(&nvr.name, &nvr.version, &release).await? {
+                Reserve::Reserved(reservation) => {
+                    return Ok((
+                        release,
+                        Some(KojiReservation {
+                            build_id: reservation.build_id,
+                            token: reservation.token,
+                        }),
+                    ));
+                }
+                Reserve::Taken(fault) => {
+                    self.log.note(&format!(
+                        "Koji has {}-{}-{release} already ({fault}); trying the next release",
+                        nvr.name, nvr.version
+                    ));
+                    let held = self
+                        .progress
+                        .held_release
+                        .lock()
+                        .expect("progress lock")
+                        .take();
+                    free_release(store, held).await;
+                    first = release::bump(&release).ok_or_else(|| {
+                        packager(format!(
+                            "cannot compute the release after {release} for {}-{}; set a release label",
+                            nvr.name, nvr.version
+                        ))
+                    })?;
                 }
             }
-        };
-        if kind != BuildKind::Scratch {
-            *self.progress.held_release.lock().expect("progress lock") = Some(HeldRelease {
-                name: nvr.name.clone(),
-                version: nvr.version.clone(),
-                release: release.clone(),
-            });
         }
-        self.progress.outputs.lock().expect("progress lock").nvr = Some(Nvr {
-            name: nvr.name.clone(),
-            version: nvr.version.clone(),
-            release: release.clone(),
-        });
-        let nvr_text = format!("{}-{}-{release}", nvr.name, nvr.version);
-        store
-            .set_fields(&self.job.build_id, &[(field::NVR, nvr_text)])
-            .await?;
-        Ok(release)
+        Err(WorkerError::Infrastructure(format!(
+            "Koji refused {KOJI_TRIES} releases in a row for {}-{}; check the hub",
+            nvr.name, nvr.version
+        )))
     }
 
     /// Yum repo files fetched, the Dockerfile rewritten, the context tar written.
@@ -836,10 +969,7 @@ async fn squash_image(
         .map_err(|error| WorkerError::Infrastructure(format!("squashing {image}: {error}")))?;
     log.note(&format!(
         "squashed into one layer of {} bytes ({}) above {} base layer(s): {}",
-        squashed.layer_size,
-        squashed.layer_diff_id,
-        squashed.base_layer_count,
-        squashed.image_id
+        squashed.layer_size, squashed.layer_diff_id, squashed.base_layer_count, squashed.image_id
     ));
     Ok(Squashed {
         image_id: squashed.image_id,

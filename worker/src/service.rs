@@ -83,6 +83,7 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
             config.worker.registry_attempts,
             config.worker.insecure_registries.clone(),
         ),
+        koji: crate::adapters::koji::Koji::new(&config.koji).map(Arc::new),
         metrics,
         instance: format!("{host}/{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         host,
@@ -683,6 +684,9 @@ async fn conclude(
     }
     let held = progress.held_release.lock().expect("progress lock").take();
     pipeline::free_release(&worker.store, held).await;
+    if let Err(error) = keys::forget_reservation(&worker.store, id).await {
+        tracing::warn!(build_id = %id, error = %error, "cannot drop the kept reservation; it expires by itself");
+    }
     match log.finish(Some(state)).await {
         Ok(file) => progress
             .outputs

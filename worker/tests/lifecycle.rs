@@ -527,3 +527,81 @@ async fn missing_engine_is_a_clear_error_at_start() {
         "{stderr}"
     );
 }
+
+/// With a Koji hub, the release comes from `getNextRelease` and is reserved with
+/// `CGInitBuild` (exactly that release; the reservation travels in the result); a release
+/// Koji already has fails the build with the hub's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn koji_reserves_exactly_the_release_built() {
+    use osbs_koji_bridge::config::{AuthMethod, KojiAuth};
+    use osbs_koji_hub::{HubConfig, KojiHub, UserSpec};
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let password = format!("pw-{}", harness.tag);
+    let hub = KojiHub::start(HubConfig {
+        users: vec![UserSpec::new("osbs", Some(&password))],
+        content_generators: vec![("osbs".into(), vec!["osbs".into()])],
+        ..HubConfig::default()
+    })
+    .await
+    .unwrap();
+    let hub_url = hub.url.clone();
+    let worker = harness
+        .start_worker(|config| {
+            config.koji = osbs_koji_bridge::KojiConfig {
+                hub_url,
+                auth: KojiAuth {
+                    method: AuthMethod::Password,
+                    user: "osbs".into(),
+                    password: osbs_common::config::Secret::new(password.clone()),
+                    ..KojiAuth::default()
+                },
+                ..osbs_koji_bridge::KojiConfig::default()
+            };
+        })
+        .await;
+    let name = format!("koji-{}", harness.tag);
+    let dockerfile =
+        format!("FROM {base}\nLABEL com.redhat.component={name} name={name} version=5\n");
+    let (url, commit) = harness.repo("koji", &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut reserved = Vec::new();
+    for _ in 0..2 {
+        let job = harness.job("koji", &url, &commit);
+        harness.submit(&job).await;
+        let record = harness.wait_final(&job.build_id).await;
+        assert_eq!(
+            record.state,
+            BuildState::Complete,
+            "{:?}\n{}",
+            record.fields,
+            harness.log(&job.build_id)
+        );
+        let results = harness.results().await;
+        let reservation = results[0]
+            .koji_reservation
+            .clone()
+            .expect("a Koji reservation");
+        let build = hub
+            .build(record.nvr())
+            .expect("the NVR is reserved in Koji");
+        assert_eq!(build.id, reservation.build_id);
+        assert_eq!(build.state, 0, "BUILDING until the bridge imports it");
+        reserved.push(record.nvr().to_owned());
+    }
+    assert_eq!(reserved, [format!("{name}-5-1"), format!("{name}-5-2")]);
+
+    let fixed =
+        format!("FROM {base}\nLABEL com.redhat.component={name} name={name} version=5 release=1\n");
+    let (url, commit) = harness.repo("koji-fixed", &[("Dockerfile", fixed.as_bytes())]);
+    let job = harness.job("koji-fixed", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let results = harness.results().await;
+    assert_failed_with(
+        &record,
+        &harness.log(&job.build_id),
+        &results[0],
+        "Build is already reserved",
+    );
+    worker.stop().await;
+}

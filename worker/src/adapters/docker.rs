@@ -481,9 +481,13 @@ impl Engine {
         }
         let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]},"history":[]}"#;
         let config_name = format!("{}.json", hex::encode(sha2::Sha256::digest(config)));
-        let manifest = format!(r#"[{{"Config":"{config_name}","RepoTags":["{TAG}"],"Layers":[]}}]"#);
+        let manifest =
+            format!(r#"[{{"Config":"{config_name}","RepoTags":["{TAG}"],"Layers":[]}}]"#);
         let mut archive = tar::Builder::new(Vec::new());
-        for (name, content) in [(config_name.as_str(), &config[..]), ("manifest.json", manifest.as_bytes())] {
+        for (name, content) in [
+            (config_name.as_str(), &config[..]),
+            ("manifest.json", manifest.as_bytes()),
+        ] {
             let mut header = tar::Header::new_gnu();
             header.set_mode(0o644);
             header.set_size(content.len() as u64);

@@ -7,6 +7,8 @@
 //! - `<prefix>:result:<build_id>`: the final `BuildResult` (protobuf) of a build, kept until
 //!   it expires so that a worker that died between recording the end and publishing it can
 //!   be followed by one that publishes it.
+//! - `<prefix>:reservation:<build_id>`: the release (and Koji reservation) a build holds,
+//!   so that the attempt that takes a build over (or runs it after a drain) reuses them.
 //! - `<prefix>:owner:<build_id>`: which worker instance runs a build, with a time to live
 //!   renewed by its heartbeat. It is the takeover lock: `SET NX` succeeds only for the first
 //!   worker after the owner stopped renewing.
@@ -206,4 +208,52 @@ pub async fn kept_result(store: &Store, build_id: &str) -> Result<Option<Vec<u8>
         .get(store.key(&["result", build_id]))
         .await
         .map_err(redis_error("get result"))
+}
+
+/// The release a build holds, and its Koji reservation (`build_id` 0: none).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptReservation {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub koji_build_id: i64,
+    pub koji_token: String,
+}
+
+pub async fn keep_reservation(
+    store: &Store,
+    build_id: &str,
+    kept: &KeptReservation,
+    keep_for: Duration,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(kept).expect("a plain struct serializes");
+    store
+        .connection()
+        .set_ex::<_, _, ()>(
+            store.key(&["reservation", build_id]),
+            json,
+            keep_for.as_secs(),
+        )
+        .await
+        .map_err(redis_error("set reservation"))
+}
+
+pub async fn kept_reservation(
+    store: &Store,
+    build_id: &str,
+) -> Result<Option<KeptReservation>, StoreError> {
+    let json: Option<String> = store
+        .connection()
+        .get(store.key(&["reservation", build_id]))
+        .await
+        .map_err(redis_error("get reservation"))?;
+    Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+}
+
+pub async fn forget_reservation(store: &Store, build_id: &str) -> Result<(), StoreError> {
+    store
+        .connection()
+        .del::<_, ()>(store.key(&["reservation", build_id]))
+        .await
+        .map_err(redis_error("del reservation"))
 }
