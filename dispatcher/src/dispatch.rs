@@ -2,7 +2,8 @@
 //! RabbitMQ, then acks, dead-letters or requeues the delivery.
 //!
 //! For a job (the order is what makes it safe to crash anywhere):
-//! 1. a message seen before (by `message_id`) whose record is finished is a duplicate: ack;
+//! 1. a message the broker redelivers, seen before (by `message_id`), whose record is finished
+//!    is a duplicate: ack (a republished message reaches the same build through step 2);
 //! 2. `store.create` with the plan's idempotency key: a new queued record, or the existing
 //!    build of the same (repository, commit, target, options). An explicit request whose
 //!    existing build ended `failed`, `canceled` or `superseded` makes a new build (keyed
@@ -10,7 +11,8 @@
 //! 3. pushes: become the branch's newest build ([`Records::advance_tip`]) and supersede the
 //!    queued build they replace (CAS `queued → superseded`: a worker that started first wins);
 //! 4. publish the job (if still queued) and the `queued` state change, both confirmed;
-//! 5. mark the record `enqueued=1`, remember the message id and the request outcome; ack.
+//! 5. mark the record `enqueued=1`, remember the message id and the request outcome (one
+//!    atomic round trip); ack.
 //!
 //! A crash before 5 leaves the message unacked: its redelivery finds the record without
 //! `enqueued` and does 3–5 again. Transient failures requeue the delivery after a pause;
@@ -139,7 +141,7 @@ impl Dispatcher {
             }
             Decision::Enqueue(plan) => {
                 let event_id = (!message_id.is_empty()).then_some(message_id.as_str());
-                match self.enqueue(&plan, event_id).await {
+                match self.enqueue(&plan, event_id, delivery.redelivered).await {
                     Ok(outcome) => {
                         let job = &plan.job;
                         match &outcome {
@@ -224,36 +226,46 @@ impl Dispatcher {
         }
     }
 
-    /// Steps 1–5 of the module documentation.
+    /// Steps 1–5 of the module documentation. `redelivered`: the broker's flag, when the
+    /// message may have been handled before.
     pub async fn enqueue(
         &self,
         plan: &Plan,
         message_id: Option<&str>,
+        redelivered: bool,
     ) -> Result<Outcome, DispatchError> {
-        let outcome = self.record_and_publish(plan, message_id).await?;
-        if let Some(message_id) = message_id {
-            self.records
-                .remember_event(message_id, outcome.build_id())
-                .await?;
-        }
-        if let Some(request_id) = &plan.request_id {
-            let noted = RequestOutcome {
-                outcome: outcome.label().replace("resumed", "enqueued"),
-                build_id: Some(outcome.build_id().to_owned()),
-                reason: String::new(),
-                at_ms: osbs_common::telemetry::now_ms(),
-            };
-            self.records.record_request(request_id, &noted).await?;
-        }
+        let outcome = self
+            .record_and_publish(plan, message_id.filter(|_| redelivered))
+            .await?;
+        let noted = plan.request_id.as_deref().map(|request_id| {
+            (
+                request_id,
+                RequestOutcome {
+                    outcome: outcome.label().replace("resumed", "enqueued"),
+                    build_id: Some(outcome.build_id().to_owned()),
+                    reason: String::new(),
+                    at_ms: osbs_common::telemetry::now_ms(),
+                },
+            )
+        });
+        self.records
+            .settle(
+                outcome.build_id(),
+                !matches!(outcome, Outcome::Duplicate { .. }),
+                message_id,
+                noted.as_ref().map(|(id, outcome)| (*id, outcome)),
+            )
+            .await?;
         Ok(outcome)
     }
 
+    /// Steps 1–4; `seen_message_id` is looked up only for redeliveries.
     async fn record_and_publish(
         &self,
         plan: &Plan,
-        message_id: Option<&str>,
+        seen_message_id: Option<&str>,
     ) -> Result<Outcome, DispatchError> {
-        if let Some(message_id) = message_id
+        if let Some(message_id) = seen_message_id
             && let Some(id) = self.records.build_of_event(message_id).await?
             && let Some(record) = self.store.get(&id).await?
         {
@@ -311,8 +323,8 @@ impl Dispatcher {
         })
     }
 
-    /// Steps 3–4 and the `enqueued` mark for a recorded build, idempotently. Returns the
-    /// builds it superseded.
+    /// Steps 3–4 for a recorded build, idempotently (the `enqueued` mark follows in
+    /// [`Records::settle`]). Returns the builds it superseded.
     async fn finish(
         &self,
         job: &BuildJob,
@@ -355,9 +367,6 @@ impl Dispatcher {
             job_published?;
             change_published?;
         }
-        self.store
-            .set_fields(id, &[(field::ENQUEUED, "1".to_owned())])
-            .await?;
         Ok(superseded)
     }
 

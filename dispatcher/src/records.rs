@@ -114,18 +114,6 @@ impl Records {
             .map_err(redis_error("get"))
     }
 
-    pub async fn remember_event(&self, message_id: &str, build_id: &str) -> Result<(), StoreError> {
-        self.store
-            .connection()
-            .set_ex::<_, _, ()>(
-                self.store.key(&["dispatch", "event", message_id]),
-                build_id,
-                IDEMPOTENCY_TTL.as_secs(),
-            )
-            .await
-            .map_err(redis_error("set"))
-    }
-
     /// Makes `build_id` the newest push build of `coalesce_key` unless a later one is, in one
     /// atomic step that also records what it superseded (so that a redelivery finds it).
     pub async fn advance_tip(&self, coalesce_key: &str, build_id: &str) -> Result<Tip, StoreError> {
@@ -149,29 +137,66 @@ impl Records {
         })
     }
 
+    /// Records what became of a request (refused or ignored ones; see [`Records::settle`]).
     pub async fn record_request(
         &self,
         request_id: &str,
         outcome: &RequestOutcome,
     ) -> Result<(), StoreError> {
-        let key = self.store.key(&["request", request_id]);
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset_multiple(
-                &key,
-                &[
-                    ("outcome", outcome.outcome.clone()),
-                    ("build_id", outcome.build_id.clone().unwrap_or_default()),
-                    ("reason", outcome.reason.clone()),
-                    ("at_ms", outcome.at_ms.to_string()),
-                ],
-            )
-            .ignore()
-            .expire(&key, IDEMPOTENCY_TTL.as_secs() as i64)
-            .ignore();
+        pipe.atomic();
+        self.add_request(&mut pipe, request_id, outcome);
         pipe.query_async::<()>(&mut self.store.connection())
             .await
             .map_err(redis_error("hset"))
+    }
+
+    /// The last writes of a handled event, in one atomic round trip: the record's `enqueued`
+    /// mark (when the dispatcher just finished it), the message id → build id key, and the
+    /// request's outcome.
+    pub async fn settle(
+        &self,
+        build_id: &str,
+        mark_enqueued: bool,
+        message_id: Option<&str>,
+        request: Option<(&str, &RequestOutcome)>,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if mark_enqueued {
+            pipe.hset(self.store.key(&["build", build_id]), field::ENQUEUED, "1")
+                .ignore();
+        }
+        if let Some(message_id) = message_id {
+            pipe.set_ex(
+                self.store.key(&["dispatch", "event", message_id]),
+                build_id,
+                IDEMPOTENCY_TTL.as_secs(),
+            )
+            .ignore();
+        }
+        if let Some((request_id, outcome)) = request {
+            self.add_request(&mut pipe, request_id, outcome);
+        }
+        pipe.query_async::<()>(&mut self.store.connection())
+            .await
+            .map_err(redis_error("settle"))
+    }
+
+    fn add_request(&self, pipe: &mut redis::Pipeline, request_id: &str, outcome: &RequestOutcome) {
+        let key = self.store.key(&["request", request_id]);
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("outcome", outcome.outcome.clone()),
+                ("build_id", outcome.build_id.clone().unwrap_or_default()),
+                ("reason", outcome.reason.clone()),
+                ("at_ms", outcome.at_ms.to_string()),
+            ],
+        )
+        .ignore()
+        .expire(&key, IDEMPOTENCY_TTL.as_secs() as i64)
+        .ignore();
     }
 }
 

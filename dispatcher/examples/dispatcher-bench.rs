@@ -1,0 +1,400 @@
+//! Dispatcher benchmark (not a test): events per second from `amq.topic` to a confirmed job on
+//! `osbs.jobs`, against the ceiling of the same broker measured in the same run, and the
+//! dispatcher's memory while a backlog waits in `osbs.events`.
+//!
+//! ```text
+//! cargo run --release -p osbs-dispatcher --example dispatcher-bench -- [EVENTS] [PREFETCH...]
+//! ```
+//! (defaults: 100000 events, prefetch 64 and 256). Needs RabbitMQ and Redis on loopback; uses
+//! its own vhost and Redis prefix (osbs-testkit) and removes them at the end.
+//!
+//! Method, for each prefetch:
+//! 1. ceiling: EVENTS persistent messages wait in a queue; a minimal lapin loop consumes them
+//!    with that prefetch and, for each delivery concurrently, publishes it persistent to a
+//!    second queue, waits for the confirm, then acks — the least work any dispatcher must do;
+//! 2. dispatcher: EVENTS `git.receive` pushes (one per repository, fedora-messaging headers)
+//!    wait in `osbs.events`; the dispatcher starts as a separate process (this program with
+//!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
+//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 250 ms meanwhile.
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use osbs_common::bus::{Bus, Outgoing};
+use osbs_dispatcher::Config;
+use osbs_proto::names;
+use osbs_testkit::TestEnv;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if args.first().map(String::as_str) == Some("--serve") {
+        runtime.block_on(serve(&args[1]));
+        return;
+    }
+    let events: usize = args
+        .first()
+        .map_or(100_000, |n| n.parse().expect("EVENTS is a number"));
+    let prefetches: Vec<u16> = if args.len() > 1 {
+        args[1..]
+            .iter()
+            .map(|p| p.parse().expect("PREFETCH is a number"))
+            .collect()
+    } else {
+        vec![64, 256]
+    };
+    runtime.block_on(bench(events, &prefetches));
+}
+
+/// The dispatcher process: the library's `run`, as `osbs-dispatcher --config` does (the
+/// file plus `OSBS_…` variables).
+async fn serve(config_path: &str) {
+    let config: Config =
+        osbs_common::config::load(Some(std::path::Path::new(config_path))).expect("config");
+    osbs_dispatcher::run(config, osbs_common::shutdown::on_signal())
+        .await
+        .expect("dispatcher");
+}
+
+async fn bench(events: usize, prefetches: &[u16]) {
+    println!(
+        "events: {events}, prefetch: {prefetches:?}, cores: {}",
+        cores()
+    );
+    for &prefetch in prefetches {
+        let env = TestEnv::new();
+        let (ceiling, ceiling_cpu) = ceiling(&env, events, prefetch).await;
+        let (rate, rss, dispatcher_cpu) = dispatcher(&env, events, prefetch).await;
+        println!("  CPU ms per 1000 events, ceiling loop:  {ceiling_cpu}");
+        println!("  CPU ms per 1000 events, dispatcher:    {dispatcher_cpu}");
+        println!(
+            "prefetch {prefetch}: ceiling {ceiling:.0}/s, dispatcher {rate:.0}/s = {:.0}% of the ceiling",
+            100.0 * rate / ceiling,
+        );
+        // RSS when 0%, 10%, ... 100% of the jobs were out (the rest still waiting).
+        let deciles: Vec<String> = (0..=10)
+            .filter_map(|decile| {
+                rss.iter()
+                    .find(|(done, _)| *done >= decile * events / 10)
+                    .map(|(_, mib)| format!("{mib:.1}"))
+            })
+            .collect();
+        println!(
+            "  dispatcher RSS MiB at 0%, 10%, ... 100% done: {} ({} samples)",
+            deciles.join(" "),
+            rss.len()
+        );
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// A push event body of realistic size (the CommitV1 fixture's shape).
+fn push_body(index: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "agent": "jdoe",
+        "commit": {
+            "name": "Jane Doe", "email": "jdoe@example.com", "username": "jdoe",
+            "summary": "Bump", "message": "Bump\n",
+            "stats": {"files": {"Dockerfile": {"additions": 1, "deletions": 1, "lines": 2}},
+                      "total": {"additions": 1, "deletions": 1, "lines": 2, "files": 1}},
+            "rev": format!("{:040x}", index + 1),
+            "path": format!("/srv/git/repositories/container/bench-{index}.git/"),
+            "repo": format!("bench-{index}"), "namespace": "container", "branch": "f41",
+            "patch": "diff --git a/Dockerfile b/Dockerfile\n--- a/Dockerfile\n+++ b/Dockerfile\n@@ -1 +1 @@\n-LABEL version=\"1\"\n+LABEL version=\"2\"\n",
+            "date": "2025-01-15T11:21:40+01:00",
+            "url": format!("https://src.fedoraproject.org/container/bench-{index}/c/{:040x}", index + 1),
+            "seen": false
+        }
+    }))
+    .expect("json")
+}
+
+fn push_properties(index: usize) -> BasicProperties {
+    let text = |value: &str| AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()));
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "fedora_messaging_schema".into(),
+        text(names::SCHEMA_GIT_RECEIVE),
+    );
+    headers.insert(
+        "sent-at".into(),
+        text(&osbs_proto::external::iso8601(
+            osbs_common::telemetry::now_ms(),
+        )),
+    );
+    headers.insert(
+        "fedora_messaging_severity".into(),
+        AMQPValue::LongLongInt(20),
+    );
+    BasicProperties::default()
+        .with_content_type(names::CONTENT_TYPE_JSON.into())
+        .with_content_encoding("utf-8".into())
+        .with_delivery_mode(2)
+        .with_message_id(format!("bench-{index}").into())
+        .with_headers(headers)
+}
+
+/// Publishes `count` messages with pipelined confirms.
+async fn fill(bus: &Bus, count: usize, exchange: &str, routing_key: &str) {
+    futures::stream::iter(0..count)
+        .map(|index| async move {
+            let body = push_body(index);
+            bus.publish(Outgoing {
+                exchange,
+                routing_key,
+                body: &body,
+                properties: push_properties(index),
+                mandatory: true,
+            })
+            .await
+            .expect("publish");
+        })
+        .buffer_unordered(512)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// The minimal consume → publish-with-confirm → ack loop; (messages per second, CPU spent).
+async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
+    let connection = Connection::connect(env.amqp.url.expose(), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let setup = connection.create_channel().await.expect("channel");
+    // The destination is declared like osbs.jobs (a priority queue): the same broker work as
+    // enqueueing a job.
+    let mut priority = FieldTable::default();
+    priority.insert(
+        "x-max-priority".into(),
+        AMQPValue::ShortShortUInt(osbs_common::bus::MAX_PRIORITY),
+    );
+    for (queue, arguments) in [("bench.in", FieldTable::default()), ("bench.out", priority)] {
+        setup
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                arguments,
+            )
+            .await
+            .expect("declare");
+    }
+    let bus = Bus::connect(&env.amqp, "bench").await.expect("bus");
+    fill(&bus, events, "", "bench.in").await;
+
+    let consumer_channel = connection.create_channel().await.expect("channel");
+    consumer_channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let publisher = connection.create_channel().await.expect("channel");
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm");
+    let mut consumer = consumer_channel
+        .basic_consume(
+            "bench.in".into(),
+            "ceiling".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let before = Cpu::now(None);
+    let started = Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    let mut done = 0;
+    while done < events {
+        tokio::select! {
+            Some(delivery) = consumer.next() => {
+                let delivery = delivery.expect("delivery");
+                let publisher = publisher.clone();
+                running.spawn(async move {
+                    publisher
+                        .basic_publish(
+                            "".into(),
+                            "bench.out".into(),
+                            BasicPublishOptions { mandatory: true, ..Default::default() },
+                            &delivery.data,
+                            BasicProperties::default().with_delivery_mode(2).with_priority(0),
+                        )
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("confirm");
+                    delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                });
+            }
+            Some(finished) = running.join_next() => {
+                finished.expect("task");
+                done += 1;
+            }
+        }
+    }
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let cpu = Cpu::now(None).since(&before, events);
+    for queue in ["bench.in", "bench.out"] {
+        let _ = setup
+            .queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    bus.close().await;
+    (rate, cpu)
+}
+
+/// The dispatcher draining `events` waiting pushes; (events per second, RSS samples in MiB
+/// with the number of jobs out at the time, CPU spent).
+async fn dispatcher(
+    env: &TestEnv,
+    events: usize,
+    prefetch: u16,
+) -> (f64, Vec<(usize, f64)>, String) {
+    let bus = Bus::connect(&env.amqp, "bench").await.expect("bus");
+    bus.declare_topology().await.expect("topology");
+    let routing_key = format!("{}.{}", env.amqp.topic_prefix, names::TOPIC_GIT_RECEIVE);
+    fill(&bus, events, names::EXCHANGE_TOPIC, &routing_key).await;
+    let waiting = bus.queue_depth(names::QUEUE_EVENTS).await.expect("depth");
+    assert_eq!(
+        waiting.messages as usize, events,
+        "the backlog waits in osbs.events"
+    );
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("osbs.toml");
+    std::fs::write(
+        &config,
+        format!("[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\n"),
+    )
+    .expect("config file");
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg("--serve")
+        .arg(&config)
+        .envs(env.env_vars())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the dispatcher");
+    let pid = child.id().expect("pid");
+    let before = Cpu::now(Some(pid));
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    // One channel for the whole run: opening one per look would load the broker.
+    let watcher = bus.channel().await.expect("channel");
+    loop {
+        let jobs = watcher
+            .queue_declare(
+                names::QUEUE_JOBS.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("depth")
+            .message_count();
+        if jobs as usize >= events {
+            break;
+        }
+        if let Some(mib) = rss_mib(pid) {
+            rss.push((jobs as usize, mib));
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the dispatcher died"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu = Cpu::now(Some(pid)).since(&before, events);
+    if let Some(mib) = rss_mib(pid) {
+        rss.push((events, mib));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait().await;
+    bus.close().await;
+    // The clock includes the process start (connect, topology): a fraction of a second.
+    (events as f64 / elapsed.as_secs_f64(), rss, cpu)
+}
+
+/// CPU time (clock ticks) of the broker, Redis, this program and the dispatcher process, to
+/// show where a run's time goes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    broker: u64,
+    redis: u64,
+    bench: u64,
+    dispatcher: u64,
+}
+
+impl Cpu {
+    fn now(dispatcher: Option<u32>) -> Cpu {
+        let mut cpu = Cpu {
+            bench: ticks("self").unwrap_or(0),
+            dispatcher: dispatcher
+                .and_then(|pid| ticks(&pid.to_string()))
+                .unwrap_or(0),
+            ..Cpu::default()
+        };
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            match comm.trim() {
+                "beam.smp" => cpu.broker += ticks(&pid).unwrap_or(0),
+                "redis-server" => cpu.redis += ticks(&pid).unwrap_or(0),
+                _ => {}
+            }
+        }
+        cpu
+    }
+
+    /// Milliseconds per 1000 events since `before` (Linux clock ticks are 10 ms).
+    fn since(&self, before: &Cpu, events: usize) -> String {
+        let per_thousand =
+            |now: u64, then: u64| (now.saturating_sub(then) * 10) as f64 * 1000.0 / events as f64;
+        format!(
+            "broker {:.0}, redis {:.0}, dispatcher process {:.0}, bench process {:.0}",
+            per_thousand(self.broker, before.broker),
+            per_thousand(self.redis, before.redis),
+            per_thousand(self.dispatcher, before.dispatcher),
+            per_thousand(self.bench, before.bench),
+        )
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
