@@ -36,6 +36,9 @@ pub struct Squashed {
 pub(crate) struct ImageFacts {
     pub id: String,
     pub diff_ids: Vec<String>,
+    /// `REGISTRY/REPOSITORY@DIGEST` of every manifest the engine pulled or pushed it as.
+    pub repo_digests: Vec<String>,
+    pub platform: crate::manifest::Platform,
 }
 
 fn engine_error(action: &str, target: &str, error: bollard::errors::Error) -> SquashError {
@@ -78,7 +81,16 @@ pub(crate) async fn facts(
         .root_fs
         .and_then(|root| root.layers)
         .unwrap_or_default();
-    Ok(ImageFacts { id, diff_ids })
+    Ok(ImageFacts {
+        id,
+        diff_ids,
+        repo_digests: inspect.repo_digests.unwrap_or_default(),
+        platform: crate::manifest::Platform {
+            os: inspect.os.unwrap_or_default(),
+            architecture: inspect.architecture.unwrap_or_default(),
+            variant: inspect.variant.filter(|variant| !variant.is_empty()),
+        },
+    })
 }
 
 /// Checks that `base` is the bottom of `image` and counts the base's history entries.
@@ -312,9 +324,10 @@ fn append_header(out: &mut impl Write, name: &str, size: u64) -> io::Result<()> 
     out.write_all(&header)
 }
 
-/// Sends what is written as chunks of a request body.
-struct ChannelWriter {
-    sender: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+/// Sends what is written as chunks of a request body (bounded: the writer waits for the
+/// reader, so memory stays at a few chunks).
+pub(crate) struct ChannelWriter {
+    pub(crate) sender: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
 }
 
 impl Write for ChannelWriter {
@@ -324,7 +337,7 @@ impl Write for ChannelWriter {
             .map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::BrokenPipe,
-                    "the engine stopped reading the image",
+                    "the engine or registry stopped reading",
                 )
             })?;
         Ok(buf.len())

@@ -13,6 +13,11 @@
 //! - `archive`: reads a `docker save` stream, spooling layer tars (not files) to one temp file.
 //! - `config`: the squashed image's config (pure).
 //! - [`engine`]: the Docker Engine adapter and [`squash_in_engine`].
+//! - `manifest`: registry documents and names (pure): base manifests, the new manifest.
+//! - `auth`: `WWW-Authenticate` challenges and token requests (pure).
+//! - `compress`: the squashed layer's encoding in the registry ([`LayerCompression`]).
+//! - `registry`: the registry adapter (distribution API, auth, retries, streamed uploads).
+//! - `push`: [`squash_to_registry`], the squash that pushes instead of loading.
 //!
 //! Invariants: no function here creates a file from layer contents; an output entry's path
 //! is always normalized (no `..`, no leading `/`) and every one of its ancestors is a
@@ -20,15 +25,24 @@
 //! outside its root.
 
 mod archive;
+mod auth;
+mod compress;
 mod config;
 pub mod engine;
 mod index;
+mod manifest;
 pub mod merge;
 mod path;
 mod plan;
+mod push;
+mod registry;
 pub mod tarfmt;
 
+pub use crate::compress::LayerCompression;
 pub use crate::engine::{Squashed, squash_in_engine};
+pub use crate::manifest::parse_push_target;
+pub use crate::push::{BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry};
+pub use crate::registry::RegistryError;
 pub use index::IndexError;
 pub use merge::{LayerStack, MergePlan, MergedLayer, decompress, squash_tars};
 pub use path::PathError;
@@ -69,4 +83,12 @@ pub enum SquashError {
     Archive(String),
     #[error("cannot write the squashed image config: {0}")]
     Config(String),
+    #[error("{what} '{value}' cannot be used: {rule}")]
+    Target {
+        what: String,
+        value: String,
+        rule: String,
+    },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }

@@ -1,0 +1,547 @@
+//! [`squash_to_registry`]: the squash that goes around the engine's slow re-application of
+//! layers. It reads the image with the engine's export (like [`crate::squash_in_engine`]),
+//! then streams the squashed layer straight into the registry, mounts (or finds) the base
+//! layers there, and PUTs the config and one manifest under every tag. The base image's
+//! blobs are the registry's own compressed ones, read from the base's manifest (the
+//! engine keeps only uncompressed diff_ids); a base the registry does not have is
+//! uploaded from the spool instead.
+
+use crate::compress::LayerCompression;
+use crate::config::{self, Squash};
+use crate::engine::{self, ImageFacts, Squashed};
+use crate::manifest::{self, BaseDocument, BaseManifest, Descriptor, ManifestFormat};
+use crate::merge::MergedLayer;
+use crate::registry::{Arrival, Producer, Registry};
+use crate::{SquashError, archive};
+use bytes::Bytes;
+use osbs_common::config::Secret;
+use sha2::{Digest, Sha256};
+use std::io::{self, BufWriter, Write};
+use std::sync::Arc;
+
+/// Where and how the squashed image is pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryTarget {
+    /// `HOST[:PORT]`, e.g. `127.0.0.1:5000`.
+    pub registry: String,
+    /// `NAME` or `NS/NAME`.
+    pub repository: String,
+    /// Every tag the manifest is PUT under (at least one).
+    pub tags: Vec<String>,
+    /// Plain http instead of https.
+    pub insecure: bool,
+    /// User and password, sent as Basic or exchanged for a Bearer token as the registry asks.
+    pub auth: Option<(String, Secret)>,
+    /// The repository of this registry holding the base image's blobs (mounts come from
+    /// there). `None`: the repository of the base's RepoDigest on this registry.
+    pub base_repository: Option<String>,
+    /// The squashed layer's encoding.
+    pub layer_compression: LayerCompression,
+    /// Attempts at each registry operation (a streamed upload is restarted whole).
+    pub attempts: usize,
+}
+
+impl RegistryTarget {
+    /// A target with the defaults: http for loopback registries only, no credentials,
+    /// base blobs found through the base's RepoDigest, uncompressed layer, 5 attempts.
+    pub fn new(registry: &str, repository: &str, tags: Vec<String>) -> RegistryTarget {
+        let host = registry.rsplit_once(':').map_or(registry, |(host, _)| host);
+        RegistryTarget {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tags,
+            insecure: host == "localhost" || host.starts_with("127.") || host == "[::1]",
+            auth: None,
+            base_repository: None,
+            layer_compression: LayerCompression::default(),
+            attempts: 5,
+        }
+    }
+
+    fn check(&self) -> Result<(), SquashError> {
+        let bad = |what: &str, value: &str, rule: &str| SquashError::Target {
+            what: what.to_owned(),
+            value: value.to_owned(),
+            rule: rule.to_owned(),
+        };
+        if self.registry.is_empty() || self.registry.contains('/') {
+            return Err(bad("registry", &self.registry, "give HOST[:PORT]"));
+        }
+        let repository_rule = "give lowercase NAME or NS/NAME";
+        if !manifest::valid_repository(&self.repository) {
+            return Err(bad("repository", &self.repository, repository_rule));
+        }
+        if let Some(base) = &self.base_repository
+            && !manifest::valid_repository(base)
+        {
+            return Err(bad("base repository", base, repository_rule));
+        }
+        if self.tags.is_empty() {
+            return Err(bad("tags", "", "give at least one tag"));
+        }
+        for tag in &self.tags {
+            if !manifest::valid_tag(tag) {
+                return Err(bad("tag", tag, "use letters, digits, _ . - (128 at most)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One layer of the pushed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedLayer {
+    /// Blob digest in the registry (compressed bytes for a compressed layer).
+    pub digest: String,
+    /// Blob size in the registry.
+    pub size: u64,
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: String,
+    pub media_type: String,
+}
+
+/// How the base layers' blobs got into the target repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseBlobs {
+    /// The registry's own blobs of the base manifest (`from`: its repository).
+    FromRegistry {
+        from: String,
+        already_there: usize,
+        mounted: usize,
+        copied: usize,
+    },
+    /// Uploaded from the engine's export, because the registry has no usable base manifest.
+    Uploaded { reason: String },
+}
+
+/// The pushed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// `sha256:…` of the manifest, the same under every tag.
+    pub manifest_digest: String,
+    pub manifest_media_type: String,
+    /// `sha256:…` of the config: the image id a `docker pull` gives.
+    pub config_digest: String,
+    /// Bottom first: the base layers, then the squashed one.
+    pub layers: Vec<PushedLayer>,
+    pub base_blobs: BaseBlobs,
+    /// The squash itself (`image_id` = `config_digest`; nothing is tagged in the engine).
+    pub squashed: Squashed,
+}
+
+/// The base image's manifest in the registry, found and checked.
+#[derive(Debug)]
+struct RegistryBase {
+    repository: String,
+    manifest: BaseManifest,
+}
+
+/// Squashes every layer of `image` (in the engine) above `base`'s layers into one and
+/// pushes the result as `<registry>/<repository>:<tag>` for every tag of `target`.
+///
+/// The base layers are the blobs the registry already holds for the base (found through
+/// the base's RepoDigest on this registry, or `base_repository`), mounted into the target
+/// repository when missing there; the squashed layer is streamed up with its digest
+/// computed on the way; then the config and one manifest (the base manifest's format,
+/// Docker v2 schema 2 without one) are PUT under each tag. Nothing is written to the
+/// engine. Transient registry failures are retried (`target.attempts`).
+pub async fn squash_to_registry(
+    docker: &bollard::Docker,
+    image: &str,
+    base: &str,
+    target: &RegistryTarget,
+) -> Result<Pushed, SquashError> {
+    target.check()?;
+    let (image_facts, base_facts, base_history_len) =
+        engine::check_base(docker, image, base).await?;
+    let base_count = base_facts.diff_ids.len();
+    let base_ref = pick_base_ref(
+        &base_facts.repo_digests,
+        &target.registry,
+        &target.repository,
+        target.base_repository.as_deref(),
+    );
+    let mut repositories = vec![target.repository.as_str()];
+    if let Some((repository, _)) = &base_ref {
+        repositories.push(repository);
+    }
+    let registry = Registry::new(
+        &target.registry,
+        target.insecure,
+        target.auth.clone(),
+        &repositories,
+        target.attempts,
+    )?;
+
+    // The export (seconds of engine work) and the base blobs (a few requests) overlap.
+    let base_side = async {
+        if base_count == 0 {
+            return Ok(Err("the base has no layers".to_owned()));
+        }
+        let Some((repository, digest)) = &base_ref else {
+            return Ok(Err(format!(
+                "the base has no RepoDigest on {}{}",
+                target.registry,
+                target
+                    .base_repository
+                    .as_ref()
+                    .map(|r| format!(" in {r}"))
+                    .unwrap_or_default()
+            )));
+        };
+        let found = match find_base(&registry, repository, digest, &base_facts).await? {
+            Ok(found) => found,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut counts = (0, 0, 0);
+        for layer in &found.manifest.layers {
+            match registry
+                .ensure_blob(&target.repository, &layer.digest, &found.repository)
+                .await?
+            {
+                Arrival::AlreadyThere => counts.0 += 1,
+                Arrival::Mounted => counts.1 += 1,
+                Arrival::Copied => counts.2 += 1,
+            }
+        }
+        Ok::<_, SquashError>(Ok((found, counts)))
+    };
+    let (saved, base_side) = tokio::join!(engine::export(docker, &image_facts.id), base_side);
+    let saved = Arc::new(saved?);
+    let base_side = base_side?;
+    if saved.layers.len() != image_facts.diff_ids.len() {
+        return Err(SquashError::Archive(format!(
+            "the engine exported {} layers for an image of {}",
+            saved.layers.len(),
+            image_facts.diff_ids.len()
+        )));
+    }
+    let plan = {
+        let saved = Arc::clone(&saved);
+        Arc::new(
+            tokio::task::spawn_blocking(move || engine::plan(&saved, base_count))
+                .await
+                .map_err(|e| SquashError::Io(io::Error::other(e)))??,
+        )
+    };
+
+    let compression = target.layer_compression;
+    let (format, mut layers, mut base_descriptors, base_blobs) = match base_side {
+        Ok((found, (already_there, mounted, copied))) => {
+            let layers = found
+                .manifest
+                .layers
+                .iter()
+                .zip(&base_facts.diff_ids)
+                .map(|(layer, diff_id)| PushedLayer {
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    diff_id: diff_id.clone(),
+                    media_type: layer.descriptor["mediaType"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                })
+                .collect();
+            let descriptors = found
+                .manifest
+                .layers
+                .iter()
+                .map(|layer| layer.descriptor.clone())
+                .collect();
+            let blobs = BaseBlobs::FromRegistry {
+                from: found.repository,
+                already_there,
+                mounted,
+                copied,
+            };
+            (found.manifest.format, layers, descriptors, blobs)
+        }
+        Err(reason) => {
+            tracing::info!(%reason, "uploading the base layers from the engine's export");
+            (
+                ManifestFormat::DockerV2,
+                Vec::new(),
+                Vec::new(),
+                BaseBlobs::Uploaded { reason },
+            )
+        }
+    };
+    if matches!(base_blobs, BaseBlobs::Uploaded { .. }) {
+        for (position, diff_id) in base_facts.diff_ids.iter().enumerate() {
+            let layer = saved.layers[position];
+            let spool = Arc::clone(&saved);
+            let producer: Producer<()> = Arc::new(move |out| {
+                let mut encoder = compression.writer(BufWriter::with_capacity(1 << 20, out));
+                io::copy(
+                    &mut archive::SpoolSource::open(&spool.spool, layer),
+                    &mut encoder,
+                )?;
+                encoder.finish()?.flush()?;
+                Ok(((), None))
+            });
+            let what = format!("base layer {diff_id}");
+            let ((), blob) = registry
+                .upload_stream(&target.repository, &what, true, producer)
+                .await?;
+            let media_type = format.layer_type(compression).to_owned();
+            base_descriptors.push(
+                serde_json::to_value(Descriptor {
+                    media_type: media_type.clone(),
+                    size: blob.size,
+                    digest: blob.digest.clone(),
+                })
+                .expect("a descriptor serializes"),
+            );
+            layers.push(PushedLayer {
+                digest: blob.digest,
+                size: blob.size,
+                diff_id: diff_id.clone(),
+                media_type,
+            });
+        }
+    }
+
+    let producer: Producer<MergedLayer> = {
+        let (saved, plan) = (Arc::clone(&saved), Arc::clone(&plan));
+        Arc::new(move |out| {
+            let mut encoder = compression.writer(BufWriter::with_capacity(1 << 20, out));
+            let merged = engine::write_layer(&saved, &plan, &mut encoder)?;
+            encoder.finish()?.flush()?;
+            // An uncompressed blob's digest is its diff_id: no second hash over the bytes.
+            let known = (!compression.is_gzip()).then(|| merged.diff_id.clone());
+            Ok((merged, known))
+        })
+    };
+    let (merged, blob) = registry
+        .upload_stream(
+            &target.repository,
+            "the squashed layer",
+            compression.is_gzip(),
+            producer,
+        )
+        .await?;
+    layers.push(PushedLayer {
+        digest: blob.digest.clone(),
+        size: blob.size,
+        diff_id: merged.diff_id.clone(),
+        media_type: format.layer_type(compression).to_owned(),
+    });
+
+    let config_bytes = config::squashed_config(
+        &saved.config,
+        &Squash {
+            base_diff_ids: &base_facts.diff_ids,
+            base_history_len,
+            diff_id: &merged.diff_id,
+            squashed_layers: saved.layers.len() - base_count,
+        },
+    )?;
+    let config_blob = registry
+        .put_blob(&target.repository, Bytes::from(config_bytes))
+        .await?;
+    let manifest = Bytes::from(manifest::manifest_bytes(
+        format,
+        &Descriptor {
+            media_type: format.config_type().to_owned(),
+            size: config_blob.size,
+            digest: config_blob.digest.clone(),
+        },
+        &base_descriptors,
+        &Descriptor {
+            media_type: format.layer_type(compression).to_owned(),
+            size: blob.size,
+            digest: blob.digest,
+        },
+    ));
+    let manifest_digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
+    for tag in &target.tags {
+        let given = registry
+            .put_manifest(
+                &target.repository,
+                tag,
+                format.manifest_type(),
+                manifest.clone(),
+            )
+            .await?;
+        if let Some(given) = given
+            && given != manifest_digest
+        {
+            return Err(SquashError::Registry(crate::RegistryError::Protocol {
+                registry: target.registry.clone(),
+                action: format!("put the manifest {}:{tag}", target.repository),
+                detail: format!("it stored digest {given}, we sent {manifest_digest}"),
+            }));
+        }
+    }
+    tracing::info!(
+        repository = %target.repository,
+        tags = %target.tags.join(","),
+        manifest = %manifest_digest,
+        config = %config_blob.digest,
+        layer_bytes = merged.size,
+        "squashed image pushed"
+    );
+    Ok(Pushed {
+        manifest_digest,
+        manifest_media_type: format.manifest_type().to_owned(),
+        config_digest: config_blob.digest.clone(),
+        layers,
+        base_blobs,
+        squashed: Squashed {
+            image_id: config_blob.digest,
+            layer_diff_id: merged.diff_id,
+            layer_size: merged.size,
+            base_layer_count: base_count,
+            layer_count: base_count + 1,
+        },
+    })
+}
+
+/// The base's `(repository, digest)` on `registry`: in `base_repository` when given, else
+/// preferring the target repository, else the first one.
+fn pick_base_ref(
+    repo_digests: &[String],
+    registry: &str,
+    target_repository: &str,
+    base_repository: Option<&str>,
+) -> Option<(String, String)> {
+    let on_registry: Vec<(&str, &str)> = repo_digests
+        .iter()
+        .filter_map(|text| manifest::parse_repo_digest(text))
+        .filter(|(host, _, _)| *host == registry)
+        .map(|(_, repository, digest)| (repository, digest))
+        .collect();
+    let chosen = match base_repository {
+        Some(wanted) => on_registry.iter().find(|(r, _)| *r == wanted),
+        None => on_registry
+            .iter()
+            .find(|(r, _)| *r == target_repository)
+            .or(on_registry.first()),
+    };
+    chosen.map(|(r, d)| ((*r).to_owned(), (*d).to_owned()))
+}
+
+/// Reads the base's manifest (through an index if it is one) and checks it describes the
+/// base in the engine: same config digest (= image id), one layer per diff_id. A manifest
+/// that is missing or describes something else gives `Ok(Err(reason))`.
+async fn find_base(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    base: &ImageFacts,
+) -> Result<Result<RegistryBase, String>, SquashError> {
+    let mut reference = digest.to_owned();
+    for _ in 0..2 {
+        let (media_type, body) = match registry.manifest(repository, &reference).await {
+            Ok(found) => found,
+            Err(SquashError::Registry(crate::RegistryError::Status { status: 404, .. })) => {
+                return Ok(Err(format!(
+                    "the registry has no manifest {repository}@{reference}"
+                )));
+            }
+            Err(error) => return Err(error),
+        };
+        match manifest::parse_base(&media_type, &body, &base.platform) {
+            Err(reason) => {
+                return Ok(Err(format!(
+                    "the manifest {repository}@{reference} is unusable: {reason}"
+                )));
+            }
+            Ok(BaseDocument::Index(Some(entry))) => reference = entry,
+            Ok(BaseDocument::Index(None)) => {
+                return Ok(Err(format!(
+                    "the index {repository}@{reference} has no {}/{} manifest",
+                    base.platform.os, base.platform.architecture
+                )));
+            }
+            Ok(BaseDocument::Manifest(manifest)) => {
+                if manifest.config_digest != base.id || manifest.layers.len() != base.diff_ids.len()
+                {
+                    return Ok(Err(format!(
+                        "the manifest {repository}@{reference} describes another image (config {}, {} layers)",
+                        manifest.config_digest,
+                        manifest.layers.len()
+                    )));
+                }
+                return Ok(Ok(RegistryBase {
+                    repository: repository.to_owned(),
+                    manifest,
+                }));
+            }
+        }
+    }
+    Ok(Err(format!("{repository}@{digest} is an index of indexes")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_reference_is_picked_on_the_target_registry() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let digests = vec![
+            format!("other.example/ns/base@{}", d('1')),
+            format!("127.0.0.1:5000/ns/base@{}", d('2')),
+            format!("127.0.0.1:5000/ns/app@{}", d('3')),
+        ];
+        let pick = |base: Option<&str>| pick_base_ref(&digests, "127.0.0.1:5000", "ns/app", base);
+        assert_eq!(pick(None), Some(("ns/app".into(), d('3'))));
+        assert_eq!(pick(Some("ns/base")), Some(("ns/base".into(), d('2'))));
+        assert_eq!(pick(Some("ns/none")), None);
+        assert_eq!(
+            pick_base_ref(&digests, "127.0.0.1:5000", "x/y", None),
+            Some(("ns/base".into(), d('2')))
+        );
+        assert_eq!(pick_base_ref(&digests, "elsewhere:1", "ns/app", None), None);
+    }
+
+    #[test]
+    fn targets_are_checked_before_anything_runs() {
+        let ok = RegistryTarget::new("127.0.0.1:5000", "ns/app", vec!["1.0-1".into()]);
+        assert!(ok.insecure);
+        assert_eq!(ok.check().ok(), Some(()));
+        assert!(!RegistryTarget::new("registry.example:443", "a", vec!["t".into()]).insecure);
+        let cases: Vec<(RegistryTarget, &str)> = vec![
+            (
+                RegistryTarget {
+                    tags: vec![],
+                    ..ok.clone()
+                },
+                "tags '' cannot be used: give at least one tag",
+            ),
+            (
+                RegistryTarget {
+                    tags: vec!["a:b".into()],
+                    ..ok.clone()
+                },
+                "tag 'a:b' cannot be used: use letters, digits, _ . - (128 at most)",
+            ),
+            (
+                RegistryTarget {
+                    repository: "NS/App".into(),
+                    ..ok.clone()
+                },
+                "repository 'NS/App' cannot be used: give lowercase NAME or NS/NAME",
+            ),
+            (
+                RegistryTarget {
+                    base_repository: Some("".into()),
+                    ..ok.clone()
+                },
+                "base repository '' cannot be used: give lowercase NAME or NS/NAME",
+            ),
+            (
+                RegistryTarget {
+                    registry: "a/b".into(),
+                    ..ok.clone()
+                },
+                "registry 'a/b' cannot be used: give HOST[:PORT]",
+            ),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(target.check().unwrap_err().to_string(), expected);
+        }
+    }
+}
