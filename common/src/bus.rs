@@ -686,7 +686,14 @@ fn topology(config: &AmqpConfig) -> Vec<QueuePlan> {
     let mut plans = vec![
         QueuePlan {
             name: names::QUEUE_EVENTS.into(),
-            arguments: base(Some((names::EXCHANGE_DEAD, names::QUEUE_EVENTS))),
+            // One active dispatcher at a time: coalescing ("the newest commit of a branch
+            // wins") needs the events of a branch handled in the order they were sent; more
+            // dispatcher replicas are hot standbys.
+            arguments: {
+                let mut arguments = base(Some((names::EXCHANGE_DEAD, names::QUEUE_EVENTS)));
+                arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+                arguments
+            },
             bindings: vec![
                 (
                     names::EXCHANGE_TOPIC.into(),
