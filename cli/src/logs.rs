@@ -136,7 +136,6 @@ pub async fn follow(
             )));
         }
         let entries = store.read_log(id, &after, 500, Some(READ_BLOCK)).await?;
-        let mut ended = false;
         for entry in &entries {
             match entry {
                 LogEntry::Line { id: entry_id, text } => {
@@ -144,15 +143,10 @@ pub async fn follow(
                     lines += 1;
                     after.clone_from(entry_id);
                 }
-                LogEntry::End { id: entry_id, .. } => {
-                    after.clone_from(entry_id);
-                    ended = true;
-                }
+                LogEntry::End { id: entry_id, .. } => after.clone_from(entry_id),
             }
         }
-        if let Some(LogEntry::End { .. }) = entries.last()
-            && ended
-        {
+        if matches!(entries.last(), Some(LogEntry::End { .. })) {
             // A replayed or taken-over build goes on after an end entry: only the last one
             // of a final record ends the log.
             let settle_until = Instant::now() + END_SETTLE;
