@@ -818,12 +818,12 @@ impl Attempt<'_> {
             .http
             .manifest(&target.registry, path, &digest)
             .await?;
-        for tag in &tags[..tags.len() - 1] {
+        futures::future::try_join_all(tags[..tags.len() - 1].iter().map(|tag| {
             worker
                 .http
                 .put_manifest(&target.registry, path, tag, &media_type, &manifest_bytes)
-                .await?;
-        }
+        }))
+        .await?;
         let digests = [digest];
         self.log.note(&format!(
             "pushed {repository} as {} ({})",

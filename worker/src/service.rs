@@ -429,7 +429,9 @@ async fn run_attempt(
     )
     .await;
     let finished_at = osbs_common::telemetry::now_ms();
-    cleanup(worker, &progress, &work_dir).await;
+    // Containers go at once (a canceled build's must stop now); images and the work
+    // directory after the result is out, off the build's critical path.
+    remove_containers(worker, &progress).await;
     match end {
         End::Lost => {
             log.note("another worker took this build over; stopping here");
@@ -493,6 +495,7 @@ async fn run_attempt(
             .await;
         }
     }
+    remove_images_and_files(worker, &progress, &work_dir).await;
     consumer_cancelled
 }
 
@@ -1045,12 +1048,20 @@ async fn release_owner(worker: &Worker, id: &str) {
     }
 }
 
-/// Removes what the build left in the engine and on disk.
-async fn cleanup(worker: &Worker, progress: &Progress, work_dir: &std::path::Path) {
+/// Stops and removes the containers the build started (a canceled or abandoned build's
+/// step container is still running).
+async fn remove_containers(worker: &Worker, progress: &Progress) {
     let containers = std::mem::take(&mut *progress.containers.lock().expect("progress lock"));
-    for container in containers {
-        worker.engine.remove_container(&container).await;
-    }
+    futures::future::join_all(
+        containers
+            .iter()
+            .map(|container| worker.engine.remove_container(container)),
+    )
+    .await;
+}
+
+/// Removes the images the build made and its work directory.
+async fn remove_images_and_files(worker: &Worker, progress: &Progress, work_dir: &std::path::Path) {
     let images = std::mem::take(&mut *progress.images.lock().expect("progress lock"));
     for image in images.iter().rev() {
         worker.engine.remove_image(image).await;

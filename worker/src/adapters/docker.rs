@@ -10,9 +10,9 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, ImageInspect};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder,
-    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder, WaitContainerOptions,
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    WaitContainerOptions,
 };
 use futures::StreamExt;
 use sha2::Digest;
@@ -373,32 +373,32 @@ impl Engine {
         let id = created.id;
         on_created(&id);
         let outcome = self.run_created(&id).await;
-        self.remove_container(&id).await;
+        // Removing takes a while and nobody waits for it.
+        let engine = self.clone();
+        tokio::spawn(async move { engine.remove_container(&id).await });
         outcome
     }
 
     async fn run_created(&self, id: &str) -> Result<RunOutput, DockerError> {
+        // Attached before the start, so no output is missed and no `logs` call is needed.
+        let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(true)
+            .build();
+        let mut attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(self.api("container attach", id))?;
         self.docker
             .start_container(id, None)
             .await
             .map_err(self.api("container start", id))?;
-        let mut exit_code = 0;
-        let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
-        while let Some(item) = waiting.next().await {
-            match item {
-                Ok(response) => exit_code = response.status_code,
-                Err(BollardError::DockerContainerWaitError { code, .. }) => exit_code = code,
-                Err(error) => return Err(self.api("container wait", id)(error)),
-            }
-        }
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let mut logs = self.docker.logs(id, Some(options));
         let (mut stdout, mut stderr) = (String::new(), String::new());
-        while let Some(item) = logs.next().await {
-            match item.map_err(self.api("container logs", id))? {
+        while let Some(item) = attached.output.next().await {
+            match item.map_err(self.api("container attach", id))? {
                 bollard::container::LogOutput::StdOut { message } => {
                     stdout.push_str(&String::from_utf8_lossy(&message));
                 }
@@ -406,6 +406,15 @@ impl Engine {
                     stderr.push_str(&String::from_utf8_lossy(&message));
                 }
                 _ => {}
+            }
+        }
+        let mut exit_code = 0;
+        let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        while let Some(item) = waiting.next().await {
+            match item {
+                Ok(response) => exit_code = response.status_code,
+                Err(BollardError::DockerContainerWaitError { code, .. }) => exit_code = code,
+                Err(error) => return Err(self.api("container wait", id)(error)),
             }
         }
         Ok(RunOutput {
