@@ -12,7 +12,7 @@
 use crate::archive::ImageArchive;
 use crate::bundle;
 use crate::config::{KojiConfig, TagMode};
-use crate::koji::upload::{BytesSource, FileSource, UploadApi, UploadSource};
+use crate::koji::upload::{BytesSource, FileSource, KnownSha256, UploadApi, UploadSource};
 use crate::koji::{KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, TaskInfo};
 use crate::metadata::{
     MetadataInput, OutputFile, ParentBuild, build_metadata, digest_pullspec, image_filename,
@@ -214,9 +214,14 @@ impl Importer {
         };
         let mut uploaded_logs = Vec::new();
         for (log, path) in logs {
-            let done = client
-                .upload(api, &dir, &log.name, &FileSource(path.clone()))
-                .await?;
+            let file = FileSource(path.clone());
+            // The worker hashed the log it wrote: no need to read it twice (the hub checks).
+            let done = if is_sha256(&log.sha256) {
+                let source = KnownSha256(file, log.sha256.to_ascii_lowercase());
+                client.upload(api, &dir, &log.name, &source).await?
+            } else {
+                client.upload(api, &dir, &log.name, &file).await?
+            };
             uploaded_logs.push(output_file(done));
         }
         let (filename, archive) = self.image_archive(result).await?;
@@ -558,6 +563,10 @@ impl Importer {
 
 async fn write(dir: &Path, name: &str, source: &dyn UploadSource) -> std::io::Result<OutputFile> {
     bundle::write_source(&dir.join(name), name, source).await
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
 fn output_file(uploaded: crate::koji::upload::Uploaded) -> OutputFile {

@@ -371,8 +371,10 @@ impl Handler {
         Done::DeadLetter(reason)
     }
 
-    /// Moves the record to `to`; returns the state it left. A record already in `to`, or
-    /// missing (Redis holds state that can be rebuilt: Koji is the record), is not an error.
+    /// Moves the record to `to`; returns the state it left. A record not yet `complete` (the
+    /// worker's last transition still on its way) is an error: the outcome is recorded on a
+    /// later attempt. A record already past (`imported`), or missing (Redis holds state that
+    /// can be rebuilt: Koji is the record), is not.
     async fn record(
         &self,
         id: &str,
@@ -387,8 +389,16 @@ impl Handler {
         };
         match self.store.transition(id, to, change).await {
             Ok(transition) => Ok(transition.from),
+            Err(StoreError::Refused { current, id, to })
+                if matches!(
+                    current,
+                    BuildState::Queued | BuildState::Running | BuildState::Pushing
+                ) =>
+            {
+                Err(StoreError::Refused { current, id, to })
+            }
             Err(StoreError::Refused { current, .. }) => {
-                tracing::warn!(build_id = id, current = %current, to = %to, "the record is not complete; its fields are updated, its state kept");
+                tracing::warn!(build_id = id, current = %current, to = %to, "the record cannot move to the import outcome; its fields are updated, its state kept");
                 self.store.set_fields(id, &fields).await?;
                 Ok(current)
             }
@@ -404,7 +414,7 @@ impl Handler {
     }
 
     fn store_unavailable(&self, id: &str, error: &StoreError) -> Done {
-        tracing::warn!(build_id = id, error = %error, "Redis failed; the result goes back to the queue");
+        tracing::warn!(build_id = id, error = %error, "cannot record the outcome yet; the result goes back to the queue");
         self.metrics.count_retry("redis");
         Done::Requeue
     }

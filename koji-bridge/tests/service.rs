@@ -501,3 +501,57 @@ async fn without_a_hub_the_bridge_writes_bundles() {
     assert_eq!(entries.len(), 1, "one bundle, no partial left");
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+
+    let result = setup(&hub, "b-early-1", "1", &artifacts).await;
+    // The record is still `pushing`: the worker's last transition is on its way.
+    let job = result.job.clone().unwrap();
+    store
+        .create(&job, "idem-early", 1, "test", &[])
+        .await
+        .unwrap();
+    for state in [BuildState::Running, BuildState::Pushing] {
+        store
+            .transition("b-early-1", state, osbs_common::store::Change::default())
+            .await
+            .unwrap();
+    }
+    publish(&bus, &result).await;
+    eventually("the Koji import", WAIT, || async {
+        hub.builds().iter().any(|build| build.state == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        state_of(&store, "b-early-1").await,
+        BuildState::Pushing,
+        "not recorded over"
+    );
+    store
+        .transition(
+            "b-early-1",
+            BuildState::Complete,
+            osbs_common::store::Change::default(),
+        )
+        .await
+        .unwrap();
+    wait_state(&store, "b-early-1", BuildState::Imported).await;
+    assert_eq!(
+        hub.call_count("CGImport"),
+        1,
+        "the later attempt only records"
+    );
+    bridge.stop().await;
+}

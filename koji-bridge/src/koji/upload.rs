@@ -23,17 +23,65 @@ pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 /// same bytes must come out each time.
 pub trait UploadSource: Send + Sync {
     fn open(&self) -> BoxFuture<'_, std::io::Result<ByteStream>>;
+
+    /// The bytes' sha256, when whoever made them already computed it (the worker hashes the
+    /// logs it writes); `None`: the upload computes it. A wrong one is caught by the hub,
+    /// which checks every output's checksum at `CGImport`.
+    fn sha256(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A source whose sha256 is known.
+#[derive(Debug, Clone)]
+pub struct KnownSha256<S>(pub S, pub String);
+
+impl<S: UploadSource> UploadSource for KnownSha256<S> {
+    fn open(&self) -> BoxFuture<'_, std::io::Result<ByteStream>> {
+        self.0.open()
+    }
+    fn sha256(&self) -> Option<String> {
+        Some(self.1.clone())
+    }
 }
 
 /// A local file.
 #[derive(Debug, Clone)]
 pub struct FileSource(pub PathBuf);
 
+/// Bytes read from a file at a time: a whole default upload chunk, so that chunks are cut
+/// from the pieces without copying.
+const FILE_PIECE: usize = 8 << 20;
+
 impl UploadSource for FileSource {
     fn open(&self) -> BoxFuture<'_, std::io::Result<ByteStream>> {
         Box::pin(async move {
-            let file = tokio::fs::File::open(&self.0).await?;
-            let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+            let file = std::fs::File::open(&self.0)?;
+            let stream = futures::stream::unfold(Some(file), |file| async move {
+                let mut file = file?;
+                let read = tokio::task::spawn_blocking(move || {
+                    use std::io::Read;
+                    let mut piece = BytesMut::zeroed(FILE_PIECE);
+                    let mut filled = 0;
+                    while filled < piece.len() {
+                        match file.read(&mut piece[filled..]) {
+                            Ok(0) => break,
+                            Ok(read) => filled += read,
+                            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    piece.truncate(filled);
+                    Ok((piece.freeze(), file))
+                })
+                .await
+                .unwrap_or_else(|error| Err(std::io::Error::other(error)));
+                match read {
+                    Ok((piece, _)) if piece.is_empty() => None,
+                    Ok((piece, file)) => Some((Ok(piece), Some(file))),
+                    Err(error) => Some((Err(error), None)),
+                }
+            });
             Ok(stream.boxed())
         })
     }
@@ -65,10 +113,12 @@ pub enum UploadApi {
     Legacy,
 }
 
-/// Splits a byte stream into chunks of a given size.
+/// Splits a byte stream into chunks of a given size; a chunk inside one piece of the
+/// stream is cut from it without copying.
 struct Chunker {
     stream: ByteStream,
     pending: Bytes,
+    buffer: BytesMut,
     done: bool,
 }
 
@@ -77,66 +127,136 @@ impl Chunker {
         Chunker {
             stream,
             pending: Bytes::new(),
+            buffer: BytesMut::new(),
             done: false,
         }
     }
 
     /// Up to `size` bytes; shorter only at the end of the stream.
     async fn next(&mut self, size: usize) -> std::io::Result<Bytes> {
-        let mut chunk = BytesMut::with_capacity(size.min(64 << 20));
         loop {
+            if self.buffer.is_empty() && self.pending.len() >= size {
+                return Ok(self.pending.split_to(size));
+            }
             if !self.pending.is_empty() {
-                let take = (size - chunk.len()).min(self.pending.len());
-                chunk.extend_from_slice(&self.pending.split_to(take));
+                self.buffer.reserve(size - self.buffer.len());
+                let take = (size - self.buffer.len()).min(self.pending.len());
+                self.buffer.extend_from_slice(&self.pending.split_to(take));
             }
-            if chunk.len() == size || self.done {
-                return Ok(chunk.freeze());
+            if self.buffer.len() == size || (self.done && self.pending.is_empty()) {
+                return Ok(self.buffer.split().freeze());
             }
-            match self.stream.next().await {
-                Some(Ok(bytes)) => self.pending = bytes,
-                Some(Err(error)) => return Err(error),
-                None => self.done = true,
+            if self.pending.is_empty() {
+                match self.stream.next().await {
+                    Some(Ok(bytes)) => self.pending = bytes,
+                    Some(Err(error)) => return Err(error),
+                    None => self.done = true,
+                }
             }
         }
     }
 }
 
-/// Running digests of a whole file.
+/// The sha256 of an upload: known beforehand, or computed on a thread of its own while the
+/// upload goes on.
+enum Sha256Worker {
+    Known(String),
+    Computing {
+        sender: tokio::sync::mpsc::Sender<Bytes>,
+        task: tokio::task::JoinHandle<sha2::Sha256>,
+    },
+}
+
+impl Sha256Worker {
+    fn start(known: Option<String>) -> Sha256Worker {
+        if let Some(known) = known {
+            return Sha256Worker::Known(known);
+        }
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut hasher = sha2::Sha256::new();
+            while let Some(bytes) = receiver.blocking_recv() {
+                hasher.update(&bytes);
+            }
+            hasher
+        });
+        Sha256Worker::Computing { sender, task }
+    }
+
+    async fn feed(&self, bytes: Bytes) {
+        if let Sha256Worker::Computing { sender, .. } = self {
+            // The thread only stops when its sender is dropped: a send cannot fail before.
+            let _ = sender.send(bytes).await;
+        }
+    }
+
+    async fn finish(self) -> String {
+        match self {
+            Sha256Worker::Known(known) => known,
+            Sha256Worker::Computing { sender, task } => {
+                drop(sender);
+                let hasher = task.await.expect("the sha256 thread does not panic");
+                hex::encode(hasher.finalize())
+            }
+        }
+    }
+}
+
+/// zlib's `adler32_combine`: the adler32 of `a ++ b` from those of `a` and `b` and the
+/// length of `b`, so the whole file's adler32 needs no second pass over its bytes.
+pub fn adler32_combine(adler_a: u32, adler_b: u32, length_b: u64) -> u32 {
+    const BASE: u64 = 65521;
+    let remainder = length_b % BASE;
+    let mut sum1 = u64::from(adler_a & 0xffff);
+    let mut sum2 = (remainder * sum1) % BASE;
+    sum1 += u64::from(adler_b & 0xffff) + BASE - 1;
+    sum2 += u64::from(adler_a >> 16) + u64::from(adler_b >> 16) + BASE - remainder;
+    if sum1 >= BASE {
+        sum1 -= BASE;
+    }
+    if sum1 >= BASE {
+        sum1 -= BASE;
+    }
+    if sum2 >= BASE << 1 {
+        sum2 -= BASE << 1;
+    }
+    if sum2 >= BASE {
+        sum2 -= BASE;
+    }
+    (sum1 | (sum2 << 16)) as u32
+}
+
+/// Running digests of a whole file (legacy uploads: its md5 for `offset=-1`).
 #[derive(Clone)]
 struct FileDigests {
     size: u64,
     sha256: sha2::Sha256,
-    md5: Option<md5::Md5>,
-    adler: adler32::RollingAdler32,
+    md5: md5::Md5,
 }
 
 impl FileDigests {
-    fn new(with_md5: bool) -> FileDigests {
+    fn new() -> FileDigests {
         FileDigests {
             size: 0,
             sha256: sha2::Sha256::new(),
-            md5: with_md5.then(md5::Md5::new),
-            adler: adler32::RollingAdler32::new(),
+            md5: md5::Md5::new(),
         }
     }
 
     fn update(&mut self, bytes: &[u8]) {
         self.size += bytes.len() as u64;
         self.sha256.update(bytes);
-        if let Some(md5) = &mut self.md5 {
-            md5.update(bytes);
-        }
-        self.adler.update_buffer(bytes);
-    }
-
-    fn adler_hex(&self) -> String {
-        format!("{:08x}", self.adler.hash())
+        self.md5.update(bytes);
     }
 }
 
 /// Koji's adler32 hex of `bytes` (`%08x`).
 pub fn adler32_hex(bytes: &[u8]) -> String {
-    format!("{:08x}", adler32::RollingAdler32::from_buffer(bytes).hash())
+    format!("{:08x}", simd_adler32::adler32(&bytes))
+}
+
+fn adler_hex(adler: u32) -> String {
+    format!("{adler:08x}")
 }
 
 fn upload_error(dir: &str, name: &str, reason: impl Into<String>) -> KojiError {
@@ -179,23 +299,30 @@ impl KojiClient {
         name: &str,
         source: &dyn UploadSource,
     ) -> Result<Uploaded, KojiError> {
-        let digests = match api {
+        let (size, sha256) = match api {
             UploadApi::Fast => self.fast_upload(dir, name, source).await?,
-            UploadApi::Legacy => self.legacy_upload(dir, name, source).await?,
+            UploadApi::Legacy => {
+                let digests = self.legacy_upload(dir, name, source).await?;
+                let sha256 = source
+                    .sha256()
+                    .unwrap_or_else(|| hex::encode(digests.sha256.finalize()));
+                (digests.size, sha256)
+            }
         };
         Ok(Uploaded {
             name: name.to_owned(),
-            size: digests.size,
-            sha256: hex::encode(digests.sha256.finalize()),
+            size,
+            sha256,
         })
     }
 
+    /// Returns the file's size and sha256.
     async fn fast_upload(
         &self,
         dir: &str,
         name: &str,
         source: &dyn UploadSource,
-    ) -> Result<FileDigests, KojiError> {
+    ) -> Result<(u64, String), KojiError> {
         let chunk_size = self.config.chunk_bytes();
         let open = || async {
             source
@@ -205,7 +332,8 @@ impl KojiClient {
                 .map_err(|error| read_error(dir, name, error))
         };
         let mut chunker = open().await?;
-        let mut digests = FileDigests::new(false);
+        let mut sha256 = Sha256Worker::start(source.sha256());
+        let mut adler = 1u32;
         let mut offset = 0u64;
         let mut problems = false;
 
@@ -213,7 +341,7 @@ impl KojiClient {
         if let Some(found) = self.check_upload(dir, name, Some("adler32")).await?
             && found.size > 0
         {
-            let mut prefix = FileDigests::new(false);
+            let mut prefix = simd_adler32::Adler32::new();
             let mut left = found.size;
             while left > 0 {
                 let piece = chunker
@@ -224,55 +352,74 @@ impl KojiClient {
                     break;
                 }
                 left -= piece.len() as u64;
-                prefix.update(&piece);
+                prefix.write(&piece);
+                sha256.feed(piece).await;
             }
-            if left == 0 && found.hexdigest.as_deref() == Some(prefix.adler_hex().as_str()) {
+            if left == 0 && found.hexdigest.as_deref() == Some(adler_hex(prefix.finish()).as_str())
+            {
                 tracing::info!(
                     dir,
                     name,
                     offset = found.size,
                     "resuming an upload the hub already holds part of"
                 );
-                digests = prefix;
+                adler = prefix.finish();
                 offset = found.size;
                 problems = true;
             } else {
                 chunker = open().await?;
+                sha256 = Sha256Worker::start(source.sha256());
             }
         }
 
-        // Read ahead while the current chunk is on its way.
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+        // Read and checksum ahead while the current chunk is on its way.
+        type Chunk = std::io::Result<(Bytes, u32)>;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(2);
         let reader = tokio::spawn(async move {
             let mut chunker = chunker;
-            let mut digests = digests;
             loop {
                 let chunk = chunker.next(chunk_size).await;
-                let last = match &chunk {
+                let last = chunk
+                    .as_ref()
+                    .map_or(true, |bytes| bytes.len() < chunk_size);
+                let chunk = match chunk {
                     Ok(bytes) => {
-                        digests.update(bytes);
-                        bytes.len() < chunk_size
+                        sha256.feed(bytes.clone()).await;
+                        // Checksums run on blocking threads: the async workers stay free for
+                        // the requests (and, in the benchmark, the hub) on few cores.
+                        let piece = bytes.clone();
+                        let adler = tokio::task::spawn_blocking(move || {
+                            simd_adler32::adler32(&piece.as_ref())
+                        })
+                        .await
+                        .map_err(std::io::Error::other);
+                        adler.map(|adler| (bytes, adler))
                     }
-                    Err(_) => true,
+                    Err(error) => Err(error),
                 };
                 if sender.send(chunk).await.is_err() || last {
-                    return digests;
+                    return sha256;
                 }
             }
         });
         while let Some(chunk) = receiver.recv().await {
-            let chunk = chunk.map_err(|error| read_error(dir, name, error))?;
+            let (chunk, chunk_adler) = chunk.map_err(|error| read_error(dir, name, error))?;
             // An empty chunk is sent only for an empty file (it creates it on the hub).
             if chunk.is_empty() && offset > 0 {
                 break;
             }
-            let retried = self.send_chunk(dir, name, offset, chunk.clone()).await?;
-            problems |= retried;
-            offset += chunk.len() as u64;
+            let length = chunk.len() as u64;
+            problems |= self
+                .send_chunk(dir, name, offset, chunk, adler_hex(chunk_adler))
+                .await?;
+            adler = adler32_combine(adler, chunk_adler, length);
+            offset += length;
         }
-        let digests = reader
+        let sha256 = reader
             .await
-            .map_err(|error| upload_error(dir, name, format!("reader task failed: {error}")))?;
+            .map_err(|error| upload_error(dir, name, format!("reader task failed: {error}")))?
+            .finish()
+            .await;
 
         // koji's fastUpload: the hub must hold the whole file; its digest is compared when
         // anything had to be sent again (otherwise every chunk was already verified).
@@ -281,28 +428,25 @@ impl KojiClient {
             .check_upload(dir, name, verify)
             .await?
             .ok_or_else(|| upload_error(dir, name, "the hub has no such file after the upload"))?;
-        if check.size != digests.size {
+        if check.size != offset {
             return Err(upload_error(
                 dir,
                 name,
-                format!(
-                    "the hub holds {} bytes, {} were sent",
-                    check.size, digests.size
-                ),
+                format!("the hub holds {} bytes, {offset} were sent", check.size),
             ));
         }
-        if problems && check.hexdigest.as_deref() != Some(digests.adler_hex().as_str()) {
+        if problems && check.hexdigest.as_deref() != Some(adler_hex(adler).as_str()) {
             return Err(upload_error(
                 dir,
                 name,
                 format!(
                     "the hub's copy has adler32 {:?}, the file {}",
                     check.hexdigest,
-                    digests.adler_hex()
+                    adler_hex(adler)
                 ),
             ));
         }
-        Ok(digests)
+        Ok((offset, sha256))
     }
 
     /// POSTs one chunk at `offset`, again at the same offset until it is verified or the
@@ -313,8 +457,8 @@ impl KojiClient {
         name: &str,
         offset: u64,
         chunk: Bytes,
+        expected: String,
     ) -> Result<bool, KojiError> {
-        let expected = adler32_hex(&chunk);
         let deadline = tokio::time::Instant::now() + self.config.retry_budget();
         let mut attempts = 0u32;
         let result = (|| {
@@ -362,7 +506,7 @@ impl KojiClient {
                 .await
                 .map_err(|error| read_error(dir, name, error))?,
         );
-        let mut digests = FileDigests::new(true);
+        let mut digests = FileDigests::new();
         let mut offset = 0u64;
         loop {
             let chunk = chunker
@@ -386,11 +530,7 @@ impl KojiClient {
             self.legacy_call(dir, name, offset as i64, &args).await?;
             offset += chunk.len() as u64;
         }
-        let md5 = digests
-            .md5
-            .clone()
-            .map(|md5| hex::encode(md5.finalize()))
-            .unwrap_or_default();
+        let md5 = hex::encode(digests.md5.clone().finalize());
         let close = [
             json!(dir),
             json!(name),
@@ -455,5 +595,36 @@ mod tests {
         }
         assert_eq!(got, vec!["abcd", "efgh", "ij"]);
         assert_eq!(adler32_hex(b"abc"), "024d0127");
+    }
+
+    #[tokio::test]
+    async fn chunks_of_a_large_piece_are_not_copied() {
+        let piece = Bytes::from(vec![7u8; 10]);
+        let address = piece.as_ptr();
+        let mut chunker = Chunker::new(futures::stream::iter([Ok(piece)]).boxed());
+        let first = chunker.next(4).await.unwrap();
+        let second = chunker.next(4).await.unwrap();
+        assert_eq!(first.as_ptr(), address);
+        assert_eq!(second.as_ptr(), address.wrapping_add(4));
+        assert_eq!(chunker.next(4).await.unwrap().len(), 2);
+        assert!(chunker.next(4).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn adler32_combines_like_zlib() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        for cut in [0, 1, 65_520, 65_521, 100_000, 200_000] {
+            let (a, b) = data.split_at(cut);
+            let combined = adler32_combine(
+                simd_adler32::adler32(&a),
+                simd_adler32::adler32(&b),
+                b.len() as u64,
+            );
+            assert_eq!(
+                combined,
+                simd_adler32::adler32(&data.as_slice()),
+                "cut at {cut}"
+            );
+        }
     }
 }

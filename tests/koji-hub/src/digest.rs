@@ -8,7 +8,7 @@ use sha2::Digest;
 #[derive(Clone)]
 pub enum Verifier {
     Md5(md5::Md5),
-    Adler32(adler32::RollingAdler32),
+    Adler32(simd_adler32::Adler32),
     Sha256(sha2::Sha256),
 }
 
@@ -28,7 +28,7 @@ impl Verifier {
         Ok(match name {
             "" => None,
             "md5" => Some(Verifier::Md5(md5::Md5::new())),
-            "adler32" => Some(Verifier::Adler32(adler32::RollingAdler32::new())),
+            "adler32" => Some(Verifier::Adler32(simd_adler32::Adler32::new())),
             "sha256" => Some(Verifier::Sha256(sha2::Sha256::new())),
             other => return Err(Fault::generic(format!("Unsupported verify type: {other}"))),
         })
@@ -37,7 +37,7 @@ impl Verifier {
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Verifier::Md5(state) => state.update(bytes),
-            Verifier::Adler32(state) => state.update_buffer(bytes),
+            Verifier::Adler32(state) => state.write(bytes),
             Verifier::Sha256(state) => state.update(bytes),
         }
     }
@@ -46,7 +46,7 @@ impl Verifier {
     pub fn hexdigest(&self) -> String {
         match self {
             Verifier::Md5(state) => hex::encode(state.clone().finalize()),
-            Verifier::Adler32(state) => format!("{:08x}", state.hash()),
+            Verifier::Adler32(state) => format!("{:08x}", state.finish()),
             Verifier::Sha256(state) => hex::encode(state.clone().finalize()),
         }
     }

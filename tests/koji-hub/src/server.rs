@@ -350,7 +350,7 @@ async fn receive_upload(
     let mut verifier = Verifier::for_name(&verify)?
         .ok_or_else(|| Fault::python("TypeError", "'NoneType' object is not callable"))?;
     let io = |error: std::io::Error| Fault::python("OSError", error);
-    let mut handle = tokio::fs::OpenOptions::new()
+    let mut file_handle = tokio::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
@@ -359,15 +359,21 @@ async fn receive_upload(
         .await
         .map_err(io)?;
     let start = if offset == -1 {
-        handle.seek(std::io::SeekFrom::End(0)).await.map_err(io)?
+        file_handle
+            .seek(std::io::SeekFrom::End(0))
+            .await
+            .map_err(io)?
     } else {
         let start = offset.max(0) as u64;
-        handle.set_len(start).await.map_err(io)?;
-        handle
+        file_handle.set_len(start).await.map_err(io)?;
+        file_handle
             .seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(io)?
     };
+    // Body frames are small: writing each one through the blocking pool would cost more
+    // than the write itself (koji's hub reads 64 KiB at a time).
+    let mut handle = tokio::io::BufWriter::with_capacity(1 << 20, file_handle);
     let drop_at = *app
         .control
         .drop_upload_at
