@@ -28,9 +28,8 @@ impl LayerCompression {
     pub(crate) fn writer<W: Write>(self, out: W) -> Encoder<W> {
         match self {
             LayerCompression::None => Encoder::Plain(out),
-            LayerCompression::Gzip { level } => Encoder::Gzip(flate2::write::GzEncoder::new(
-                out,
-                flate2::Compression::new(level.min(9)),
+            LayerCompression::Gzip { level } => Encoder::Gzip(Box::new(
+                flate2::write::GzEncoder::new(out, flate2::Compression::new(level.min(9))),
             )),
         }
     }
@@ -67,7 +66,7 @@ impl FromStr for LayerCompression {
 #[derive(Debug)]
 pub(crate) enum Encoder<W: Write> {
     Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(Box<flate2::write::GzEncoder<W>>),
 }
 
 impl<W: Write> Encoder<W> {

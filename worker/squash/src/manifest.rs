@@ -116,6 +116,9 @@ pub fn parse_base(
         media_type
     } else if !declared.is_empty() {
         declared
+    } else if media_type.starts_with("application/vnd.") {
+        // Another vendor type (schema 1, an artifact): named in the error below.
+        media_type
     } else if document.get("manifests").is_some() {
         OCI_INDEX
     } else {

@@ -1,0 +1,415 @@
+//! Against the real Docker Engine and registries: `squash_to_registry` pushes the torture
+//! image (base blobs mounted from the base's repository), and `docker pull` of the pushed
+//! digest gives the reported image id, base + 1 layers, the same exported filesystem as
+//! the unsquashed image, the config (labels, cmd, history marks) preserved. A base the
+//! registry lacks is uploaded from the export (gzip), a registry with Basic auth (a second
+//! real registry with htpasswd) takes the push, and credentials never show in errors.
+
+mod images;
+
+use images::{TORTURE, build, filesystem, layer_count};
+use osbs_common::config::Secret;
+use osbs_squash::{BaseBlobs, LayerCompression, RegistryTarget, squash_to_registry};
+use osbs_testkit::{
+    REGISTRY, busybox_rootfs_tar, ensure_busybox_image, require_docker, require_registry, run,
+    run_with_stdin,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::process::{Child, Command, Stdio};
+
+const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// GET from a registry: (Content-Type, body).
+async fn get(
+    registry: &str,
+    path: &str,
+    accept: &str,
+    auth: Option<(&str, &str)>,
+) -> (String, Vec<u8>) {
+    let mut request = reqwest::Client::new()
+        .get(format!("http://{registry}/v2/{path}"))
+        .header("Accept", accept);
+    if let Some((user, password)) = auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
+    let media_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (media_type, response.bytes().await.unwrap().to_vec())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn history_len(image: &str) -> usize {
+    run(&["docker", "history", "-q", image]).lines().count()
+}
+
+/// Removes `image_id` from the engine so a pull really downloads the squashed layer.
+fn forget(image_id: &str) {
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", image_id])
+        .output();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torture_image_pushed_to_the_registry_pulls_back_identical() {
+    require_docker();
+    require_registry();
+    let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:registry");
+    let image = "osbs-squash-test-torture:registry";
+    // One more step than the engine test's image, so its squashed layer is this test's own
+    // and the pull below has to download it.
+    build(
+        image,
+        &format!(
+            "FROM {base}\nLABEL osbs.test=torture\n{TORTURE}RUN echo registry > /which\nCMD [\"cat\", \"/which\"]\n"
+        ),
+    );
+    let tags = vec!["latest".to_owned(), format!("t-{}", unique())];
+    let target = RegistryTarget::new(REGISTRY, "osbs-squash-test/torture", tags.clone());
+    let docker = docker().await;
+    let pushed = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap();
+
+    let base_layers = layer_count(&base);
+    assert_eq!(pushed.layers.len(), base_layers + 1);
+    assert_eq!(pushed.squashed.layer_count, base_layers + 1);
+    assert_eq!(pushed.squashed.image_id, pushed.config_digest);
+    assert_eq!(pushed.manifest_media_type, DOCKER_V2);
+    match &pushed.base_blobs {
+        BaseBlobs::FromRegistry {
+            from,
+            already_there,
+            mounted,
+            copied,
+        } => {
+            assert_eq!(from, "osbs-squash-test-base");
+            assert_eq!(already_there + mounted, base_layers);
+            assert_eq!(*copied, 0);
+        }
+        other => panic!("the base blobs were not reused: {other:?}"),
+    }
+
+    // Every tag names the reported manifest, which names the registry's base blobs.
+    let mut manifest = Value::Null;
+    for tag in &tags {
+        let (media_type, bytes) = get(
+            REGISTRY,
+            &format!("osbs-squash-test/torture/manifests/{tag}"),
+            DOCKER_V2,
+            None,
+        )
+        .await;
+        assert_eq!(media_type, DOCKER_V2);
+        assert_eq!(sha256(&bytes), pushed.manifest_digest);
+        manifest = serde_json::from_slice(&bytes).unwrap();
+    }
+    let blobs: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    let reported: Vec<&str> = pushed.layers.iter().map(|l| l.digest.as_str()).collect();
+    assert_eq!(blobs, reported);
+    assert_eq!(
+        pushed.layers[..base_layers]
+            .iter()
+            .map(|l| l.media_type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["application/vnd.docker.image.rootfs.diff.tar.gzip"; base_layers],
+        "base layers stay the registry's gzip blobs"
+    );
+    assert_eq!(
+        pushed.layers[base_layers].media_type,
+        "application/vnd.docker.image.rootfs.diff.tar"
+    );
+
+    // The config: diff_ids, labels, cmd, and the squashed steps marked empty.
+    let (_, config) = get(
+        REGISTRY,
+        &format!("osbs-squash-test/torture/blobs/{}", pushed.config_digest),
+        "*/*",
+        None,
+    )
+    .await;
+    assert_eq!(sha256(&config), pushed.config_digest);
+    let config: Value = serde_json::from_slice(&config).unwrap();
+    let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let reported: Vec<&str> = pushed.layers.iter().map(|l| l.diff_id.as_str()).collect();
+    assert_eq!(diff_ids, reported);
+    assert_eq!(config["config"]["Labels"]["osbs.test"], "torture");
+    assert_eq!(
+        config["config"]["Cmd"],
+        serde_json::json!(["cat", "/which"])
+    );
+    let history = config["history"].as_array().unwrap();
+    let base_history = history_len(&base);
+    assert_eq!(history.len(), history_len(image) + 1);
+    let empty: Vec<bool> = history
+        .iter()
+        .map(|h| h["empty_layer"] == Value::Bool(true))
+        .collect();
+    assert!(empty[base_history..history.len() - 1].iter().all(|e| *e));
+    assert!(!empty[history.len() - 1]);
+    assert_eq!(
+        empty.iter().filter(|e| !**e).count(),
+        base_layers + 1,
+        "one non-empty history entry per layer"
+    );
+
+    // A fresh pull of the digest: same id, base + 1 layers, same filesystem, runs.
+    forget(&pushed.config_digest);
+    let reference = format!(
+        "{REGISTRY}/osbs-squash-test/torture@{}",
+        pushed.manifest_digest
+    );
+    run(&["docker", "pull", "-q", &reference]);
+    assert_eq!(
+        run(&[
+            "docker", "image", "inspect", "--format", "{{.Id}}", &reference
+        ])
+        .trim(),
+        pushed.config_digest
+    );
+    assert_eq!(layer_count(&reference), base_layers + 1);
+    let (before, after) = (filesystem(image), filesystem(&reference));
+    let differences: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "filesystems differ at {differences:?}"
+    );
+    assert!(before.contains_key("opt/swap/y") && before.contains_key("which"));
+    assert_eq!(run(&["docker", "run", "--rm", &reference]), "registry\n");
+
+    // Deterministic: the same squash pushes the same manifest.
+    let again = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap();
+    assert_eq!(again.manifest_digest, pushed.manifest_digest);
+    assert!(matches!(
+        again.base_blobs,
+        BaseBlobs::FromRegistry { already_there, .. } if already_there == base_layers
+    ));
+}
+
+/// A base image only in the engine (imported, never pushed).
+fn local_base(tag: &str) -> String {
+    run_with_stdin(
+        &[
+            "docker",
+            "import",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            "-",
+            tag,
+        ],
+        &busybox_rootfs_tar(&[]),
+    );
+    tag.to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_the_registry_lacks_is_uploaded_from_the_export_gzipped() {
+    require_docker();
+    require_registry();
+    let base = local_base("osbs-squash-test-localbase:1");
+    let image = "osbs-squash-test-onlocal:1";
+    build(
+        image,
+        &format!(
+            "FROM {base}\nRUN mkdir -p /x/y && echo gz > /x/y/f && rm /etc/group\nRUN rm -rf /x/y && echo gz2 > /x/y\n"
+        ),
+    );
+    let mut target = RegistryTarget::new(REGISTRY, "osbs-squash-test/onlocal", vec!["1".into()]);
+    target.layer_compression = LayerCompression::Gzip { level: 1 };
+    let docker = docker().await;
+    let pushed = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap();
+    match &pushed.base_blobs {
+        BaseBlobs::Uploaded { reason } => {
+            assert!(
+                reason.contains("has no RepoDigest on 127.0.0.1:5000"),
+                "{reason}"
+            )
+        }
+        other => panic!("the base was not uploaded: {other:?}"),
+    }
+    assert_eq!(pushed.layers.len(), layer_count(&base) + 1);
+    for layer in &pushed.layers {
+        assert_eq!(
+            layer.media_type,
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+        assert_ne!(
+            layer.digest, layer.diff_id,
+            "gzip blobs differ from diff_ids"
+        );
+    }
+    forget(&pushed.config_digest);
+    let reference = format!(
+        "{REGISTRY}/osbs-squash-test/onlocal@{}",
+        pushed.manifest_digest
+    );
+    run(&["docker", "pull", "-q", &reference]);
+    assert_eq!(
+        run(&[
+            "docker", "image", "inspect", "--format", "{{.Id}}", &reference
+        ])
+        .trim(),
+        pushed.config_digest
+    );
+    assert_eq!(filesystem(image), filesystem(&reference));
+}
+
+/// A second real registry, with htpasswd Basic auth, on a free port; stopped when dropped.
+struct AuthRegistry {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+const USER: &str = "osbs";
+const PASSWORD: &str = "s3cret-test-pass";
+/// bcrypt (cost 4) of PASSWORD.
+const HTPASSWD: &str = "osbs:$2b$04$bmjwkLLtXz32LbAsH1j31eIOBUJdWETB4W597EwEsO/WEEO6T9HPO\n";
+
+impl AuthRegistry {
+    fn start() -> AuthRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {address}\n  secret: test\nauth:\n  htpasswd:\n    realm: osbs-test\n    path: {root}/htpasswd\n",
+            root = dir.path().display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is missing: apt-get install -y docker-registry (deploy/setup.sh does)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return AuthRegistry {
+                    child,
+                    address,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the test registry on {address} did not start");
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_with_basic_auth_takes_the_push_and_passwords_never_show() {
+    require_docker();
+    require_registry();
+    let registry = AuthRegistry::start();
+    let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:auth");
+    let image = "osbs-squash-test-auth:1";
+    build(image, &format!("FROM {base}\nRUN echo auth > /auth\n"));
+    let docker = docker().await;
+    let mut target = RegistryTarget::new(&registry.address, "ns/auth", vec!["v1".into()]);
+    target.attempts = 1;
+
+    let anonymous = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        anonymous.contains("refused access") && anonymous.contains("it wants a user and password"),
+        "{anonymous}"
+    );
+
+    target.auth = Some((USER.into(), Secret::new("wrong-password-xyz")));
+    let wrong = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(wrong.contains("HTTP 401"), "{wrong}");
+    assert!(!wrong.contains("wrong-password-xyz"), "{wrong}");
+    assert!(
+        format!("{target:?}").contains("***") && !format!("{target:?}").contains("wrong-password")
+    );
+
+    target.auth = Some((USER.into(), Secret::new(PASSWORD)));
+    let pushed = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap();
+    assert!(matches!(pushed.base_blobs, BaseBlobs::Uploaded { .. }));
+    let (_, manifest) = get(
+        &registry.address,
+        "ns/auth/manifests/v1",
+        DOCKER_V2,
+        Some((USER, PASSWORD)),
+    )
+    .await;
+    assert_eq!(sha256(&manifest), pushed.manifest_digest);
+    drop(registry);
+
+    // Nothing listening: a one-line "unreachable" error, still without the password.
+    let gone = squash_to_registry(&docker, image, &base, &target)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(gone.contains("is unreachable"), "{gone}");
+    assert!(!gone.contains(PASSWORD) && !gone.contains('\n'), "{gone}");
+}
