@@ -211,11 +211,22 @@ pub struct UploadCheck {
     pub hexdigest: Option<String>,
 }
 
-#[derive(Debug, Default)]
+/// A hub session. Its key is a credential: it never prints.
+#[derive(Default)]
 struct Session {
     id: i64,
     key: String,
     callnum: i64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("key", &"***")
+            .field("callnum", &self.callnum)
+            .finish()
+    }
 }
 
 /// One session on a Koji hub.
@@ -753,11 +764,17 @@ mod tests {
     }
 
     #[test]
-    fn reservation_tokens_never_print() {
+    fn tokens_and_session_keys_never_print() {
         let reservation = Reservation {
             build_id: 7,
             token: "s3cret-token".into(),
         };
         assert!(!format!("{reservation:?}").contains("s3cret"));
+        let session = Session {
+            id: 1,
+            key: "1-s3cretkey".into(),
+            callnum: 3,
+        };
+        assert!(!format!("{session:?}").contains("s3cret"));
     }
 }
