@@ -251,6 +251,36 @@ impl Hub {
                 };
                 Ok(Json::Array(tags))
             }
+            "listBuilds" => {
+                let state = self.lock();
+                let wanted = call.kwargs.get("state").and_then(Json::as_i64);
+                Ok(Json::Array(
+                    state
+                        .builds
+                        .values()
+                        .filter(|build| wanted.is_none_or(|wanted| build.state == wanted))
+                        .map(|build| state.build_info(build))
+                        .collect(),
+                ))
+            }
+            "listArchives" => {
+                let state = self.lock();
+                let build_id = call.arg(0, "buildID").and_then(Json::as_i64);
+                Ok(Json::Array(
+                    state
+                        .builds
+                        .values()
+                        .filter(|build| build_id.is_none_or(|id| build.id == id))
+                        .flat_map(|build| {
+                            build
+                                .archives
+                                .iter()
+                                .map(move |archive| (build.id, archive))
+                        })
+                        .map(|(build_id, archive)| archive_info(build_id, archive))
+                        .collect(),
+                ))
+            }
             "CGInitBuild" => self.cg_init_build(user, call),
             "CGRefundBuild" => self.cg_refund_build(user, call),
             "CGImport" => self.cg_import(user, call),
@@ -935,6 +965,23 @@ fn direct_tag_build(
     }
     state.tag_listing.insert((tag_id, build_id));
     Ok(())
+}
+
+/// The listArchives dict of an archive.
+fn archive_info(build_id: i64, archive: &Archive) -> Json {
+    json!({
+        "id": archive.id,
+        "build_id": build_id,
+        "buildroot_id": archive.buildroot_id,
+        "filename": archive.filename,
+        "size": archive.size,
+        "checksum": archive.checksum,
+        "checksum_type": archive.checksum_type,
+        "type_name": archive.type_name,
+        "btype": archive.btype,
+        "extra": archive.extra,
+        "metadata_only": false,
+    })
 }
 
 fn task_info(task: &Task) -> Json {

@@ -490,6 +490,21 @@ async fn every_bad_import_is_refused_with_the_hub_fault_and_a_good_one_imports_o
     assert_eq!(archive.components, 1);
     assert_eq!(std::fs::read(&archive.path).unwrap(), image);
     assert_eq!(build.logs.len(), 1);
+    // What an out-of-process test sees (koji's listBuilds / listArchives).
+    let builds = client.call("listBuilds", vec![]).await.unwrap();
+    assert_eq!(builds.as_array().unwrap().len(), 1);
+    let archives = client
+        .call("listArchives", vec![json!(build_id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        archives[0]["filename"],
+        json!("docker-image-abc.x86_64.tar.gz")
+    );
+    assert_eq!(archives[0]["size"], json!(image.len()));
+    assert_eq!(archives[0]["checksum"], json!(image_sum));
+    assert_eq!(archives[0]["checksum_type"], json!(2));
+    assert_eq!(archives[0]["type_name"], json!("tar"));
 
     // Twice: the reservation is spent, and the NVR exists.
     let again = client
