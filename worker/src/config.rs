@@ -1,8 +1,9 @@
 //! The worker's configuration: the shared sections it needs plus `[worker]` (and `[koji]`,
 //! the hub the worker reserves release numbers on).
 
-use osbs_common::config::{AmqpConfig, RedisConfig, StorageConfig, TelemetryConfig};
+use osbs_common::config::{AmqpConfig, RedisConfig, Secret, StorageConfig, TelemetryConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,6 +67,9 @@ pub struct WorkerConfig {
     pub registry_attempts: usize,
     /// Registries spoken to over plain HTTP (besides loopback ones, which always are).
     pub insecure_registries: Vec<String>,
+    /// Credentials per registry (`host[:port]`), for pulling base images and pushing:
+    /// `[worker.registry_auth."registry.example.org"]` with `username` and `password`.
+    pub registry_auth: BTreeMap<String, RegistryAuth>,
     /// Label values injected into every image (empty = not injected).
     pub vendor: String,
     pub authoritative_source_url: String,
@@ -92,11 +96,20 @@ impl Default for WorkerConfig {
             cancel_poll_ms: 1000,
             registry_attempts: 5,
             insecure_registries: Vec::new(),
+            registry_auth: BTreeMap::new(),
             vendor: String::new(),
             authoritative_source_url: String::new(),
             distribution_scope: String::new(),
         }
     }
+}
+
+/// Credentials of one registry. The password prints as `***`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: Secret,
 }
 
 impl WorkerConfig {
@@ -143,5 +156,19 @@ mod tests {
             ..WorkerConfig::default()
         };
         assert_eq!(tight.heartbeat_stale(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn registry_passwords_never_print() {
+        let config: WorkerConfig = toml::from_str(
+            "[registry_auth.\"quay.io\"]\nusername = \"robot\"\npassword = \"s3cret\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.registry_auth["quay.io"].password.expose(), "s3cret");
+        let shown = osbs_common::config::effective(&config);
+        assert!(
+            !shown.contains("s3cret") && shown.contains("robot"),
+            "{shown}"
+        );
     }
 }

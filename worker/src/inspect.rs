@@ -170,7 +170,8 @@ mod tests {
     #[test]
     fn signing_policy() {
         let rpms = parse_rpm_output(&format!("{SIGNED}\n{HEADER_ONLY}\n{UNSIGNED}")).unwrap();
-        let table: [(&[&str], Result<(), &[&str]>); 5] = [
+        type Case<'a> = (&'a [&'a str], Result<(), &'a [&'a str]>);
+        let table: [Case; 5] = [
             (&[], Ok(())),
             (
                 &["E2EA1B3C", "b16156d2"],

@@ -55,7 +55,7 @@ pub struct Started {
 /// Connects to everything the worker needs; fails with how to fix what is missing.
 pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
     tracing::info!(config = %osbs_common::config::effective(&config), "effective configuration");
-    let engine = Engine::connect().await?;
+    let engine = Engine::connect(config.worker.registry_auth.clone()).await?;
     let engine_info = engine.describe().await?;
     let bus = Arc::new(Bus::connect(&config.amqp, "worker").await?);
     bus.declare_topology().await?;
@@ -82,6 +82,7 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         http: Http::new(
             config.worker.registry_attempts,
             config.worker.insecure_registries.clone(),
+            config.worker.registry_auth.clone(),
         ),
         koji: crate::adapters::koji::Koji::new(&config.koji).map(Arc::new),
         metrics,
@@ -185,7 +186,7 @@ async fn run_slot(worker: Worker, slot: usize, first: Subscription, shutdown: Ca
 
 /// Whether the worker still holds the job's delivery or swapped it for a lease.
 enum Holding {
-    Delivery(Delivery),
+    Delivery(Box<Delivery>),
     Leased,
 }
 
@@ -223,14 +224,14 @@ async fn handle_job(
     let mut job: BuildJob = match bus::decode(&delivery, names::TYPE_BUILD_JOB) {
         Ok(job) => job,
         Err(reason) => {
-            dead_letter(worker, Holding::Delivery(delivery), &[], &reason).await;
+            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
         }
     };
     if job.build_id.is_empty() {
         dead_letter(
             worker,
-            Holding::Delivery(delivery),
+            Holding::Delivery(Box::new(delivery)),
             &[],
             "job without a build_id",
         )
@@ -244,12 +245,12 @@ async fn handle_job(
             let reason = format!(
                 "no build record for build {id}: the dispatcher records every build before enqueuing it; submit the build again"
             );
-            dead_letter(worker, Holding::Delivery(delivery), &[], &reason).await;
+            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
         }
         Err(error) => {
             let reason = format!("cannot read build {id}'s record: {error}");
-            dead_letter(worker, Holding::Delivery(delivery), &[], &reason).await;
+            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
         }
     };
@@ -278,7 +279,7 @@ async fn handle_job(
         Ok(claimed) => claimed,
         Err(error) => {
             let reason = format!("cannot claim build {id}: {error}");
-            dead_letter(worker, Holding::Delivery(delivery), &[], &reason).await;
+            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
         }
     };
@@ -417,7 +418,7 @@ async fn run_attempt(
         work_dir: work_dir.clone(),
         artifacts,
     };
-    let mut holding = Holding::Delivery(delivery);
+    let mut holding = Holding::Delivery(Box::new(delivery));
     let mut consumer_cancelled = false;
     let end = supervise(
         worker,
@@ -794,7 +795,7 @@ async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, de
     let Some(result) = decoded else {
         dead_letter(
             worker,
-            Holding::Delivery(delivery),
+            Holding::Delivery(Box::new(delivery)),
             &[],
             &format!("build {id}'s stored result is damaged"),
         )
@@ -917,7 +918,7 @@ async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery)
         }
     }
     release_owner(worker, id).await;
-    dead_letter(worker, Holding::Delivery(delivery), &[], reason).await;
+    dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], reason).await;
 }
 
 /// The build log could not even be created: fail the record and dead-letter the job.
@@ -962,7 +963,7 @@ async fn fail_without_log(
             .await;
     }
     release_owner(worker, id).await;
-    dead_letter(worker, Holding::Delivery(delivery), &[], &reason).await;
+    dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
 }
 
 /// Moves a job to `osbs.jobs.dead` with `reason`: the held delivery itself, or (leased) a
@@ -1080,9 +1081,9 @@ async fn remove_images_and_files(worker: &Worker, progress: &Progress, work_dir:
 /// `3 h`, `20 min`, `45 s`.
 pub fn humane(duration: Duration) -> String {
     let secs = duration.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")

@@ -6,7 +6,9 @@
 //! (it watches the request's context).
 
 use crate::buildlog::BuildLog;
+use crate::config::RegistryAuth;
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, ImageInspect};
 use bollard::query_parameters::{
@@ -16,6 +18,7 @@ use bollard::query_parameters::{
 };
 use futures::StreamExt;
 use sha2::Digest;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -132,6 +135,7 @@ pub struct RunOutput {
 pub struct Engine {
     docker: Docker,
     host: String,
+    registry_auth: BTreeMap<String, RegistryAuth>,
 }
 
 fn engine_host() -> String {
@@ -140,7 +144,10 @@ fn engine_host() -> String {
 
 impl Engine {
     /// Connects through `DOCKER_HOST` (else the local socket) and checks the engine answers.
-    pub async fn connect() -> Result<Engine, DockerError> {
+    /// `registry_auth` is sent with pulls and pushes of the registries it names.
+    pub async fn connect(
+        registry_auth: BTreeMap<String, RegistryAuth>,
+    ) -> Result<Engine, DockerError> {
         let host = engine_host();
         let unreachable = |detail: String| DockerError::Unreachable {
             host: host.clone(),
@@ -153,7 +160,11 @@ impl Engine {
             .ping()
             .await
             .map_err(|error| unreachable(error.to_string()))?;
-        Ok(Engine { docker, host })
+        Ok(Engine {
+            docker,
+            host,
+            registry_auth,
+        })
     }
 
     /// What the engine runs on and which version it is (image labels, Koji's buildroot).
@@ -175,6 +186,19 @@ impl Engine {
                 .architecture
                 .unwrap_or_else(|| std::env::consts::ARCH.to_owned()),
         })
+    }
+
+    /// The credentials for the registry of `reference` (`registry/name...`), if configured.
+    fn credentials(&self, reference: &str) -> Option<DockerCredentials> {
+        let registry = reference.split('/').next()?;
+        self.registry_auth
+            .get(registry)
+            .map(|auth| DockerCredentials {
+                username: Some(auth.username.clone()),
+                password: Some(auth.password.expose().to_owned()),
+                serveraddress: Some(registry.to_owned()),
+                ..DockerCredentials::default()
+            })
     }
 
     /// The bollard client (the squash step reads and writes images through it).
@@ -224,7 +248,9 @@ impl Engine {
         let options = CreateImageOptionsBuilder::default()
             .from_image(reference)
             .build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut stream = self
+            .docker
+            .create_image(Some(options), None, self.credentials(reference));
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -445,7 +471,9 @@ impl Engine {
     ) -> Result<String, DockerError> {
         let reference = format!("{repository}:{tag}");
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repository, Some(options), None);
+        let mut stream =
+            self.docker
+                .push_image(repository, Some(options), self.credentials(repository));
         let mut digest = None;
         while let Some(item) = stream.next().await {
             match item {

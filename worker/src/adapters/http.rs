@@ -2,11 +2,13 @@
 //! yum repo files, and the registry's distribution API (manifest digests, tags, manifests and
 //! config blobs). Transient failures are retried with backoff (backon).
 
+use crate::config::RegistryAuth;
 use crate::source::{self, Hasher, SourceEntry, SourceError};
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -57,10 +59,15 @@ pub struct Http {
     client: reqwest::Client,
     attempts: usize,
     insecure_registries: Vec<String>,
+    registry_auth: BTreeMap<String, RegistryAuth>,
 }
 
 impl Http {
-    pub fn new(attempts: usize, insecure_registries: Vec<String>) -> Http {
+    pub fn new(
+        attempts: usize,
+        insecure_registries: Vec<String>,
+        registry_auth: BTreeMap<String, RegistryAuth>,
+    ) -> Http {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(120))
@@ -71,6 +78,7 @@ impl Http {
             client,
             attempts: attempts.max(1),
             insecure_registries,
+            registry_auth,
         }
     }
 
@@ -329,26 +337,41 @@ impl Http {
                 }
             };
             let mut response = send(headers.clone()).await?;
-            if response.status() == StatusCode::UNAUTHORIZED
-                && let Some(challenge) = response
+            if response.status() == StatusCode::UNAUTHORIZED {
+                let challenge = response
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|value| value.to_str().ok())
-                    .and_then(parse_bearer_challenge)
-            {
-                let token = self.bearer_token(&challenge).await?;
-                headers.insert(
-                    AUTHORIZATION,
-                    format!("Bearer {token}")
-                        .parse()
-                        .map_err(|_| HttpError::Status {
+                    .unwrap_or_default()
+                    .to_owned();
+                let credentials = self.credentials_for(url);
+                let authorization = if let Some(challenge) = parse_bearer_challenge(&challenge) {
+                    Some(format!(
+                        "Bearer {}",
+                        self.bearer_token(&challenge, credentials).await?
+                    ))
+                } else {
+                    credentials.map(|auth| {
+                        use base64::Engine as _;
+                        let pair = format!("{}:{}", auth.username, auth.password.expose());
+                        format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode(pair)
+                        )
+                    })
+                };
+                if let Some(authorization) = authorization {
+                    headers.insert(
+                        AUTHORIZATION,
+                        authorization.parse().map_err(|_| HttpError::Status {
                             what: WHAT,
                             url: url.to_owned(),
                             status: 401,
                             detail: "the registry's token is not a valid header value".into(),
                         })?,
-                );
-                response = send(headers).await?;
+                    );
+                    response = send(headers).await?;
+                }
             }
             let response = check_status(WHAT, url, response, "").await?;
             let headers = response.headers().clone();
@@ -363,7 +386,23 @@ impl Http {
         .await
     }
 
-    async fn bearer_token(&self, challenge: &BearerChallenge) -> Result<String, HttpError> {
+    /// The configured credentials of the registry `url` points at.
+    fn credentials_for(&self, url: &str) -> Option<&RegistryAuth> {
+        let parsed = url::Url::parse(url).ok()?;
+        let host = match parsed.port() {
+            Some(port) => format!("{}:{port}", parsed.host_str()?),
+            None => parsed.host_str()?.to_owned(),
+        };
+        self.registry_auth.get(&host)
+    }
+
+    /// A token from the registry's token service (with the registry's credentials, if
+    /// configured; anonymous otherwise).
+    async fn bearer_token(
+        &self,
+        challenge: &BearerChallenge,
+        credentials: Option<&RegistryAuth>,
+    ) -> Result<String, HttpError> {
         #[derive(serde::Deserialize)]
         struct Token {
             #[serde(default)]
@@ -387,9 +426,14 @@ impl Http {
             }
         }
         let url = url.to_string();
-        let response = self
-            .get("registry token service", &url, HeaderMap::new())
-            .await?;
+        let mut request = self.client.get(&url);
+        if let Some(auth) = credentials {
+            request = request.basic_auth(&auth.username, Some(auth.password.expose()));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| unreachable("registry token service", &url, &error))?;
         let response = check_status("registry token service", &url, response, "").await?;
         let token: Token = response
             .json()
@@ -545,7 +589,7 @@ mod tests {
 
     #[test]
     fn loopback_registries_are_plain_http() {
-        let http = Http::new(1, vec!["registry.internal:5000".into()]);
+        let http = Http::new(1, vec!["registry.internal:5000".into()], BTreeMap::new());
         assert_eq!(
             http.registry_base("127.0.0.1:5000"),
             "http://127.0.0.1:5000"
