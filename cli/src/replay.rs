@@ -354,10 +354,9 @@ impl Replayer<'_> {
                                 Change {
                                     reason: &reason,
                                     by: self.user,
-                                    fields: vec![
-                                        (field::ATTEMPTS, job.attempt.to_string()),
-                                        (field::ERROR, String::new()),
-                                    ],
+                                    // The record's attempt count is the worker's to bump
+                                    // when it starts the job; the job carries the next one.
+                                    fields: vec![(field::ERROR, String::new())],
                                 },
                             )
                             .await?;
