@@ -8,6 +8,10 @@ use osbs_proto::v1::Rpm;
 /// modern `rpmsign` would look unsigned.
 pub const RPM_QUERY_FORMAT: &str = "%{NAME};%{VERSION};%{RELEASE};%{ARCH};%{EPOCH};%{SIZE};%{SIGMD5};%{BUILDTIME};%{SIGPGP:pgpsig};%{SIGGPG:pgpsig};%{RSAHEADER:pgpsig};%{DSAHEADER:pgpsig}\n";
 
+/// Where an image keeps `rpm`: without it, the image has no rpm components (and no
+/// container needs to start to learn that).
+pub const RPM_PATHS: &[&str] = &["/usr/bin/rpm", "/bin/rpm"];
+
 /// The command run in a container of the image.
 pub fn rpm_command() -> Vec<String> {
     vec![

@@ -733,17 +733,22 @@ impl Attempt<'_> {
     async fn inspect(&self, image: &str) -> Result<(), WorkerError> {
         let engine = &self.worker.engine;
         let command = inspect::rpm_command();
-        let output = match engine
-            .run(image, &command, |id| {
+        let ran = engine
+            .run(image, &command, inspect::RPM_PATHS, |id| {
                 self.progress
                     .containers
                     .lock()
                     .expect("progress lock")
                     .push(id.to_owned())
             })
-            .await
-        {
-            Ok(output) => output,
+            .await;
+        let output = match ran {
+            Ok(Some(output)) => output,
+            Ok(None) => {
+                self.log
+                    .note("no rpm in the image: it has no rpm components");
+                return Ok(());
+            }
             Err(DockerError::Api { message, .. }) if inspect::means_no_rpm(&message) => {
                 self.log
                     .note("no rpm in the image: it has no rpm components");

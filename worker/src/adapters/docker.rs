@@ -368,16 +368,18 @@ impl Engine {
     }
 
     /// Runs `command` (as root, no network) in a new container of `image` and returns its
-    /// output; the container is removed whatever happens. Start failures (no such
-    /// executable) come back as `Api` errors carrying the engine's message.
-    /// `on_created` learns the container's id first, so that a caller whose future is
-    /// dropped midway can still remove it.
+    /// output; `None` when none of the `needs_any_of` paths exists in the image (checked on
+    /// the created container, before paying for a start). The container is removed whatever
+    /// happens; `on_created` learns its id first, so that a caller whose future is dropped
+    /// midway can still remove it. Start failures come back as `Api` errors carrying the
+    /// engine's message.
     pub async fn run(
         &self,
         image: &str,
         command: &[String],
+        needs_any_of: &[&str],
         on_created: impl FnOnce(&str),
-    ) -> Result<RunOutput, DockerError> {
+    ) -> Result<Option<RunOutput>, DockerError> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             entrypoint: Some(command[..1].to_vec()),
@@ -398,11 +400,39 @@ impl Engine {
             .map_err(self.api("container create", image))?;
         let id = created.id;
         on_created(&id);
-        let outcome = self.run_created(&id).await;
+        let outcome = match self.any_path_exists(&id, needs_any_of).await {
+            Ok(true) => self.run_created(&id).await.map(Some),
+            Ok(false) => Ok(None),
+            Err(error) => Err(error),
+        };
         // Removing takes a while and nobody waits for it.
         let engine = self.clone();
         tokio::spawn(async move { engine.remove_container(&id).await });
         outcome
+    }
+
+    /// Whether one of `paths` exists in the filesystem of container `id` (`[]`: yes).
+    async fn any_path_exists(&self, id: &str, paths: &[&str]) -> Result<bool, DockerError> {
+        if paths.is_empty() {
+            return Ok(true);
+        }
+        for path in paths {
+            let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+                .path(path)
+                .build();
+            match self
+                .docker
+                .get_container_archive_info(id, Some(options))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(error) => return Err(self.api("container path stat", id)(error)),
+            }
+        }
+        Ok(false)
     }
 
     async fn run_created(&self, id: &str) -> Result<RunOutput, DockerError> {
