@@ -575,6 +575,35 @@ fn operations_page_names_the_real_defaults() {
             .unwrap_or_else(|| panic!("docs/OPERATIONS.md does not list {key}"));
         assert!(row.contains(&format!("`{address}`")), "{key}: {row}");
     }
+    // Every metric family the services register is in the metrics table.
+    // (A family shows only once it has a sample: touch each.)
+    let metrics = osbs_common::http::Metrics::new("probe");
+    metrics.count_state(osbs_proto::v1::BuildState::Running);
+    metrics.count_dead_letter("q");
+    metrics.count_ignored("r");
+    metrics.count_event("e");
+    metrics.count_retry("r");
+    metrics.observe_step("s", 1.0);
+    metrics.observe_lag("q", 1.0);
+    let families = metrics.encode();
+    let mut listed = 0;
+    for line in families.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE osbs_probe_") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        let shown = if kind == "counter" {
+            format!("`{name}_total`")
+        } else {
+            format!("`{name}`")
+        };
+        assert!(
+            page.contains(&shown),
+            "docs/OPERATIONS.md does not list metric {shown}"
+        );
+        listed += 1;
+    }
+    assert!(listed >= 8, "metric families found: {families}");
     let drain = osbs_worker::config::WorkerConfig::default().drain_grace_secs;
     assert!(page.contains(&format!("`[worker] drain_grace_secs` (default {drain})")));
 }
