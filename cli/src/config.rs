@@ -20,7 +20,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CliSection {
-    /// Who submits, cancels and replays; empty = `$USER`.
+    /// Who submits, cancels and replays; empty = `$USER` (or `$LOGNAME`).
     pub user: String,
     /// Remote whose URL `container-build` sends and whose branches must hold the commit.
     pub git_remote: String,
@@ -67,9 +67,15 @@ impl Default for CliSection {
 }
 
 impl CliSection {
-    /// The acting user: `[cli] user`, else `$USER`, else `unknown`.
+    /// The acting user: `[cli] user`, else `$USER`, else `$LOGNAME`, else `unknown`.
     pub fn user(&self) -> String {
-        user_from(&self.user, std::env::var("USER").ok())
+        user_from(
+            &self.user,
+            std::env::var("USER")
+                .ok()
+                .filter(|user| !user.trim().is_empty())
+                .or_else(|| std::env::var("LOGNAME").ok()),
+        )
     }
     pub fn record_timeout(&self) -> Duration {
         Duration::from_secs(self.record_timeout_secs.max(1))

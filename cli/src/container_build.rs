@@ -90,12 +90,20 @@ pub fn read_checkout(
         .run(&["status", "--porcelain", "--untracked-files=no"])?
         .trim()
         .is_empty();
-    let branch = git.ask(&["symbolic-ref", "--quiet", "--short", "HEAD"]);
+    let local = git.ask(&["symbolic-ref", "--quiet", "--short", "HEAD"]);
     let head = git.run(&["rev-parse", "HEAD"])?.trim().to_owned();
-    let remote = branch
+    let remote = local
         .as_ref()
         .and_then(|branch| git.ask(&["config", &format!("branch.{branch}.remote")]))
         .unwrap_or_else(|| section.git_remote.clone());
+    // The branch built is the one the local branch tracks on dist-git, as fedpkg does
+    // (a local `wip` tracking `f41` builds `f41`).
+    let branch = local.map(|local| {
+        git.ask(&["config", &format!("branch.{local}.merge")])
+            .as_deref()
+            .map(tracked_branch)
+            .unwrap_or(local)
+    });
     let remote_url = git.ask(&["remote", "get-url", &remote]);
     let wanted = commit.unwrap_or(&head);
     let pushed = git
@@ -116,6 +124,14 @@ pub fn read_checkout(
         remote_url,
         pushed,
     }))
+}
+
+/// `refs/heads/f41` → `f41` (the `branch.<name>.merge` value).
+fn tracked_branch(merge: &str) -> String {
+    merge
+        .strip_prefix("refs/heads/")
+        .unwrap_or(merge)
+        .to_owned()
 }
 
 /// Everything the request needs, resolved.
@@ -512,6 +528,12 @@ mod tests {
             ..BuildArgs::default()
         };
         assert!(resolve(&explicit, Some(&dirty), &CliSection::default()).is_ok());
+    }
+
+    #[test]
+    fn the_tracked_branch_is_built() {
+        assert_eq!(tracked_branch("refs/heads/f41"), "f41");
+        assert_eq!(tracked_branch("main"), "main");
     }
 
     #[test]
