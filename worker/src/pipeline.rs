@@ -992,7 +992,7 @@ pub fn final_fields(
         (field::ERROR, error.to_owned()),
         (field::WORKER, worker.instance.clone()),
         (
-            "timings",
+            crate::service::FIELD_TIMINGS,
             progress.timings.lock().expect("progress lock").as_json(),
         ),
     ];

@@ -605,3 +605,33 @@ async fn koji_reserves_exactly_the_release_built() {
     );
     worker.stop().await;
 }
+
+/// A build past its time limit fails with the limit in its reason, and its container stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_past_its_time_limit_fails() {
+    let harness = Harness::new().await;
+    let worker = harness
+        .start_worker(|config| config.worker.build_timeout_secs = 3)
+        .await;
+    let name = format!("timeout-{}", harness.tag);
+    let marker = format!("endless-{}", harness.tag);
+    let (url, commit) = harness.repo(
+        "timeout",
+        &[(
+            "Dockerfile",
+            sleeping_dockerfile(&name, &marker, 300).as_bytes(),
+        )],
+    );
+    let job = harness.job("timeout", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let results = harness.results().await;
+    assert_failed_with(
+        &record,
+        &harness.log(&job.build_id),
+        &results[0],
+        "the build ran longer than its limit of 3 s",
+    );
+    assert_eq!(containers_running(&marker), 0);
+    worker.stop().await;
+}

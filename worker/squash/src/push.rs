@@ -152,6 +152,7 @@ pub async fn squash_to_registry(
     target: &RegistryTarget,
 ) -> Result<Pushed, SquashError> {
     target.check()?;
+    let started = std::time::Instant::now();
     let (image_facts, base_facts, base_history_len) =
         engine::check_base(docker, image, base).await?;
     let base_count = base_facts.diff_ids.len();
@@ -207,6 +208,7 @@ pub async fn squash_to_registry(
         Ok::<_, SquashError>(Ok((found, counts)))
     };
     let (saved, base_side) = tokio::join!(engine::export(docker, &image_facts.id), base_side);
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis(), "image exported and indexed");
     let saved = Arc::new(saved?);
     let base_side = base_side?;
     if saved.layers.len() != image_facts.diff_ids.len() {
@@ -321,6 +323,7 @@ pub async fn squash_to_registry(
             producer,
         )
         .await?;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis(), "squashed layer uploaded");
     layers.push(PushedLayer {
         digest: blob.digest.clone(),
         size: blob.size,
@@ -380,6 +383,7 @@ pub async fn squash_to_registry(
         manifest = %manifest_digest,
         config = %config_blob.digest,
         layer_bytes = merged.size,
+        elapsed_ms = started.elapsed().as_millis(),
         "squashed image pushed"
     );
     Ok(Pushed {

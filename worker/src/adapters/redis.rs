@@ -148,15 +148,6 @@ pub async fn claim(
     Ok(reply.is_some())
 }
 
-/// The worker instance that owns `build_id` now, if any.
-pub async fn owner(store: &Store, build_id: &str) -> Result<Option<String>, StoreError> {
-    store
-        .connection()
-        .get(owner_key(store, build_id))
-        .await
-        .map_err(redis_error("get"))
-}
-
 /// Extends `instance`'s ownership; `false` when it lost it (expired and taken over).
 pub async fn renew(
     store: &Store,

@@ -1,10 +1,16 @@
 //! Squash benchmark (not a test): builds the two images of issue 5 locally (20 layers of
-//! ~26 MB; 10 layers of 10,000 small files each) on a busybox base, then in one run measures
-//! `docker save IMAGE > /dev/null`, our squash into the engine, and docker-squash 1.2.2
-//! (from a venv, `--docker-squash PATH`), medians of warm runs with peak RSS from
-//! `/usr/bin/time`. Also checks the directory-replaced-by-a-file case with both tools.
+//! ~26 MB; 10 layers of 10,000 small files each) on a busybox base pushed to the local
+//! registry, then in one run measures `docker save IMAGE > /dev/null`, our squash into the
+//! engine, our squash pushed straight to the registry (uncompressed and gzip:1 layer),
+//! `docker push` of the unsquashed and of the engine-squashed image (the push the registry
+//! path replaces), and docker-squash 1.2.2 (from a venv, `--docker-squash PATH`): medians
+//! of warm runs, peak RSS from `/usr/bin/time`, load average before and after each image.
+//! Before every push run the blobs of the previous run are unlinked from the target
+//! repository (`DELETE /v2/<repo>/blobs/<digest>`), so each run really uploads (and
+//! mounts the base). Also checks the directory-replaced-by-a-file case with both tools.
 //!
-//! `cargo run --release -p osbs-squash --bin squash-bench -- [--runs N] [--docker-squash PATH]`
+//! `cargo run --release -p osbs-squash --bin squash-bench -- [--runs N] [--docker-squash PATH]
+//! [--docker-squash-runs N]`
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -18,47 +24,112 @@ struct Args {
     /// docker-squash executable (pip install docker-squash==1.2.2 into a venv).
     #[arg(long, default_value = "/tmp/dsq/bin/docker-squash")]
     docker_squash: String,
+    /// Timed docker-squash runs per image (1: one cold run, no warm-up; 0: skipped).
+    #[arg(long, default_value_t = 3)]
+    docker_squash_runs: usize,
+    /// Only this image (big or many).
+    #[arg(long)]
+    only: Option<String>,
     /// Internal: squash once (the child whose time and RSS are measured).
     #[arg(long, num_args = 3, value_names = ["IMAGE", "BASE", "TAG"], hide = true)]
     once: Option<Vec<String>>,
+    /// Internal: squash once to the registry.
+    #[arg(long, num_args = 4, value_names = ["IMAGE", "BASE", "REPOSITORY", "COMPRESSION"], hide = true)]
+    once_push: Option<Vec<String>>,
 }
 
 const BASE: &str = "osbs-squash-bench-base:1";
+const REGISTRY: &str = "127.0.0.1:5000";
+/// The base as the worker has it: pulled from (here: pushed to) the registry.
+const REGISTRY_BASE: &str = "127.0.0.1:5000/osbs-squash-bench/base:1";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(once) = args.once {
         return squash_once(&once[0], &once[1], &once[2]);
     }
+    if let Some(once) = args.once_push {
+        return push_once(&once[0], &once[1], &once[2], &once[3]);
+    }
     ensure_base()?;
+    run(&["docker", "tag", BASE, REGISTRY_BASE])?;
+    run(&["docker", "push", REGISTRY_BASE])?;
     let big = ensure_image("osbs-squash-bench-big:1", &big_dockerfile())?;
     let many = ensure_image("osbs-squash-bench-many:1", &many_dockerfile())?;
+    let exe = std::env::current_exe()?.display().to_string();
     println!("| image | tool | median s | runs s | x docker save | peak RSS MiB |");
     println!("|---|---|---|---|---|---|");
-    for image in [&big, &many] {
+    for (short, image) in [("big", &big), ("many", &many)] {
+        if args.only.as_deref().is_some_and(|only| only != short) {
+            continue;
+        }
+        eprintln!("{short}: load average before: {}", load_average());
         let save = measure(
             args.runs,
+            true,
             || shell(&format!("docker save {image} > /dev/null")),
             || Ok(()),
         )?;
         row(image, "docker save > /dev/null", &save, save.median)?;
+
+        for compression in ["none", "gzip:1"] {
+            let repository = format!("osbs-squash-bench/{short}-squashed");
+            let pushed = measure(
+                args.runs,
+                true,
+                || timed(&[&exe, "--once-push", image, REGISTRY_BASE, &repository, compression]),
+                || unlink(&repository, "bench"),
+            )?;
+            row(
+                image,
+                &format!("osbs squash --push (layer {compression})"),
+                &pushed,
+                save.median,
+            )?;
+        }
+
         let tag = "osbs-squash-bench-out:ours";
-        let exe = std::env::current_exe()?.display().to_string();
         let ours = measure(
             args.runs,
+            true,
             || timed(&[&exe, "--once", image, BASE, tag]),
             || remove(tag),
         )?;
         row(image, "osbs squash (engine)", &ours, save.median)?;
-        let tag = "osbs-squash-bench-out:docker-squash";
-        let theirs = measure(
-            args.runs,
-            || timed(&[&args.docker_squash, "-f", BASE, "-t", tag, image]),
-            || remove(tag),
-        )?;
-        row(image, "docker-squash 1.2.2", &theirs, save.median)?;
+
+        for (what, source) in [("unsquashed", image.as_str()), ("engine-squashed", tag)] {
+            let repository = format!("osbs-squash-bench/{short}-{what}");
+            let reference = format!("{REGISTRY}/{repository}:bench");
+            run(&["docker", "tag", source, &reference])?;
+            let pushed = measure(
+                args.runs,
+                true,
+                || shell(&format!("docker push -q {reference} > /dev/null")),
+                || unlink(&repository, "bench"),
+            )?;
+            row(image, &format!("docker push ({what} image)"), &pushed, save.median)?;
+        }
+        remove(tag)?;
+
+        if args.docker_squash_runs > 0 {
+            let tag = "osbs-squash-bench-out:docker-squash";
+            let theirs = measure(
+                args.docker_squash_runs,
+                args.docker_squash_runs > 1,
+                || timed(&[&args.docker_squash, "-f", BASE, "-t", tag, image]),
+                || remove(tag),
+            )?;
+            row(image, "docker-squash 1.2.2", &theirs, save.median)?;
+        }
+        eprintln!("{short}: load average after: {}", load_average());
     }
     dir_to_file_check(&args.docker_squash)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Times and peak RSS (KiB) of the runs after a warm-up.
@@ -71,11 +142,13 @@ struct Measured {
 
 fn measure(
     runs: usize,
+    warm_up: bool,
     mut once: impl FnMut() -> anyhow::Result<(f64, u64)>,
     mut before: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Measured> {
     let (mut seconds, mut rss_kib) = (Vec::new(), Vec::new());
-    for run in 0..=runs {
+    let first = usize::from(!warm_up);
+    for run in first..=runs {
         before()?;
         let (s, rss) = once()?;
         if run > 0 {
@@ -152,9 +225,16 @@ fn run(command: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Removes a squashed image so the next run really loads its layer.
+/// Removes a squashed image under every name it has, so the next run really loads its
+/// layer (the engine skips applying a layer that any image still holds).
 fn remove(tag: &str) -> anyhow::Result<()> {
-    let _ = Command::new("docker").args(["rmi", "-f", tag]).output()?;
+    let id = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()?;
+    if id.status.success() {
+        let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+        let _ = Command::new("docker").args(["rmi", "-f", &id]).output()?;
+    }
     Ok(())
 }
 
@@ -169,6 +249,62 @@ fn squash_once(image: &str, base: &str, tag: &str) -> anyhow::Result<()> {
             .await?;
         let squashed = osbs_squash::squash_in_engine(&docker, image, base, tag).await?;
         println!("{squashed:?}");
+        anyhow::Ok(())
+    })
+}
+
+fn push_once(image: &str, base: &str, repository: &str, compression: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let docker = bollard::Docker::connect_with_defaults()?
+            .negotiate_version()
+            .await?;
+        let mut target =
+            osbs_squash::RegistryTarget::new(REGISTRY, repository, vec!["bench".into()]);
+        target.layer_compression = compression.parse().map_err(anyhow::Error::msg)?;
+        let pushed = osbs_squash::squash_to_registry(&docker, image, base, &target).await?;
+        println!("{pushed:?}");
+        anyhow::Ok(())
+    })
+}
+
+/// Unlinks `repository:tag`'s manifest and blobs from the repository, so the next push
+/// really uploads them (the registry keeps the data; a repository without the link
+/// answers 404 and takes a full upload or a mount).
+fn unlink(repository: &str, tag: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let base = format!("http://{REGISTRY}/v2/{repository}");
+        let response = client
+            .get(format!("{base}/manifests/{tag}"))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+            )
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .context("no manifest digest")?
+            .to_str()?
+            .to_owned();
+        let manifest: serde_json::Value = response.json().await?;
+        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+        for layer in layers {
+            let blob = layer["digest"].as_str().context("a layer without digest")?;
+            client.delete(format!("{base}/blobs/{blob}")).send().await?;
+        }
+        client.delete(format!("{base}/manifests/{digest}")).send().await?;
         anyhow::Ok(())
     })
 }
