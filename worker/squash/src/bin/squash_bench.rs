@@ -40,8 +40,6 @@ struct Args {
 
 const BASE: &str = "osbs-squash-bench-base:1";
 const REGISTRY: &str = "127.0.0.1:5000";
-/// The base as the worker has it: pulled from (here: pushed to) the registry.
-const REGISTRY_BASE: &str = "127.0.0.1:5000/osbs-squash-bench/base:1";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -52,8 +50,6 @@ fn main() -> anyhow::Result<()> {
         return push_once(&once[0], &once[1], &once[2], &once[3]);
     }
     ensure_base()?;
-    run(&["docker", "tag", BASE, REGISTRY_BASE])?;
-    run(&["docker", "push", REGISTRY_BASE])?;
     let big = ensure_image("osbs-squash-bench-big:1", &big_dockerfile())?;
     let many = ensure_image("osbs-squash-bench-many:1", &many_dockerfile())?;
     let exe = std::env::current_exe()?.display().to_string();
@@ -64,6 +60,12 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         eprintln!("{short}: load average before: {}", load_average());
+        // The image id the image was really built on (both tools are given it), pushed
+        // so that it has a RepoDigest, as a base the worker pulled has.
+        let base = base_of(image)?;
+        let registry_base = format!("{REGISTRY}/osbs-squash-bench/base:{short}");
+        run(&["docker", "tag", &base, &registry_base])?;
+        run(&["docker", "push", &registry_base])?;
         let save = measure(
             args.runs,
             true,
@@ -77,7 +79,7 @@ fn main() -> anyhow::Result<()> {
             let pushed = measure(
                 args.runs,
                 true,
-                || timed(&[&exe, "--once-push", image, REGISTRY_BASE, &repository, compression]),
+                || timed(&[&exe, "--once-push", image, &registry_base, &repository, compression]),
                 || unlink(&repository, "bench"),
             )?;
             row(
@@ -92,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         let ours = measure(
             args.runs,
             true,
-            || timed(&[&exe, "--once", image, BASE, tag]),
+            || timed(&[&exe, "--once", image, &base, tag]),
             || remove(tag),
         )?;
         row(image, "osbs squash (engine)", &ours, save.median)?;
@@ -116,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             let theirs = measure(
                 args.docker_squash_runs,
                 args.docker_squash_runs > 1,
-                || timed(&[&args.docker_squash, "-f", BASE, "-t", tag, image]),
+                || timed(&[&args.docker_squash, "-f", &base, "-t", tag, image]),
                 || remove(tag),
             )?;
             row(image, "docker-squash 1.2.2", &theirs, save.median)?;
@@ -124,6 +126,22 @@ fn main() -> anyhow::Result<()> {
         eprintln!("{short}: load average after: {}", load_average());
     }
     dir_to_file_check(&args.docker_squash)
+}
+
+/// The bottom of `image`'s parent chain (the legacy builder records one parent per step).
+fn base_of(image: &str) -> anyhow::Result<String> {
+    let mut id = run(&["docker", "image", "inspect", "--format", "{{.Id}}", image])?
+        .trim()
+        .to_owned();
+    loop {
+        let parent = run(&["docker", "image", "inspect", "--format", "{{.Parent}}", &id])?
+            .trim()
+            .to_owned();
+        if parent.is_empty() {
+            return Ok(id);
+        }
+        id = parent;
+    }
 }
 
 fn load_average() -> String {
@@ -309,8 +327,12 @@ fn unlink(repository: &str, tag: &str) -> anyhow::Result<()> {
     })
 }
 
-/// A busybox base imported from the host's busybox-static.
+/// A busybox base imported from the host's busybox-static (kept when it exists: every
+/// import has a new id, and the benchmark images are built on the one they found).
 fn ensure_base() -> anyhow::Result<()> {
+    if run(&["docker", "image", "inspect", BASE]).is_ok() {
+        return Ok(());
+    }
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     for dir in ["bin", "etc", "tmp", "root"] {
@@ -413,12 +435,13 @@ fn dir_to_file_check(docker_squash: &str) -> anyhow::Result<()> {
         ),
     )?;
     println!("\ndirectory replaced by a file ({tag}):");
+    let base = base_of(&tag)?;
     let out = tempfile::tempdir()?;
     let archive = out.path().join("docker-squash.tar");
     let squashed = Command::new(docker_squash)
         .args([
             "-f",
-            BASE,
+            &base,
             "-t",
             "osbs-squash-bench-dirfile:docker-squash",
             "--load-image",
@@ -439,7 +462,7 @@ fn dir_to_file_check(docker_squash: &str) -> anyhow::Result<()> {
         String::from_utf8_lossy(&load.stderr).trim()
     );
     let exe = std::env::current_exe()?.display().to_string();
-    run(&[&exe, "--once", &tag, BASE, "osbs-squash-bench-dirfile:ours"])?;
+    run(&[&exe, "--once", &tag, &base, "osbs-squash-bench-dirfile:ours"])?;
     let content = run(&[
         "docker",
         "run",
