@@ -662,3 +662,102 @@ async fn container_build_reports_the_dispatchers_refusal_and_its_absence() {
         .await;
     expect_exit(&output, 2, "scratch and isolated together");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_sends_results_and_events_back_where_they_came_from() {
+    let world = World::new(Options::default()).await;
+    let bus = world.bus().await;
+    let job = queued_build(&world.store, "replay-result").await;
+    move_to(
+        &world.store,
+        &job.build_id,
+        &[
+            BuildState::Running,
+            BuildState::Pushing,
+            BuildState::Complete,
+            BuildState::ImportFailed,
+        ],
+        vec![("error", "Fault 1000: hub offline".into())],
+    )
+    .await;
+    let result = osbs_proto::v1::BuildResult {
+        build_id: job.build_id.clone(),
+        state: BuildState::Complete as i32,
+        job: Some(job.clone()),
+        ..Default::default()
+    };
+    let dead_headers = |queue: &str, exchange: &str, key: &str, reason: &str| {
+        let mut headers = FieldTable::default();
+        for (name, value) in [
+            (names::HEADER_DEAD_REASON, reason),
+            (names::HEADER_DEAD_QUEUE, queue),
+            (names::HEADER_DEAD_EXCHANGE, exchange),
+            (names::HEADER_DEAD_ROUTING_KEY, key),
+        ] {
+            headers.insert(
+                name.into(),
+                AMQPValue::LongString(LongString::from(value.as_bytes().to_vec())),
+            );
+        }
+        headers
+    };
+    bus.publish(Outgoing {
+        exchange: names::EXCHANGE_DEAD,
+        routing_key: names::QUEUE_RESULTS,
+        body: &result.encode_to_vec(),
+        properties: protobuf_properties(names::TYPE_BUILD_RESULT).with_headers(dead_headers(
+            names::QUEUE_RESULTS,
+            names::EXCHANGE_INTERNAL,
+            "build.complete",
+            "Fault 1000: hub offline",
+        )),
+        mandatory: true,
+    })
+    .await
+    .unwrap();
+    let event_key = format!("{}.{}", world.amqp.topic_prefix, names::TOPIC_GIT_RECEIVE);
+    bus.publish(Outgoing {
+        exchange: names::EXCHANGE_DEAD,
+        routing_key: names::QUEUE_EVENTS,
+        body: br#"{"agent": "jdoe"}"#,
+        properties: lapin::BasicProperties::default()
+            .with_message_id("event-2".into())
+            .with_headers(dead_headers(
+                names::QUEUE_EVENTS,
+                names::EXCHANGE_TOPIC,
+                &event_key,
+                "commit: missing field",
+            )),
+        mandatory: true,
+    })
+    .await
+    .unwrap();
+
+    let output = world
+        .osbs(None, &["replay", &job.build_id, "event-2"])
+        .await;
+    let stdout = expect_exit(&output, 0, "replay of a result and an event");
+    assert_eq!(stdout.matches("replayed").count(), 2, "{stdout}");
+    let results = drain(&bus, names::QUEUE_RESULTS).await;
+    assert_eq!(results.len(), 1);
+    let replayed = osbs_proto::v1::BuildResult::decode(results[0].0.as_slice()).unwrap();
+    assert_eq!(
+        replayed.build_id, job.build_id,
+        "the result goes back to the bridge as it was"
+    );
+    let events = drain(&bus, names::QUEUE_EVENTS).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, br#"{"agent": "jdoe"}"#);
+    assert_eq!(
+        events[0].1.message_id().as_ref().unwrap().as_str(),
+        "event-2"
+    );
+    for queue in ["osbs.results.dead", "osbs.events.dead"] {
+        assert_eq!(bus.queue_depth(queue).await.unwrap().messages, 0, "{queue}");
+    }
+    // The record is the bridge's to move: replay did not touch it.
+    assert_eq!(
+        world.record(&job.build_id).await.state,
+        BuildState::ImportFailed
+    );
+}
