@@ -34,14 +34,23 @@ pub async fn write_source(
     })
 }
 
-/// `<bundle_dir>/<nvr>`.
+/// `<bundle_dir>/<nvr>`, a `/` in the name written as `-` (Koji allows `/` in names; a
+/// bundle is one directory, not a tree).
 pub fn bundle_path(bundle_dir: &Path, nvr: &str) -> PathBuf {
-    bundle_dir.join(nvr)
+    bundle_dir.join(flat(nvr))
+}
+
+fn flat(nvr: &str) -> String {
+    nvr.replace('/', "-")
 }
 
 /// A fresh hidden directory to write a bundle into.
 pub fn partial_path(bundle_dir: &Path, nvr: &str) -> PathBuf {
-    bundle_dir.join(format!(".{nvr}.partial-{}", uuid::Uuid::new_v4().simple()))
+    bundle_dir.join(format!(
+        ".{}.partial-{}",
+        flat(nvr),
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 /// The OSBS build a finished bundle was written for (`build.extra.osbs_build_id` of its
@@ -64,5 +73,28 @@ pub async fn bundle_owner(dir: &Path) -> std::io::Result<Option<String>> {
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_with_a_slash_is_one_directory() {
+        let dir = Path::new("/bundles");
+        assert_eq!(
+            bundle_path(dir, "osbs/hello-1.0-1"),
+            Path::new("/bundles/osbs-hello-1.0-1")
+        );
+        let partial = partial_path(dir, "osbs/hello-1.0-1");
+        assert_eq!(partial.parent(), Some(dir));
+        assert!(
+            partial
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".osbs-hello-1.0-1.partial-")
+        );
     }
 }

@@ -9,7 +9,7 @@ pub enum BridgeError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
+    #[error("cannot log in to the Koji hub: {0} (check [koji] hub_url and [koji.auth])")]
     Koji(#[from] crate::koji::KojiError),
     #[error("{0}")]
     Http(std::io::Error),

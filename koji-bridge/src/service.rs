@@ -10,7 +10,7 @@ use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::guard::{Guard, ImportLock, Marker};
 use crate::import::{ImportError, Imported, Importer, Refunded};
-use crate::koji::{RefundState, retry_policy};
+use crate::koji::{KojiClient, RefundState, retry_policy};
 use osbs_common::bus::{self, Bus, Delivery};
 use osbs_common::http::{Health, Metrics};
 use osbs_common::store::{Change, Store, StoreError, field};
@@ -527,6 +527,15 @@ pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<()
     bus.declare_topology().await?;
     let store = Store::connect(&config.redis).await?;
     if config.koji.has_hub() {
+        // A bridge that cannot log in (no certificate, wrong password) would refuse every
+        // build: it stops here instead. A hub that is only down is waited for, build by build.
+        match KojiClient::connect(&config.koji).await {
+            Ok(client) => client.logout().await,
+            Err(error) if error.is_transient() => {
+                tracing::warn!(hub = %config.koji.hub_url_masked(), error = %error, "the Koji hub is not reachable yet; imports wait for it");
+            }
+            Err(error) => return Err(BridgeError::Koji(error)),
+        }
         tracing::info!(hub = %config.koji.hub_url_masked(), cg = %config.koji.cg_name, "importing into the Koji hub");
     } else {
         tracing::info!(bundle_dir = %config.koji.bundle_dir.display(), "no Koji hub configured: writing import bundles");

@@ -160,3 +160,32 @@ async fn the_binary_imports_serves_health_stops_on_sigterm_and_never_logs_creden
         assert!(!log.contains(&session.key), "a session key reached the log");
     }
 }
+
+// Multi-threaded: the hub double serves on this runtime while the test blocks on the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_that_cannot_log_in_stops_at_once_saying_why() {
+    let env = TestEnv::new();
+    let hub = KojiHub::start(HubConfig::default()).await.unwrap();
+    let (_dir, dir) = support::temp_dir();
+    std::fs::write(dir.join("osbs.toml"), "").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_osbs-koji-bridge"))
+        .arg("--config")
+        .arg(dir.join("osbs.toml"))
+        .envs(env.env_vars())
+        .env("OSBS_KOJI__HUB_URL", &hub.url)
+        .env("OSBS_KOJI__AUTH__METHOD", "password")
+        .env("OSBS_KOJI__AUTH__USER", "osbs")
+        .env("OSBS_KOJI__AUTH__PASSWORD", "not-the-password")
+        .env("OSBS_KOJI__HTTP_LISTEN", "127.0.0.1:0")
+        .env_remove("OSBS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot log in to the Koji hub")
+            && stderr.contains("invalid username or password"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"));
+}
