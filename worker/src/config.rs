@@ -70,6 +70,9 @@ pub struct WorkerConfig {
     /// Credentials per registry (`host[:port]`), for pulling base images and pushing:
     /// `[worker.registry_auth."registry.example.org"]` with `username` and `password`.
     pub registry_auth: BTreeMap<String, RegistryAuth>,
+    /// How the squashed layer is stored in the registry: `gzip` (level 1), `gzip:1`…`gzip:9`,
+    /// or `none` (a plain tar: no CPU spent, more bytes stored and pulled).
+    pub layer_compression: String,
     /// Label values injected into every image (empty = not injected).
     pub vendor: String,
     pub authoritative_source_url: String,
@@ -97,6 +100,7 @@ impl Default for WorkerConfig {
             registry_attempts: 5,
             insecure_registries: Vec::new(),
             registry_auth: BTreeMap::new(),
+            layer_compression: "gzip".to_owned(),
             vendor: String::new(),
             authoritative_source_url: String::new(),
             distribution_scope: String::new(),

@@ -32,6 +32,7 @@ use osbs_dockerfile::{
 use osbs_proto::v1::{
     BuildJob, BuildState, ImageDigest, ImageInfo, KojiReservation, LayerSize, Nvr, Target,
 };
+use osbs_squash::{LayerCompression, RegistryTarget};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub struct Worker {
     pub http: Http,
     /// The Koji hub, when one is configured.
     pub koji: Option<Arc<Koji>>,
+    /// How the squashed layer is stored in the registry (`[worker] layer_compression`).
+    pub layer_compression: LayerCompression,
     pub metrics: Metrics,
     /// This host's name (records, labels, Koji's buildroot).
     pub host: String,
@@ -243,8 +246,10 @@ impl Attempt<'_> {
         let release = self
             .step(step::RELEASE, self.release(&nvr, &repository))
             .await?;
-        self.log
-            .note(&format!("building {}-{}-{release}", nvr.name, nvr.version));
+        self.log.note(&format!(
+            "building {}-{}-{release}",
+            nvr.component, nvr.version
+        ));
         let context = self
             .step(
                 step::DOCKERFILE,
@@ -252,11 +257,10 @@ impl Attempt<'_> {
             )
             .await?;
         let built = self.step(step::BUILD, self.build(&context)).await?;
+        // The signing policy is decided before anything leaves the engine. The unsquashed
+        // image has the same filesystem as the squashed one.
+        self.step(step::INSPECT, self.inspect(&built)).await?;
         let base = parents.final_base.as_ref().map(|base| base.pinned.as_str());
-        let (squashed, ()) = tokio::try_join!(
-            self.step(step::SQUASH, self.squash(&built, base)),
-            self.step(step::INSPECT, self.inspect(&built)),
-        )?;
         let parent_id = parents
             .final_base
             .as_ref()
@@ -264,9 +268,10 @@ impl Attempt<'_> {
             .unwrap_or_default();
         let parent_pullspecs = parents.pins.values().cloned().collect();
         self.step(
-            step::PUSH,
-            self.push(
-                &squashed,
+            step::SQUASH_PUSH,
+            self.squash_and_push(
+                &built,
+                base,
                 &repository,
                 &nvr,
                 &release,
@@ -343,7 +348,21 @@ impl Attempt<'_> {
                     let inspect = match worker.engine.inspect_image(&pinned).await? {
                         Some(found) => found,
                         None => {
-                            worker.engine.pull(&pinned, self.log).await?;
+                            (|| worker.engine.pull(&pinned, self.log))
+                                .retry(
+                                    ExponentialBuilder::default()
+                                        .with_min_delay(Duration::from_millis(500))
+                                        .with_max_delay(Duration::from_secs(10))
+                                        .with_max_times(worker.config.registry_attempts.max(1) - 1),
+                                )
+                                .when(DockerError::is_transient)
+                                .notify(|error, wait| {
+                                    worker.metrics.count_retry("pull");
+                                    self.log.note(&format!(
+                                        "pulling {pinned} failed ({error}); retrying in {wait:?}"
+                                    ));
+                                })
+                                .await?;
                             worker.engine.inspect_image(&pinned).await?.ok_or_else(|| {
                                 WorkerError::Infrastructure(format!(
                                     "the engine pulled {pinned} but does not list it"
@@ -398,13 +417,14 @@ impl Attempt<'_> {
         let previous = match kind {
             BuildKind::Scratch => None,
             _ => keys::kept_reservation(store, id).await?.filter(|kept| {
-                kept.name == nvr.name
+                kept.name == nvr.component
                     && kept.version == nvr.version
                     && fixed.as_ref().is_none_or(|fixed| *fixed == kept.release)
             }),
         };
         let (release, reservation) = if let Some(kept) = previous {
-            keys::hold_release(store, &nvr.name, &nvr.version, &kept.release, keep_for).await?;
+            keys::hold_release(store, &nvr.component, &nvr.version, &kept.release, keep_for)
+                .await?;
             self.log.note(&format!(
                 "continuing with release {} held by the previous attempt",
                 kept.release
@@ -421,20 +441,20 @@ impl Attempt<'_> {
             };
             (release, None)
         } else if let Some(fixed) = fixed {
-            if !keys::hold_release(store, &nvr.name, &nvr.version, &fixed, keep_for).await? {
+            if !keys::hold_release(store, &nvr.component, &nvr.version, &fixed, keep_for).await? {
                 return Err(packager(format!(
                     "release {fixed} of {}-{} is being built right now by another build; wait for it to end or change the release",
-                    nvr.name, nvr.version
+                    nvr.component, nvr.version
                 )));
             }
             self.hold(nvr, &fixed);
             let reservation = match &worker.koji {
-                Some(koji) => match koji.reserve(&nvr.name, &nvr.version, &fixed).await? {
+                Some(koji) => match koji.reserve(&nvr.component, &nvr.version, &fixed).await? {
                     Reserve::Reserved(reservation) => Some(reservation),
                     Reserve::Taken(fault) => {
                         return Err(packager(format!(
                             "{}-{}-{fixed} cannot be built: Koji says \"{fault}\"; change the release label",
-                            nvr.name, nvr.version
+                            nvr.component, nvr.version
                         )));
                     }
                 },
@@ -451,7 +471,7 @@ impl Attempt<'_> {
         if kind != BuildKind::Scratch {
             self.hold(nvr, &release);
             let kept = keys::KeptReservation {
-                name: nvr.name.clone(),
+                name: nvr.component.clone(),
                 version: nvr.version.clone(),
                 release: release.clone(),
                 koji_build_id: reservation.as_ref().map_or(0, |r| r.build_id),
@@ -465,19 +485,19 @@ impl Attempt<'_> {
         if let Some(reservation) = &reservation {
             self.log.note(&format!(
                 "reserved {}-{}-{release} in Koji (build id {})",
-                nvr.name, nvr.version, reservation.build_id
+                nvr.component, nvr.version, reservation.build_id
             ));
         }
         {
             let mut outputs = self.progress.outputs.lock().expect("progress lock");
             outputs.koji_reservation = reservation;
             outputs.nvr = Some(Nvr {
-                name: nvr.name.clone(),
+                name: nvr.component.clone(),
                 version: nvr.version.clone(),
                 release: release.clone(),
             });
         }
-        let nvr_text = format!("{}-{}-{release}", nvr.name, nvr.version);
+        let nvr_text = format!("{}-{}-{release}", nvr.component, nvr.version);
         store.set_fields(id, &[(field::NVR, nvr_text)]).await?;
         Ok(release)
     }
@@ -485,7 +505,7 @@ impl Attempt<'_> {
     /// Remembers the release held in the in-flight set, to free when the build ends.
     fn hold(&self, nvr: &ComponentNvr, release: &str) {
         *self.progress.held_release.lock().expect("progress lock") = Some(HeldRelease {
-            name: nvr.name.clone(),
+            name: nvr.component.clone(),
             version: nvr.version.clone(),
             release: release.to_owned(),
         });
@@ -499,14 +519,18 @@ impl Attempt<'_> {
     ) -> Result<String, WorkerError> {
         let worker = self.worker;
         match &worker.koji {
-            Some(koji) => koji.next_release(&nvr.name, &nvr.version).await,
+            Some(koji) => koji.next_release(&nvr.component, &nvr.version).await,
             None => {
                 let registry = &self.target().registry;
                 let path = repository
                     .strip_prefix(&format!("{registry}/"))
                     .unwrap_or(repository);
                 let tags = worker.http.tags(registry, path).await?;
-                Ok(release::next_from_tags(&nvr.name, &nvr.version, &tags)?)
+                Ok(release::next_from_tags(
+                    &nvr.component,
+                    &nvr.version,
+                    &tags,
+                )?)
             }
         }
     }
@@ -522,19 +546,20 @@ impl Attempt<'_> {
         let store = &self.worker.store;
         let mut first = self.next_release(nvr, repository).await?;
         for _ in 0..KOJI_TRIES {
-            let release = keys::reserve_release(store, &nvr.name, &nvr.version, &first, keep_for)
-                .await?
-                .ok_or_else(|| {
-                    packager(format!(
-                        "no free release for {}-{} after {first}; set a release label",
-                        nvr.name, nvr.version
-                    ))
-                })?;
+            let release =
+                keys::reserve_release(store, &nvr.component, &nvr.version, &first, keep_for)
+                    .await?
+                    .ok_or_else(|| {
+                        packager(format!(
+                            "no free release for {}-{} after {first}; set a release label",
+                            nvr.component, nvr.version
+                        ))
+                    })?;
             self.hold(nvr, &release);
             let Some(koji) = &self.worker.koji else {
                 return Ok((release, None));
             };
-            match koji.reserve(&nvr.name, &nvr.version, &release).await? {
+            match koji.reserve(&nvr.component, &nvr.version, &release).await? {
                 Reserve::Reserved(reservation) => {
                     return Ok((
                         release,
@@ -547,7 +572,7 @@ impl Attempt<'_> {
                 Reserve::Taken(fault) => {
                     self.log.note(&format!(
                         "Koji has {}-{}-{release} already ({fault}); trying the next release",
-                        nvr.name, nvr.version
+                        nvr.component, nvr.version
                     ));
                     let held = self
                         .progress
@@ -559,7 +584,7 @@ impl Attempt<'_> {
                     first = release::bump(&release).ok_or_else(|| {
                         packager(format!(
                             "cannot compute the release after {release} for {}-{}; set a release label",
-                            nvr.name, nvr.version
+                            nvr.component, nvr.version
                         ))
                     })?;
                 }
@@ -567,7 +592,7 @@ impl Attempt<'_> {
         }
         Err(WorkerError::Infrastructure(format!(
             "Koji refused {KOJI_TRIES} releases in a row for {}-{}; check the hub",
-            nvr.name, nvr.version
+            nvr.component, nvr.version
         )))
     }
 
@@ -713,21 +738,6 @@ impl Attempt<'_> {
         Ok(image_id)
     }
 
-    /// The build's layers squashed into one above the base image's.
-    async fn squash(&self, image: &str, base: Option<&str>) -> Result<Squashed, WorkerError> {
-        let tag = format!(
-            "{}:{}",
-            temporary_repository("squashed", &self.job.build_id),
-            self.number
-        );
-        self.progress
-            .images
-            .lock()
-            .expect("progress lock")
-            .push(tag.clone());
-        squash_image(self.worker, image, base, &tag, self.log).await
-    }
-
     /// rpm components of the built image (same filesystem as the squashed one), checked
     /// against the target's signing policy.
     async fn inspect(&self, image: &str) -> Result<(), WorkerError> {
@@ -782,11 +792,15 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// `pushing`, then every tag pushed (transient registry errors retried), the manifest
-    /// and config read back for the result.
-    async fn push(
+    /// `pushing`, then the build's layers squashed into one above the base image's and
+    /// pushed straight to the registry under every tag (osbs-squash: the base layers are the
+    /// registry's own blobs, mounted; transient registry errors are retried there); the
+    /// config read back for the result.
+    #[allow(clippy::too_many_arguments)]
+    async fn squash_and_push(
         &self,
-        squashed: &Squashed,
+        image: &str,
+        base: Option<&str>,
         repository: &str,
         nvr: &ComponentNvr,
         release: &str,
@@ -794,6 +808,7 @@ impl Attempt<'_> {
         parent_pullspecs: Vec<String>,
     ) -> Result<(), WorkerError> {
         let worker = self.worker;
+        let config = &worker.config;
         let target = self.target();
         let unique = plan::unique_tag(
             &target.name,
@@ -802,93 +817,70 @@ impl Attempt<'_> {
         );
         let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
         self.enter_pushing().await?;
-        // The engine pushes the image once, under its unique tag (no other build tags the
-        // same local name, so concurrent builds of one name cannot trip over each other's
-        // local tags); the other tags point at the same manifest through the registry API.
-        let unique = tags.last().expect("every build has its unique tag").clone();
-        worker
-            .engine
-            .tag(&squashed.image_id, repository, &unique)
-            .await?;
-        self.progress
-            .images
-            .lock()
-            .expect("progress lock")
-            .push(format!("{repository}:{unique}"));
-        let digest = self.push_tag(repository, &unique).await?;
+        let base = match base {
+            Some(base) => base.to_owned(),
+            None => worker.engine.empty_image().await?,
+        };
         let path = repository
             .strip_prefix(&format!("{}/", target.registry))
             .unwrap_or(repository);
-        let (media_type, manifest_bytes) = worker
-            .http
-            .manifest(&target.registry, path, &digest)
-            .await?;
-        futures::future::try_join_all(tags[..tags.len() - 1].iter().map(|tag| {
-            worker
-                .http
-                .put_manifest(&target.registry, path, tag, &media_type, &manifest_bytes)
-        }))
-        .await?;
-        let digests = [digest];
+        let mut push_target = RegistryTarget::new(&target.registry, path, tags.clone());
+        push_target.insecure |= config.insecure_registries.contains(&target.registry);
+        push_target.auth = config
+            .registry_auth
+            .get(&target.registry)
+            .map(|auth| (auth.username.clone(), auth.password.clone()));
+        push_target.layer_compression = worker.layer_compression;
+        push_target.attempts = config.registry_attempts.max(1);
+        let pushed =
+            osbs_squash::squash_to_registry(worker.engine.client(), image, &base, &push_target)
+                .await
+                .map_err(|error| {
+                    WorkerError::Infrastructure(format!(
+                        "squashing {image} and pushing it to {repository}: {error}"
+                    ))
+                })?;
+        let squashed = &pushed.squashed;
+        self.log.note(&format!(
+            "squashed into one layer of {} bytes ({}) above {} base layer(s)",
+            squashed.layer_size, squashed.layer_diff_id, squashed.base_layer_count
+        ));
         self.log.note(&format!(
             "pushed {repository} as {} ({})",
             tags.join(", "),
-            digests[0]
+            pushed.manifest_digest
         ));
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&manifest_bytes).map_err(|error| {
-                WorkerError::Infrastructure(format!(
-                    "the registry's manifest of {repository}@{} is not JSON: {error}",
-                    digests[0]
-                ))
-            })?;
-        let config_digest = manifest["config"]["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
         let config_bytes = worker
             .http
-            .blob(&target.registry, path, &config_digest)
+            .blob(&target.registry, path, &pushed.config_digest)
             .await?;
-        let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or_default();
-        let diff_ids: Vec<&str> = config["rootfs"]["diff_ids"]
-            .as_array()
-            .map(|ids| ids.iter().filter_map(|id| id.as_str()).collect())
-            .unwrap_or_default();
-        let layer_sizes = manifest["layers"]
-            .as_array()
-            .map(|layers| {
-                layers
-                    .iter()
-                    .zip(diff_ids.iter())
-                    .map(|(layer, diff_id)| LayerSize {
-                        diff_id: (*diff_id).to_owned(),
-                        size: layer["size"].as_i64().unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let image_config: serde_json::Value =
+            serde_json::from_slice(&config_bytes).unwrap_or_default();
         let image = ImageInfo {
-            image_id: config_digest,
+            image_id: pushed.config_digest.clone(),
             parent_id,
             config_json: String::from_utf8_lossy(&config_bytes).into_owned(),
-            digests: digests
+            digests: vec![ImageDigest {
+                media_type: pushed.manifest_media_type.clone(),
+                digest: pushed.manifest_digest.clone(),
+            }],
+            layer_sizes: pushed
+                .layers
                 .iter()
-                .map(|digest| ImageDigest {
-                    media_type: media_type.clone(),
-                    digest: digest.clone(),
+                .map(|layer| LayerSize {
+                    diff_id: layer.diff_id.clone(),
+                    size: i64::try_from(layer.size).unwrap_or(i64::MAX),
                 })
                 .collect(),
-            layer_sizes,
-            pullspecs: plan::pullspecs(repository, &tags, &digests[0]),
+            pullspecs: plan::pullspecs(repository, &tags, &pushed.manifest_digest),
             tags,
             repositories: vec![repository.to_owned()],
             parent_pullspecs,
-            architecture: config["architecture"]
+            architecture: image_config["architecture"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
-            os: config["os"].as_str().unwrap_or_default().to_owned(),
+            os: image_config["os"].as_str().unwrap_or_default().to_owned(),
         };
         self.progress.outputs.lock().expect("progress lock").image = Some(image);
         Ok(())
@@ -929,56 +921,6 @@ impl Attempt<'_> {
         }
         Ok(())
     }
-
-    async fn push_tag(&self, repository: &str, tag: &str) -> Result<String, WorkerError> {
-        let worker = self.worker;
-        let digest = (|| worker.engine.push(repository, tag, self.log))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(500))
-                    .with_max_delay(Duration::from_secs(10))
-                    .with_max_times(worker.config.registry_attempts.max(1) - 1),
-            )
-            .when(DockerError::is_transient)
-            .notify(|error, wait| {
-                worker.metrics.count_retry("push");
-                self.log.note(&format!(
-                    "push of {repository}:{tag} failed ({error}); retrying in {wait:?}"
-                ));
-            })
-            .await?;
-        Ok(digest)
-    }
-}
-
-/// The squashed image.
-#[derive(Debug, Clone)]
-pub struct Squashed {
-    pub image_id: String,
-}
-
-/// Squashes `image` above `base` (everything, for a `FROM scratch` image) into `tag`.
-async fn squash_image(
-    worker: &Worker,
-    image: &str,
-    base: Option<&str>,
-    tag: &str,
-    log: &BuildLog,
-) -> Result<Squashed, WorkerError> {
-    let base = match base {
-        Some(base) => base.to_owned(),
-        None => worker.engine.empty_image().await?,
-    };
-    let squashed = osbs_squash::squash_in_engine(worker.engine.client(), image, &base, tag)
-        .await
-        .map_err(|error| WorkerError::Infrastructure(format!("squashing {image}: {error}")))?;
-    log.note(&format!(
-        "squashed into one layer of {} bytes ({}) above {} base layer(s): {}",
-        squashed.layer_size, squashed.layer_diff_id, squashed.base_layer_count, squashed.image_id
-    ));
-    Ok(Squashed {
-        image_id: squashed.image_id,
-    })
 }
 
 /// The record's fields describing a finished attempt.

@@ -14,9 +14,10 @@ pub mod step {
     pub const BASE_IMAGE: &str = "base_image";
     pub const RELEASE: &str = "release";
     pub const BUILD: &str = "build";
-    pub const SQUASH: &str = "squash";
     pub const INSPECT: &str = "inspect";
-    pub const PUSH: &str = "push";
+    /// Squash and push are one streamed step: the squashed layer goes straight to the
+    /// registry.
+    pub const SQUASH_PUSH: &str = "squash_push";
 }
 
 /// Durations of the steps run so far.
@@ -196,16 +197,19 @@ mod tests {
         let mut timings = Timings::default();
         timings.record(step::SOURCE, Duration::from_millis(20));
         timings.record(step::BUILD, Duration::from_millis(810));
-        timings.record(step::PUSH, Duration::from_millis(90));
+        timings.record(step::SQUASH_PUSH, Duration::from_millis(90));
         assert_eq!(
             timings.slowest(),
             Some(("build", Duration::from_millis(810)))
         );
         assert_eq!(
             timings.summary(),
-            "source 0.02 s, build 0.81 s, push 0.09 s"
+            "source 0.02 s, build 0.81 s, squash_push 0.09 s"
         );
-        assert_eq!(timings.as_json(), r#"{"build":810,"push":90,"source":20}"#);
+        assert_eq!(
+            timings.as_json(),
+            r#"{"build":810,"source":20,"squash_push":90}"#
+        );
         assert_eq!(timings.as_proto()[1].millis, 810);
     }
 

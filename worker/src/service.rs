@@ -55,6 +55,10 @@ pub struct Started {
 /// Connects to everything the worker needs; fails with how to fix what is missing.
 pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
     tracing::info!(config = %osbs_common::config::effective(&config), "effective configuration");
+    let layer_compression: osbs_squash::LayerCompression =
+        config.worker.layer_compression.parse().map_err(|error| {
+            WorkerError::Infrastructure(format!("invalid `[worker] layer_compression`: {error}"))
+        })?;
     let engine = Engine::connect(config.worker.registry_auth.clone()).await?;
     let engine_info = engine.describe().await?;
     let bus = Arc::new(Bus::connect(&config.amqp, "worker").await?);
@@ -85,6 +89,7 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
             config.worker.registry_auth.clone(),
         ),
         koji: crate::adapters::koji::Koji::new(&config.koji).map(Arc::new),
+        layer_compression,
         metrics,
         instance: format!("{host}/{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         host,

@@ -50,7 +50,8 @@ async fn base_image_from_scratch_with_lookaside_rootfs() {
         record.fields
     );
     assert!(log.contains("downloaded rootfs.tar.gz"), "{log}");
-    assert_eq!(record.nvr(), format!("{name}-41-1"));
+    // Koji's build name is the component; the `name` label names the repository.
+    assert_eq!(record.nvr(), format!("{name}-container-41-1"));
 
     let repository = format!(
         "{}/{name}",
@@ -257,9 +258,8 @@ async fn yum_repo_signed_install_and_the_image_in_the_registry() {
         "release",
         "dockerfile",
         "build",
-        "squash",
         "inspect",
-        "push",
+        "squash_push",
     ] {
         assert!(steps.contains(&step), "{steps:?}");
     }

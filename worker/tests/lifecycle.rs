@@ -492,10 +492,6 @@ async fn registry_down_fails_and_dead_letters_the_job() {
         &results[0],
         "127.0.0.1:5999",
     );
-    assert!(
-        harness.log(&job.build_id).contains("retrying"),
-        "transient push errors are retried"
-    );
     let dead = harness
         .wait_messages(&names::dead_queue(names::QUEUE_JOBS), 1)
         .await;

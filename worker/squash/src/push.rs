@@ -208,7 +208,10 @@ pub async fn squash_to_registry(
         Ok::<_, SquashError>(Ok((found, counts)))
     };
     let (saved, base_side) = tokio::join!(engine::export(docker, &image_facts.id), base_side);
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis(), "image exported and indexed");
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "image exported and indexed"
+    );
     let saved = Arc::new(saved?);
     let base_side = base_side?;
     if saved.layers.len() != image_facts.diff_ids.len() {
@@ -323,7 +326,10 @@ pub async fn squash_to_registry(
             producer,
         )
         .await?;
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis(), "squashed layer uploaded");
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "squashed layer uploaded"
+    );
     layers.push(PushedLayer {
         digest: blob.digest.clone(),
         size: blob.size,

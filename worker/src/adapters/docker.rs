@@ -1,5 +1,5 @@
 //! The Docker Engine adapter (bollard): connect, look up and pull images, build with the
-//! output streamed into the build log, run a command in a container of an image, tag, push.
+//! output streamed into the build log, run a command in a container of an image, clean up.
 //!
 //! Cancel and timeouts: every call is a future; dropping a build's future closes its HTTP
 //! connection, and the engine's classic builder then kills and removes the step's container
@@ -12,9 +12,8 @@ use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, ImageInspect};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateImageOptionsBuilder, PushImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
-    WaitContainerOptions,
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, WaitContainerOptions,
 };
 use futures::StreamExt;
 use sha2::Digest;
@@ -38,10 +37,6 @@ pub enum DockerError {
     PullNotFound { image: String, message: String },
     #[error("pulling {image} failed: {message}")]
     Pull { image: String, message: String },
-    #[error("pushing {reference} failed: {message}")]
-    Push { reference: String, message: String },
-    #[error("the engine pushed {reference} without reporting its digest")]
-    NoDigest { reference: String },
     #[error("Docker Engine {operation} on {subject} failed: {message}")]
     Api {
         operation: &'static str,
@@ -60,12 +55,10 @@ impl DockerError {
         )
     }
 
-    /// Worth retrying: the registry or the network hiccuped.
+    /// Worth retrying: the engine, the registry or the network hiccuped.
     pub fn is_transient(&self) -> bool {
         match self {
-            DockerError::Push { message, .. } | DockerError::Pull { message, .. } => {
-                transient_registry_message(message)
-            }
+            DockerError::Pull { message, .. } => transient_registry_message(message),
             DockerError::Unreachable { .. } => true,
             _ => false,
         }
@@ -94,15 +87,6 @@ pub fn transient_registry_message(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| message.contains(needle))
-}
-
-/// The manifest digest the engine reports at the end of a push:
-/// `<tag>: digest: sha256:<hex> size: <n>`.
-pub fn digest_from_push_status(status: &str) -> Option<String> {
-    let (_, rest) = status.split_once("digest: ")?;
-    let digest = rest.split_whitespace().next()?;
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
 }
 
 /// The engine's version and host.
@@ -480,64 +464,6 @@ impl Engine {
         })
     }
 
-    /// Tags `image` as `repository:tag`.
-    pub async fn tag(&self, image: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
-        let options = TagImageOptionsBuilder::default()
-            .repo(repository)
-            .tag(tag)
-            .build();
-        self.docker
-            .tag_image(image, Some(options))
-            .await
-            .map_err(self.api("image tag", &format!("{repository}:{tag}")))
-    }
-
-    /// Pushes `repository:tag`; returns the manifest digest the registry stored.
-    pub async fn push(
-        &self,
-        repository: &str,
-        tag: &str,
-        log: &BuildLog,
-    ) -> Result<String, DockerError> {
-        let reference = format!("{repository}:{tag}");
-        let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream =
-            self.docker
-                .push_image(repository, Some(options), self.credentials(repository));
-        let mut digest = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(status) = info.status
-                        && info
-                            .progress_detail
-                            .as_ref()
-                            .is_none_or(|p| p.total.is_none())
-                    {
-                        if let Some(found) = digest_from_push_status(&status) {
-                            digest = Some(found);
-                        }
-                        log.line(&status);
-                    }
-                }
-                Err(error) => {
-                    return Err(if is_connection_error(&error) {
-                        DockerError::Unreachable {
-                            host: self.host.clone(),
-                            detail: error.to_string(),
-                        }
-                    } else {
-                        DockerError::Push {
-                            reference,
-                            message: message_of(&error),
-                        }
-                    });
-                }
-            }
-        }
-        digest.ok_or(DockerError::NoDigest { reference })
-    }
-
     /// An image with no layer and no history, standing for `FROM scratch` where an image
     /// reference is needed (the squash's base: every layer of a scratch build collapses into
     /// one). Loaded into the engine once; idempotent.
@@ -643,20 +569,6 @@ fn message_of(error: &BollardError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn push_digest_line() {
-        let hex = "ab".repeat(32);
-        assert_eq!(
-            digest_from_push_status(&format!("1.0-3: digest: sha256:{hex} size: 527")),
-            Some(format!("sha256:{hex}"))
-        );
-        assert_eq!(digest_from_push_status("Pushed"), None);
-        assert_eq!(
-            digest_from_push_status("x: digest: sha256:12 size: 1"),
-            None
-        );
-    }
 
     #[test]
     fn step_containers() {

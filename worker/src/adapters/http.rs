@@ -225,26 +225,6 @@ impl Http {
         }
     }
 
-    /// A manifest: its media type and exact bytes.
-    pub async fn manifest(
-        &self,
-        registry: &str,
-        repository: &str,
-        reference: &str,
-    ) -> Result<(String, Vec<u8>), HttpError> {
-        let url = format!(
-            "{}/v2/{repository}/manifests/{reference}",
-            self.registry_base(registry)
-        );
-        let (headers, body) = self.registry_get(&url, MANIFEST_TYPES).await?;
-        let media_type = headers
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        Ok((media_type, body))
-    }
-
     /// A blob (the image config).
     pub async fn blob(
         &self,
@@ -259,47 +239,12 @@ impl Http {
         self.registry_get(&url, "*/*").await.map(|(_, body)| body)
     }
 
-    /// Stores `manifest` (exact bytes, of `media_type`) under `tag`: how the extra tags of
-    /// a pushed image are added without pushing it again.
-    pub async fn put_manifest(
-        &self,
-        registry: &str,
-        repository: &str,
-        tag: &str,
-        media_type: &str,
-        manifest: &[u8],
-    ) -> Result<(), HttpError> {
-        let url = format!(
-            "{}/v2/{repository}/manifests/{tag}",
-            self.registry_base(registry)
-        );
-        self.registry_send(
-            reqwest::Method::PUT,
-            &url,
-            media_type,
-            Some((media_type, manifest)),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// GET with the registry's token dance.
+    /// GET with the registry's token dance: a bearer token (anonymous, or with the
+    /// registry's credentials) or Basic credentials, as the registry asks.
     async fn registry_get(
         &self,
         url: &str,
         accept: &str,
-    ) -> Result<(HeaderMap, Vec<u8>), HttpError> {
-        self.registry_send(reqwest::Method::GET, url, accept, None)
-            .await
-    }
-
-    /// One registry request, with an anonymous bearer token when the registry asks for one.
-    async fn registry_send(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        accept: &str,
-        body: Option<(&str, &[u8])>,
     ) -> Result<(HeaderMap, Vec<u8>), HttpError> {
         const WHAT: &str = "registry";
         (|| async {
@@ -313,29 +258,7 @@ impl Http {
                     detail: format!("{accept:?} is not a valid Accept header"),
                 })?,
             );
-            if let Some((content_type, _)) = body {
-                headers.insert(
-                    reqwest::header::CONTENT_TYPE,
-                    content_type.parse().map_err(|_| HttpError::Status {
-                        what: WHAT,
-                        url: url.to_owned(),
-                        status: 0,
-                        detail: format!("{content_type:?} is not a valid media type"),
-                    })?,
-                );
-            }
-            let send = |headers: HeaderMap| {
-                let mut request = self.client.request(method.clone(), url).headers(headers);
-                if let Some((_, bytes)) = body {
-                    request = request.body(bytes.to_vec());
-                }
-                async move {
-                    request
-                        .send()
-                        .await
-                        .map_err(|error| unreachable(WHAT, url, &error))
-                }
-            };
+            let send = |headers: HeaderMap| self.get(WHAT, url, headers);
             let mut response = send(headers.clone()).await?;
             if response.status() == StatusCode::UNAUTHORIZED {
                 let challenge = response

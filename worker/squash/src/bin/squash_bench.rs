@@ -79,7 +79,16 @@ fn main() -> anyhow::Result<()> {
             let pushed = measure(
                 args.runs,
                 true,
-                || timed(&[&exe, "--once-push", image, &registry_base, &repository, compression]),
+                || {
+                    timed(&[
+                        &exe,
+                        "--once-push",
+                        image,
+                        &registry_base,
+                        &repository,
+                        compression,
+                    ])
+                },
                 || unlink(&repository, "bench"),
             )?;
             row(
@@ -109,7 +118,12 @@ fn main() -> anyhow::Result<()> {
                 || shell(&format!("docker push -q {reference} > /dev/null")),
                 || unlink(&repository, "bench"),
             )?;
-            row(image, &format!("docker push ({what} image)"), &pushed, save.median)?;
+            row(
+                image,
+                &format!("docker push ({what} image)"),
+                &pushed,
+                save.median,
+            )?;
         }
         remove(tag)?;
 
@@ -146,7 +160,12 @@ fn base_of(image: &str) -> anyhow::Result<String> {
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
@@ -462,7 +481,13 @@ fn dir_to_file_check(docker_squash: &str) -> anyhow::Result<()> {
         String::from_utf8_lossy(&load.stderr).trim()
     );
     let exe = std::env::current_exe()?.display().to_string();
-    run(&[&exe, "--once", &tag, &base, "osbs-squash-bench-dirfile:ours"])?;
+    run(&[
+        &exe,
+        "--once",
+        &tag,
+        &base,
+        "osbs-squash-bench-dirfile:ours",
+    ])?;
     let content = run(&[
         "docker",
         "run",
