@@ -30,11 +30,17 @@ async fn a_push_becomes_a_running_image_and_one_koji_build() {
         "First image",
     );
 
-    let id = cluster.wait_for_build_of("e2e-hello", Duration::from_secs(30)).await;
+    let id = cluster
+        .wait_for_build_of("e2e-hello", Duration::from_secs(30))
+        .await;
     let record = cluster
         .wait_for_state(
             &id,
-            &[BuildState::Imported, BuildState::Failed, BuildState::ImportFailed],
+            &[
+                BuildState::Imported,
+                BuildState::Failed,
+                BuildState::ImportFailed,
+            ],
             Duration::from_secs(240),
         )
         .await;
@@ -61,7 +67,10 @@ async fn a_push_becomes_a_running_image_and_one_koji_build() {
         "output of {by_digest}"
     );
     assert!(
-        record.pullspecs().iter().any(|pullspec| pullspec.starts_with(&repository)),
+        record
+            .pullspecs()
+            .iter()
+            .any(|pullspec| pullspec.starts_with(&repository)),
         "pullspecs {:?}",
         record.pullspecs()
     );
@@ -83,10 +92,16 @@ async fn a_push_becomes_a_running_image_and_one_koji_build() {
         .iter()
         .find(|archive| archive.btype == "image")
         .unwrap_or_else(|| panic!("no docker-image output in {:#?}", build.archives));
-    let stored = std::fs::metadata(&image.path).expect("the uploaded image archive").len();
+    let stored = std::fs::metadata(&image.path)
+        .expect("the uploaded image archive")
+        .len();
     assert_eq!(image.size, stored, "recorded size vs the uploaded file");
     assert_eq!(image.checksum_type, 2, "sha256");
-    assert_eq!(image.checksum, file_sha256(&image.path), "recorded checksum vs the uploaded file");
+    assert_eq!(
+        image.checksum,
+        file_sha256(&image.path),
+        "recorded checksum vs the uploaded file"
+    );
     assert!(!build.logs.is_empty(), "the build log reached Koji");
     assert!(
         cluster.hub.tagged(TARGET).contains(&build.nvr()),
@@ -96,11 +111,21 @@ async fn a_push_becomes_a_running_image_and_one_koji_build() {
     assert_eq!(record.field("koji_build_id"), build.id.to_string());
 
     // The archive Koji keeps is a real image: `docker load` gives back the same image id.
+    // (`docker load` names the image by id, or by its tags when the archive has some.)
     let loaded = run(&["docker", "load", "--input", image.path.to_str().unwrap()]);
     let image_id = record_image_id(&cluster, &id).await;
+    let named = loaded
+        .lines()
+        .find_map(|line| line.strip_prefix("Loaded image: "))
+        .map(|reference| {
+            run(&[
+                "docker", "image", "inspect", "--format", "{{.Id}}", reference,
+            ])
+        });
+    let loaded_id = named.unwrap_or_else(|| loaded.clone());
     assert!(
-        loaded.contains(image_id.trim_start_matches("sha256:")),
-        "docker load said {loaded:?}, expected image {image_id}"
+        loaded_id.contains(image_id.trim_start_matches("sha256:")),
+        "docker load said {loaded:?} ({loaded_id:?}), expected image {image_id}"
     );
 }
 
@@ -111,6 +136,15 @@ async fn record_image_id(cluster: &Cluster, id: &str) -> String {
     if !from_record.is_empty() {
         return from_record;
     }
-    let extra = cluster.hub.builds()[0].archives.iter().find(|a| a.btype == "image").unwrap().extra.clone();
-    extra["docker"]["id"].as_str().expect("extra.docker.id").to_owned()
+    let extra = cluster.hub.builds()[0]
+        .archives
+        .iter()
+        .find(|a| a.btype == "image")
+        .unwrap()
+        .extra
+        .clone();
+    extra["docker"]["id"]
+        .as_str()
+        .expect("extra.docker.id")
+        .to_owned()
 }
