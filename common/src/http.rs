@@ -101,11 +101,7 @@ impl Metrics {
             "Messages accepted but not acted on, by reason",
             ignored.clone(),
         );
-        registry.register(
-            "events",
-            "Messages consumed, by outcome",
-            events.clone(),
-        );
+        registry.register("events", "Messages consumed, by outcome", events.clone());
         registry.register("in_flight", "Messages being handled now", in_flight.clone());
         Metrics {
             builds,

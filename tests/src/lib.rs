@@ -24,7 +24,9 @@ const KOJI_PASSWORD: &str = "e2e-not-a-real-secret";
 pub fn binaries() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
         let status = Command::new(env!("CARGO"))
             .current_dir(workspace)
             .args([
@@ -41,7 +43,10 @@ pub fn binaries() -> &'static Path {
             ])
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build of the service binaries failed");
+        assert!(
+            status.success(),
+            "cargo build of the service binaries failed"
+        );
         // target/debug/deps/<test binary> → target/debug
         let exe = std::env::current_exe().expect("test binary path");
         exe.parent()
@@ -169,7 +174,10 @@ impl Cluster {
         let hub = KojiHub::start(HubConfig {
             users: vec![UserSpec::new(KOJI_USER, Some(KOJI_PASSWORD))],
             content_generators: vec![("osbs".into(), vec![KOJI_USER.into()])],
-            targets: vec![TargetSpec::named(TARGET, &["hello-container", "e2e-container"])],
+            targets: vec![TargetSpec::named(
+                TARGET,
+                &["hello-container", "e2e-container"],
+            )],
             ..HubConfig::default()
         })
         .await
@@ -188,7 +196,11 @@ impl Cluster {
         let dispatcher = Service::start("dispatcher", "osbs-dispatcher", &config, dir.path());
         let worker = Service::start("worker", "osbs-worker", &config, dir.path());
         let bridge = Service::start("bridge", "osbs-koji-bridge", &config, dir.path());
-        for (service, port) in [(&dispatcher, ports[0]), (&worker, ports[1]), (&bridge, ports[2])] {
+        for (service, port) in [
+            (&dispatcher, ports[0]),
+            (&worker, ports[1]),
+            (&bridge, ports[2]),
+        ] {
             wait_healthy(service, port, Duration::from_secs(60)).await;
         }
         let store = Store::connect(&env.redis).await.expect("connect to Redis");
@@ -208,8 +220,20 @@ impl Cluster {
     /// A new bare repository `container/<name>.git` whose post-receive hook is
     /// `osbs git-hook`, and a clone of it to commit in.
     pub fn dist_git_repo(&self, name: &str) -> Repo {
-        let bare = self.dir.path().join(format!("dist-git/container/{name}.git"));
-        git(self.dir.path(), &["init", "--quiet", "--bare", "--initial-branch=main", bare.to_str().unwrap()]);
+        let bare = self
+            .dir
+            .path()
+            .join(format!("dist-git/container/{name}.git"));
+        git(
+            self.dir.path(),
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "--initial-branch=main",
+                bare.to_str().unwrap(),
+            ],
+        );
         let hook = bare.join("hooks/post-receive");
         std::fs::write(
             &hook,
@@ -223,7 +247,15 @@ impl Cluster {
         std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod the hook");
         let work = self.dir.path().join(format!("checkouts/{name}"));
-        git(self.dir.path(), &["clone", "--quiet", bare.to_str().unwrap(), work.to_str().unwrap()]);
+        git(
+            self.dir.path(),
+            &[
+                "clone",
+                "--quiet",
+                bare.to_str().unwrap(),
+                work.to_str().unwrap(),
+            ],
+        );
         git(&work, &["config", "user.name", "Pat Packager"]);
         git(&work, &["config", "user.email", "packager@example.com"]);
         git(&work, &["checkout", "--quiet", "-B", "main"]);
@@ -231,7 +263,12 @@ impl Cluster {
     }
 
     /// Waits until build `id` is in one of `states`; panics with the services' logs if not.
-    pub async fn wait_for_state(&self, id: &str, states: &[BuildState], timeout: Duration) -> BuildRecord {
+    pub async fn wait_for_state(
+        &self,
+        id: &str,
+        states: &[BuildState],
+        timeout: Duration,
+    ) -> BuildRecord {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(record) = self.store.get(id).await.expect("read the record")
@@ -331,7 +368,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The one configuration file every process of the test reads.
-fn config_text(env: &TestEnv, dir: &Path, hub_url: &str, namespace: &str, ports: [u16; 3]) -> String {
+fn config_text(
+    env: &TestEnv,
+    dir: &Path,
+    hub_url: &str,
+    namespace: &str,
+    ports: [u16; 3],
+) -> String {
     let dir = dir.display();
     format!(
         r#"
