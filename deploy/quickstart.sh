@@ -55,7 +55,7 @@ for service in osbs-dispatcher osbs-worker osbs-koji-bridge; do
   echo $! >"$state/run/$service.pid"
 done
 for port in 9101 9102 9103; do
-  for _ in $(seq 1 150); do curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.2; done
+  for _ in $(seq 1 150); do curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.2; done
   curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" \
     || { log "a service is not healthy on :$port; see /var/log/osbs/osbs-*.log"; exit 1; }
 done
