@@ -5,4 +5,4 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 ./deploy/setup.sh
-cargo test --workspace --all-targets --locked -- --test-threads="${OSBS_TEST_THREADS:-4}"
+cargo test --workspace --all-targets --locked --no-fail-fast -- --test-threads="${OSBS_TEST_THREADS:-4}"

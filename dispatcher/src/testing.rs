@@ -3,15 +3,15 @@
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
-/// `shared/fixtures/events/`, beside the checkout (`OSBS_FIXTURES` overrides).
+/// `tests/fixtures/events/` (a copy of the shared fixtures; `OSBS_FIXTURES` overrides).
 pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("OSBS_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/events"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events"),
         PathBuf::from,
     );
     assert!(
         dir.is_dir(),
-        "event fixtures not found at {}: the shared/ folder must sit beside the checkout (or set OSBS_FIXTURES)",
+        "event fixtures not found at {}: they live in tests/fixtures/events (or set OSBS_FIXTURES)",
         dir.display()
     );
     dir

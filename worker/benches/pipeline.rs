@@ -214,7 +214,7 @@ async fn main() {
         "\n{rounds} rounds: floor median {floor_median:.3} s, osbs median {osbs_median:.3} s, ratio {:.2}x (goal ≤ 1.5x)",
         osbs_median / floor_median
     );
-    println!("OSBS step medians (squash and inspect run concurrently):");
+    println!("OSBS step medians (squash_push: the squashed layer streamed to the registry):");
     let mut by_time: Vec<(String, f64)> = steps
         .into_iter()
         .map(|(step, mut values)| (step, median(&mut values)))
