@@ -840,6 +840,10 @@ impl Attempt<'_> {
                         "squashing {image} and pushing it to {repository}: {error}"
                     ))
                 })?;
+        for retried in &pushed.retries {
+            worker.metrics.count_retry("push");
+            self.log.note(retried);
+        }
         let squashed = &pushed.squashed;
         self.log.note(&format!(
             "squashed into one layer of {} bytes ({}) above {} base layer(s)",

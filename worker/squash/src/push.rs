@@ -127,6 +127,8 @@ pub struct Pushed {
     pub base_blobs: BaseBlobs,
     /// The squash itself (`image_id` = `config_digest`; nothing is tagged in the engine).
     pub squashed: Squashed,
+    /// Transient registry failures that were retried on the way (for the build log).
+    pub retries: Vec<String>,
 }
 
 /// The base image's manifest in the registry, found and checked.
@@ -405,6 +407,7 @@ pub async fn squash_to_registry(
             base_layer_count: base_count,
             layer_count: base_count + 1,
         },
+        retries: registry.retried(),
     })
 }
 

@@ -104,6 +104,9 @@ pub(crate) struct Registry {
     scopes: Vec<String>,
     authorization: Mutex<Option<HeaderValue>>,
     attempts: usize,
+    /// Each failure that was retried, for the caller's build log (the service log gets
+    /// them at once through tracing).
+    retried: std::sync::Mutex<Vec<String>>,
 }
 
 impl Registry {
@@ -139,7 +142,13 @@ impl Registry {
             scopes: auth::scopes(repositories[0], &repositories[1..], None),
             authorization: Mutex::new(None),
             attempts: attempts.max(1),
+            retried: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The failures retried so far, oldest first.
+    pub(crate) fn retried(&self) -> Vec<String> {
+        self.retried.lock().expect("retried lock").clone()
     }
 
     fn url(&self, path: &str) -> url::Url {
@@ -208,6 +217,10 @@ impl Registry {
             .when(transient)
             .notify(|error, wait| {
                 tracing::warn!(registry = %self.name, %error, ?wait, "{action} failed; retrying");
+                self.retried
+                    .lock()
+                    .expect("retried lock")
+                    .push(format!("{action} failed ({error}); retried after {wait:?}"));
             })
             .await
     }

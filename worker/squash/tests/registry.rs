@@ -3,7 +3,8 @@
 //! digest gives the reported image id, base + 1 layers, the same exported filesystem as
 //! the unsquashed image, the config (labels, cmd, history marks) preserved. A base the
 //! registry lacks is uploaded from the export (gzip), a registry with Basic auth (a second
-//! real registry with htpasswd) takes the push, and credentials never show in errors.
+//! real registry with htpasswd) takes the push, credentials never show in errors, and a
+//! registry that fails an upload once (503) gets it again, the retry reported.
 
 mod images;
 
@@ -412,4 +413,103 @@ async fn a_registry_with_basic_auth_takes_the_push_and_passwords_never_show() {
         .to_string();
     assert!(gone.contains("is unreachable"), "{gone}");
     assert!(!gone.contains(PASSWORD) && !gone.contains('\n'), "{gone}");
+}
+
+/// A registry in front of the real one that answers 503 to the first blob upload it is
+/// asked to start (mounts excepted) and forwards everything else, `Host` kept so that the
+/// registry's upload locations point back here. Returns its address.
+async fn registry_failing_one_upload() -> String {
+    use axum::body::Body;
+    use axum::extract::Request;
+    use axum::http::{Method, StatusCode, header};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let failed = Arc::new(AtomicBool::new(false));
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let failed = failed.clone();
+        let client = client.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let query = parts.uri.query().unwrap_or_default();
+            if parts.method == Method::POST
+                && parts.uri.path().ends_with("/blobs/uploads/")
+                && !query.contains("mount=")
+                && !failed.swap(true, Ordering::SeqCst)
+            {
+                return axum::response::Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .body(Body::from(
+                        r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test"}]}"#,
+                    ))
+                    .unwrap();
+            }
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut forward =
+                client.request(parts.method.clone(), format!("http://{REGISTRY}{path}"));
+            for (name, value) in &parts.headers {
+                forward = forward.header(name, value);
+            }
+            let answer = forward
+                .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+                .send()
+                .await
+                .unwrap();
+            let mut response = axum::response::Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+                    response = response.header(name, value);
+                }
+            }
+            response
+                .body(Body::from_stream(answer.bytes_stream()))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_registry_fails_once_is_retried_and_reported() {
+    require_docker();
+    require_registry();
+    let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:flaky");
+    let image = format!("osbs-squash-test-flaky:{}", unique());
+    build(
+        &image,
+        &format!("FROM {base}\nRUN echo {} > /flaky\n", unique()),
+    );
+    let flaky = registry_failing_one_upload().await;
+    let tag = format!("t-{}", unique());
+    let mut target = RegistryTarget::new(&flaky, "osbs-squash-test/flaky", vec![tag.clone()]);
+    target.base_repository = Some("osbs-squash-test-base".to_owned());
+    let docker = docker().await;
+    let pushed = squash_to_registry(&docker, &image, &base, &target)
+        .await
+        .unwrap();
+    assert_eq!(pushed.retries.len(), 1, "{:?}", pushed.retries);
+    assert!(
+        pushed.retries[0].contains("503") && pushed.retries[0].contains("retried after"),
+        "{}",
+        pushed.retries[0]
+    );
+    // The real registry holds the whole image under the tag.
+    let (_, manifest) = get(
+        REGISTRY,
+        &format!("osbs-squash-test/flaky/manifests/{tag}"),
+        DOCKER_V2,
+        None,
+    )
+    .await;
+    assert_eq!(sha256(&manifest), pushed.manifest_digest);
+    let reference = format!(
+        "{REGISTRY}/osbs-squash-test/flaky@{}",
+        pushed.manifest_digest
+    );
+    forget(&pushed.config_digest);
+    run(&["docker", "pull", "-q", &reference]);
+    let _ = run(&["docker", "rmi", "-f", &image, &reference]);
 }
