@@ -13,6 +13,8 @@ bin=$root/target/release
 log() { printf 'quickstart: %s\n' "$*" >&2; }
 
 "$root/deploy/setup.sh"
+# rustup's toolchain, when setup.sh just installed it.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 command -v cargo >/dev/null || { log "cargo is missing: install a Rust toolchain (rustup, Rust >= 1.90)"; exit 1; }
 log "building OSBS (release)"

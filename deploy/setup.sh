@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts, on loopback, whatever this Debian machine lacks for OSBS: RabbitMQ,
-# Redis, the Docker Engine, a registry on 127.0.0.1:5000, and the tools the tests use.
+# Redis, the Docker Engine, a registry on 127.0.0.1:5000, the tools the tests use, and the
+# Rust toolchain (rustup's stable, into ~/.cargo: Debian's rustc is older than the workspace's
+# rust-version).
 # Idempotent: what is installed is not reinstalled, what runs is not restarted.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,11 +30,19 @@ need gnupg
 need git
 need curl
 need python3-venv
+need build-essential   # the C compiler and linker that Rust builds need
+need ca-certificates
 if [ ${#packages[@]} -gt 0 ]; then
   log "installing ${packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || log "apt-get update failed; trying with the current package lists"
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  log "installing the Rust toolchain (rustup: stable, minimal profile, rustfmt and clippy)"
+  curl -fsSL --proto '=https' --tlsv1.2 https://sh.rustup.rs \
+    | sh -s -- -y --profile minimal --component rustfmt,clippy >/dev/null
 fi
 
 if ! port_open 5672; then

@@ -5,4 +5,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 ./deploy/setup.sh
+# rustup's toolchain, when setup.sh just installed it.
+export PATH="$HOME/.cargo/bin:$PATH"
 cargo test --workspace --all-targets --locked --no-fail-fast -- --test-threads="${OSBS_TEST_THREADS:-4}"
