@@ -288,9 +288,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> Value {
-        // The shared fixtures, copied into the repository.
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/events/git-receive-v1.json");
+        let path = osbs_testkit::event_fixtures_dir().join("git-receive-v1.json");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
         serde_json::from_str(&text).unwrap()

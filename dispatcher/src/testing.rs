@@ -3,18 +3,9 @@
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
-/// `tests/fixtures/events/` (a copy of the shared fixtures; `OSBS_FIXTURES` overrides).
+/// The event fixtures (see osbs-testkit).
 pub fn fixtures_dir() -> PathBuf {
-    let dir = std::env::var_os("OSBS_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.is_dir(),
-        "event fixtures not found at {}: they live in tests/fixtures/events (or set OSBS_FIXTURES)",
-        dir.display()
-    );
-    dir
+    osbs_testkit::event_fixtures_dir()
 }
 
 /// A good fixture: its routing key, content encoding, message id, headers and body bytes.

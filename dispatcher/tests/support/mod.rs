@@ -26,17 +26,9 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub const REV: &str = "3aa6642b0990d1f6a0e0ce7373c8ad37d2f980ce";
 
+/// The event fixtures (see osbs-testkit).
 pub fn fixtures_dir() -> PathBuf {
-    let dir = std::env::var_os("OSBS_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events"),
-        PathBuf::from,
-    );
-    assert!(
-        dir.is_dir(),
-        "event fixtures not found at {}: they live in tests/fixtures/events (or set OSBS_FIXTURES)",
-        dir.display()
-    );
-    dir
+    osbs_testkit::event_fixtures_dir()
 }
 
 /// One fedora-messaging event to publish on `amq.topic`.

@@ -291,3 +291,18 @@ pub fn run_with_stdin(args: &[&str], input: &[u8]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// `tests/fixtures/events/`: the real-format fedora-messaging events (a copy of the shared
+/// fixtures; `OSBS_FIXTURES` points elsewhere).
+pub fn event_fixtures_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("OSBS_FIXTURES").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/events"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        dir.is_dir(),
+        "event fixtures not found at {}: they live in tests/fixtures/events (or set OSBS_FIXTURES)",
+        dir.display()
+    );
+    dir
+}
