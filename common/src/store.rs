@@ -212,6 +212,22 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+/// Extends a lock only for its holder (compare the token, then PEXPIRE).
+const RENEW_LOCK_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// Deletes a lock only for its holder.
+const RELEASE_LOCK_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
 const TRANSITION_LUA: &str = r#"
 -- KEYS[1] record, KEYS[2] history
 -- ARGV[1] to, ARGV[2] now_ms, ARGV[3] allowed sources (space separated), ARGV[4] reason,
@@ -321,6 +337,36 @@ impl Store {
     /// The connection, for a service's own keys (release reservations, coalescing...).
     pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// Extends the lock `key` by `ttl` if `token` still holds it; `false` when it does not
+    /// (expired, and maybe taken by someone else). Locks are plain keys holding their owner's
+    /// token, set with `SET NX PX`.
+    pub async fn renew_lock(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed: i64 = redis::Script::new(RENEW_LOCK_LUA)
+            .key(key)
+            .arg(token)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error("renew a lock"))?;
+        Ok(renewed == 1)
+    }
+
+    /// Deletes the lock `key` if `token` still holds it.
+    pub async fn release_lock(&self, key: &str, token: &str) -> Result<(), StoreError> {
+        let _: i64 = redis::Script::new(RELEASE_LOCK_LUA)
+            .key(key)
+            .arg(token)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error("release a lock"))?;
+        Ok(())
     }
 
     /// Records a new queued build for `job` unless `idempotency_key` already names one.

@@ -163,3 +163,41 @@ async fn live_logs_are_followed_to_their_end() {
         .unwrap();
     assert!(after.is_empty());
 }
+
+#[tokio::test]
+async fn a_lock_is_renewed_and_released_only_by_its_holder() {
+    use redis::AsyncCommands;
+    let env = TestEnv::new();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let key = store.key(&["test-lock"]);
+    let mut redis = store.connection();
+    let set: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg("holder")
+        .arg("NX")
+        .arg("PX")
+        .arg(1_000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(set.as_deref(), Some("OK"));
+    let ttl = Duration::from_secs(60);
+    assert!(!store.renew_lock(&key, "someone-else", ttl).await.unwrap());
+    assert!(store.renew_lock(&key, "holder", ttl).await.unwrap());
+    let remaining: i64 = redis.pttl(&key).await.unwrap();
+    assert!(
+        remaining > 1_000,
+        "renewed to about 60 s, has {remaining} ms"
+    );
+    store.release_lock(&key, "someone-else").await.unwrap();
+    let held: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(
+        held.as_deref(),
+        Some("holder"),
+        "a stranger cannot release it"
+    );
+    store.release_lock(&key, "holder").await.unwrap();
+    let held: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(held, None);
+    assert!(!store.renew_lock(&key, "holder", ttl).await.unwrap());
+}

@@ -17,20 +17,6 @@ use tokio_util::sync::CancellationToken;
 /// How long the marker of a finished import is kept (replays come within this time).
 pub const MARKER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-const RENEW_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"#;
-
-const RELEASE_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
 fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     move |source| StoreError::Redis { operation, source }
 }
@@ -175,18 +161,11 @@ impl Guard {
         let store = self.store.clone();
         let ttl = self.ttl;
         tokio::spawn(async move {
-            let script = redis::Script::new(RENEW_LUA);
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                let renewed: Result<i64, _> = script
-                    .key(&key)
-                    .arg(&token)
-                    .arg(ttl.as_millis() as u64)
-                    .invoke_async(&mut store.connection())
-                    .await;
-                match renewed {
-                    Ok(1) => {}
-                    Ok(_) => {
+                match store.renew_lock(&key, &token, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
                         tracing::error!(lock = %key, "the import lock expired while held (Redis unreachable too long?): another bridge may import the same build; Koji's NVR checks still stop a second build");
                         return;
                     }
@@ -203,12 +182,7 @@ impl ImportLock {
     /// Gives the lock up (only if still ours).
     pub async fn release(self) {
         self.renewer.abort();
-        let released: Result<i64, _> = redis::Script::new(RELEASE_LUA)
-            .key(&self.key)
-            .arg(&self.token)
-            .invoke_async(&mut self.store.connection())
-            .await;
-        if let Err(error) = released {
+        if let Err(error) = self.store.release_lock(&self.key, &self.token).await {
             tracing::warn!(lock = %self.key, error = %error, "cannot release the import lock; it expires by itself");
         }
     }

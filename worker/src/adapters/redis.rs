@@ -26,20 +26,6 @@ fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Sto
 /// flight is a runaway loop, not a workload).
 const MAX_RELEASE_TRIES: usize = 1000;
 
-const RENEW_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"#;
-
-const RELEASE_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
 fn release_set(store: &Store, name: &str, version: &str) -> String {
     store.key(&["releases", name, version])
 }
@@ -155,25 +141,16 @@ pub async fn renew(
     instance: &str,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    let renewed: i64 = redis::Script::new(RENEW_LUA)
-        .key(owner_key(store, build_id))
-        .arg(instance)
-        .arg(ttl.as_millis() as u64)
-        .invoke_async(&mut store.connection())
+    store
+        .renew_lock(&owner_key(store, build_id), instance, ttl)
         .await
-        .map_err(redis_error("renew owner"))?;
-    Ok(renewed == 1)
 }
 
 /// Gives ownership up (only if `instance` still has it).
 pub async fn disown(store: &Store, build_id: &str, instance: &str) -> Result<(), StoreError> {
-    let _: i64 = redis::Script::new(RELEASE_LUA)
-        .key(owner_key(store, build_id))
-        .arg(instance)
-        .invoke_async(&mut store.connection())
+    store
+        .release_lock(&owner_key(store, build_id), instance)
         .await
-        .map_err(redis_error("release owner"))?;
-    Ok(())
 }
 
 /// How long a build's final result is kept for a late publication.
