@@ -854,16 +854,13 @@ impl Attempt<'_> {
             tags.join(", "),
             pushed.manifest_digest
         ));
-        let config_bytes = worker
-            .http
-            .blob(&target.registry, path, &pushed.config_digest)
-            .await?;
+        // The config as pushed: no need to read it back from the registry.
         let image_config: serde_json::Value =
-            serde_json::from_slice(&config_bytes).unwrap_or_default();
+            serde_json::from_str(&pushed.config_json).unwrap_or_default();
         let image = ImageInfo {
             image_id: pushed.config_digest.clone(),
             parent_id,
-            config_json: String::from_utf8_lossy(&config_bytes).into_owned(),
+            config_json: pushed.config_json.clone(),
             digests: vec![ImageDigest {
                 media_type: pushed.manifest_media_type.clone(),
                 digest: pushed.manifest_digest.clone(),

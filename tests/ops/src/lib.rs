@@ -119,28 +119,10 @@ where
     }
 }
 
-/// `GET path` on 127.0.0.1:`port`; the status code, or `None` when nothing answers. A
-/// request line over a TCP stream: one probe does not warrant an HTTP client.
-pub async fn http_status(port: u16, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut head = vec![0u8; 64];
-    let read = stream.read(&mut head).await.ok()?;
-    String::from_utf8_lossy(&head[..read])
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// `GET path` on 127.0.0.1:`port`: the whole body.
-pub async fn http_body(port: u16, path: &str) -> Option<String> {
+/// `GET path` on 127.0.0.1:`port`: the whole response, or `None` when nothing answers. A
+/// request line over a TCP stream: a probe of our own endpoints does not warrant an HTTP
+/// client.
+async fn http_get(port: u16, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -151,7 +133,23 @@ pub async fn http_body(port: u16, path: &str) -> Option<String> {
         .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
-    response
+    Some(response)
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status code, or `None` when nothing answers.
+pub async fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path)
+        .await?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `GET path` on 127.0.0.1:`port`: the whole body.
+pub async fn http_body(port: u16, path: &str) -> Option<String> {
+    http_get(port, path)
+        .await?
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
 }

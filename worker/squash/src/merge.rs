@@ -259,11 +259,11 @@ pub fn decompress<'a, R: Read + Send + 'a>(
     }))
 }
 
-/// Hashes and counts what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Option<Sha256>,
-    count: u64,
+/// Hashes (when asked) and counts what passes through.
+pub(crate) struct HashingWriter<W> {
+    pub(crate) inner: W,
+    pub(crate) hasher: Option<Sha256>,
+    pub(crate) count: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {

@@ -122,6 +122,8 @@ pub struct Pushed {
     pub manifest_media_type: String,
     /// `sha256:…` of the config: the image id a `docker pull` gives.
     pub config_digest: String,
+    /// The config as pushed (JSON).
+    pub config_json: String,
     /// Bottom first: the base layers, then the squashed one.
     pub layers: Vec<PushedLayer>,
     pub base_blobs: BaseBlobs,
@@ -348,8 +350,9 @@ pub async fn squash_to_registry(
             squashed_layers: saved.layers.len() - base_count,
         },
     )?;
+    let config_bytes = Bytes::from(config_bytes);
     let config_blob = registry
-        .put_blob(&target.repository, Bytes::from(config_bytes))
+        .put_blob(&target.repository, config_bytes.clone())
         .await?;
     let manifest = Bytes::from(manifest::manifest_bytes(
         format,
@@ -398,6 +401,7 @@ pub async fn squash_to_registry(
         manifest_digest,
         manifest_media_type: format.manifest_type().to_owned(),
         config_digest: config_blob.digest.clone(),
+        config_json: String::from_utf8_lossy(&config_bytes).into_owned(),
         layers,
         base_blobs,
         squashed: Squashed {

@@ -479,7 +479,7 @@ impl Registry {
                 let location = self.start_upload(repository).await?;
                 let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
                 let producer = tokio::task::spawn_blocking(move || {
-                    let mut out = Counting {
+                    let mut out = crate::merge::HashingWriter {
                         inner: ChannelWriter { sender },
                         hasher: hash_here.then(Sha256::new),
                         count: 0,
@@ -679,28 +679,6 @@ pub(crate) fn error_summary(body: &str) -> String {
         short.push('…');
     }
     short
-}
-
-/// Hashes (when asked) and counts what passes through.
-struct Counting<W> {
-    inner: W,
-    hasher: Option<Sha256>,
-    count: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Drains a response body (used by tests of the adapter through the real registry).

@@ -1,6 +1,6 @@
 //! The HTTP adapter (reqwest): lookaside downloads (streamed to disk, hashed on the way),
-//! yum repo files, and the registry's distribution API (manifest digests, tags, manifests and
-//! config blobs). Transient failures are retried with backoff (backon).
+//! yum repo files, and the registry's distribution API (manifest digests and tags; the push
+//! itself is osbs-squash's). Transient failures are retried with backoff (backon).
 
 use crate::config::RegistryAuth;
 use crate::source::{self, Hasher, SourceEntry, SourceError};
@@ -223,20 +223,6 @@ impl Http {
                 None => return Ok(tags),
             }
         }
-    }
-
-    /// A blob (the image config).
-    pub async fn blob(
-        &self,
-        registry: &str,
-        repository: &str,
-        digest: &str,
-    ) -> Result<Vec<u8>, HttpError> {
-        let url = format!(
-            "{}/v2/{repository}/blobs/{digest}",
-            self.registry_base(registry)
-        );
-        self.registry_get(&url, "*/*").await.map(|(_, body)| body)
     }
 
     /// GET with the registry's token dance: a bearer token (anonymous, or with the
