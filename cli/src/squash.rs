@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use osbs_common::config::Secret;
-use osbs_squash::{LayerCompression, RegistryTarget};
+use osbs_squash::{LayerCompression, ReadFrom, RegistryTarget};
 
 /// Environment variable holding the registry password (never a flag: flags show in `ps`).
 const PASSWORD_ENV: &str = "OSBS_REGISTRY_PASSWORD";
@@ -40,6 +40,10 @@ pub struct Args {
         requires = "push"
     )]
     layer_compression: LayerCompression,
+    /// Where IMAGE's layers are read: auto (the engine's layer store when it is on this host
+    /// and readable, else its export) or export (always `docker save`).
+    #[arg(long, default_value = "auto", value_name = "auto|export")]
+    read_from: ReadFrom,
     /// Registry user (its password comes from $OSBS_REGISTRY_PASSWORD).
     #[arg(long, env = "OSBS_REGISTRY_USER", value_name = "USER")]
     registry_user: Option<String>,
@@ -55,8 +59,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let [tag] = args.tag.as_slice() else {
             bail!("give one --tag without --push (several tags need --push)");
         };
-        let squashed =
-            osbs_squash::squash_in_engine(&docker, &args.image, &args.from_layer, tag).await?;
+        let squashed = osbs_squash::squash_in_engine(
+            &docker,
+            &args.image,
+            &args.from_layer,
+            tag,
+            args.read_from,
+        )
+        .await?;
+        eprintln!("layers read from {}", squashed.read);
         println!(
             "{tag} {} ({} layers: {} from the base + 1 of {} bytes, {})",
             squashed.image_id,
@@ -76,6 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     target.insecure |= args.insecure;
     target.base_repository = args.base_repository.clone();
     target.layer_compression = args.layer_compression;
+    target.read_from = args.read_from;
     if let Some(user) = &args.registry_user {
         let password = std::env::var(PASSWORD_ENV)
             .with_context(|| format!("--registry-user needs the password in ${PASSWORD_ENV}"))?;
@@ -83,6 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let pushed =
         osbs_squash::squash_to_registry(&docker, &args.image, &args.from_layer, &target).await?;
+    eprintln!("layers read from {}", pushed.squashed.read);
     for tag in &target.tags {
         println!("{registry}/{repository}:{tag}");
     }

@@ -73,6 +73,11 @@ pub struct WorkerConfig {
     /// How the squashed layer is stored in the registry: `gzip` (level 1), `gzip:1`…`gzip:9`,
     /// or `none` (a plain tar: no CPU spent, more bytes stored and pulled).
     pub layer_compression: String,
+    /// Where the squash reads the built image's layers: `auto` (the engine's overlay2 layer
+    /// store when it is on this host and readable — a worker beside its engine, with
+    /// `/var/lib/docker` visible — else the engine's export) or `export` (always
+    /// `docker save`). The build log says which was used and why.
+    pub squash_read_from: String,
     /// Label values injected into every image (empty = not injected).
     pub vendor: String,
     pub authoritative_source_url: String,
@@ -101,6 +106,7 @@ impl Default for WorkerConfig {
             insecure_registries: Vec::new(),
             registry_auth: BTreeMap::new(),
             layer_compression: "gzip".to_owned(),
+            squash_read_from: "auto".to_owned(),
             vendor: String::new(),
             authoritative_source_url: String::new(),
             distribution_scope: String::new(),

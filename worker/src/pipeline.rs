@@ -52,6 +52,8 @@ pub struct Worker {
     pub koji: Option<Arc<Koji>>,
     /// How the squashed layer is stored in the registry (`[worker] layer_compression`).
     pub layer_compression: LayerCompression,
+    /// Where the squash reads the image's layers (`[worker] squash_read_from`).
+    pub squash_read_from: osbs_squash::ReadFrom,
     pub metrics: Metrics,
     /// This host's name (records, labels, Koji's buildroot).
     pub host: String,
@@ -831,6 +833,7 @@ impl Attempt<'_> {
             .get(&target.registry)
             .map(|auth| (auth.username.clone(), auth.password.clone()));
         push_target.layer_compression = worker.layer_compression;
+        push_target.read_from = worker.squash_read_from;
         push_target.attempts = config.registry_attempts.max(1);
         let pushed =
             osbs_squash::squash_to_registry(worker.engine.client(), image, &base, &push_target)
@@ -845,6 +848,8 @@ impl Attempt<'_> {
             self.log.note(retried);
         }
         let squashed = &pushed.squashed;
+        self.log
+            .note(&format!("layers read from {}", squashed.read));
         self.log.note(&format!(
             "squashed into one layer of {} bytes ({}) above {} base layer(s)",
             squashed.layer_size, squashed.layer_diff_id, squashed.base_layer_count

@@ -59,6 +59,10 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         config.worker.layer_compression.parse().map_err(|error| {
             WorkerError::Infrastructure(format!("invalid `[worker] layer_compression`: {error}"))
         })?;
+    let squash_read_from: osbs_squash::ReadFrom =
+        config.worker.squash_read_from.parse().map_err(|error| {
+            WorkerError::Infrastructure(format!("invalid `[worker] squash_read_from`: {error}"))
+        })?;
     let engine = Engine::connect(config.worker.registry_auth.clone()).await?;
     let engine_info = engine.describe().await?;
     let bus = Arc::new(Bus::connect(&config.amqp, "worker").await?);
@@ -90,6 +94,7 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         ),
         koji: crate::adapters::koji::Koji::new(&config.koji).map(Arc::new),
         layer_compression,
+        squash_read_from,
         metrics,
         instance: format!("{host}/{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         host,

@@ -3,8 +3,11 @@
 //! order of their directory names, not stack order, and the stack order (`manifest.json`)
 //! comes last. The spool holds tar bytes, never unpacked files; it vanishes when dropped.
 //! Both the legacy layout (`<id>/layer.tar`, `<config>.json`) and the OCI layout of newer
-//! engines (`blobs/sha256/<digest>`) are understood.
+//! engines (`blobs/sha256/<digest>`) are understood. [`SavedImage`] is also what the layer
+//! store path (`layerstore`) produces: an indexed stack whose layers are opened again for the
+//! data pass, from the spool or from the store.
 
+use crate::layerstore::{StoredLayer, TarSplitSource};
 use crate::merge::LayerStack;
 use crate::tarfmt::{SYMLINK, Source, TarReader};
 use crate::{SquashError, path};
@@ -12,6 +15,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 /// Largest JSON document (manifest, config) kept from the archive.
 const JSON_LIMIT: u64 = 64 << 20;
@@ -19,21 +23,96 @@ const JSON_LIMIT: u64 = 64 << 20;
 /// One layer tar copied to the spool.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Spooled {
-    pub stack_id: usize,
     pub offset: u64,
     pub len: u64,
     pub gzip: bool,
 }
 
-/// What the archive held.
+/// Where a layer's tar bytes are read from for the data pass.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    /// A region of the spool (the engine's export).
+    Spool(Spooled),
+    /// The engine's layer store, assembled in place.
+    Store(Arc<StoredLayer>),
+}
+
+/// One layer of the image: its id in the stack and where its bytes are.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerAt {
+    pub stack_id: usize,
+    pub place: Place,
+}
+
+/// The image, indexed and ready for the data pass.
 #[derive(Debug)]
 pub(crate) struct SavedImage {
     pub stack: LayerStack,
-    pub spool: File,
+    /// The spool of the export (`None` when read from the layer store).
+    spool: Option<File>,
     /// The image's layers in stack order (bottom first).
-    pub layers: Vec<Spooled>,
+    pub layers: Vec<LayerAt>,
     /// The image config exactly as the engine stores it.
     pub config: Vec<u8>,
+}
+
+impl SavedImage {
+    pub(crate) fn from_store(stack: LayerStack, layers: Vec<LayerAt>, config: Vec<u8>) -> Self {
+        SavedImage {
+            stack,
+            spool: None,
+            layers,
+            config,
+        }
+    }
+
+    /// The layer `stack_id` of the stack, from its start.
+    pub(crate) fn open_id(&self, stack_id: usize) -> io::Result<LayerSource<'_>> {
+        let layer = self
+            .layers
+            .iter()
+            .find(|layer| layer.stack_id == stack_id)
+            .expect("every layer of the stack is placed");
+        self.open(layer)
+    }
+
+    /// A layer's tar bytes, from the start.
+    pub(crate) fn open(&self, layer: &LayerAt) -> io::Result<LayerSource<'_>> {
+        Ok(match &layer.place {
+            Place::Spool(spooled) => LayerSource::Spool(SpoolSource::open(
+                self.spool.as_ref().expect("spooled layers have a spool"),
+                *spooled,
+            )),
+            Place::Store(stored) => {
+                LayerSource::Store(Box::new(TarSplitSource::open(Arc::clone(stored))?))
+            }
+        })
+    }
+}
+
+/// A layer opened for reading, wherever it lives.
+#[derive(Debug)]
+pub(crate) enum LayerSource<'a> {
+    Spool(SpoolSource<'a>),
+    Store(Box<TarSplitSource>),
+}
+
+impl Read for LayerSource<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            LayerSource::Spool(source) => source.read(buf),
+            LayerSource::Store(source) => source.read(buf),
+        }
+    }
+}
+
+impl Source for LayerSource<'_> {
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        match self {
+            LayerSource::Spool(source) => source.skip(n),
+            LayerSource::Store(source) => source.skip(n),
+        }
+    }
 }
 
 fn archive_error(reason: impl Into<String>) -> SquashError {
@@ -49,7 +128,7 @@ pub(crate) fn read_save_archive(
     let mut spool_writer = BufWriter::with_capacity(1 << 20, &spool);
     let mut spool_len = 0u64;
     let mut stack = LayerStack::new();
-    let mut spooled: HashMap<Vec<u8>, Spooled> = HashMap::new();
+    let mut spooled: HashMap<Vec<u8>, LayerAt> = HashMap::new();
     let mut aliases: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut manifest = None;
     let mut config = None;
@@ -127,11 +206,13 @@ pub(crate) fn read_save_archive(
         spool_len += written;
         spooled.insert(
             name,
-            Spooled {
+            LayerAt {
                 stack_id,
-                offset,
-                len: written,
-                gzip,
+                place: Place::Spool(Spooled {
+                    offset,
+                    len: written,
+                    gzip,
+                }),
             },
         );
     }
@@ -153,11 +234,11 @@ pub(crate) fn read_save_archive(
                 String::from_utf8_lossy(&name)
             ))
         })?;
-        layers.push(*layer);
+        layers.push(layer.clone());
     }
     Ok(SavedImage {
         stack,
-        spool,
+        spool: Some(spool),
         layers,
         config,
     })

@@ -1,11 +1,13 @@
-//! The Docker Engine adapter: reads the image with the engine's export (`docker save`),
-//! squashes it on a blocking thread, and loads the result back (`docker load`), streaming
-//! both ways without temp files except the layer spool (see `archive`). The load archive
+//! The Docker Engine adapter: reads the image from the engine's layer store (`layerstore`)
+//! or with its export (`docker save`), squashes it on a blocking thread, and loads the
+//! result back (`docker load`), streaming both ways without temp files except the export's
+//! layer spool (see `archive`). The load archive
 //! carries only the new layer: the engine already has the base layers and never opens
 //! their files when it has the layer.
 
-use crate::archive::{self, SavedImage, SpoolSource};
+use crate::archive::{self, SavedImage};
 use crate::config::{self, Squash};
+use crate::layerstore::{self, StoreLocation};
 use crate::merge::MergedLayer;
 use crate::{SquashError, tarfmt};
 use bollard::Docker;
@@ -29,6 +31,8 @@ pub struct Squashed {
     pub base_layer_count: usize,
     /// Layers of the squashed image (`base_layer_count + 1`).
     pub layer_count: usize,
+    /// Where the image's layers were read from.
+    pub read: LayerRead,
 }
 
 /// What the engine says about an image.
@@ -115,6 +119,102 @@ pub(crate) async fn check_base(
     Ok((image_facts, base_facts, base_history_len))
 }
 
+/// Where the squash reads the image's layers from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The engine's layer store when it is on this host and readable (overlay2), else the
+    /// engine's export.
+    #[default]
+    Auto,
+    /// Always the engine's export (`docker save`).
+    Export,
+}
+
+impl std::str::FromStr for ReadFrom {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ReadFrom, String> {
+        match text {
+            "auto" => Ok(ReadFrom::Auto),
+            "export" => Ok(ReadFrom::Export),
+            other => Err(format!("'{other}' is not auto or export")),
+        }
+    }
+}
+
+impl std::fmt::Display for LayerRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayerRead::LayerStore { root } => write!(f, "the engine's layer store in {root}"),
+            LayerRead::Export { reason: None } => f.write_str("the engine's export"),
+            LayerRead::Export {
+                reason: Some(reason),
+            } => write!(f, "the engine's export ({reason})"),
+        }
+    }
+}
+
+/// How the image's layers were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerRead {
+    /// In place from the engine's layer store under `root` (byte for byte the export's
+    /// layers, without waiting for it).
+    LayerStore { root: String },
+    /// Through the engine's export; `reason` says why not from the layer store (`None`
+    /// when the export was asked for).
+    Export { reason: Option<String> },
+}
+
+/// Reads and indexes the image: from the layer store when `from` allows and it is usable,
+/// else from the engine's export.
+pub(crate) async fn read_image(
+    docker: &Docker,
+    image: &ImageFacts,
+    from: ReadFrom,
+) -> Result<(SavedImage, LayerRead), SquashError> {
+    let reason = match from {
+        ReadFrom::Export => None,
+        ReadFrom::Auto => match store_location(docker).await {
+            Err(reason) => Some(reason),
+            Ok(location) => {
+                let (id, diff_ids) = (image.id.clone(), image.diff_ids.clone());
+                let root = location.root.display().to_string();
+                let read = tokio::task::spawn_blocking(move || {
+                    layerstore::read(&location, &id, &diff_ids)
+                })
+                .await
+                .map_err(|error| SquashError::Io(io::Error::other(error)))?;
+                match read {
+                    Ok(saved) => return Ok((saved, LayerRead::LayerStore { root })),
+                    Err(reason) => Some(reason),
+                }
+            }
+        },
+    };
+    if let Some(reason) = &reason {
+        tracing::info!(%reason, "reading the image with the engine's export, not its layer store");
+    }
+    let saved = export(docker, &image.id).await?;
+    Ok((saved, LayerRead::Export { reason }))
+}
+
+/// The engine's data root and storage driver, if the engine reports them.
+async fn store_location(docker: &Docker) -> Result<StoreLocation, String> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| format!("the engine's /info failed: {e}"))?;
+    let root = info
+        .docker_root_dir
+        .filter(|root| !root.is_empty())
+        .ok_or("the engine reports no data root")?;
+    let driver = info.driver.unwrap_or_default();
+    Ok(StoreLocation {
+        root: root.into(),
+        driver,
+    })
+}
+
 /// Streams the engine's export of `image_id` into the squasher (on a blocking thread).
 pub(crate) async fn export(docker: &Docker, image_id: &str) -> Result<SavedImage, SquashError> {
     let stream = docker
@@ -130,16 +230,18 @@ pub(crate) async fn export(docker: &Docker, image_id: &str) -> Result<SavedImage
 
 /// Squashes every layer of `image` above the layers of `base` into one and tags the result
 /// `tag` in the engine. `base` is an image reference or id whose layers are the bottom
-/// layers of `image` (usually the image it was built `FROM`); they stay unchanged.
+/// layers of `image` (usually the image it was built `FROM`); they stay unchanged. `from`
+/// says where the layers are read (see [`ReadFrom`]).
 pub async fn squash_in_engine(
     docker: &Docker,
     image: &str,
     base: &str,
     tag: &str,
+    from: ReadFrom,
 ) -> Result<Squashed, SquashError> {
     let tag = normalize_tag(tag)?;
     let (image_facts, base_facts, base_history_len) = check_base(docker, image, base).await?;
-    let saved = export(docker, &image_facts.id).await?;
+    let (saved, read) = read_image(docker, &image_facts, from).await?;
     let base_count = base_facts.diff_ids.len();
     if saved.layers.len() != image_facts.diff_ids.len() {
         return Err(SquashError::Archive(format!(
@@ -203,6 +305,7 @@ pub async fn squash_in_engine(
         layer_size: merged.size,
         base_layer_count: base_count,
         layer_count: base_count + 1,
+        read,
     })
 }
 
@@ -231,32 +334,12 @@ pub(crate) fn write_layer(
     plan: &crate::MergePlan,
     out: &mut dyn Write,
 ) -> Result<MergedLayer, SquashError> {
-    let by_id = |id: usize| {
-        *saved
-            .layers
-            .iter()
-            .find(|layer| layer.stack_id == id)
-            .expect("planned layers are spooled")
-    };
-    saved.stack.write(
-        plan,
-        |id| Ok(SpoolSource::open(&saved.spool, by_id(id))),
-        out,
-    )
+    saved.stack.write(plan, |id| saved.open_id(id), out)
 }
 
 /// Size of the squashed layer, without reading file data.
 pub(crate) fn layer_size(saved: &SavedImage, plan: &crate::MergePlan) -> Result<u64, SquashError> {
-    let by_id = |id: usize| {
-        *saved
-            .layers
-            .iter()
-            .find(|layer| layer.stack_id == id)
-            .expect("planned layers are spooled")
-    };
-    saved
-        .stack
-        .size(plan, |id| Ok(SpoolSource::open(&saved.spool, by_id(id))))
+    saved.stack.size(plan, |id| saved.open_id(id))
 }
 
 /// Writes a `docker load` archive holding the squashed layer, its config and a manifest

@@ -11,6 +11,8 @@
 //! - `plan`: the merge decision, a pure function of the indexes.
 //! - [`merge`]: the public core ([`LayerStack`], [`squash_tars`]): index, plan, write.
 //! - `archive`: reads a `docker save` stream, spooling layer tars (not files) to one temp file.
+//! - `layerstore`: reads the layers in place from the engine's overlay2 layer store (tar-split
+//!   metadata + the layers' `diff` directories), the same bytes without waiting for the export.
 //! - `config`: the squashed image's config (pure).
 //! - [`engine`]: the Docker Engine adapter and [`squash_in_engine`].
 //! - `manifest`: registry documents and names (pure): base manifests, the new manifest.
@@ -30,6 +32,7 @@ mod compress;
 mod config;
 pub mod engine;
 mod index;
+mod layerstore;
 mod manifest;
 pub mod merge;
 mod path;
@@ -39,7 +42,7 @@ mod registry;
 pub mod tarfmt;
 
 pub use crate::compress::LayerCompression;
-pub use crate::engine::{Squashed, squash_in_engine};
+pub use crate::engine::{LayerRead, ReadFrom, Squashed, squash_in_engine};
 pub use crate::manifest::parse_push_target;
 pub use crate::push::{BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry};
 pub use crate::registry::RegistryError;

@@ -1,18 +1,18 @@
 //! [`squash_to_registry`]: the squash that goes around the engine's slow re-application of
-//! layers. It reads the image with the engine's export (like [`crate::squash_in_engine`]),
+//! layers. It reads the image like [`crate::squash_in_engine`] (layer store or export),
 //! then streams the squashed layer straight into the registry, mounts (or finds) the base
 //! layers there, and PUTs the config and one manifest under every tag. The base image's
 //! blobs are the registry's own compressed ones, read from the base's manifest (the
 //! engine keeps only uncompressed diff_ids); a base the registry does not have is
-//! uploaded from the spool instead.
+//! uploaded from the engine's bytes instead.
 
+use crate::SquashError;
 use crate::compress::LayerCompression;
 use crate::config::{self, Squash};
-use crate::engine::{self, ImageFacts, Squashed};
+use crate::engine::{self, ImageFacts, ReadFrom, Squashed};
 use crate::manifest::{self, BaseDocument, BaseManifest, Descriptor, ManifestFormat};
 use crate::merge::MergedLayer;
 use crate::registry::{Arrival, Producer, Registry};
-use crate::{SquashError, archive};
 use bytes::Bytes;
 use osbs_common::config::Secret;
 use sha2::{Digest, Sha256};
@@ -39,6 +39,8 @@ pub struct RegistryTarget {
     pub layer_compression: LayerCompression,
     /// Attempts at each registry operation (a streamed upload is restarted whole).
     pub attempts: usize,
+    /// Where the image's layers are read from.
+    pub read_from: ReadFrom,
 }
 
 impl RegistryTarget {
@@ -55,6 +57,7 @@ impl RegistryTarget {
             base_repository: None,
             layer_compression: LayerCompression::default(),
             attempts: 5,
+            read_from: ReadFrom::Auto,
         }
     }
 
@@ -211,12 +214,17 @@ pub async fn squash_to_registry(
         }
         Ok::<_, SquashError>(Ok((found, counts)))
     };
-    let (saved, base_side) = tokio::join!(engine::export(docker, &image_facts.id), base_side);
+    let (saved, base_side) = tokio::join!(
+        engine::read_image(docker, &image_facts, target.read_from),
+        base_side
+    );
+    let (saved, read) = saved?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis(),
-        "image exported and indexed"
+        ?read,
+        "image read and indexed"
     );
-    let saved = Arc::new(saved?);
+    let saved = Arc::new(saved);
     let base_side = base_side?;
     if saved.layers.len() != image_facts.diff_ids.len() {
         return Err(SquashError::Archive(format!(
@@ -278,14 +286,11 @@ pub async fn squash_to_registry(
     };
     if matches!(base_blobs, BaseBlobs::Uploaded { .. }) {
         for (position, diff_id) in base_facts.diff_ids.iter().enumerate() {
-            let layer = saved.layers[position];
-            let spool = Arc::clone(&saved);
+            let layer = saved.layers[position].clone();
+            let saved = Arc::clone(&saved);
             let producer: Producer<()> = Arc::new(move |out| {
                 let mut encoder = compression.writer(BufWriter::with_capacity(1 << 20, out));
-                io::copy(
-                    &mut archive::SpoolSource::open(&spool.spool, layer),
-                    &mut encoder,
-                )?;
+                io::copy(&mut saved.open(&layer)?, &mut encoder)?;
                 encoder.finish()?.flush()?;
                 Ok(((), None))
             });
@@ -410,6 +415,7 @@ pub async fn squash_to_registry(
             layer_size: merged.size,
             base_layer_count: base_count,
             layer_count: base_count + 1,
+            read,
         },
         retries: registry.retried(),
     })

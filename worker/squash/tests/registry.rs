@@ -10,7 +10,7 @@ mod images;
 
 use images::{TORTURE, build, filesystem, layer_count};
 use osbs_common::config::Secret;
-use osbs_squash::{BaseBlobs, LayerCompression, RegistryTarget, squash_to_registry};
+use osbs_squash::{BaseBlobs, LayerCompression, LayerRead, RegistryTarget, squash_to_registry};
 use osbs_testkit::{
     REGISTRY, busybox_rootfs_tar, ensure_busybox_image, require_docker, require_registry, run,
     run_with_stdin,
@@ -101,6 +101,11 @@ async fn torture_image_pushed_to_the_registry_pulls_back_identical() {
         .unwrap();
 
     let base_layers = layer_count(&base);
+    assert!(
+        matches!(pushed.squashed.read, LayerRead::LayerStore { .. }),
+        "the worker's path reads the layer store here (root, overlay2): {}",
+        pushed.squashed.read
+    );
     assert_eq!(pushed.layers.len(), base_layers + 1);
     assert_eq!(pushed.squashed.layer_count, base_layers + 1);
     assert_eq!(pushed.squashed.image_id, pushed.config_digest);
@@ -248,7 +253,7 @@ fn local_base(tag: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_base_the_registry_lacks_is_uploaded_from_the_export_gzipped() {
+async fn a_base_the_registry_lacks_is_uploaded_from_the_engine_gzipped() {
     require_docker();
     require_registry();
     let base = local_base("osbs-squash-test-localbase:1");
@@ -274,6 +279,13 @@ async fn a_base_the_registry_lacks_is_uploaded_from_the_export_gzipped() {
         }
         other => panic!("the base was not uploaded: {other:?}"),
     }
+    // The base layers were assembled from the engine's layer store; `docker pull` below
+    // checks each one against its diff_id.
+    assert!(
+        matches!(pushed.squashed.read, LayerRead::LayerStore { .. }),
+        "{}",
+        pushed.squashed.read
+    );
     assert_eq!(pushed.layers.len(), layer_count(&base) + 1);
     for layer in &pushed.layers {
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Squash benchmark (not a test): builds the two images of issue 5 locally (20 layers of
 //! ~26 MB; 10 layers of 10,000 small files each) on a busybox base pushed to the local
 //! registry, then in one run measures `docker save IMAGE > /dev/null`, our squash into the
-//! engine, our squash pushed straight to the registry (uncompressed and gzip:1 layer),
+//! engine, our squash pushed straight to the registry (layers read from the engine's layer
+//! store or from its export; uncompressed and gzip:1 layer),
 //! `docker push` of the unsquashed and of the engine-squashed image (the push the registry
 //! path replaces), and docker-squash 1.2.2 (from a venv, `--docker-squash PATH`): medians
 //! of warm runs, peak RSS from `/usr/bin/time`, load average before and after each image.
@@ -34,7 +35,7 @@ struct Args {
     #[arg(long, num_args = 3, value_names = ["IMAGE", "BASE", "TAG"], hide = true)]
     once: Option<Vec<String>>,
     /// Internal: squash once to the registry.
-    #[arg(long, num_args = 4, value_names = ["IMAGE", "BASE", "REPOSITORY", "COMPRESSION"], hide = true)]
+    #[arg(long, num_args = 5, value_names = ["IMAGE", "BASE", "REPOSITORY", "COMPRESSION", "READ_FROM"], hide = true)]
     once_push: Option<Vec<String>>,
 }
 
@@ -44,10 +45,10 @@ const REGISTRY: &str = "127.0.0.1:5000";
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(once) = args.once {
-        return squash_once(&once[0], &once[1], &once[2]);
+        return squash_once(&once[0], &once[1], &once[2], "auto");
     }
     if let Some(once) = args.once_push {
-        return push_once(&once[0], &once[1], &once[2], &once[3]);
+        return push_once(&once[0], &once[1], &once[2], &once[3], &once[4]);
     }
     ensure_base()?;
     let big = ensure_image("osbs-squash-bench-big:1", &big_dockerfile())?;
@@ -74,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         )?;
         row(image, "docker save > /dev/null", &save, save.median)?;
 
-        for compression in ["none", "gzip:1"] {
+        for (compression, read_from) in [("none", "auto"), ("none", "export"), ("gzip:1", "auto")] {
             let repository = format!("osbs-squash-bench/{short}-squashed");
             let pushed = measure(
                 args.runs,
@@ -87,13 +88,14 @@ fn main() -> anyhow::Result<()> {
                         &registry_base,
                         &repository,
                         compression,
+                        read_from,
                     ])
                 },
                 || unlink(&repository, "bench"),
             )?;
             row(
                 image,
-                &format!("osbs squash --push (layer {compression})"),
+                &format!("osbs squash --push (read {read_from}, layer {compression})"),
                 &pushed,
                 save.median,
             )?;
@@ -275,7 +277,15 @@ fn remove(tag: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn squash_once(image: &str, base: &str, tag: &str) -> anyhow::Result<()> {
+/// Fails when `auto` did not read the layer store: the row would measure the wrong path.
+fn check_read(read_from: &str, read: &osbs_squash::LayerRead) -> anyhow::Result<()> {
+    if read_from == "auto" && !matches!(read, osbs_squash::LayerRead::LayerStore { .. }) {
+        bail!("asked for the layer store, but read from {read}");
+    }
+    Ok(())
+}
+
+fn squash_once(image: &str, base: &str, tag: &str, read_from: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -284,13 +294,21 @@ fn squash_once(image: &str, base: &str, tag: &str) -> anyhow::Result<()> {
         let docker = bollard::Docker::connect_with_defaults()?
             .negotiate_version()
             .await?;
-        let squashed = osbs_squash::squash_in_engine(&docker, image, base, tag).await?;
+        let from = read_from.parse().map_err(anyhow::Error::msg)?;
+        let squashed = osbs_squash::squash_in_engine(&docker, image, base, tag, from).await?;
+        check_read(read_from, &squashed.read)?;
         println!("{squashed:?}");
         anyhow::Ok(())
     })
 }
 
-fn push_once(image: &str, base: &str, repository: &str, compression: &str) -> anyhow::Result<()> {
+fn push_once(
+    image: &str,
+    base: &str,
+    repository: &str,
+    compression: &str,
+    read_from: &str,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -302,7 +320,9 @@ fn push_once(image: &str, base: &str, repository: &str, compression: &str) -> an
         let mut target =
             osbs_squash::RegistryTarget::new(REGISTRY, repository, vec!["bench".into()]);
         target.layer_compression = compression.parse().map_err(anyhow::Error::msg)?;
+        target.read_from = read_from.parse().map_err(anyhow::Error::msg)?;
         let pushed = osbs_squash::squash_to_registry(&docker, image, base, &target).await?;
+        check_read(read_from, &pushed.squashed.read)?;
         println!("{pushed:?}");
         anyhow::Ok(())
     })
