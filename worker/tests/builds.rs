@@ -50,6 +50,11 @@ async fn base_image_from_scratch_with_lookaside_rootfs() {
         record.fields
     );
     assert!(log.contains("downloaded rootfs.tar.gz"), "{log}");
+    // Beside its engine (root, overlay2) the worker squashes from the engine's layer store.
+    assert!(
+        log.contains("layers read from the engine's layer store in /"),
+        "{log}"
+    );
     // Koji's build name is the component; the `name` label names the repository.
     assert_eq!(record.nvr(), format!("{name}-container-41-1"));
 
