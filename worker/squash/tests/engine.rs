@@ -5,7 +5,7 @@
 
 mod images;
 
-use images::{TORTURE, build, filesystem, layer_count};
+use images::{TORTURE, build, docker, filesystem, layer_count};
 use osbs_squash::{LayerRead, ReadFrom, Squashed};
 use osbs_testkit::{ensure_busybox_image, require_docker, run};
 
@@ -19,11 +19,7 @@ async fn torture_image_squashes_to_the_same_filesystem_and_runs() {
         &format!("FROM {base}\nLABEL osbs.test=torture\n{TORTURE}"),
     );
 
-    let docker = bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = docker().await;
     let tag = "osbs-squash-test-torture:squashed";
     let squashed = osbs_squash::squash_in_engine(&docker, image, &base, tag, ReadFrom::Auto)
         .await
@@ -98,11 +94,7 @@ async fn torture_image_squashes_to_the_same_filesystem_and_runs() {
 async fn missing_image_and_foreign_base_are_clear_errors() {
     require_docker();
     let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:1");
-    let docker = bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = docker().await;
     let missing = osbs_squash::squash_in_engine(
         &docker,
         "osbs-squash-test-missing:1",
@@ -149,11 +141,7 @@ async fn missing_image_and_foreign_base_are_clear_errors() {
 async fn a_layer_changed_in_the_store_fails_the_squash_naming_the_file() {
     require_docker();
     let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:1");
-    let docker = bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = docker().await;
     // A layer of its own (nothing else shares it), removed at the end with its image.
     let unique = format!(
         "{}-{}",

@@ -8,7 +8,7 @@
 
 mod images;
 
-use images::{TORTURE, build, filesystem, layer_count};
+use images::{TORTURE, build, docker, filesystem, layer_count};
 use osbs_common::config::Secret;
 use osbs_squash::{BaseBlobs, LayerCompression, LayerRead, RegistryTarget, squash_to_registry};
 use osbs_testkit::{
@@ -20,14 +20,6 @@ use sha2::{Digest, Sha256};
 use std::process::{Child, Command, Stdio};
 
 const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
-async fn docker() -> bollard::Docker {
-    bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap()
-}
 
 fn unique() -> String {
     let nanos = std::time::SystemTime::now()

@@ -1,5 +1,5 @@
 //! Real images for the engine and registry tests: the torture Dockerfile, building an
-//! image, its exported filesystem and its layer count.
+//! image, its exported filesystem and its layer count, and the engine client.
 
 #![allow(dead_code)] // each test binary uses a different part
 
@@ -90,4 +90,13 @@ pub fn build(tag: &str, dockerfile: &str) {
         "docker build: {}",
         String::from_utf8_lossy(&built.stderr)
     );
+}
+
+/// A client of the local Docker Engine (API version negotiated).
+pub async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
 }
