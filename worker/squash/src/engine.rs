@@ -142,6 +142,17 @@ impl std::str::FromStr for ReadFrom {
     }
 }
 
+/// How the image's layers were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerRead {
+    /// In place from the engine's layer store under `root` (byte for byte the export's
+    /// layers, without waiting for it).
+    LayerStore { root: String },
+    /// Through the engine's export; `reason` says why not from the layer store (`None`
+    /// when the export was asked for).
+    Export { reason: Option<String> },
+}
+
 impl std::fmt::Display for LayerRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -152,17 +163,6 @@ impl std::fmt::Display for LayerRead {
             } => write!(f, "the engine's export ({reason})"),
         }
     }
-}
-
-/// How the image's layers were read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayerRead {
-    /// In place from the engine's layer store under `root` (byte for byte the export's
-    /// layers, without waiting for it).
-    LayerStore { root: String },
-    /// Through the engine's export; `reason` says why not from the layer store (`None`
-    /// when the export was asked for).
-    Export { reason: Option<String> },
 }
 
 /// Reads and indexes the image: from the layer store when `from` allows and it is usable,

@@ -74,10 +74,10 @@ pub(crate) fn read(
     image_id: &str,
     diff_ids: &[String],
 ) -> Result<SavedImage, String> {
-    let layers = locate(location, image_id, diff_ids)?;
+    let (config, layers) = locate(location, image_id, diff_ids)?;
     let mut stack = LayerStack::new();
-    let mut placed = Vec::with_capacity(layers.config_layers.len());
-    for layer in layers.config_layers {
+    let mut placed = Vec::with_capacity(layers.len());
+    for layer in layers {
         let layer = Arc::new(layer);
         let source = TarSplitSource::open(Arc::clone(&layer))
             .map_err(|e| format!("layer {}: {e}", layer.diff_id))?;
@@ -89,19 +89,15 @@ pub(crate) fn read(
             place: Place::Store(layer),
         });
     }
-    Ok(SavedImage::from_store(stack, placed, layers.config))
+    Ok(SavedImage::from_store(stack, placed, config))
 }
 
-struct Located {
-    config: Vec<u8>,
-    config_layers: Vec<StoredLayer>,
-}
-
+/// The image's config and its layers in the store, checked against the ids the engine gave.
 fn locate(
     location: &StoreLocation,
     image_id: &str,
     diff_ids: &[String],
-) -> Result<Located, String> {
+) -> Result<(Vec<u8>, Vec<StoredLayer>), String> {
     if location.driver != "overlay2" {
         return Err(format!(
             "the engine's storage driver is {}, not overlay2",
@@ -110,11 +106,9 @@ fn locate(
     }
     let image_root = location.root.join("image").join("overlay2");
     let hex = plain_hex(image_id).ok_or_else(|| format!("image id {image_id} is not sha256"))?;
-    let config_path = image_root
-        .join("imagedb/content/sha256")
-        .join(hex.as_ref() as &str);
+    let config_path = image_root.join("imagedb/content/sha256").join(hex);
     let config = read_capped(&config_path, CONFIG_LIMIT)?;
-    if hex::encode(Sha256::digest(&config)) != hex.as_ref() {
+    if hex::encode(Sha256::digest(&config)) != hex {
         return Err(format!(
             "{} does not hash to the image id",
             config_path.display()
@@ -147,30 +141,24 @@ fn locate(
         // Proves openat2 works here (Linux 5.6+) before any payload needs it.
         open_beneath(&diff, b".", OFlags::DIRECTORY)
             .map_err(|e| format!("openat2 below {} failed: {e}", diff_path.display()))?;
-        let tar_split = dir.join("tar-split.json.gz");
-        std::fs::metadata(&tar_split)
-            .map_err(|e| format!("cannot read {}: {e}", tar_split.display()))?;
         layers.push(StoredLayer {
             diff_id: diff_id.clone(),
             diff,
             diff_path,
-            tar_split,
+            tar_split: dir.join("tar-split.json.gz"),
         });
     }
-    Ok(Located {
-        config,
-        config_layers: layers,
-    })
+    Ok((config, layers))
 }
 
 /// The hex of `sha256:<64 hex>`, if it is that.
-fn plain_hex(id: &str) -> Option<Cow<'_, str>> {
+fn plain_hex(id: &str) -> Option<&str> {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(Cow::Borrowed(hex))
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 
 /// The engine's chain id of a layer over the chain `parent` ("" for the bottom layer).
-pub(crate) fn chain_id(parent: &str, diff_id: &str) -> String {
+fn chain_id(parent: &str, diff_id: &str) -> String {
     if parent.is_empty() {
         return diff_id.to_owned();
     }
@@ -263,7 +251,12 @@ pub(crate) struct TarSplitSource {
 
 impl TarSplitSource {
     pub(crate) fn open(layer: Arc<StoredLayer>) -> io::Result<TarSplitSource> {
-        let file = File::open(&layer.tar_split)?;
+        let file = File::open(&layer.tar_split).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", layer.tar_split.display()),
+            )
+        })?;
         Ok(TarSplitSource {
             layer,
             lines: BufReader::with_capacity(256 << 10, flate2::read::MultiGzDecoder::new(file)),
