@@ -46,6 +46,10 @@ pub struct WorkerConfig {
     pub lookaside_url: String,
     /// Yum repo file URLs must start with one of these; empty = any http(s) URL.
     pub allowed_yum_repo_urls: Vec<String>,
+    /// Sites an `ADD <url>` (in the Dockerfile or a parent image's ONBUILD trigger) may
+    /// download from: http(s) URL prefixes. Empty (the default): none, files enter a build
+    /// through the lookaside cache with their checksums.
+    pub allowed_source_urls: Vec<String>,
     /// Scratch space for clones and build contexts (one directory per build, removed after).
     pub work_dir: PathBuf,
     /// Longest a build may run before it fails.
@@ -94,6 +98,7 @@ impl Default for WorkerConfig {
                 "http://127.0.0.1:8081/repo/pkgs/{repo}/{filename}/{hashtype}/{hash}/{filename}"
                     .to_owned(),
             allowed_yum_repo_urls: Vec::new(),
+            allowed_source_urls: Vec::new(),
             work_dir: PathBuf::from("/var/lib/osbs/work"),
             build_timeout_secs: 3 * 3600,
             lease_after_secs: 20 * 60,

@@ -5,8 +5,10 @@
 use crate::adapters::docker::DockerError;
 use crate::adapters::git::GitError;
 use crate::adapters::http::HttpError;
+use crate::checkout::CheckoutError;
 use crate::inspect::InspectError;
 use crate::plan::PlanError;
+use crate::reach::ReachError;
 use crate::release::ReleaseError;
 use crate::source::SourceError;
 use osbs_common::{BusError, StoreError};
@@ -17,6 +19,10 @@ pub enum WorkerError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+    #[error(transparent)]
+    Reach(#[from] ReachError),
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error(transparent)]
@@ -62,7 +68,9 @@ impl WorkerError {
             | WorkerError::Release(_)
             | WorkerError::Plan(_)
             | WorkerError::Inspect(_)
+            | WorkerError::Reach(_)
             | WorkerError::Packager(_) => true,
+            WorkerError::Checkout(error) => error.is_packager_error(),
             WorkerError::Git(error) => error.is_packager_error(),
             WorkerError::Docker(error) => error.is_packager_error(),
             WorkerError::Http(HttpError::NotFound { .. } | HttpError::Source(_)) => true,

@@ -10,7 +10,13 @@
 //! - [`inspect`]: the `rpm -qa` query, its parsing, the signed-content policy.
 //! - [`lease`]: pick-up decisions (start, take over, skip, defer) and the lease schedule.
 //! - [`report`]: step timings, `BuildResult` and state-change assembly.
+//! - [`reach`]: what a build may fetch besides its context (`COPY --from`, `RUN --mount
+//!   from=`, `ADD <url>`, a parent's ONBUILD triggers), held to the target's registry and
+//!   `[worker] allowed_source_urls`.
 //! - [`context`]: the build-context tar (symlinks kept, never followed).
+//!
+//! The checkout ([`checkout`]) is reached through one directory handle: every file read
+//! from or written into it is opened beneath it, never through a symlink that leads out.
 //!
 //! Adapters, one per external system ([`adapters`]): the Docker Engine (bollard), HTTP
 //! (reqwest: lookaside, yum repos, registry API), dist-git (the `git` CLI), and the worker's
@@ -29,10 +35,14 @@
 //!   after it is dead-lettered with the reason; a job in hand when the worker stops is handed
 //!   back (requeued), never acked.
 //! - Two builds in flight never hold the same release of one name-version.
-//! - Nothing is pulled from a registry other than the target's base registry.
+//! - Nothing is pulled from a registry other than the target's base registry, and nothing is
+//!   downloaded by the engine from a URL `[worker] allowed_source_urls` does not allow.
+//! - Nothing of a commit makes the worker read or write outside the build's checkout; no
+//!   error or log line carries the content of a file outside it.
 
 pub mod adapters;
 pub mod buildlog;
+pub mod checkout;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -41,6 +51,7 @@ pub mod lease;
 pub mod parent;
 pub mod pipeline;
 pub mod plan;
+pub mod reach;
 pub mod release;
 pub mod report;
 pub mod service;

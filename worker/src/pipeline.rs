@@ -12,15 +12,18 @@ use crate::adapters::http::Http;
 use crate::adapters::koji::{Koji, Reserve};
 use crate::adapters::redis as keys;
 use crate::buildlog::{self, BuildLog};
+use crate::checkout::{Checkout, TEXT_LIMIT};
 use crate::config::WorkerConfig;
 use crate::error::WorkerError;
 use crate::inspect;
 use crate::parent;
 use crate::plan::{self, BuildKind};
+use crate::reach;
 use crate::release;
 use crate::report::{Outputs, Timings, step};
 use crate::source;
 use backon::{ExponentialBuilder, Retryable};
+use bollard::models::ImageInspect;
 use osbs_common::Store;
 use osbs_common::bus::Bus;
 use osbs_common::http::Metrics;
@@ -132,6 +135,8 @@ struct Parents {
     pins: BTreeMap<String, String>,
     /// FROM reference as written → `User` of that image, when not root/empty.
     users: BTreeMap<String, String>,
+    /// FROM reference as written → `Env` of that image.
+    envs: BTreeMap<String, Vec<String>>,
     /// The image the final stage is built on (none for `FROM scratch`).
     final_base: Option<FinalBase>,
 }
@@ -142,6 +147,27 @@ struct FinalBase {
     image_id: String,
     labels: BTreeMap<String, String>,
     env: Vec<String>,
+}
+
+/// What the build takes from the commit: the checkout (the files of the build context) and
+/// the files the worker itself reads, all read before anything is fetched.
+#[derive(Debug)]
+struct Commit {
+    checkout: Checkout,
+    dockerfile: String,
+    dockerignore: Option<String>,
+}
+
+/// An image the build names, held to the base registry, still to pin.
+#[derive(Debug)]
+struct Wanted {
+    /// As written in the Dockerfile: the key of the pins.
+    written: String,
+    reference: parent::ImageRef,
+    /// How log lines and errors name it (`base image x (FROM on line 3)`).
+    shown: String,
+    /// The FROM, for a parent image (not for an image a flag names).
+    from: Option<osbs_dockerfile::ParentImage>,
 }
 
 fn packager(message: impl Into<String>) -> WorkerError {
@@ -218,16 +244,9 @@ impl Attempt<'_> {
             self.target().name,
             self.worker.host
         ));
-        let checkout = self.step(step::SOURCE, self.source()).await?;
-        let dockerfile_text =
-            std::fs::read_to_string(checkout.join("Dockerfile")).map_err(|error| {
-                packager(format!(
-                    "the repository has no readable Dockerfile at commit {}: {error}; add one",
-                    job.commit
-                ))
-            })?;
+        let commit = self.step(step::SOURCE, self.source()).await?;
         let dockerfile =
-            Dockerfile::parse(&dockerfile_text).map_err(|error| packager(error.to_string()))?;
+            Dockerfile::parse(&commit.dockerfile).map_err(|error| packager(error.to_string()))?;
         let parents = self
             .step(step::BASE_IMAGE, self.base_images(&dockerfile))
             .await?;
@@ -255,7 +274,7 @@ impl Attempt<'_> {
         let context = self
             .step(
                 step::DOCKERFILE,
-                self.dockerfile(&checkout, &dockerfile, &labels, &parents, &nvr, &release),
+                self.dockerfile(&commit, &dockerfile, &labels, &parents, &nvr, &release),
             )
             .await?;
         let built = self.step(step::BUILD, self.build(&context)).await?;
@@ -284,116 +303,168 @@ impl Attempt<'_> {
         .await
     }
 
-    /// Clone at the commit, then the lookaside sources into the checkout.
-    async fn source(&self) -> Result<PathBuf, WorkerError> {
+    /// Clone at the commit; read the files the worker reads itself (Dockerfile,
+    /// `.dockerignore`, `sources`); then the lookaside sources into the checkout: every entry
+    /// checked before the first download, each download written to a fresh file and moved
+    /// to its name only once its checksum is verified.
+    async fn source(&self) -> Result<Commit, WorkerError> {
         let config = &self.worker.config;
         let job = self.job;
         source::check_git_url(&job.git_url, &config.allowed_git_urls)?;
         source::check_commit(&job.commit)?;
-        let checkout = self.work_dir.join("src");
-        git::fetch_commit(&job.git_url, &job.commit, &checkout).await?;
+        let git_dir = self.work_dir.join("git");
+        let checkout_path = self.work_dir.join("src");
+        git::fetch_commit(&job.git_url, &job.commit, &git_dir, &checkout_path).await?;
+        let checkout = Checkout::open(&checkout_path)?;
         self.log
             .note(&format!("checked out {} at {}", job.git_url, job.commit));
-        let sources_path = checkout.join("sources");
-        let text = match std::fs::read_to_string(&sources_path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(checkout),
-            Err(error) => return Err(packager(format!("cannot read the sources file: {error}"))),
-        };
-        for entry in source::parse_sources(&text)? {
+        let dockerfile = checkout
+            .read_text("Dockerfile", TEXT_LIMIT)?
+            .ok_or_else(|| {
+                packager(format!(
+                    "the repository has no Dockerfile at commit {}; add one",
+                    job.commit
+                ))
+            })?;
+        let dockerignore = checkout.read_text(".dockerignore", TEXT_LIMIT)?;
+        let sources = checkout.read_text("sources", TEXT_LIMIT)?;
+        let entries = source::parse_sources(sources.as_deref().unwrap_or_default())?;
+        if !entries.is_empty() {
+            let tracked = git::top_level_names(&git_dir, &job.commit, &job.git_url).await?;
+            source::check_not_tracked(&entries, &tracked)?;
+        }
+        for entry in entries {
             let url =
                 source::lookaside_url(&config.lookaside_url, &job.namespace, &job.repo, &entry)?;
-            let size = self
+            let download = checkout.create_download()?;
+            let size = match self
                 .worker
                 .http
-                .download_source(&url, &entry, &checkout.join(&entry.name))
-                .await?;
+                .download_source(&url, &entry, &download.file)
+                .await
+            {
+                Ok(size) => size,
+                Err(error) => {
+                    checkout.discard(download);
+                    return Err(error.into());
+                }
+            };
+            checkout.install(download, &entry.name)?;
             self.log.note(&format!(
                 "downloaded {} ({size} bytes, {} verified) from {url}",
                 entry.name,
                 entry.hashtype.name()
             ));
         }
-        Ok(checkout)
+        Ok(Commit {
+            checkout,
+            dockerfile,
+            dockerignore,
+        })
     }
 
-    /// Every FROM image: held to the base registry, resolved to a digest, present in the
-    /// engine; the final stage's base inspected for its labels, environment and id.
+    /// Every image the build names (FROM, `COPY --from`, `RUN --mount from=`): all held to
+    /// the base registry before the engine is asked for any, then pinned and present in the
+    /// engine; the final stage's base inspected for its labels, environment and id. Then the
+    /// parents' ONBUILD triggers and the remote `ADD` sources (which may use a parent's
+    /// environment) are held to the same rules, before the build.
     async fn base_images(&self, dockerfile: &Dockerfile) -> Result<Parents, WorkerError> {
         let worker = self.worker;
         let base_registry = &self.target().base_registry;
+        let allowed_sources = &worker.config.allowed_source_urls;
         let final_root = dockerfile.root_stage(dockerfile.stages().len() - 1);
         let mut parents = Parents::default();
-        let mut resolved_cache: HashMap<String, (String, bollard::models::ImageInspect)> =
-            HashMap::new();
-        for image in dockerfile.parent_images() {
-            let (pinned, inspect) = match resolved_cache.get(&image.resolved) {
+        let mut pinned_already: HashMap<String, (String, ImageInspect)> = HashMap::new();
+        for wanted in wanted_images(dockerfile, base_registry)? {
+            let key = wanted.reference.pinned(wanted.reference.reference());
+            let (pinned, inspect) = match pinned_already.get(&key) {
                 Some(found) => found.clone(),
                 None => {
-                    let reference = parent::resolve(&image.resolved, base_registry)
-                        .map_err(|error| packager(error.to_string()))?;
-                    let registry = reference.registry.clone().unwrap_or_default();
-                    let digest = match &reference.digest {
-                        Some(digest) => digest.clone(),
-                        None => worker
-                            .http
-                            .manifest_digest(&registry, &reference.repository, reference.reference())
-                            .await?
-                            .ok_or_else(|| {
-                                packager(format!(
-                                    "base image {} (FROM on line {}) not found in registry {registry}; check the FROM line",
-                                    image.resolved, image.line
-                                ))
-                            })?,
-                    };
-                    let pinned = reference.pinned(&digest);
-                    let inspect = match worker.engine.inspect_image(&pinned).await? {
-                        Some(found) => found,
-                        None => {
-                            (|| worker.engine.pull(&pinned, self.log))
-                                .retry(
-                                    ExponentialBuilder::default()
-                                        .with_min_delay(Duration::from_millis(500))
-                                        .with_max_delay(Duration::from_secs(10))
-                                        .with_max_times(worker.config.registry_attempts.max(1) - 1),
-                                )
-                                .when(DockerError::is_transient)
-                                .notify(|error, wait| {
-                                    worker.metrics.count_retry("pull");
-                                    self.log.note(&format!(
-                                        "pulling {pinned} failed ({error}); retrying in {wait:?}"
-                                    ));
-                                })
-                                .await?;
-                            worker.engine.inspect_image(&pinned).await?.ok_or_else(|| {
-                                WorkerError::Infrastructure(format!(
-                                    "the engine pulled {pinned} but does not list it"
-                                ))
-                            })?
-                        }
-                    };
-                    self.log
-                        .note(&format!("FROM {} pinned to {pinned}", image.resolved));
-                    resolved_cache
-                        .insert(image.resolved.clone(), (pinned.clone(), inspect.clone()));
-                    (pinned, inspect)
+                    let found = self.pin(&wanted).await?;
+                    pinned_already.insert(key, found.clone());
+                    found
                 }
             };
+            parents.pins.insert(wanted.written.clone(), pinned.clone());
+            let Some(image) = wanted.from else { continue };
             let config = inspect.config.clone().unwrap_or_default();
             if let Some(user) = config.user.filter(|user| !user.is_empty()) {
-                parents.users.insert(image.written.clone(), user);
+                parents.users.insert(wanted.written.clone(), user);
             }
-            parents.pins.insert(image.written.clone(), pinned.clone());
+            let env = config.env.unwrap_or_default();
+            let triggers = config.on_build.unwrap_or_default();
+            reach::check_triggers(
+                dockerfile,
+                &image,
+                &triggers,
+                &env,
+                base_registry,
+                allowed_sources,
+            )?;
+            parents.envs.insert(wanted.written, env.clone());
             if image.stage == final_root {
                 parents.final_base = Some(FinalBase {
                     pinned,
                     image_id: inspect.id.clone().unwrap_or_default(),
                     labels: config.labels.unwrap_or_default().into_iter().collect(),
-                    env: config.env.unwrap_or_default(),
+                    env,
                 });
             }
         }
+        let sources = dockerfile.remote_sources(&parents.envs);
+        reach::check_remote_sources(&sources, allowed_sources)?;
         Ok(parents)
+    }
+
+    /// `wanted` resolved to a digest in its registry and present in the engine.
+    async fn pin(&self, wanted: &Wanted) -> Result<(String, ImageInspect), WorkerError> {
+        let reference = &wanted.reference;
+        let registry = reference.registry.clone().unwrap_or_default();
+        let digest = match &reference.digest {
+            Some(digest) => digest.clone(),
+            None => self
+                .worker
+                .http
+                .manifest_digest(&registry, &reference.repository, reference.reference())
+                .await?
+                .ok_or_else(|| {
+                    packager(format!(
+                        "{} not found in registry {registry}; check that line",
+                        wanted.shown
+                    ))
+                })?,
+        };
+        let pinned = reference.pinned(&digest);
+        let inspect = self.pulled(&pinned).await?;
+        self.log
+            .note(&format!("{} pinned to {pinned}", wanted.shown));
+        Ok((pinned, inspect))
+    }
+
+    /// The engine's view of `pinned` (`registry/name@sha256:…`), pulled first if it lacks it.
+    async fn pulled(&self, pinned: &str) -> Result<ImageInspect, WorkerError> {
+        let worker = self.worker;
+        if let Some(found) = worker.engine.inspect_image(pinned).await? {
+            return Ok(found);
+        }
+        (|| worker.engine.pull(pinned, self.log))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(10))
+                    .with_max_times(worker.config.registry_attempts.max(1) - 1),
+            )
+            .when(DockerError::is_transient)
+            .notify(|error, wait| {
+                worker.metrics.count_retry("pull");
+                self.log.note(&format!(
+                    "pulling {pinned} failed ({error}); retrying in {wait:?}"
+                ));
+            })
+            .await?;
+        worker.engine.inspect_image(pinned).await?.ok_or_else(|| {
+            WorkerError::Infrastructure(format!("the engine pulled {pinned} but does not list it"))
+        })
     }
 
     /// The release: the Dockerfile's or the request's, else the next free one above what
@@ -601,7 +672,7 @@ impl Attempt<'_> {
     /// Yum repo files fetched, the Dockerfile rewritten, the context tar written.
     async fn dockerfile(
         &self,
-        checkout: &Path,
+        commit: &Commit,
         dockerfile: &Dockerfile,
         labels: &BTreeMap<String, String>,
         parents: &Parents,
@@ -692,8 +763,7 @@ impl Attempt<'_> {
             .logs
             .push(dockerfile_artifact);
         // A .dockerignore must not hide the files the rewrite COPYs.
-        if let Ok(ignore) = std::fs::read_to_string(checkout.join(".dockerignore")) {
-            let mut ignore = ignore;
+        if let Some(mut ignore) = commit.dockerignore.clone() {
             for name in repo_files.iter().chain([&buildinfo]) {
                 ignore.push_str(&format!("\n!{name}"));
             }
@@ -703,7 +773,7 @@ impl Attempt<'_> {
         extra.insert("Dockerfile".into(), text.clone().into_bytes());
         extra.insert(buildinfo, text.into_bytes());
         let context = self.work_dir.join("context.tar");
-        let (checkout, output) = (checkout.to_owned(), context.clone());
+        let (checkout, output) = (commit.checkout.clone(), context.clone());
         tokio::task::spawn_blocking(move || {
             crate::context::write_context(&checkout, &extra, &output)
         })
@@ -927,6 +997,37 @@ impl Attempt<'_> {
         }
         Ok(())
     }
+}
+
+/// Every image the build names, each held to the base registry (FROMs first, then the images
+/// of `COPY --from` and `RUN --mount from=`): nothing reaches the engine unless all pass.
+fn wanted_images(dockerfile: &Dockerfile, base_registry: &str) -> Result<Vec<Wanted>, WorkerError> {
+    let mut wanted = Vec::new();
+    for image in dockerfile.parent_images() {
+        let reference = parent::resolve(&image.resolved, base_registry)
+            .map_err(|error| packager(error.to_string()))?;
+        wanted.push(Wanted {
+            written: image.written.clone(),
+            reference,
+            shown: format!(
+                "base image {} (FROM on line {})",
+                image.resolved, image.line
+            ),
+            from: Some(image),
+        });
+    }
+    for (image, reference) in reach::check_flag_images(dockerfile, base_registry)? {
+        wanted.push(Wanted {
+            shown: format!(
+                "image {} ({} on line {})",
+                image.resolved, image.flag, image.line
+            ),
+            written: image.written,
+            reference,
+            from: None,
+        });
+    }
+    Ok(wanted)
 }
 
 /// The record's fields describing a finished attempt.

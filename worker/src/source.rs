@@ -1,8 +1,10 @@
 //! Source step, pure part: which clone URLs and yum repo URLs are allowed, the dist-git
-//! `sources` file (both forms), lookaside URLs (both layouts) and hash checking.
+//! `sources` file (both forms) and which names it may use, lookaside URLs (both layouts) and
+//! hash checking.
 
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha512};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
@@ -28,6 +30,16 @@ pub enum SourceError {
         "sources file names {name:?}: a file name may not contain '/', be '.' or '..', or be absolute; fix the sources file"
     )]
     UnsafeName { name: String },
+    #[error(
+        "sources file names {name:?}, which the commit itself holds; a lookaside file may not replace a file of the repository: rename the upload or remove {name} from the repository"
+    )]
+    TrackedName { name: String },
+    #[error(
+        "sources file names {name:?}, a file the worker reads from the commit itself; a lookaside file may not stand in for it: rename the upload"
+    )]
+    ReservedName { name: String },
+    #[error("sources file names {name:?} twice; keep one line per file")]
+    DuplicateName { name: String },
     #[error(
         "checksum mismatch for {name}: the sources file says {hashtype} {expected}, the lookaside served {actual}; upload the right file with `fedpkg new-sources`"
     )]
@@ -185,6 +197,12 @@ pub fn parse_sources(text: &str) -> Result<Vec<SourceEntry>, SourceError> {
             return Err(bad(&format!("not a {} hex digest", entry.hashtype.name())));
         }
         check_file_name(&entry.name)?;
+        if entries
+            .iter()
+            .any(|seen: &SourceEntry| seen.name == entry.name)
+        {
+            return Err(SourceError::DuplicateName { name: entry.name });
+        }
         entries.push(entry);
     }
     Ok(entries)
@@ -206,6 +224,29 @@ pub fn check_file_name(name: &str) -> Result<(), SourceError> {
     } else {
         Ok(())
     }
+}
+
+/// The files the worker reads from the commit itself, before any download.
+pub const READ_FROM_THE_COMMIT: [&str; 3] = ["Dockerfile", ".dockerignore", "sources"];
+
+/// Refuses, before anything is fetched, an entry whose name the commit already holds at the
+/// top of its tree (`tracked`) — a download must never replace (or be written through) a
+/// file, directory or symlink of the repository — or names a file the worker reads from the
+/// commit.
+pub fn check_not_tracked(
+    entries: &[SourceEntry],
+    tracked: &BTreeSet<String>,
+) -> Result<(), SourceError> {
+    for entry in entries {
+        let name = entry.name.clone();
+        if tracked.contains(&entry.name) {
+            return Err(SourceError::TrackedName { name });
+        }
+        if READ_FROM_THE_COMMIT.contains(&entry.name.as_str()) {
+            return Err(SourceError::ReservedName { name });
+        }
+    }
+    Ok(())
 }
 
 /// Where to download `entry` of `namespace/repo` from, by the configured template.
@@ -401,12 +442,44 @@ mod tests {
             ("SHA512 (a) = 1234".to_owned(), "not a sha512"),
             (format!("WHIRLPOOL (a) = {MD5}"), "unknown hash type"),
             (MD5.to_owned(), "expected"),
+            (
+                format!("{MD5}  a\n{MD5}  b\n{MD5}  a\n"),
+                "names \"a\" twice",
+            ),
         ];
         for (text, needle) in table {
             let error = parse_sources(&text).unwrap_err().to_string();
             assert!(error.contains(needle), "{text}: {error}");
             assert!(!error.contains('\n'));
         }
+    }
+
+    #[test]
+    fn sources_may_not_name_files_of_the_commit() {
+        let entries = parse_sources(&format!("{MD5}  payload.tgz\n{MD5}  Dockerfile\n")).unwrap();
+        let tracked: BTreeSet<String> =
+            ["Dockerfile", "sources", "files"].map(str::to_owned).into();
+        let error = check_not_tracked(&entries, &tracked).unwrap_err();
+        assert_eq!(
+            error,
+            SourceError::TrackedName {
+                name: "Dockerfile".into()
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("sources file names \"Dockerfile\", which the commit itself holds"),
+            "{error}"
+        );
+        assert!(check_not_tracked(&entries[..1], &tracked).is_ok());
+        // Not in this commit, but read from the commit all the same.
+        assert_eq!(
+            check_not_tracked(&entries, &BTreeSet::new()).unwrap_err(),
+            SourceError::ReservedName {
+                name: "Dockerfile".into()
+            }
+        );
     }
 
     #[test]

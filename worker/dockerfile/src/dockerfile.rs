@@ -284,6 +284,17 @@ impl Dockerfile {
         stage: usize,
         parent_env: &BTreeMap<String, String>,
     ) -> Result<StageState, ParseError> {
+        self.walk(stage, parent_env, &mut |_, _| {})
+    }
+
+    /// [`Dockerfile::evaluate`], showing `visit` each instruction of `stage` (not those of
+    /// the stages it is built on) with what the builder knows just before it.
+    pub(crate) fn walk(
+        &self,
+        stage: usize,
+        parent_env: &BTreeMap<String, String>,
+        visit: &mut dyn FnMut(&Instruction, &StageState),
+    ) -> Result<StageState, ParseError> {
         let info = &self.stages[stage];
         let mut state = match info.base_stage {
             Some(base) => {
@@ -304,6 +315,7 @@ impl Dockerfile {
             .map(|(name, value)| (name.as_str(), value.as_deref()))
             .collect();
         for instruction in &self.instructions[info.instructions.start + 1..info.instructions.end] {
+            visit(instruction, &state);
             let at = |kind| ParseError {
                 line: instruction.line,
                 kind,

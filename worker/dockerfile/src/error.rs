@@ -80,6 +80,10 @@ pub enum RewriteError {
     )]
     BadPin { reference: String, pin: String },
     #[error(
+        "cannot pin the image of the `RUN --mount` on line {line}: one of its fields needs quotes; write the mount without quoted fields"
+    )]
+    UnpinnableMount { line: usize },
+    #[error(
         "the yum repo file name `{name}` is not a plain file name (letters, digits, `.`, `_`, `+`, `-`); name it with yum_repo_file_name()"
     )]
     BadRepoFileName { name: String },

@@ -8,6 +8,10 @@
 //! - `shell`: Docker's word lexer (quotes, escapes, `$VAR` and `${VAR…}` substitution).
 //! - [`Dockerfile`]: stages, parent images, and per-stage ENV/ARG/LABEL/USER evaluation.
 //! - `labels`: aliases, required labels, the injected labels, label quoting.
+//! - `reach`: what the builder would fetch besides the context: images named by
+//!   `COPY --from` / `RUN --mount from=` ([`Dockerfile::flag_images`]), remote `ADD` sources
+//!   ([`Dockerfile::remote_sources`]), and both in a parent's ONBUILD triggers
+//!   ([`Dockerfile::trigger_reach`]).
 //! - `rewrite`: [`rewrite`] by a [`RewritePlan`], yum repo and buildinfo file names.
 //!
 //! # Invariants
@@ -36,12 +40,15 @@
 mod dockerfile;
 mod error;
 mod labels;
+mod reach;
 mod rewrite;
 mod shell;
 pub mod syntax;
 
 #[cfg(test)]
 mod parse_tests;
+#[cfg(test)]
+mod reach_tests;
 #[cfg(test)]
 mod rewrite_tests;
 
@@ -51,6 +58,7 @@ pub use labels::{
     ComponentNvr, InjectInputs, LABEL_ALIASES, Labels, label_value_as_stored, labels_to_inject,
     quote_label_value, quote_label_value_with_escape, required,
 };
+pub use reach::{FlagImage, ImageFlag, Reach, RemoteSource, is_remote_source};
 pub use rewrite::{
     RewritePlan, buildinfo_name, rewrite, rewrite_with_parent_users, yum_repo_file_name,
 };

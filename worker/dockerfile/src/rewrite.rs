@@ -1,6 +1,7 @@
-//! The OSBS rewrite of a parsed Dockerfile: parent images pinned by digest, yum repo files
-//! copied in and removed per stage, the Dockerfile itself and the injected labels added to the
-//! final stage. Every byte not named here stays as it was.
+//! The OSBS rewrite of a parsed Dockerfile: parent images (and the images `COPY --from` and
+//! `RUN --mount from=` name) pinned by digest, yum repo files copied in and removed per stage,
+//! the Dockerfile itself and the injected labels added to the final stage. Every byte not
+//! named here stays as it was.
 //!
 //! Where the additions go:
 //! - right after each FROM whose stage is built on a real image (directly or through earlier
@@ -19,6 +20,7 @@
 use crate::dockerfile::{Dockerfile, UserSetting};
 use crate::error::RewriteError;
 use crate::labels::quote_label_value_with_escape;
+use crate::reach::{FlagImage, ImageFlag};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -26,9 +28,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RewritePlan {
     /// Parent reference as written in the FROM (e.g. `127.0.0.1:5000/busybox:1` or `${BASE}`)
-    /// → pinned reference (`127.0.0.1:5000/busybox@sha256:…`). Every
-    /// [`Dockerfile::parent_images`] entry must have a pin; a pin equal to the reference as
-    /// written leaves that FROM unchanged.
+    /// or in a flag (`COPY --from=…`, `RUN --mount=…,from=…`) → pinned reference
+    /// (`127.0.0.1:5000/busybox@sha256:…`). Every [`Dockerfile::parent_images`] and
+    /// [`Dockerfile::flag_images`] entry must have a pin; a pin equal to the reference as
+    /// written leaves that FROM or flag unchanged.
     pub pins: BTreeMap<String, String>,
     /// Appended as one `LABEL` instruction at the end of the final stage.
     pub labels: Vec<(String, String)>,
@@ -137,6 +140,14 @@ pub fn rewrite_with_parent_users(
         }
     }
 
+    for image in dockerfile.flag_images() {
+        let pin = &plan.pins[&image.written];
+        if *pin != image.written {
+            let start = image.span.start;
+            replacements.push((start, image.span.len(), pinned_flag(&image, pin, escape)?));
+        }
+    }
+
     // (position, insertions before replacements, bytes to remove, text)
     let mut edits: Vec<(usize, u8, usize, String)> = insertions
         .into_iter()
@@ -160,22 +171,30 @@ pub fn rewrite_with_parent_users(
 }
 
 fn check_plan(dockerfile: &Dockerfile, plan: &RewritePlan) -> Result<(), RewriteError> {
-    for parent in dockerfile.parent_images() {
-        let Some(pin) = plan.pins.get(&parent.written) else {
+    let from_lines = dockerfile
+        .parent_images()
+        .into_iter()
+        .map(|parent| (parent.written, parent.line));
+    let flag_lines = dockerfile
+        .flag_images()
+        .into_iter()
+        .map(|image| (image.written, image.line));
+    for (written, line) in from_lines.chain(flag_lines) {
+        let Some(pin) = plan.pins.get(&written) else {
             return Err(RewriteError::MissingPin {
-                reference: parent.written,
-                line: parent.line,
+                reference: written,
+                line,
             });
         };
         // A pin equal to the reference as written leaves the FROM as it is.
-        let plain = *pin == parent.written
+        let plain = *pin == written
             || !pin.is_empty()
                 && pin
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._:/@-".contains(c));
         if !plain {
             return Err(RewriteError::BadPin {
-                reference: parent.written,
+                reference: written,
                 pin: pin.clone(),
             });
         }
@@ -196,6 +215,35 @@ fn check_plan(dockerfile: &Dockerfile, plan: &RewritePlan) -> Result<(), Rewrite
         }
     }
     Ok(())
+}
+
+/// The flag word of `image` naming `pin` instead. A `--mount` is written back field by
+/// field, which only works when no field needs quoting.
+fn pinned_flag(image: &FlagImage, pin: &str, escape: char) -> Result<String, RewriteError> {
+    match image.flag {
+        ImageFlag::CopyFrom => Ok(format!("--from={pin}")),
+        ImageFlag::MountFrom => {
+            let spec = image.word.strip_prefix("--mount=").unwrap_or_default();
+            let fields: Vec<String> = crate::reach::mount_fields(spec)
+                .into_iter()
+                .map(|field| match field.split_once('=') {
+                    Some((key, _)) if key.trim().eq_ignore_ascii_case("from") => {
+                        format!("{key}={pin}")
+                    }
+                    _ => field,
+                })
+                .collect();
+            let needs_quotes = fields.iter().any(|field| {
+                field
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == escape || ",\"'".contains(c))
+            });
+            if needs_quotes {
+                return Err(RewriteError::UnpinnableMount { line: image.line });
+            }
+            Ok(format!("--mount={}", fields.join(",")))
+        }
+    }
 }
 
 /// A name that needs no quoting anywhere in a Dockerfile and cannot be read as a flag.

@@ -138,8 +138,10 @@ pub struct Instruction {
     /// The logical line the builder parses: continuations joined, comment and blank lines
     /// inside them dropped, heredoc bodies not included.
     pub text: String,
-    /// Builder flags (`--platform=…`, `--from=…`, `--chown=…`), as written.
+    /// Builder flags (`--platform=…`, `--from=…`, `--chown=…`), quotes removed.
     pub flags: Vec<String>,
+    /// Where each of `flags` is in `text`, quotes included.
+    pub(crate) flag_spans: Vec<Range<usize>>,
     /// Everything after the keyword and flags, trimmed (the raw arguments).
     pub args: String,
     /// The arguments of the JSON (exec) form, when it is used.
@@ -304,9 +306,12 @@ pub(crate) fn split_separators(text: &str) -> Vec<(usize, &str)> {
     words
 }
 
+/// A builder flag with quotes removed, and where it is in the line (quotes included).
+type Flag = (String, Range<usize>);
+
 /// BuildKit's `extractBuilderFlags`: leading `--words`. Returns the flags and the offset
 /// where the rest of the line starts.
-fn extract_builder_flags(line: &str, escape: char) -> (Vec<String>, usize) {
+fn extract_builder_flags(line: &str, escape: char) -> (Vec<Flag>, usize) {
     #[derive(PartialEq)]
     enum Phase {
         Spaces,
@@ -321,8 +326,9 @@ fn extract_builder_flags(line: &str, escape: char) -> (Vec<String>, usize) {
     let mut quote = 0u8;
     let mut blank_ok = false;
     let mut pos = 0;
-    let push = |words: &mut Vec<String>, word: &[u8]| {
-        words.push(String::from_utf8_lossy(word).into_owned());
+    let mut word_start = 0;
+    let push = |words: &mut Vec<Flag>, word: &[u8], span: Range<usize>| {
+        words.push((String::from_utf8_lossy(word).into_owned(), span));
     };
     while pos <= bytes.len() {
         let at_end = pos == bytes.len();
@@ -339,10 +345,11 @@ fn extract_builder_flags(line: &str, escape: char) -> (Vec<String>, usize) {
                 return (words, pos);
             }
             phase = Phase::Word;
+            word_start = pos;
         }
         if at_end {
             if word != b"--" && (blank_ok || !word.is_empty()) {
-                push(&mut words, &word);
+                push(&mut words, &word, word_start..pos);
             }
             break;
         }
@@ -353,7 +360,7 @@ fn extract_builder_flags(line: &str, escape: char) -> (Vec<String>, usize) {
                     return (words, pos);
                 }
                 if blank_ok || !word.is_empty() {
-                    push(&mut words, &word);
+                    push(&mut words, &word, word_start..pos);
                 }
                 word.clear();
                 blank_ok = false;
@@ -405,6 +412,8 @@ fn extract_builder_flags(line: &str, escape: char) -> (Vec<String>, usize) {
 struct Parsed {
     keyword: Keyword,
     flags: Vec<String>,
+    /// In the line given to `parse_instruction`.
+    flag_spans: Vec<Range<usize>>,
     args: String,
     args_offset: usize,
     exec_form: Option<Vec<String>>,
@@ -442,6 +451,11 @@ fn parse_instruction(line: &str, escape: char) -> Result<Parsed, ParseErrorKind>
     })?;
     let rest = &trimmed[rest_offset..];
     let (flags, args_at) = extract_builder_flags(rest, escape);
+    let rest_at = leading + rest_offset;
+    let (flags, flag_spans) = flags
+        .into_iter()
+        .map(|(flag, span)| (flag, rest_at + span.start..rest_at + span.end))
+        .unzip();
     let after_flags = &rest[args_at..];
     let args = after_flags.trim();
     let args_offset =
@@ -471,6 +485,9 @@ fn parse_instruction(line: &str, escape: char) -> Result<Parsed, ParseErrorKind>
             });
         }
         trigger.args_offset += args_offset;
+        for span in &mut trigger.flag_spans {
+            *span = span.start + args_offset..span.end + args_offset;
+        }
         Some(Box::new(trigger))
     } else {
         None
@@ -480,6 +497,7 @@ fn parse_instruction(line: &str, escape: char) -> Result<Parsed, ParseErrorKind>
     Ok(Parsed {
         keyword,
         flags,
+        flag_spans,
         args: args.to_owned(),
         args_offset,
         exec_form,
@@ -776,6 +794,7 @@ pub(crate) fn read(source: &str) -> Result<Lines, ParseError> {
             span: token_start..span_end,
             text,
             flags: parsed.flags,
+            flag_spans: parsed.flag_spans,
             args: parsed.args,
             exec_form: parsed.exec_form,
             trigger: parsed.trigger.as_ref().map(|trigger| trigger.keyword),
@@ -859,7 +878,13 @@ mod tests {
         ];
         for (line, (flags, rest)) in cases {
             let (got_flags, at) = extract_builder_flags(line, '\\');
-            assert_eq!(got_flags, *flags, "{line:?}");
+            let names: Vec<&str> = got_flags.iter().map(|(flag, _)| flag.as_str()).collect();
+            assert_eq!(names, *flags, "{line:?}");
+            for (flag, span) in &got_flags {
+                let quoted = &line[span.clone()];
+                assert!(quoted.starts_with("--"), "{line:?}: {quoted:?}");
+                assert_eq!(quoted.replace('"', ""), *flag, "{line:?}");
+            }
             assert_eq!(line[at..].trim(), *rest, "{line:?}");
         }
     }

@@ -7,6 +7,7 @@
 //! an argv (no shell), the URL and commit are validated before (`source::check_git_url`,
 //! `source::check_commit`), and git never prompts.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -33,18 +34,30 @@ impl GitError {
     }
 }
 
-/// Checks `commit` of `url` out into `dir` (created; `.git` included).
-pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), GitError> {
+/// Checks `commit` of `url` out into `work_tree`, keeping git's own files in `git_dir` (both
+/// created): the checkout holds the commit's files and nothing else, so no symlink of the
+/// commit can point a read at the fetch's URL or git's configuration.
+pub async fn fetch_commit(
+    url: &str,
+    commit: &str,
+    git_dir: &Path,
+    work_tree: &Path,
+) -> Result<(), GitError> {
     let repo = osbs_common::config::mask_url_password(url);
-    std::fs::create_dir_all(dir).map_err(|error| GitError::Failed {
-        step: "init",
-        repo: repo.clone(),
-        detail: format!("cannot create {}: {error}", dir.display()),
-    })?;
-    git(dir, &["init", "--quiet"], "init", &repo).await?;
+    for dir in [git_dir, work_tree] {
+        std::fs::create_dir_all(dir).map_err(|error| GitError::Failed {
+            step: "init",
+            repo: repo.clone(),
+            detail: format!("cannot create {}: {error}", dir.display()),
+        })?;
+    }
+    let git_dir_arg = format!("--git-dir={}", git_dir.display());
+    let work_tree_arg = format!("--work-tree={}", work_tree.display());
+    git(git_dir, &["init", "--quiet", "--bare", "."], "init", &repo).await?;
     let fetched = git(
-        dir,
+        git_dir,
         &[
+            &git_dir_arg,
             "fetch",
             "--quiet",
             "--depth",
@@ -59,7 +72,7 @@ pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), Git
     )
     .await;
     match fetched {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(GitError::Failed { detail, .. }) if commit_missing(&detail) => {
             return Err(GitError::CommitNotFound {
                 commit: commit.to_owned(),
@@ -72,8 +85,10 @@ pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), Git
         Err(other) => return Err(other),
     }
     git(
-        dir,
+        git_dir,
         &[
+            &git_dir_arg,
+            &work_tree_arg,
             "-c",
             "advice.detachedHead=false",
             "checkout",
@@ -84,7 +99,30 @@ pub async fn fetch_commit(url: &str, commit: &str, dir: &Path) -> Result<(), Git
         "checkout",
         &repo,
     )
-    .await
+    .await?;
+    Ok(())
+}
+
+/// The names at the top of `commit`'s tree (files, directories, symlinks, submodules): what
+/// the commit itself puts at the top of the build context.
+pub async fn top_level_names(
+    git_dir: &Path,
+    commit: &str,
+    repo: &str,
+) -> Result<BTreeSet<String>, GitError> {
+    let git_dir_arg = format!("--git-dir={}", git_dir.display());
+    let listed = git(
+        git_dir,
+        &[&git_dir_arg, "ls-tree", "-z", "--name-only", commit],
+        "ls-tree",
+        &osbs_common::config::mask_url_password(repo),
+    )
+    .await?;
+    Ok(listed
+        .split(|byte| *byte == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect())
 }
 
 /// git's words for "no such commit" (local and remote transports, protocol v0 and v2).
@@ -113,7 +151,13 @@ fn repo_missing(stderr: &str) -> bool {
     .any(|needle| stderr.contains(needle))
 }
 
-async fn git(dir: &Path, args: &[&str], step: &'static str, repo: &str) -> Result<(), GitError> {
+/// Runs git in `dir`; its standard output.
+async fn git(
+    dir: &Path,
+    args: &[&str],
+    step: &'static str,
+    repo: &str,
+) -> Result<Vec<u8>, GitError> {
     let output = tokio::process::Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -132,7 +176,7 @@ async fn git(dir: &Path, args: &[&str], step: &'static str, repo: &str) -> Resul
             detail: format!("cannot run git: {error} (install git)"),
         })?;
     if output.status.success() {
-        Ok(())
+        Ok(output.stdout)
     } else {
         Err(GitError::Failed {
             step,

@@ -9,9 +9,8 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// Manifest types we accept, newest first (a manifest list pins a multi-arch base too).
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -89,12 +88,13 @@ impl Http {
             .with_max_times(self.attempts - 1)
     }
 
-    /// Downloads a `sources` entry to `dest`, verifying its hash.
+    /// Downloads a `sources` entry into `dest` (emptied before each attempt), verifying its
+    /// hash. `dest` is an open file: the adapter never opens a path of the checkout.
     pub async fn download_source(
         &self,
         url: &str,
         entry: &SourceEntry,
-        dest: &Path,
+        dest: &std::fs::File,
     ) -> Result<u64, HttpError> {
         let size = (|| self.download_once(url, entry, dest))
             .retry(self.backoff())
@@ -107,7 +107,7 @@ impl Http {
         &self,
         url: &str,
         entry: &SourceEntry,
-        dest: &Path,
+        dest: &std::fs::File,
     ) -> Result<u64, HttpError> {
         const WHAT: &str = "lookaside cache file";
         let response = self.get(WHAT, url, HeaderMap::new()).await?;
@@ -119,10 +119,15 @@ impl Http {
         )
         .await?;
         let write_error = |error: std::io::Error| HttpError::Write {
-            path: dest.display().to_string(),
+            path: entry.name.clone(),
             detail: error.to_string(),
         };
-        let mut file = tokio::fs::File::create(dest).await.map_err(write_error)?;
+        let file = dest.try_clone().map_err(write_error)?;
+        file.set_len(0).map_err(write_error)?;
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(write_error)?;
         let mut hasher = Hasher::new(entry.hashtype);
         let mut size = 0u64;
         let mut body = response.bytes_stream();

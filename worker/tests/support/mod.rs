@@ -104,15 +104,21 @@ pub fn rpm_base() -> &'static str {
 pub struct FileServer {
     pub port: u16,
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    /// Every path asked for, in order (served or not).
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl FileServer {
     pub async fn start() -> FileServer {
         let files: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let served = files.clone();
+        let asked = requests.clone();
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
             let served = served.clone();
+            let asked = asked.clone();
             async move {
+                asked.lock().unwrap().push(uri.path().to_owned());
                 let found = served.lock().unwrap().get(uri.path()).cloned();
                 match found {
                     Some(body) => (axum::http::StatusCode::OK, body),
@@ -123,7 +129,22 @@ impl FileServer {
         let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FileServer { port, files }
+        FileServer {
+            port,
+            files,
+            requests,
+        }
+    }
+
+    /// The paths asked for so far that start with `prefix`.
+    pub fn requests_under(&self, prefix: &str) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|path| path.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) {
@@ -278,6 +299,16 @@ impl Harness {
     /// A bare repository `container/<name>.git` holding `files` in one commit; returns its
     /// clone URL and the commit.
     pub fn repo(&self, name: &str, files: &[(&str, &[u8])]) -> (String, String) {
+        self.repo_with_links(name, files, &[])
+    }
+
+    /// [`Harness::repo`] with symlinks too: `(path, target)`, committed as symlinks.
+    pub fn repo_with_links(
+        &self,
+        name: &str,
+        files: &[(&str, &[u8])],
+        links: &[(&str, &str)],
+    ) -> (String, String) {
         let bare = self
             .git_base()
             .join("container")
@@ -289,6 +320,11 @@ impl Harness {
             let path = work.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, content).unwrap();
+        }
+        for (path, target) in links {
+            let path = work.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, path).unwrap();
         }
         git(&work, &["add", "-A"]);
         git(
