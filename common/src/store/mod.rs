@@ -1,26 +1,44 @@
 //! The Redis adapter: build records with their state machine, idempotency keys, the listing
-//! index, cancel marks, and live build logs.
+//! index, cancel marks, live build logs, locks, and each service's own keys — all as named
+//! operations. The connection is private: no other crate writes a Redis command.
 //!
 //! Keys (prefix `osbs` by default):
-//! - `osbs:build:<id>` hash: the record ([`BuildRecord`]); `job` holds the `BuildJob` protobuf;
-//! - `osbs:build:<id>:history` list of JSON transitions ([`HistoryEntry`]);
+//! - `osbs:build:<id>` hash: the record ([`BuildRecord`], fields named in [`field`]); `job`
+//!   holds the `BuildJob` protobuf;
+//! - `osbs:build:<id>:history` list of JSON entries ([`HistoryEntry`]);
 //! - `osbs:builds` sorted set of ids by creation time (listing);
 //! - `osbs:idem:<key>` → build id (de-duplication);
-//! - `osbs:log:<id>` stream of log lines, capped; a final entry with field `end` closes it.
+//! - `osbs:log:<id>` the live log ([`log`]); locks ([`Lock`]); the dispatcher's
+//!   ([`dispatch`]), the worker's ([`worker`]) and the koji-bridge's ([`koji`]) keys.
 //!
-//! State changes go through one Lua script that checks the current state against the allowed
-//! sources ([`BuildState::can_become`]), so two services racing on one record cannot both win.
-//! Redis holds state that can be rebuilt: the durable record of a finished build is Koji and
-//! the registry.
+//! A record's state changes only through [`crate::state::change`]: one Lua script checks the
+//! current state against the allowed sources ([`BuildState::can_become`]) and appends the
+//! history entry, so two services racing on one record cannot both win. Redis holds state that
+//! can be rebuilt: the durable record of a finished build is Koji and the registry.
+
+pub mod dispatch;
+pub mod koji;
+mod lock;
+pub mod log;
+mod record;
+pub mod worker;
+
+pub use dispatch::{RequestOutcome, Tip};
+pub use koji::ImportMarker;
+pub use lock::Lock;
+pub use log::LogEntry;
+pub use record::{BuildRecord, HistoryEntry, field};
+pub use worker::KeptReservation;
 
 use crate::config::RedisConfig;
+use crate::state::{Announcement, StateChange};
 use backon::{ExponentialBuilder, Retryable};
 use osbs_proto::Message;
 use osbs_proto::v1::{BuildJob, BuildState};
+use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Value};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,165 +59,65 @@ pub enum StoreError {
     },
     #[error("no build with id {0:?}: check the id with `osbs list`")]
     NotFound(String),
-    #[error("build {id} is {current}; it cannot become {to}")]
-    Refused {
-        id: String,
-        current: BuildState,
-        to: BuildState,
-    },
     #[error("build record {id} is damaged: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error(
+        "field {0:?} of a build record changes only with its state (osbs_common::state::change)"
+    )]
+    StateField(String),
 }
 
-fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+pub(crate) fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
     move |source| StoreError::Redis { operation, source }
-}
-
-/// A build record, as read back from Redis.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuildRecord {
-    pub id: String,
-    pub state: BuildState,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    /// The job as enqueued (request, target, options).
-    pub job: BuildJob,
-    /// Every other field (nvr, pullspecs, digest, error, worker, attempts, koji_build_id,
-    /// log_path, superseded_by...), as strings.
-    pub fields: HashMap<String, String>,
-}
-
-impl BuildRecord {
-    pub fn field(&self, name: &str) -> &str {
-        self.fields.get(name).map(String::as_str).unwrap_or("")
-    }
-    pub fn error(&self) -> &str {
-        self.field(field::ERROR)
-    }
-    pub fn nvr(&self) -> &str {
-        self.field(field::NVR)
-    }
-    pub fn digest(&self) -> &str {
-        self.field(field::DIGEST)
-    }
-    pub fn attempts(&self) -> u32 {
-        self.field(field::ATTEMPTS).parse().unwrap_or(0)
-    }
-    /// Pullspecs, stored as a JSON array.
-    pub fn pullspecs(&self) -> Vec<String> {
-        serde_json::from_str(self.field(field::PULLSPECS)).unwrap_or_default()
-    }
-    pub fn cancel_requested(&self) -> bool {
-        self.field(field::CANCEL_REQUESTED) == "1"
-    }
-
-    fn from_hash(id: &str, mut hash: HashMap<String, Vec<u8>>) -> Result<BuildRecord, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            id: id.to_owned(),
-            reason,
-        };
-        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-        let state = hash
-            .remove(field::STATE)
-            .map(text)
-            .ok_or_else(|| corrupt("no state".into()))?;
-        let state = BuildState::parse(&state).map_err(|error| corrupt(error.to_string()))?;
-        let job = hash
-            .remove(field::JOB)
-            .ok_or_else(|| corrupt("no job".into()))
-            .and_then(|bytes| {
-                BuildJob::decode(bytes.as_slice()).map_err(|error| corrupt(error.to_string()))
-            })?;
-        let number =
-            |value: Option<Vec<u8>>| value.map(text).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let created_ms = number(hash.remove(field::CREATED_MS));
-        let updated_ms = number(hash.remove(field::UPDATED_MS));
-        Ok(BuildRecord {
-            id: id.to_owned(),
-            state,
-            created_ms,
-            updated_ms,
-            job,
-            fields: hash
-                .into_iter()
-                .map(|(key, value)| (key, text(value)))
-                .collect(),
-        })
-    }
-}
-
-/// Names of record fields shared across services.
-pub mod field {
-    pub const STATE: &str = "state";
-    pub const JOB: &str = "job";
-    pub const CREATED_MS: &str = "created_ms";
-    pub const UPDATED_MS: &str = "updated_ms";
-    pub const NVR: &str = "nvr";
-    pub const PULLSPECS: &str = "pullspecs";
-    pub const DIGEST: &str = "digest";
-    pub const ERROR: &str = "error";
-    pub const WORKER: &str = "worker";
-    pub const ATTEMPTS: &str = "attempts";
-    pub const KOJI_BUILD_ID: &str = "koji_build_id";
-    pub const LOG_PATH: &str = "log_path";
-    pub const CANCEL_REQUESTED: &str = "cancel_requested";
-    pub const SUPERSEDED_BY: &str = "superseded_by";
-    pub const HEARTBEAT_MS: &str = "heartbeat_ms";
-    pub const REPO: &str = "repo";
-    pub const BRANCH: &str = "branch";
-    pub const TARGET: &str = "target";
-    pub const SUBMITTER: &str = "submitter";
-}
-
-/// One entry of a record's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub at_ms: i64,
-    pub from: String,
-    pub to: String,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub by: String,
 }
 
 /// What [`Store::create`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
-    /// A new record, queued.
-    New(String),
+    /// A new record, queued; its announcement is the caller's to publish
+    /// ([`crate::Bus::announce`]) once what must precede it is done.
+    New(Announcement),
     /// The idempotency key already named this build: nothing was written.
     Existing(String),
 }
 
-/// A successful transition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    pub from: BuildState,
-    pub to: BuildState,
+impl Created {
+    pub fn build_id(&self) -> &str {
+        match self {
+            Created::New(announcement) => announcement.build_id(),
+            Created::Existing(id) => id,
+        }
+    }
 }
 
-/// What to change along with the state.
-#[derive(Debug, Clone, Default)]
-pub struct Change<'a> {
-    pub reason: &'a str,
-    /// Service or host making the change, for the history.
-    pub by: &'a str,
-    pub fields: Vec<(&'a str, String)>,
+/// What the compare-and-set of a state change found.
+#[derive(Debug)]
+pub(crate) enum Swap {
+    /// Recorded: the record as it is now, and the history entry appended.
+    Moved {
+        record: BuildRecord,
+        entry: HistoryEntry,
+    },
+    /// The record's state is not one the change may start from; nothing was written.
+    Refused(BuildRecord),
+    /// No such record.
+    Missing,
 }
 
-/// One line of a live log, or its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogEntry {
-    Line {
-        id: String,
-        text: String,
-    },
-    /// The build ended in this state; nothing follows.
-    End {
-        id: String,
-        state: String,
-    },
+/// Refuses the fields only a state change or the record's creation writes.
+fn check_fields(fields: &[(&str, String)]) -> Result<(), StoreError> {
+    match fields.iter().find(|(name, _)| {
+        [
+            field::STATE,
+            field::JOB,
+            field::CREATED_MS,
+            field::UPDATED_MS,
+        ]
+        .contains(name)
+    }) {
+        Some((name, _)) => Err(StoreError::StateField((*name).to_owned())),
+        None => Ok(()),
+    }
 }
 
 /// Filters of [`Store::list`].
@@ -212,60 +130,54 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
-/// Extends a lock only for its holder (compare the token, then PEXPIRE).
-const RENEW_LOCK_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"#;
-
-/// Deletes a lock only for its holder.
-const RELEASE_LOCK_LUA: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
-const TRANSITION_LUA: &str = r#"
+const CHANGE_LUA: &str = r#"
 -- KEYS[1] record, KEYS[2] history
--- ARGV[1] to, ARGV[2] now_ms, ARGV[3] allowed sources (space separated), ARGV[4] reason,
--- ARGV[5] by, ARGV[6..] field/value pairs
+-- ARGV[1] to, ARGV[2] now_ms, ARGV[3] n = number of allowed sources,
+-- ARGV[4 .. 3+2n] (source, history entry JSON) pairs, then field/value pairs
 local current = redis.call('HGET', KEYS[1], 'state')
-if not current then return {'missing', ''} end
-local allowed = false
-for source in string.gmatch(ARGV[3], '%S+') do
-  if source == current then allowed = true end
+if not current then return {'missing', '', {}} end
+local n = tonumber(ARGV[3])
+local entry = nil
+for i = 0, n - 1 do
+  if ARGV[4 + 2 * i] == current then entry = ARGV[5 + 2 * i] end
 end
-if not allowed then return {'refused', current} end
+if not entry then return {'refused', current, redis.call('HGETALL', KEYS[1])} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_ms', ARGV[2])
-for i = 6, #ARGV, 2 do
+for i = 4 + 2 * n, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-redis.call('RPUSH', KEYS[2], cjson.encode({at_ms = tonumber(ARGV[2]), from = current, to = ARGV[1], reason = ARGV[4], by = ARGV[5]}))
-return {'ok', current}
+redis.call('RPUSH', KEYS[2], entry)
+return {'ok', current, redis.call('HGETALL', KEYS[1])}
 "#;
 
 const CREATE_LUA: &str = r#"
 -- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4] index
--- ARGV[1] id, ARGV[2] now_ms, ARGV[3] idempotency ttl seconds, ARGV[4] by, ARGV[5] reason,
--- ARGV[6..] field/value pairs
+-- ARGV[1] id, ARGV[2] now_ms, ARGV[3] idempotency ttl seconds, ARGV[4] history entry JSON,
+-- ARGV[5..] field/value pairs
 local existing = redis.call('GET', KEYS[1])
-if existing then return {'existing', existing} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1]} end
+if existing then return {'existing', existing, {}} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1], {}} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
 redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2])
-for i = 6, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
 redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
-redis.call('RPUSH', KEYS[3], cjson.encode({at_ms = tonumber(ARGV[2]), from = '', to = 'queued', reason = ARGV[5], by = ARGV[4]}))
-return {'new', ARGV[1]}
+redis.call('RPUSH', KEYS[3], ARGV[4])
+return {'new', ARGV[1], redis.call('HGETALL', KEYS[2])}
 "#;
 
 /// How long an idempotency key keeps naming its build.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The scripts, hashed once.
+struct Scripts {
+    change: redis::Script,
+    create: redis::Script,
+    tip: redis::Script,
+    renew_lock: redis::Script,
+    release_lock: redis::Script,
+}
 
 /// The Redis store.
 #[derive(Clone)]
@@ -273,8 +185,7 @@ pub struct Store {
     connection: ConnectionManager,
     prefix: String,
     log_max_lines: usize,
-    transition: std::sync::Arc<redis::Script>,
-    create: std::sync::Arc<redis::Script>,
+    scripts: Arc<Scripts>,
 }
 
 impl std::fmt::Debug for Store {
@@ -319,13 +230,18 @@ impl Store {
             connection,
             prefix: config.key_prefix.clone(),
             log_max_lines: config.log_max_lines.max(100),
-            transition: std::sync::Arc::new(redis::Script::new(TRANSITION_LUA)),
-            create: std::sync::Arc::new(redis::Script::new(CREATE_LUA)),
+            scripts: Arc::new(Scripts {
+                change: redis::Script::new(CHANGE_LUA),
+                create: redis::Script::new(CREATE_LUA),
+                tip: redis::Script::new(dispatch::TIP_LUA),
+                renew_lock: redis::Script::new(lock::RENEW_LOCK_LUA),
+                release_lock: redis::Script::new(lock::RELEASE_LOCK_LUA),
+            }),
         })
     }
 
     /// A key under this store's prefix: `key(&["build", id])` → `osbs:build:<id>`.
-    pub fn key(&self, parts: &[&str]) -> String {
+    fn key(&self, parts: &[&str]) -> String {
         let mut key = self.prefix.clone();
         for part in parts {
             key.push(':');
@@ -334,39 +250,8 @@ impl Store {
         key
     }
 
-    /// The connection, for a service's own keys (release reservations, coalescing...).
-    pub fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> ConnectionManager {
         self.connection.clone()
-    }
-
-    /// Extends the lock `key` by `ttl` if `token` still holds it; `false` when it does not
-    /// (expired, and maybe taken by someone else). Locks are plain keys holding their owner's
-    /// token, set with `SET NX PX`.
-    pub async fn renew_lock(
-        &self,
-        key: &str,
-        token: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let renewed: i64 = redis::Script::new(RENEW_LOCK_LUA)
-            .key(key)
-            .arg(token)
-            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(redis_error("renew a lock"))?;
-        Ok(renewed == 1)
-    }
-
-    /// Deletes the lock `key` if `token` still holds it.
-    pub async fn release_lock(&self, key: &str, token: &str) -> Result<(), StoreError> {
-        let _: i64 = redis::Script::new(RELEASE_LOCK_LUA)
-            .key(key)
-            .arg(token)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(redis_error("release a lock"))?;
-        Ok(())
     }
 
     /// Records a new queued build for `job` unless `idempotency_key` already names one.
@@ -378,7 +263,8 @@ impl Store {
         by: &str,
         extra_fields: &[(&str, String)],
     ) -> Result<Created, StoreError> {
-        let mut invocation = self.create.prepare_invoke();
+        let entry = HistoryEntry::new(None, BuildState::Queued, "recorded", by, now_ms);
+        let mut invocation = self.scripts.create.prepare_invoke();
         invocation
             .key(self.key(&["idem", idempotency_key]))
             .key(self.key(&["build", &job.build_id]))
@@ -387,8 +273,7 @@ impl Store {
             .arg(&job.build_id)
             .arg(now_ms)
             .arg(IDEMPOTENCY_TTL.as_secs())
-            .arg(by)
-            .arg("recorded");
+            .arg(entry.to_json());
         invocation.arg(field::JOB).arg(job.encode_to_vec());
         let target = job
             .target
@@ -407,22 +292,21 @@ impl Store {
         for (name, value) in extra_fields {
             invocation.arg(*name).arg(value);
         }
-        let (outcome, id): (String, String) = invocation
-            .invoke_async(&mut self.connection.clone())
+        let (outcome, id, record): (String, String, Vec<Vec<u8>>) = invocation
+            .invoke_async(&mut self.connection())
             .await
             .map_err(redis_error("create"))?;
-        Ok(if outcome == "new" {
-            Created::New(id)
-        } else {
-            Created::Existing(id)
-        })
+        if outcome != "new" {
+            return Ok(Created::Existing(id));
+        }
+        let record = BuildRecord::from_flat(&id, record)?;
+        Ok(Created::New(Announcement::new(&record, &entry)))
     }
 
     /// The record of build `id`, if any.
     pub async fn get(&self, id: &str) -> Result<Option<BuildRecord>, StoreError> {
         let hash: HashMap<String, Vec<u8>> = self
-            .connection
-            .clone()
+            .connection()
             .hgetall(self.key(&["build", id]))
             .await
             .map_err(redis_error("hgetall"))?;
@@ -439,65 +323,76 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(id.to_owned()))
     }
 
-    /// Moves build `id` to `to` if the state machine allows it from its current state.
-    pub async fn transition(
+    /// The compare-and-set of [`crate::state::change`]: moves the record to `change.to` if
+    /// its state is one of the change's sources that can become it, with the history entry
+    /// made for that source, in one script.
+    pub(crate) async fn swap_state(
         &self,
-        id: &str,
-        to: BuildState,
-        change: Change<'_>,
-    ) -> Result<Transition, StoreError> {
-        self.transition_from(id, &BuildState::sources_of(to), to, change)
-            .await
-    }
-
-    /// Moves build `id` to `to` only from one of `sources` (a compare-and-set).
-    pub async fn transition_from(
-        &self,
-        id: &str,
-        sources: &[BuildState],
-        to: BuildState,
-        change: Change<'_>,
-    ) -> Result<Transition, StoreError> {
-        let allowed: Vec<&str> = sources
-            .iter()
-            .filter(|source| source.can_become(to))
-            .map(|source| source.name())
-            .collect();
-        let mut invocation = self.transition.prepare_invoke();
+        change: &StateChange<'_>,
+        now_ms: i64,
+    ) -> Result<Swap, StoreError> {
+        debug_assert_eq!((field::STATE, field::UPDATED_MS), ("state", "updated_ms"));
+        check_fields(&change.fields)?;
+        let candidates = change.history_entries(now_ms);
+        let mut invocation = self.scripts.change.prepare_invoke();
         invocation
-            .key(self.key(&["build", id]))
-            .key(self.key(&["build", id, "history"]))
-            .arg(to.name())
-            .arg(crate::telemetry::now_ms())
-            .arg(allowed.join(" "))
-            .arg(change.reason)
-            .arg(change.by);
+            .key(self.key(&["build", change.build_id]))
+            .key(self.key(&["build", change.build_id, "history"]))
+            .arg(change.to.name())
+            .arg(now_ms)
+            .arg(candidates.len());
+        for (source, entry) in &candidates {
+            invocation.arg(source.name()).arg(entry.to_json());
+        }
         for (name, value) in &change.fields {
             invocation.arg(*name).arg(value);
         }
-        let (outcome, current): (String, String) = invocation
-            .invoke_async(&mut self.connection.clone())
+        let (outcome, current, record): (String, String, Vec<Vec<u8>>) = invocation
+            .invoke_async(&mut self.connection())
             .await
-            .map_err(redis_error("transition"))?;
-        match outcome.as_str() {
-            "ok" => Ok(Transition {
-                from: BuildState::parse(&current).map_err(|error| StoreError::Corrupt {
-                    id: id.to_owned(),
-                    reason: error.to_string(),
-                })?,
-                to,
-            }),
-            "missing" => Err(StoreError::NotFound(id.to_owned())),
-            _ => Err(StoreError::Refused {
-                id: id.to_owned(),
-                current: BuildState::parse(&current).unwrap_or(BuildState::Unspecified),
-                to,
-            }),
+            .map_err(redis_error("state change"))?;
+        if outcome == "missing" {
+            return Ok(Swap::Missing);
         }
+        let record = BuildRecord::from_flat(change.build_id, record)?;
+        if outcome != "ok" {
+            return Ok(Swap::Refused(record));
+        }
+        let entry = candidates
+            .into_iter()
+            .find(|(source, _)| source.name() == current)
+            .map(|(_, entry)| entry)
+            .ok_or_else(|| StoreError::Corrupt {
+                id: change.build_id.to_owned(),
+                reason: format!("moved from {current:?}, which the change did not allow"),
+            })?;
+        Ok(Swap::Moved { record, entry })
     }
 
-    /// Sets fields without changing the state (heartbeats, progress, koji ids).
+    /// The announcement of the latest change that brought build `id` into `state`, built
+    /// from the record and its history: for a caller that finds a change recorded whose
+    /// announcement may not be out (a crash or a failed publish between the two). `None`
+    /// when there is no record or no such change.
+    pub async fn recorded_announcement(
+        &self,
+        id: &str,
+        state: BuildState,
+    ) -> Result<Option<Announcement>, StoreError> {
+        let Some(record) = self.get(id).await? else {
+            return Ok(None);
+        };
+        let history = self.history(id).await?;
+        Ok(history
+            .iter()
+            .rev()
+            .find(|entry| entry.to == state.name())
+            .map(|entry| Announcement::new(&record, entry)))
+    }
+
+    /// Sets fields without changing the state (heartbeats, progress, koji ids). The state
+    /// and the job are not among them: they change only through a state change.
     pub async fn set_fields(&self, id: &str, fields: &[(&str, String)]) -> Result<(), StoreError> {
+        check_fields(fields)?;
         if fields.is_empty() {
             return Ok(());
         }
@@ -507,16 +402,15 @@ impl Store {
             command.arg(*name).arg(value);
         }
         command
-            .query_async::<()>(&mut self.connection.clone())
+            .query_async::<()>(&mut self.connection())
             .await
             .map_err(redis_error("hset"))
     }
 
-    /// The transitions of build `id`, oldest first.
+    /// The history of build `id`, oldest first.
     pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let entries: Vec<String> = self
-            .connection
-            .clone()
+            .connection()
             .lrange(self.key(&["build", id, "history"]), 0, -1)
             .await
             .map_err(redis_error("lrange"))?;
@@ -532,7 +426,7 @@ impl Store {
         let min = filter
             .since_ms
             .map_or("-inf".to_owned(), |since| since.to_string());
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let mut found = Vec::new();
         let mut offset = 0isize;
         const PAGE: isize = 500;
@@ -577,168 +471,10 @@ impl Store {
 
     pub async fn is_cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
         let mark: Option<String> = self
-            .connection
-            .clone()
+            .connection()
             .hget(self.key(&["build", id]), field::CANCEL_REQUESTED)
             .await
             .map_err(redis_error("hget"))?;
         Ok(mark.as_deref() == Some("1"))
-    }
-
-    /// Appends lines to build `id`'s live log (capped at `log_max_lines`, oldest dropped).
-    pub async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let key = self.key(&["log", id]);
-        let mut pipe = redis::pipe();
-        for line in lines {
-            pipe.cmd("XADD")
-                .arg(&key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(self.log_max_lines)
-                .arg("*")
-                .arg("l")
-                .arg(line)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut self.connection.clone())
-            .await
-            .map_err(redis_error("xadd"))
-    }
-
-    /// Closes build `id`'s live log: followers stop after this entry.
-    pub async fn end_log(&self, id: &str, state: BuildState) -> Result<(), StoreError> {
-        redis::cmd("XADD")
-            .arg(self.key(&["log", id]))
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.log_max_lines)
-            .arg("*")
-            .arg("end")
-            .arg(state.name())
-            .query_async::<()>(&mut self.connection.clone())
-            .await
-            .map_err(redis_error("xadd"))
-    }
-
-    /// Log entries of build `id` after stream id `after` (`"0"` = from the start), waiting up
-    /// to `block` for new ones when there are none.
-    pub async fn read_log(
-        &self,
-        id: &str,
-        after: &str,
-        count: usize,
-        block: Option<Duration>,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        let mut command = redis::cmd("XREAD");
-        command.arg("COUNT").arg(count.max(1));
-        if let Some(block) = block {
-            command
-                .arg("BLOCK")
-                .arg(block.as_millis().min(5_000) as u64);
-        }
-        command
-            .arg("STREAMS")
-            .arg(self.key(&["log", id]))
-            .arg(after);
-        let reply: Value = command
-            .query_async(&mut self.connection.clone())
-            .await
-            .map_err(redis_error("xread"))?;
-        Ok(parse_xread(reply))
-    }
-}
-
-/// XREAD's reply (`[[key, [[id, [field, value, ...]], ...]]]`) → log entries.
-fn parse_xread(reply: Value) -> Vec<LogEntry> {
-    let mut entries = Vec::new();
-    let streams = match reply {
-        Value::Array(streams) => streams,
-        Value::Map(pairs) => pairs
-            .into_iter()
-            .map(|(key, value)| Value::Array(vec![key, value]))
-            .collect(),
-        _ => return entries,
-    };
-    for stream in streams {
-        let Value::Array(mut parts) = stream else {
-            continue;
-        };
-        let Some(Value::Array(items)) = parts.pop() else {
-            continue;
-        };
-        for item in items {
-            let Value::Array(mut pair) = item else {
-                continue;
-            };
-            let (Some(Value::Array(fields)), Some(id)) = (pair.pop(), pair.pop()) else {
-                continue;
-            };
-            let id = value_text(&id);
-            let mut iter = fields.iter();
-            while let (Some(name), Some(value)) = (iter.next(), iter.next()) {
-                match value_text(name).as_str() {
-                    "l" => entries.push(LogEntry::Line {
-                        id: id.clone(),
-                        text: value_text(value),
-                    }),
-                    "end" => entries.push(LogEntry::End {
-                        id: id.clone(),
-                        state: value_text(value),
-                    }),
-                    _ => {}
-                }
-            }
-        }
-    }
-    entries
-}
-
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Value::SimpleString(text) => text.clone(),
-        Value::VerbatimString { text, .. } => text.clone(),
-        Value::Int(number) => number.to_string(),
-        _ => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xread_reply_becomes_entries() {
-        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
-        let reply = Value::Array(vec![Value::Array(vec![
-            bulk("osbs:log:b1"),
-            Value::Array(vec![
-                Value::Array(vec![
-                    bulk("1-0"),
-                    Value::Array(vec![bulk("l"), bulk("Step 1/2")]),
-                ]),
-                Value::Array(vec![
-                    bulk("2-0"),
-                    Value::Array(vec![bulk("end"), bulk("complete")]),
-                ]),
-            ]),
-        ])]);
-        assert_eq!(
-            parse_xread(reply),
-            vec![
-                LogEntry::Line {
-                    id: "1-0".into(),
-                    text: "Step 1/2".into()
-                },
-                LogEntry::End {
-                    id: "2-0".into(),
-                    state: "complete".into()
-                },
-            ]
-        );
-        assert!(parse_xread(Value::Nil).is_empty());
     }
 }
