@@ -5,7 +5,8 @@
 
 mod support;
 
-use osbs_common::store::{Change, LogEntry};
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::LogEntry;
 use osbs_proto::names;
 use osbs_proto::v1::BuildState;
 use std::time::Duration;
@@ -88,19 +89,14 @@ async fn cancel_of_a_queued_and_of_a_running_build() {
     // cancel` does.
     let queued = harness.job("cancel", &url, &commit);
     harness.submit(&queued).await;
-    harness
-        .store
-        .transition(
-            &queued.build_id,
-            BuildState::Canceled,
-            Change {
-                reason: "canceled by packager",
-                by: "test",
-                fields: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    let cancel = StateChange::new(
+        &queued.build_id,
+        BuildState::Canceled,
+        "canceled by packager",
+        "test",
+    );
+    let changed = state::change(&harness.store, &harness.bus, cancel).await;
+    assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     harness
         .store
         .request_cancel(&queued.build_id)
