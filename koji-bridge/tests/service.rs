@@ -1,7 +1,7 @@
 //! The bridge service against the real RabbitMQ, Redis and registry, and the Koji hub
 //! double: imports recorded and published, exactly once across duplicates and two bridges,
 //! recovery from a lost answer and an offline hub, refusals recorded and dead-lettered,
-//! refunds, scratch builds, bundles.
+//! refunds, scratch builds, bundles, an outcome recorded but not announced.
 
 mod support;
 
@@ -542,6 +542,67 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
         hub.call_count("CGImport"),
         1,
         "the later attempt only records"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn an_outcome_recorded_but_not_announced_is_announced_on_redelivery() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let (channel, changes) = state_changes(&bus).await;
+    let result = setup(&hub, "b-unannounced-1", "1", &artifacts).await;
+    record_complete(&store, &bus, &result).await;
+    // What a bridge that died after recording `imported` and before its announcement was
+    // confirmed leaves behind: the record, the history entry, an unpublished marker. (Its
+    // announcement went where nobody listens.)
+    let mut elsewhere = env.amqp.clone();
+    elsewhere.topic_prefix = "nobody.listens".into();
+    let lost = Bus::connect(&elsewhere, "crashed-bridge").await.unwrap();
+    let reason = "imported into Koji as osbs-test-image-1.0-1 (build 77)";
+    let change = StateChange::new("b-unannounced-1", BuildState::Imported, reason, "crashed")
+        .with_fields(vec![("koji_build_id", "77".into())]);
+    let changed = state::change(&store, &lost, change).await;
+    assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
+    let marker = osbs_common::store::ImportMarker {
+        kind: "hub".into(),
+        koji_build_id: 77,
+        nvr: format!("{PACKAGE}-1.0-1"),
+        tag: TARGET.into(),
+        dir: String::new(),
+        published: false,
+    };
+    store.mark_import("b-unannounced-1", &marker).await.unwrap();
+
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+    publish(&bus, &result).await;
+    let change = next_change(&bus, &channel, &changes).await;
+    assert_eq!(
+        (change.old_state, change.new_state, change.reason.as_str()),
+        (BuildState::Complete, BuildState::Imported, reason),
+        "the recorded change, as recorded"
+    );
+    assert_eq!(change.koji_build_id, Some(77));
+    eventually("the marker published", WAIT, || async {
+        store
+            .import_marker("b-unannounced-1")
+            .await
+            .unwrap()
+            .is_some_and(|marker| marker.published)
+    })
+    .await;
+    assert_eq!(hub.call_count("CGImport"), 0, "Koji is not asked again");
+    assert_eq!(
+        store.history("b-unannounced-1").await.unwrap().len(),
+        5,
+        "nothing recorded twice"
     );
     bridge.stop().await;
 }
