@@ -3,9 +3,10 @@
 
 use crate::error::{CliError, Result};
 use crate::progress::Progress;
-use osbs_common::store::{BuildRecord, Change, field};
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::{BuildRecord, field};
 use osbs_common::{Bus, Store, StoreError};
-use osbs_proto::v1::{BuildState, BuildStateChange};
+use osbs_proto::v1::BuildState;
 use std::time::Duration;
 
 /// What a cancel does to a build in a given state.
@@ -50,29 +51,18 @@ pub async fn cancel(
     match plan_cancel(record.state) {
         CancelPlan::Refuse => return Err(already_over(&record)),
         CancelPlan::CancelNow => {
-            let moved = store
-                .transition_from(
-                    id,
-                    &[BuildState::Queued],
-                    BuildState::Canceled,
-                    Change {
-                        reason: &reason,
-                        by: user,
-                        fields: vec![(field::CANCEL_REQUESTED, "1".into())],
-                    },
-                )
-                .await;
-            match moved {
-                Ok(_) => {
-                    bus.publish_state_change(&state_change(&record, &reason))
-                        .await?;
+            let change = StateChange::new(id, BuildState::Canceled, &reason, user)
+                .only_from(&[BuildState::Queued])
+                .with_fields(vec![(field::CANCEL_REQUESTED, "1".into())]);
+            match state::change(store, bus, change).await? {
+                Changed::Done(_) => {
                     // Whoever follows the (empty) log stops now.
                     store.end_log(id, BuildState::Canceled).await?;
                     return Ok(Canceled::Done(store.require(id).await?));
                 }
                 // A worker took it meanwhile: cancel it as a running build.
-                Err(StoreError::Refused { .. }) => {}
-                Err(other) => return Err(other.into()),
+                Changed::Refused(_) => {}
+                Changed::Missing => return Err(StoreError::NotFound(id.into()).into()),
             }
         }
         CancelPlan::Request => {}
@@ -112,27 +102,6 @@ fn already_over(record: &BuildRecord) -> CliError {
         "build {} is already {}; there is nothing to cancel",
         record.id, record.state
     ))
-}
-
-/// The `queued → canceled` event for outside listeners.
-fn state_change(record: &BuildRecord, reason: &str) -> BuildStateChange {
-    let job = &record.job;
-    BuildStateChange {
-        build_id: record.id.clone(),
-        old_state: BuildState::Queued as i32,
-        new_state: BuildState::Canceled as i32,
-        reason: reason.to_owned(),
-        owner: job.submitter.clone(),
-        at_ms: osbs_common::telemetry::now_ms(),
-        repo: job.repo.clone(),
-        branch: job.branch.clone(),
-        target: job
-            .target
-            .as_ref()
-            .map(|t| t.name.clone())
-            .unwrap_or_default(),
-        ..Default::default()
-    }
 }
 
 /// `osbs cancel` options.

@@ -1,6 +1,6 @@
 //! The CLI's one error type, and the exit code each kind of failure maps to.
 
-use osbs_common::{BusError, StoreError};
+use osbs_common::{BusError, ChangeError, StoreError};
 
 /// Exit codes, as documented in `osbs --help`.
 pub mod exit {
@@ -48,6 +48,9 @@ pub enum CliError {
     Bus(Box<BusError>),
     #[error(transparent)]
     Store(Box<StoreError>),
+    /// A state change recorded but not announced.
+    #[error(transparent)]
+    Unannounced(Box<ChangeError>),
     /// A command (git) or a file failed.
     #[error("{0}")]
     Tool(String),
@@ -58,11 +61,18 @@ pub enum CliError {
 impl From<StoreError> for CliError {
     fn from(error: StoreError) -> Self {
         match error {
-            // An unknown id or a refused transition is the user's input, not an outage.
-            StoreError::NotFound(_) | StoreError::Refused { .. } => {
-                CliError::Refused(error.to_string())
-            }
+            // An unknown id is the user's input, not an outage.
+            StoreError::NotFound(_) => CliError::Refused(error.to_string()),
             other => CliError::Store(Box::new(other)),
+        }
+    }
+}
+
+impl From<ChangeError> for CliError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::Store(error) => error.into(),
+            unannounced => CliError::Unannounced(Box::new(unannounced)),
         }
     }
 }
@@ -84,7 +94,10 @@ impl CliError {
         match self {
             CliError::BuildFailed { .. } => exit::BUILD_FAILED,
             CliError::Refused(_) | CliError::Config(_) => exit::REFUSED,
-            CliError::Bus(_) | CliError::Store(_) | CliError::Tool(_) => exit::UNAVAILABLE,
+            CliError::Bus(_)
+            | CliError::Store(_)
+            | CliError::Unannounced(_)
+            | CliError::Tool(_) => exit::UNAVAILABLE,
             CliError::Timeout(_) => exit::TIMEOUT,
         }
     }

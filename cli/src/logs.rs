@@ -6,7 +6,6 @@ use crate::error::{CliError, Result};
 use crate::progress::Progress;
 use osbs_common::Store;
 use osbs_common::store::{BuildRecord, LogEntry, field};
-use redis::AsyncCommands;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -52,55 +51,9 @@ pub fn log_file_path(record: &BuildRecord, artifacts_dir: &Path) -> PathBuf {
     }
 }
 
-/// Lines dropped from the start of build `id`'s stream by its cap: `entries-added` minus
-/// `length` (Redis ≥ 7; older servers report 0). Read with XINFO here because the store
-/// offers no such call and only the CLI needs it.
+/// Lines dropped from the start of build `id`'s stream by its cap (0 on Redis < 7).
 pub async fn lost_lines(store: &Store, id: &str) -> Result<u64> {
-    let key = store.key(&["log", id]);
-    let mut connection = store.connection();
-    let exists: bool = connection
-        .exists(&key)
-        .await
-        .map_err(|error| CliError::Tool(format!("Redis EXISTS {key} failed: {error}")))?;
-    if !exists {
-        return Ok(0);
-    }
-    let info: redis::Value = redis::cmd("XINFO")
-        .arg("STREAM")
-        .arg(&key)
-        .query_async(&mut connection)
-        .await
-        .map_err(|error| CliError::Tool(format!("Redis XINFO STREAM {key} failed: {error}")))?;
-    Ok(lost_from_xinfo(&info))
-}
-
-/// `entries-added - length` from an XINFO STREAM reply (a flat array or a RESP3 map).
-fn lost_from_xinfo(info: &redis::Value) -> u64 {
-    let pairs: Vec<(&redis::Value, &redis::Value)> = match info {
-        redis::Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|pair| Some((pair.first()?, pair.get(1)?)))
-            .collect(),
-        redis::Value::Map(pairs) => pairs.iter().map(|(key, value)| (key, value)).collect(),
-        _ => return 0,
-    };
-    let number = |name: &str| {
-        pairs.iter().find_map(|(key, value)| {
-            let key = match key {
-                redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                redis::Value::SimpleString(text) => text.clone(),
-                _ => return None,
-            };
-            match (key == name, value) {
-                (true, redis::Value::Int(number)) => u64::try_from(*number).ok(),
-                _ => None,
-            }
-        })
-    };
-    match (number("entries-added"), number("length")) {
-        (Some(added), Some(length)) => added.saturating_sub(length),
-        _ => 0,
-    }
+    Ok(store.log_lines_dropped(id).await?)
 }
 
 /// What following ended with.
@@ -234,7 +187,6 @@ pub async fn print_finished(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis::Value;
 
     #[test]
     fn trimmed_streams_fall_back_to_the_file() {
@@ -250,27 +202,6 @@ mod tests {
         assert_eq!(
             finished_log_source(3, None),
             LogSource::TrimmedStream { lost: 3 }
-        );
-    }
-
-    #[test]
-    fn lost_lines_from_both_reply_shapes() {
-        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
-        let flat = Value::Array(vec![
-            bulk("length"),
-            Value::Int(100),
-            bulk("entries-added"),
-            Value::Int(130),
-        ]);
-        assert_eq!(lost_from_xinfo(&flat), 30);
-        let map = Value::Map(vec![
-            (bulk("entries-added"), Value::Int(5)),
-            (bulk("length"), Value::Int(5)),
-        ]);
-        assert_eq!(lost_from_xinfo(&map), 0);
-        assert_eq!(
-            lost_from_xinfo(&Value::Array(vec![bulk("length"), Value::Int(2)])),
-            0
         );
     }
 }

@@ -9,9 +9,10 @@ use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::bus::{Outgoing, header_string};
-use osbs_common::store::{Change, field};
+use osbs_common::state::{self, ChangeError, Changed, StateChange};
+use osbs_common::store::field;
 use osbs_common::{Bus, Store};
-use osbs_proto::v1::{BuildJob, BuildResult, BuildState, BuildStateChange};
+use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
 use osbs_proto::{Message, names};
 use serde::Serialize;
 
@@ -312,6 +313,33 @@ impl Replayer<'_> {
         }
     }
 
+    /// `failed → queued` for a replayed job, announced. The job is published next: an
+    /// announcement that did not go out is only a warning, so that the record saying
+    /// `queued` gets its job.
+    async fn requeue(&self, build_id: &str) -> Result<()> {
+        let reason = format!("replayed by {}", self.user);
+        let change = StateChange::new(build_id, BuildState::Queued, &reason, self.user)
+            .only_from(&[BuildState::Failed])
+            // The record's attempt count is the worker's to bump when it starts the job;
+            // the job carries the next one.
+            .with_fields(vec![(field::ERROR, String::new())]);
+        match state::change(self.store, self.bus, change).await {
+            Ok(Changed::Done(_)) => Ok(()),
+            Ok(Changed::Refused(record)) => Err(CliError::Refused(format!(
+                "build {build_id} is {} now; it cannot be replayed",
+                record.state
+            ))),
+            Ok(Changed::Missing) => Err(CliError::Refused(format!(
+                "build {build_id} has no record (was Redis emptied?)"
+            ))),
+            Err(error @ ChangeError::NotAnnounced { .. }) => {
+                eprintln!("warning: {error}");
+                Ok(())
+            }
+            Err(ChangeError::Store(error)) => Err(error.into()),
+        }
+    }
+
     /// Republishes one selected message; `replayed` means it may leave its dead queue.
     async fn replay_one(&self, message: &BasicGetMessage, view: DeadMessage) -> Result<Outcome> {
         let skip = |view: DeadMessage, note: String| Outcome {
@@ -327,7 +355,7 @@ impl Replayer<'_> {
             ));
         };
         let mut body = message.data.clone();
-        let mut requeued: Option<(BuildJob, BuildState)> = None;
+        let mut requeued: Option<BuildJob> = None;
         let mut note = String::new();
         match view.queue {
             DeadQueue::Jobs => {
@@ -345,22 +373,8 @@ impl Replayer<'_> {
                     JobPlan::Skip(why) => return Ok(skip(view, why)),
                     JobPlan::Republish => {}
                     JobPlan::Requeue => {
-                        let reason = format!("replayed by {}", self.user);
-                        self.store
-                            .transition_from(
-                                &job.build_id,
-                                &[BuildState::Failed],
-                                BuildState::Queued,
-                                Change {
-                                    reason: &reason,
-                                    by: self.user,
-                                    // The record's attempt count is the worker's to bump
-                                    // when it starts the job; the job carries the next one.
-                                    fields: vec![(field::ERROR, String::new())],
-                                },
-                            )
-                            .await?;
-                        requeued = Some((job.clone(), BuildState::Failed));
+                        self.requeue(&job.build_id).await?;
+                        requeued = Some(job.clone());
                     }
                 }
                 note = format!("attempt {}", job.attempt);
@@ -395,49 +409,15 @@ impl Replayer<'_> {
             })
             .await;
         if let Err(error) = published {
-            if let Some((job, _)) = &requeued {
+            if let Some(job) = &requeued {
                 // Undo the requeue: the job is still only in the dead queue.
                 let reason = format!("replay by {} failed: {error}", self.user);
-                let _ = self
-                    .store
-                    .transition_from(
-                        &job.build_id,
-                        &[BuildState::Queued],
-                        BuildState::Failed,
-                        Change {
-                            reason: &reason,
-                            by: self.user,
-                            fields: vec![(field::ERROR, view.reason.clone())],
-                        },
-                    )
-                    .await;
+                let undo = StateChange::new(&job.build_id, BuildState::Failed, &reason, self.user)
+                    .only_from(&[BuildState::Queued])
+                    .with_fields(vec![(field::ERROR, view.reason.clone())]);
+                let _ = state::change(self.store, self.bus, undo).await;
             }
             return Err(error.into());
-        }
-        if let Some((job, from)) = requeued {
-            let change = BuildStateChange {
-                build_id: job.build_id.clone(),
-                old_state: from as i32,
-                new_state: BuildState::Queued as i32,
-                reason: format!("replayed by {}", self.user),
-                owner: job.submitter.clone(),
-                at_ms: osbs_common::telemetry::now_ms(),
-                repo: job.repo.clone(),
-                branch: job.branch.clone(),
-                target: job
-                    .target
-                    .as_ref()
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default(),
-                ..Default::default()
-            };
-            // The job is on its way already: a lost notification must not replay it twice.
-            if let Err(error) = self.bus.publish_state_change(&change).await {
-                eprintln!(
-                    "warning: build {} replayed, but its state event was not sent: {error}",
-                    job.build_id
-                );
-            }
         }
         Ok(Outcome {
             message: view,

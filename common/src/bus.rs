@@ -3,7 +3,8 @@
 //!
 //! Rules every service gets from here:
 //! - every message is persistent and every publish waits for the broker's confirm; a message
-//!   that no queue takes (returned) is an error, not a silent drop;
+//!   that no queue takes (returned) is an error, not a silent drop — except state events
+//!   ([`Bus::announce`]), which no one need be listening to;
 //! - deliveries are acked by the caller, after the work is recorded ([`ack`]);
 //! - a refused delivery is republished to `osbs.dlx` with its reason in a header and only then
 //!   acked ([`Bus::dead_letter`]);
@@ -11,6 +12,7 @@
 //!   that fails during recovery waits for it and is retried.
 
 use crate::config::{AmqpConfig, QueueType};
+use crate::state::Announcement;
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use lapin::options::{
@@ -23,8 +25,9 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
 use osbs_proto::Message;
+use osbs_proto::external::HeaderValue;
 use osbs_proto::names;
-use osbs_proto::v1::{BuildJob, BuildResult, BuildState, BuildStateChange};
+use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
 use std::future::Future;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -283,13 +286,9 @@ impl Bus {
         .await
     }
 
-    /// Publishes a finished build (`build.complete|failed|canceled`) for the koji-bridge, and
-    /// its JSON state event for outside listeners.
-    pub async fn publish_result(
-        &self,
-        result: &BuildResult,
-        change: &BuildStateChange,
-    ) -> Result<(), BusError> {
+    /// Publishes a finished build (`build.complete|failed|canceled`) for the koji-bridge. Its
+    /// state event is the state change's ([`crate::state::change`]), not this.
+    pub async fn publish_result(&self, result: &BuildResult) -> Result<(), BusError> {
         let state = BuildState::try_from(result.state).unwrap_or(BuildState::Failed);
         let body = result.encode_to_vec();
         self.publish(Outgoing {
@@ -299,64 +298,27 @@ impl Bus {
             properties: protobuf_properties(names::TYPE_BUILD_RESULT),
             mandatory: true,
         })
-        .await?;
-        self.publish_external_state_change(change).await
+        .await
     }
 
-    /// Publishes a state change: protobuf on `osbs` (`build.<state>`) and fedora-messaging JSON
-    /// on `amq.topic` (`<prefix>.osbs.build.state.change`).
-    pub async fn publish_state_change(&self, change: &BuildStateChange) -> Result<(), BusError> {
-        let state = BuildState::try_from(change.new_state).unwrap_or(BuildState::Unspecified);
-        let body = change.encode_to_vec();
-        self.publish(Outgoing {
-            exchange: names::EXCHANGE_INTERNAL,
-            routing_key: &names::state_routing_key(state),
-            body: &body,
-            properties: protobuf_properties(names::TYPE_BUILD_STATE_CHANGE),
-            // Nobody may be listening to every state: that is fine.
-            mandatory: false,
-        })
-        .await?;
-        self.publish_external_state_change(change).await
-    }
-
-    async fn publish_external_state_change(
-        &self,
-        change: &BuildStateChange,
-    ) -> Result<(), BusError> {
-        let state = BuildState::try_from(change.new_state).unwrap_or(BuildState::Unspecified);
-        let body = serde_json::to_vec(&osbs_proto::external::state_change_body(change))
-            .expect("a JSON value always serializes");
+    /// Announces a recorded state change: its fedora-messaging JSON event on `amq.topic`
+    /// (`<prefix>.osbs.build.state.change`), the only place state changes are published,
+    /// confirmed by the broker. No queue need be listening.
+    pub async fn announce(&self, announcement: &Announcement) -> Result<(), BusError> {
+        let event = announcement.event();
         let mut headers = FieldTable::default();
-        headers.insert(
-            "fedora_messaging_schema".into(),
-            long_string(names::SCHEMA_STATE_CHANGE),
-        );
-        headers.insert(
-            "sent-at".into(),
-            long_string(&osbs_proto::external::iso8601(crate::telemetry::now_ms())),
-        );
-        headers.insert(
-            "fedora_messaging_severity".into(),
-            AMQPValue::LongLongInt(osbs_proto::external::severity(state)),
-        );
-        headers.insert("priority".into(), AMQPValue::LongLongInt(0));
-        if !change.owner.is_empty() {
-            headers.insert(
-                format!("fedora_messaging_user_{}", change.owner).into(),
-                AMQPValue::Boolean(true),
-            );
-        }
-        if !change.repo.is_empty() {
-            headers.insert(
-                format!("fedora_messaging_container_{}", change.repo).into(),
-                AMQPValue::Boolean(true),
-            );
+        for (name, value) in event.headers(crate::telemetry::now_ms()) {
+            let value = match value {
+                HeaderValue::Text(text) => long_string(&text),
+                HeaderValue::Int(number) => AMQPValue::LongLongInt(number),
+                HeaderValue::Bool(flag) => AMQPValue::Boolean(flag),
+            };
+            headers.insert(name.into(), value);
         }
         self.publish(Outgoing {
             exchange: names::EXCHANGE_TOPIC,
             routing_key: &names::external_state_routing_key(&self.config.topic_prefix),
-            body: &body,
+            body: &event.to_json(),
             properties: BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type(names::CONTENT_TYPE_JSON.into())
@@ -366,6 +328,36 @@ impl Bus {
             mandatory: false,
         })
         .await
+    }
+
+    /// Declares `queue` (not durable) and binds it to the state events, for OSBS's own
+    /// listeners; read each body with [`osbs_proto::StateEvent::from_json`].
+    pub async fn listen_to_state_events(&self, queue: &str) -> Result<(), BusError> {
+        let channel = self.channel().await?;
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!("queue.declare {queue}")))?;
+        let routing_key = names::external_state_routing_key(&self.config.topic_prefix);
+        channel
+            .queue_bind(
+                queue.into(),
+                names::EXCHANGE_TOPIC.into(),
+                routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(amqp(format!(
+                "queue.bind {queue} {}",
+                names::EXCHANGE_TOPIC
+            )))?;
+        let _ = channel.close(200, "bound".into()).await;
+        Ok(())
     }
 
     /// Starts consuming `queue` on a channel of its own with `prefetch` unacked deliveries.

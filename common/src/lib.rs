@@ -7,16 +7,20 @@
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
 //! - [`bus`]: the AMQP adapter (lapin): topology, confirmed publishing, consuming,
 //!   dead-lettering, recovery.
-//! - [`store`]: the Redis adapter: build records and their state machine, idempotency keys,
-//!   cancel marks, live logs.
+//! - [`store`]: the Redis adapter: build records and their compare-and-set, idempotency
+//!   keys, cancel marks, live logs, locks, and each service's keys as named operations.
+//! - [`state`]: the one way to change a build's state: compare-and-set, history entry, one
+//!   confirmed announcement.
 //! - [`http`]: `/healthz` and Prometheus `/metrics`.
 
 pub mod bus;
 pub mod config;
 pub mod http;
 pub mod shutdown;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 
 pub use bus::{Bus, BusError};
+pub use state::{ChangeError, Changed, StateChange};
 pub use store::{Store, StoreError};

@@ -1,8 +1,13 @@
 //! The bus and the store against the real RabbitMQ and Redis: confirmed publishing, consuming,
-//! dead-lettering with a reason, idempotent records and the state machine, live logs.
+//! dead-lettering with a reason, idempotent records, the one state-change path (compare-and-
+//! set, history, one announcement on `amq.topic`), live logs, locks.
 
+use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use osbs_common::bus::{self, Bus};
-use osbs_common::store::{Change, Created, LogEntry, Store};
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::{Created, Lock, LogEntry, Store, field};
+use osbs_proto::StateEvent;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildState, Target};
 use osbs_testkit::TestEnv;
@@ -83,15 +88,58 @@ async fn jobs_travel_and_refused_messages_are_dead_lettered_with_their_reason() 
     bus.close().await;
 }
 
+/// Takes every message now in `queue` (acked).
+async fn drain(bus: &Bus, queue: &str) -> Vec<lapin::message::Delivery> {
+    let channel = bus.channel().await.unwrap();
+    let mut taken = Vec::new();
+    while let Some(message) = bus.get_one(&channel, queue).await.unwrap() {
+        message.ack(BasicAckOptions::default()).await.unwrap();
+        taken.push(message.delivery);
+    }
+    taken
+}
+
+/// A queue taking everything published on the internal exchange.
+async fn everything_internal(bus: &Bus) -> String {
+    let channel = bus.channel().await.unwrap();
+    let queue = "test.everything-internal";
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.into(),
+            names::EXCHANGE_INTERNAL.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    queue.to_owned()
+}
+
 #[tokio::test]
 async fn records_are_idempotent_and_follow_the_state_machine() {
     let env = TestEnv::new();
     let store = Store::connect(&env.redis).await.unwrap();
+    let bus = Bus::connect(&env.amqp, "test").await.unwrap();
+    bus.declare_topology().await.unwrap();
     let created = store
         .create(&job("b1"), "key-1", 1_000, "test", &[])
         .await
         .unwrap();
-    assert_eq!(created, Created::New("b1".into()));
+    assert!(matches!(&created, Created::New(recorded) if recorded.build_id() == "b1"));
+    let Created::New(recorded) = created else {
+        unreachable!()
+    };
+    assert_eq!(recorded.event().old_state, BuildState::Unspecified);
+    assert_eq!(recorded.event().new_state, BuildState::Queued);
     let again = store
         .create(&job("b2"), "key-1", 2_000, "test", &[])
         .await
@@ -103,24 +151,25 @@ async fn records_are_idempotent_and_follow_the_state_machine() {
     assert_eq!(record.state, BuildState::Queued);
     assert_eq!(record.job.repo, "httpd");
 
-    let refused = store
-        .transition("b1", BuildState::Complete, Change::default())
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("is queued"), "{refused}");
+    let refused = state::change(
+        &store,
+        &bus,
+        StateChange::new("b1", BuildState::Complete, "", "test"),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(refused, Changed::Refused(record) if record.state == BuildState::Queued));
 
-    store
-        .transition(
-            "b1",
-            BuildState::Running,
-            Change {
-                reason: "picked",
-                by: "w1",
-                fields: vec![("worker", "w1".into())],
-            },
-        )
-        .await
-        .unwrap();
+    let change = StateChange::new("b1", BuildState::Running, "picked", "w1")
+        .with_fields(vec![(field::WORKER, "w1".into())]);
+    let Changed::Done(moved) = state::change(&store, &bus, change).await.unwrap() else {
+        panic!("queued → running is allowed");
+    };
+    assert_eq!(
+        (moved.from, moved.to),
+        (BuildState::Queued, BuildState::Running)
+    );
+    assert_eq!(moved.record.field(field::WORKER), "w1");
     let record = store.require("b1").await.unwrap();
     assert_eq!(record.state, BuildState::Running);
     assert_eq!(record.field("worker"), "w1");
@@ -132,10 +181,140 @@ async fn records_are_idempotent_and_follow_the_state_machine() {
             .collect::<Vec<_>>(),
         vec!["queued", "running"]
     );
+    assert_eq!(
+        (history[1].reason.as_str(), history[1].by.as_str()),
+        ("picked", "w1")
+    );
 
     let listed = store.list(&Default::default()).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(store.require("missing").await.is_err());
+    let state_field = store
+        .set_fields("b1", &[(field::STATE, "complete".into())])
+        .await
+        .unwrap_err();
+    assert!(
+        state_field
+            .to_string()
+            .contains("changes only with its state"),
+        "{state_field}"
+    );
+    assert_eq!(
+        store.require("b1").await.unwrap().state,
+        BuildState::Running
+    );
+}
+
+#[tokio::test]
+async fn a_state_change_is_compared_recorded_and_announced_once_on_amq_topic_only() {
+    let env = TestEnv::new();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = Bus::connect(&env.amqp, "test").await.unwrap();
+    bus.declare_topology().await.unwrap();
+    bus.listen_to_state_events("test.state-events")
+        .await
+        .unwrap();
+    let internal = everything_internal(&bus).await;
+    store
+        .create(&job("b1"), "key-1", 1_000, "dispatcher", &[])
+        .await
+        .unwrap();
+
+    // An illegal move and a stale `from` are refused: nothing written, nothing announced.
+    let illegal = StateChange::new("b1", BuildState::Imported, "no", "test");
+    let stale = StateChange::new("b1", BuildState::Canceled, "no", "test")
+        .only_from(&[BuildState::Running]);
+    for change in [illegal, stale] {
+        let to = change.to;
+        let outcome = state::change(&store, &bus, change).await.unwrap();
+        assert!(
+            matches!(&outcome, Changed::Refused(record) if record.state == BuildState::Queued),
+            "to {to}: {outcome:?}"
+        );
+    }
+    let missing = StateChange::new("nobody", BuildState::Running, "", "test");
+    assert!(matches!(
+        state::change(&store, &bus, missing).await.unwrap(),
+        Changed::Missing
+    ));
+    assert_eq!(store.history("b1").await.unwrap().len(), 1);
+
+    let canceled = StateChange::new("b1", BuildState::Canceled, "canceled by jdoe", "jdoe")
+        .only_from(&[BuildState::Queued])
+        .with_fields(vec![(field::CANCEL_REQUESTED, "1".into())]);
+    let outcome = state::change(&store, &bus, canceled).await.unwrap();
+    assert!(matches!(outcome, Changed::Done(_)), "{outcome:?}");
+    // Two services racing: the second finds it moved.
+    let late =
+        StateChange::new("b1", BuildState::Running, "", "w").only_from(&[BuildState::Queued]);
+    assert!(matches!(
+        state::change(&store, &bus, late).await.unwrap(),
+        Changed::Refused(record) if record.state == BuildState::Canceled
+    ));
+
+    let events = drain(&bus, "test.state-events").await;
+    assert_eq!(events.len(), 1, "one announcement for one change");
+    let delivery = &events[0];
+    assert_eq!(delivery.exchange.as_str(), names::EXCHANGE_TOPIC);
+    assert_eq!(
+        delivery.routing_key.as_str(),
+        names::external_state_routing_key(&env.amqp.topic_prefix)
+    );
+    let event = StateEvent::from_json(&delivery.data).unwrap();
+    let entry = store.history("b1").await.unwrap().pop().unwrap();
+    assert_eq!(
+        (event.build_id.as_str(), event.old_state, event.new_state),
+        ("b1", BuildState::Queued, BuildState::Canceled)
+    );
+    assert_eq!(event.reason, "canceled by jdoe");
+    assert_eq!(event.at, osbs_proto::external::iso8601(entry.at_ms));
+    assert_eq!(
+        (event.owner.as_str(), event.repo.as_str()),
+        ("jdoe", "httpd")
+    );
+    let headers = delivery.properties.headers().as_ref().unwrap().inner();
+    assert_eq!(
+        bus::header_string(&delivery.properties, "fedora_messaging_schema").as_deref(),
+        Some(names::SCHEMA_STATE_CHANGE)
+    );
+    assert_eq!(
+        headers.get("fedora_messaging_user_jdoe"),
+        Some(&AMQPValue::Boolean(true))
+    );
+    assert_eq!(
+        headers.get("fedora_messaging_container_httpd"),
+        Some(&AMQPValue::Boolean(true))
+    );
+    // The internal queue does hear the internal exchange: a job reaches it, and only that.
+    bus.publish_job(&job("b2"), 0).await.unwrap();
+    let internal = drain(&bus, &internal).await;
+    assert_eq!(
+        internal
+            .iter()
+            .map(|delivery| bus::kind_of(delivery).unwrap_or_default())
+            .collect::<Vec<_>>(),
+        vec![names::TYPE_BUILD_JOB],
+        "nothing on the `osbs` exchange for a state change"
+    );
+
+    // A change recorded whose announcement may be lost is announced again from the record.
+    let recorded = store
+        .recorded_announcement("b1", BuildState::Canceled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded.event(), &event);
+    bus.announce(&recorded).await.unwrap();
+    let again = drain(&bus, "test.state-events").await;
+    assert_eq!(StateEvent::from_json(&again[0].data).unwrap(), event);
+    assert!(
+        store
+            .recorded_announcement("b1", BuildState::Running)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    bus.close().await;
 }
 
 #[tokio::test]
@@ -169,35 +348,44 @@ async fn a_lock_is_renewed_and_released_only_by_its_holder() {
     use redis::AsyncCommands;
     let env = TestEnv::new();
     let store = Store::connect(&env.redis).await.unwrap();
-    let key = store.key(&["test-lock"]);
-    let mut redis = store.connection();
-    let set: Option<String> = redis::cmd("SET")
-        .arg(&key)
-        .arg("holder")
-        .arg("NX")
-        .arg("PX")
-        .arg(1_000)
-        .query_async(&mut redis)
+    // Observed from outside, as an operator would.
+    let mut redis = redis::Client::open(env.redis.url.expose())
+        .unwrap()
+        .get_multiplexed_async_connection()
         .await
         .unwrap();
-    assert_eq!(set.as_deref(), Some("OK"));
+    let key = format!("{}:owner:b1", env.redis.key_prefix);
+    let lock = Lock::BuildOwner("b1");
+    let short = Duration::from_secs(1);
+    assert!(store.take_lock(lock, "holder", short).await.unwrap());
+    assert!(
+        !store.take_lock(lock, "someone-else", short).await.unwrap(),
+        "held"
+    );
     let ttl = Duration::from_secs(60);
-    assert!(!store.renew_lock(&key, "someone-else", ttl).await.unwrap());
-    assert!(store.renew_lock(&key, "holder", ttl).await.unwrap());
+    assert!(!store.renew_lock(lock, "someone-else", ttl).await.unwrap());
+    assert!(store.renew_lock(lock, "holder", ttl).await.unwrap());
     let remaining: i64 = redis.pttl(&key).await.unwrap();
     assert!(
         remaining > 1_000,
         "renewed to about 60 s, has {remaining} ms"
     );
-    store.release_lock(&key, "someone-else").await.unwrap();
+    store.release_lock(lock, "someone-else").await.unwrap();
     let held: Option<String> = redis.get(&key).await.unwrap();
     assert_eq!(
         held.as_deref(),
         Some("holder"),
         "a stranger cannot release it"
     );
-    store.release_lock(&key, "holder").await.unwrap();
+    store.release_lock(lock, "holder").await.unwrap();
     let held: Option<String> = redis.get(&key).await.unwrap();
     assert_eq!(held, None);
-    assert!(!store.renew_lock(&key, "holder", ttl).await.unwrap());
+    assert!(!store.renew_lock(lock, "holder", ttl).await.unwrap());
+    assert!(
+        store
+            .take_lock(Lock::KojiImport("b1"), "bridge", short)
+            .await
+            .unwrap(),
+        "another lock of the same build is another key"
+    );
 }

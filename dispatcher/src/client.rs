@@ -3,6 +3,7 @@
 
 use crate::events::BuildRequest;
 use osbs_common::bus::{Bus, BusError, Outgoing};
+use osbs_common::store::{RequestOutcome, Store, StoreError};
 use osbs_proto::names;
 
 /// Publishes `request` on `amq.topic` (routing key `<topic_prefix>.osbs.build.request`) and
@@ -25,4 +26,13 @@ pub async fn publish_build_request(bus: &Bus, request: &BuildRequest) -> Result<
     })
     .await?;
     Ok(message_id)
+}
+
+/// What became of the build request with `request_id` ([`BuildRequest::request_id`]), once
+/// the dispatcher has handled it; `None` before (or when its body was unreadable).
+pub async fn request_outcome(
+    store: &Store,
+    request_id: &str,
+) -> Result<Option<RequestOutcome>, StoreError> {
+    store.request_outcome(request_id).await
 }

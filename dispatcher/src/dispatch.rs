@@ -8,24 +8,27 @@
 //!    build of the same (repository, commit, target, options). An explicit request whose
 //!    existing build ended `failed`, `canceled` or `superseded` makes a new build (keyed
 //!    `<key>:after:<old id>`, so that asking again names that new build);
-//! 3. pushes: become the branch's newest build ([`Records::advance_tip`]) and supersede the
-//!    queued build they replace (CAS `queued → superseded`: a worker that started first wins);
-//! 4. publish the job (if still queued) and the `queued` state change, both confirmed;
+//! 3. pushes: become the branch's newest build ([`Store::advance_tip`]) and supersede the
+//!    queued build they replace (the state change `queued → superseded`, announced: a worker
+//!    that started first wins);
+//! 4. publish the job (if still queued) and announce the record's creation (`queued`), both
+//!    confirmed;
 //! 5. mark the record `enqueued=1`, remember the message id and the request outcome (one
 //!    atomic round trip); ack.
 //!
 //! A crash before 5 leaves the message unacked: its redelivery finds the record without
-//! `enqueued` and does 3–5 again. Transient failures requeue the delivery after a pause;
+//! `enqueued` and does 3–5 again, announcing again the changes it finds recorded
+//! ([`Store::recorded_announcement`]). Transient failures requeue the delivery after a pause;
 //! a record that cannot be read is dead-lettered with the reason.
 
 use crate::build_id;
 use crate::decide::{Decision, Plan};
-use crate::records::{Records, RequestOutcome, Tip, field};
 use osbs_common::bus::{self, Bus, BusError, Delivery};
 use osbs_common::http::Metrics;
-use osbs_common::store::{self, Change, Created, Store, StoreError};
+use osbs_common::state::{self, Announcement, ChangeError, Changed, StateChange};
+use osbs_common::store::{Created, RequestOutcome, Store, StoreError, Tip, field};
 use osbs_proto::names;
-use osbs_proto::v1::{BuildJob, BuildState, BuildStateChange, Trigger};
+use osbs_proto::v1::{BuildJob, BuildState, Trigger};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,10 +42,22 @@ pub enum DispatchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// A state change recorded but not announced (the redelivery announces it).
+    #[error(transparent)]
+    NotAnnounced(ChangeError),
     #[error(
         "idempotency key {key} has been rebuilt {MAX_REBUILDS} times: inspect its builds with `osbs list`"
     )]
     TooManyRebuilds { key: String },
+}
+
+impl From<ChangeError> for DispatchError {
+    fn from(error: ChangeError) -> DispatchError {
+        match error {
+            ChangeError::Store(error) => DispatchError::Store(error),
+            not_announced => DispatchError::NotAnnounced(not_announced),
+        }
+    }
 }
 
 impl DispatchError {
@@ -94,7 +109,6 @@ impl Outcome {
 pub struct Dispatcher {
     bus: Arc<Bus>,
     store: Store,
-    records: Records,
     metrics: Metrics,
     retry_delay: Duration,
     by: String,
@@ -103,7 +117,6 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(bus: Arc<Bus>, store: Store, metrics: Metrics, retry_delay: Duration) -> Dispatcher {
         Dispatcher {
-            records: Records::new(store.clone()),
             bus,
             store,
             metrics,
@@ -221,7 +234,7 @@ impl Dispatcher {
             reason: reason.to_owned(),
             at_ms: osbs_common::telemetry::now_ms(),
         };
-        if let Err(error) = self.records.record_request(request_id, &noted).await {
+        if let Err(error) = self.store.record_request(request_id, &noted).await {
             tracing::warn!(request_id, error = %error, "cannot record the request's outcome");
         }
     }
@@ -248,8 +261,8 @@ impl Dispatcher {
                 },
             )
         });
-        self.records
-            .settle(
+        self.store
+            .settle_dispatch(
                 outcome.build_id(),
                 !matches!(outcome, Outcome::Duplicate { .. }),
                 message_id,
@@ -266,13 +279,13 @@ impl Dispatcher {
         seen_message_id: Option<&str>,
     ) -> Result<Outcome, DispatchError> {
         if let Some(message_id) = seen_message_id
-            && let Some(id) = self.records.build_of_event(message_id).await?
+            && let Some(id) = self.store.build_of_event(message_id).await?
             && let Some(record) = self.store.get(&id).await?
         {
             if record.field(field::ENQUEUED) == "1" {
                 return Ok(Outcome::Duplicate { build_id: id });
             }
-            self.finish(&record.job, record.state).await?;
+            self.finish(&record.job, record.state, None).await?;
             return Ok(Outcome::Resumed { build_id: id });
         }
         let mut job = plan.job.clone();
@@ -290,11 +303,13 @@ impl Dispatcher {
                 .create(&job, &key, now_ms, &self.by, &extra)
                 .await?
             {
-                Created::New(id) => {
+                Created::New(recorded) => {
                     self.metrics.count_state(BuildState::Queued);
-                    let superseded = self.finish(&job, BuildState::Queued).await?;
+                    let superseded = self
+                        .finish(&job, BuildState::Queued, Some(recorded))
+                        .await?;
                     return Ok(Outcome::Created {
-                        build_id: id,
+                        build_id: job.build_id,
                         superseded,
                     });
                 }
@@ -313,7 +328,7 @@ impl Dispatcher {
                     if record.field(field::ENQUEUED) == "1" {
                         return Ok(Outcome::Duplicate { build_id: id });
                     }
-                    self.finish(&record.job, record.state).await?;
+                    self.finish(&record.job, record.state, None).await?;
                     return Ok(Outcome::Resumed { build_id: id });
                 }
             }
@@ -324,17 +339,29 @@ impl Dispatcher {
     }
 
     /// Steps 3–4 for a recorded build, idempotently (the `enqueued` mark follows in
-    /// [`Records::settle`]). Returns the builds it superseded.
+    /// [`Store::settle_dispatch`]). `created`: the announcement of a record just created;
+    /// `None` when resuming one, whose announcement is read back. Returns the builds it
+    /// superseded.
     async fn finish(
         &self,
         job: &BuildJob,
         mut state: BuildState,
+        created: Option<Announcement>,
     ) -> Result<Vec<String>, DispatchError> {
         let id = job.build_id.as_str();
         let mut superseded = Vec::new();
+        let queued = match created {
+            Some(created) => Some(created),
+            None if state == BuildState::Queued => {
+                self.store
+                    .recorded_announcement(id, BuildState::Queued)
+                    .await?
+            }
+            None => None,
+        };
         let trigger = Trigger::try_from(job.trigger).unwrap_or(Trigger::Unspecified);
         if trigger == Trigger::Push && state == BuildState::Queued {
-            match self.records.advance_tip(&coalesce_key(job), id).await? {
+            match self.store.advance_tip(&coalesce_key(job), id).await? {
                 Tip::Advanced { previous } | Tip::Current { previous } => {
                     if let Some(previous) = previous
                         && self.supersede(&previous, job).await?
@@ -345,13 +372,7 @@ impl Dispatcher {
                 Tip::Behind { newer } => {
                     // Handled after a newer push of its branch (a redelivery out of order):
                     // it is the one that must not build.
-                    self.publish_change(
-                        job,
-                        BuildState::Unspecified,
-                        BuildState::Queued,
-                        "recorded",
-                    )
-                    .await?;
+                    self.announce(id, queued.as_ref()).await?;
                     if self.supersede_by(id, &newer, job).await? {
                         state = BuildState::Superseded;
                     }
@@ -362,7 +383,7 @@ impl Dispatcher {
             let priority = crate::decide::priority(trigger);
             let (job_published, change_published) = tokio::join!(
                 self.bus.publish_job(job, priority),
-                self.publish_change(job, BuildState::Unspecified, BuildState::Queued, "recorded"),
+                self.announce(id, queued.as_ref()),
             );
             job_published?;
             change_published?;
@@ -375,9 +396,9 @@ impl Dispatcher {
         self.supersede_by(previous, &newer.build_id, newer).await
     }
 
-    /// `queued → superseded` for `id` with `superseded_by = newer_id`, and its state change.
-    /// A build that already left `queued` stays as it is (a worker started it first). A build
-    /// already superseded by `newer_id` (an interrupted earlier attempt) gets its event again.
+    /// `queued → superseded` for `id` with `superseded_by = newer_id`, announced. A build that
+    /// already left `queued` stays as it is (a worker started it first). A build already
+    /// superseded by `newer_id` (an interrupted earlier attempt) is announced again.
     async fn supersede_by(
         &self,
         id: &str,
@@ -388,67 +409,48 @@ impl Dispatcher {
             "superseded by build {newer_id}: a newer commit of {}/{} {} was pushed",
             newer.namespace, newer.repo, newer.branch
         );
-        let transition = self
-            .store
-            .transition_from(
-                id,
-                &[BuildState::Queued],
-                BuildState::Superseded,
-                Change {
-                    reason: &reason,
-                    by: &self.by,
-                    fields: vec![(store::field::SUPERSEDED_BY, newer_id.to_owned())],
-                },
-            )
-            .await;
-        let redo = match transition {
-            Ok(_) => false,
-            Err(StoreError::Refused {
-                current: BuildState::Superseded,
-                ..
-            }) => true,
-            Err(StoreError::Refused { current, .. }) => {
-                tracing::info!(build_id = id, state = %current, newer = newer_id, "not superseded: it has started already");
-                return Ok(false);
+        let change = StateChange::new(id, BuildState::Superseded, &reason, &self.by)
+            .only_from(&[BuildState::Queued])
+            .with_fields(vec![(field::SUPERSEDED_BY, newer_id.to_owned())]);
+        match state::change(&self.store, &self.bus, change).await? {
+            Changed::Done(_) => {
+                self.metrics.count_state(BuildState::Superseded);
+                Ok(true)
             }
-            Err(StoreError::NotFound(_)) => return Ok(false),
-            Err(error) => return Err(error.into()),
-        };
-        let Some(record) = self.store.get(id).await? else {
-            return Ok(false);
-        };
-        if redo && record.field(store::field::SUPERSEDED_BY) != newer_id {
-            return Ok(false);
+            Changed::Refused(record)
+                if record.state == BuildState::Superseded
+                    && record.field(field::SUPERSEDED_BY) == newer_id =>
+            {
+                let recorded = self
+                    .store
+                    .recorded_announcement(id, BuildState::Superseded)
+                    .await?;
+                self.announce(id, recorded.as_ref()).await?;
+                Ok(true)
+            }
+            Changed::Refused(record) => {
+                if record.state != BuildState::Superseded {
+                    tracing::info!(build_id = id, state = %record.state, newer = newer_id, "not superseded: it has started already");
+                }
+                Ok(false)
+            }
+            Changed::Missing => Ok(false),
         }
-        if !redo {
-            self.metrics.count_state(BuildState::Superseded);
-        }
-        self.publish_change(
-            &record.job,
-            BuildState::Queued,
-            BuildState::Superseded,
-            &reason,
-        )
-        .await?;
-        Ok(true)
     }
 
-    async fn publish_change(
-        &self,
-        job: &BuildJob,
-        from: BuildState,
-        to: BuildState,
-        reason: &str,
-    ) -> Result<(), BusError> {
-        self.bus
-            .publish_state_change(&state_change(
-                job,
-                from,
-                to,
-                reason,
-                osbs_common::telemetry::now_ms(),
-            ))
-            .await
+    /// Announces a recorded change again; one whose record or history entry is gone cannot
+    /// be (the record says what happened, and there is none).
+    async fn announce(&self, id: &str, recorded: Option<&Announcement>) -> Result<(), BusError> {
+        match recorded {
+            Some(recorded) => self.bus.announce(recorded).await,
+            None => {
+                tracing::warn!(
+                    build_id = id,
+                    "a recorded state change to announce is gone from Redis"
+                );
+                Ok(())
+            }
+        }
     }
 }
 
@@ -462,38 +464,9 @@ pub fn coalesce_key(job: &BuildJob) -> String {
     format!("{}/{}:{}:{target}", job.namespace, job.repo, job.branch)
 }
 
-/// The state change of `job` from `from` to `to`.
-pub fn state_change(
-    job: &BuildJob,
-    from: BuildState,
-    to: BuildState,
-    reason: &str,
-    at_ms: i64,
-) -> BuildStateChange {
-    BuildStateChange {
-        build_id: job.build_id.clone(),
-        old_state: from as i32,
-        new_state: to as i32,
-        reason: reason.to_owned(),
-        nvr: None,
-        pullspecs: Vec::new(),
-        owner: job.submitter.clone(),
-        at_ms,
-        repo: job.repo.clone(),
-        branch: job.branch.clone(),
-        target: job
-            .target
-            .as_ref()
-            .map(|target| target.name.clone())
-            .unwrap_or_default(),
-        koji_build_id: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use osbs_proto::v1::Target;
 
     #[test]
     fn coalesce_key_matches_the_plan() {
@@ -516,27 +489,6 @@ mod tests {
             plan.coalesce_key.as_deref(),
             Some(coalesce_key(&plan.job).as_str())
         );
-    }
-
-    #[test]
-    fn state_changes_name_the_build_and_its_owner() {
-        let job = BuildJob {
-            build_id: "b1".into(),
-            repo: "httpd".into(),
-            branch: "f41".into(),
-            submitter: "jdoe".into(),
-            target: Some(Target {
-                name: "f41-container-candidate".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let change = state_change(&job, BuildState::Queued, BuildState::Superseded, "newer", 7);
-        assert_eq!(change.old_state, BuildState::Queued as i32);
-        assert_eq!(change.new_state, BuildState::Superseded as i32);
-        assert_eq!(change.owner, "jdoe");
-        assert_eq!(change.target, "f41-container-candidate");
-        assert_eq!(change.at_ms, 7);
     }
 
     #[test]

@@ -14,11 +14,14 @@
 //! - [`decide`]: event bytes + headers + routing + now → [`Decision`]. Pure; every rule is
 //!   unit-tested there.
 //! - [`build_id`]: short, sortable build ids.
-//! - [`records`]: the dispatcher's own Redis keys (message ids, branch tips, request outcomes).
 //! - [`dispatch`]: carries out a decision against Redis and RabbitMQ, then settles the
 //!   delivery (ack, dead-letter, requeue).
 //! - [`service`]: [`run`] / [`start`]: topology, consumer with lanes, health and metrics.
-//! - [`client`]: [`publish_build_request`] for the CLI.
+//! - [`client`]: [`publish_build_request`] and [`request_outcome`] for the CLI.
+//!
+//! Its Redis keys (message ids, branch tips, request outcomes) are named operations of
+//! `osbs_common::store` (`store::dispatch`); its state changes go through
+//! `osbs_common::state::change`.
 
 pub mod build_id;
 pub mod client;
@@ -27,17 +30,16 @@ pub mod decide;
 pub mod dispatch;
 pub mod error;
 pub mod events;
-pub mod records;
 pub mod rules;
 pub mod service;
 
 #[cfg(test)]
 mod testing;
 
-pub use client::publish_build_request;
+pub use client::{publish_build_request, request_outcome};
 pub use config::{Config, DispatcherConfig, Routing, TargetOverrides, TargetSettings};
 pub use decide::{Decision, Incoming, Plan, decide};
 pub use error::Error;
 pub use events::{BuildRequest, BuildRequestOptions, CommitV1Body, LegacyBody};
-pub use records::{RequestOutcome, request_outcome};
+pub use osbs_common::store::RequestOutcome;
 pub use service::{Running, run, start};

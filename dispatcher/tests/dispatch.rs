@@ -3,9 +3,9 @@
 
 mod support;
 
-use osbs_common::store::{Change, field as store_field};
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::{Tip, field};
 use osbs_dispatcher::decide::{Decision, Incoming, decide};
-use osbs_dispatcher::records::{Records, Tip, field};
 use osbs_dispatcher::{Routing, request_outcome};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildState, Trigger};
@@ -93,7 +93,7 @@ async fn good_fixtures_are_recorded_and_enqueued() {
     assert!(
         changes
             .iter()
-            .all(|change| change.new_state == BuildState::Queued as i32)
+            .all(|change| change.new_state == BuildState::Queued)
     );
     harness.stop().await;
 }
@@ -279,11 +279,9 @@ async fn an_explicit_request_rebuilds_a_failed_build_and_a_push_does_not() {
     let first = harness.jobs().await.remove(0).0.build_id;
     // A worker takes it and it fails (infrastructure trouble).
     for state in [BuildState::Running, BuildState::Failed] {
-        harness
-            .store
-            .transition(&first, state, Change::default())
-            .await
-            .unwrap();
+        let change = StateChange::new(&first, state, "test", "test");
+        let changed = state::change(&harness.store, &harness.bus, change).await;
+        assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     }
 
     harness.publish(&push.republished()).await;
@@ -357,8 +355,8 @@ async fn pushes_of_one_branch_coalesce_to_the_newest() {
         "only the newest commit builds"
     );
     assert_eq!(records[2].job.commit, revs[2]);
-    assert_eq!(records[0].field(store_field::SUPERSEDED_BY), records[1].id);
-    assert_eq!(records[1].field(store_field::SUPERSEDED_BY), records[2].id);
+    assert_eq!(records[0].field(field::SUPERSEDED_BY), records[1].id);
+    assert_eq!(records[1].field(field::SUPERSEDED_BY), records[2].id);
     let f42 = jobs.iter().find(|(job, _)| job.branch == "f42").unwrap();
     assert_eq!(
         harness.store.require(&f42.0.build_id).await.unwrap().state,
@@ -368,13 +366,13 @@ async fn pushes_of_one_branch_coalesce_to_the_newest() {
     let changes = harness.state_changes(&changes).await;
     let superseded: Vec<_> = changes
         .iter()
-        .filter(|change| change.new_state == BuildState::Superseded as i32)
+        .filter(|change| change.new_state == BuildState::Superseded)
         .collect();
     assert_eq!(superseded.len(), 2, "{changes:?}");
     assert!(
         superseded
             .iter()
-            .all(|change| change.old_state == BuildState::Queued as i32
+            .all(|change| change.old_state == BuildState::Queued
                 && change.reason.contains("superseded by"))
     );
     harness.stop().await;
@@ -387,11 +385,9 @@ async fn a_started_build_is_not_superseded() {
     harness.wait_for_events(1).await;
     let first = harness.jobs().await.remove(0).0.build_id;
     // A worker picked it up before the next push arrived: the worker wins.
-    harness
-        .store
-        .transition(&first, BuildState::Running, Change::default())
-        .await
-        .unwrap();
+    let change = StateChange::new(&first, BuildState::Running, "test", "test");
+    let changed = state::change(&harness.store, &harness.bus, change).await;
+    assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     harness.publish(&Event::push("httpd", "f41", &rev(2))).await;
     harness.wait_for_events(2).await;
     assert_eq!(
@@ -465,6 +461,7 @@ async fn a_record_whose_job_was_never_enqueued_is_finished_on_redelivery() {
         .await
         .unwrap();
 
+    let changes = harness.watch_state_changes().await;
     harness.publish(&event).await;
     harness.wait_for_events(1).await;
     assert_eq!(
@@ -481,6 +478,16 @@ async fn a_record_whose_job_was_never_enqueued_is_finished_on_redelivery() {
     );
     let record = harness.store.require(&job.build_id).await.unwrap();
     assert_eq!(record.field(field::ENQUEUED), "1");
+    let announced = harness.state_changes(&changes).await;
+    assert_eq!(
+        announced.len(),
+        1,
+        "the creation the crash left unannounced"
+    );
+    assert_eq!(
+        (announced[0].build_id.as_str(), announced[0].new_state),
+        (job.build_id.as_str(), BuildState::Queued)
+    );
     // Delivered once more: finished now, nothing new.
     harness.publish(&event).await;
     harness.wait_for_events(2).await;
@@ -491,7 +498,7 @@ async fn a_record_whose_job_was_never_enqueued_is_finished_on_redelivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_branch_tip_only_moves_forward() {
     let harness = Harness::start().await;
-    let records = Records::new(harness.store.clone());
+    let records = &harness.store;
     let key = "container/httpd:f41:f41-container-candidate";
     let (older, newer, newest) = (
         osbs_dispatcher::build_id::new(),

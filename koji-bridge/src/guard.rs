@@ -5,59 +5,13 @@
 //! [`crate::import`]'s recognition of its earlier imports cover what Redis cannot (a lost
 //! marker, a flushed Redis).
 //!
-//! Keys: `<prefix>:koji:lock:<build id>` (owner token, with a TTL renewed while importing),
-//! `<prefix>:koji:import:<build id>` (hash: kind, koji_build_id, nvr, tag, dir, published).
+//! Both are the store's named operations (`osbs_common::store::koji`, `Lock::KojiImport`).
 
-use osbs_common::store::{Store, StoreError};
-use redis::AsyncCommands;
-use std::collections::HashMap;
+use osbs_common::store::{Lock, Store, StoreError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long the marker of a finished import is kept (replays come within this time).
-pub const MARKER_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
-fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
-    move |source| StoreError::Redis { operation, source }
-}
-
-/// What a finished import produced, as recorded in Redis.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Marker {
-    /// `hub` or `bundle`.
-    pub kind: String,
-    pub koji_build_id: i64,
-    pub nvr: String,
-    pub tag: String,
-    pub dir: String,
-    /// The `imported` state change is out.
-    pub published: bool,
-}
-
-impl Marker {
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("kind", self.kind.clone()),
-            ("koji_build_id", self.koji_build_id.to_string()),
-            ("nvr", self.nvr.clone()),
-            ("tag", self.tag.clone()),
-            ("dir", self.dir.clone()),
-            ("published", if self.published { "1" } else { "0" }.into()),
-        ]
-    }
-
-    fn from_hash(hash: &HashMap<String, String>) -> Marker {
-        let get = |name: &str| hash.get(name).cloned().unwrap_or_default();
-        Marker {
-            kind: get("kind"),
-            koji_build_id: get("koji_build_id").parse().unwrap_or(0),
-            nvr: get("nvr"),
-            tag: get("tag"),
-            dir: get("dir"),
-            published: get("published") == "1",
-        }
-    }
-}
+pub use osbs_common::store::ImportMarker as Marker;
 
 /// Locks and markers in the shared Redis.
 #[derive(Debug, Clone)]
@@ -70,7 +24,7 @@ pub struct Guard {
 #[derive(Debug)]
 pub struct ImportLock {
     store: Store,
-    key: String,
+    build_id: String,
     token: String,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -80,37 +34,14 @@ impl Guard {
         Guard { store, ttl }
     }
 
-    fn lock_key(&self, build_id: &str) -> String {
-        self.store.key(&["koji", "lock", build_id])
-    }
-
-    fn marker_key(&self, build_id: &str) -> String {
-        self.store.key(&["koji", "import", build_id])
-    }
-
     /// The marker of `build_id`'s finished import, if any.
     pub async fn marker(&self, build_id: &str) -> Result<Option<Marker>, StoreError> {
-        let hash: HashMap<String, String> = self
-            .store
-            .connection()
-            .hgetall(self.marker_key(build_id))
-            .await
-            .map_err(redis_error("hgetall"))?;
-        Ok((!hash.is_empty()).then(|| Marker::from_hash(&hash)))
+        self.store.import_marker(build_id).await
     }
 
     /// Records what `build_id`'s import produced.
     pub async fn mark(&self, build_id: &str, marker: &Marker) -> Result<(), StoreError> {
-        let key = self.marker_key(build_id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset_multiple(&key, &marker.fields())
-            .ignore()
-            .expire(&key, MARKER_TTL.as_secs() as i64)
-            .ignore();
-        pipe.query_async::<()>(&mut self.store.connection())
-            .await
-            .map_err(redis_error("hset"))
+        self.store.mark_import(build_id, marker).await
     }
 
     /// Takes the lock of `build_id`, waiting while another bridge holds it. `None` when
@@ -120,25 +51,18 @@ impl Guard {
         build_id: &str,
         shutdown: &CancellationToken,
     ) -> Result<Option<ImportLock>, StoreError> {
-        let key = self.lock_key(build_id);
         let token = uuid::Uuid::new_v4().to_string();
         let mut waited = false;
         loop {
-            let taken: bool = redis::cmd("SET")
-                .arg(&key)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(self.ttl.as_millis() as u64)
-                .query_async::<Option<String>>(&mut self.store.connection())
-                .await
-                .map_err(redis_error("set nx"))?
-                .is_some();
+            let taken = self
+                .store
+                .take_lock(Lock::KojiImport(build_id), &token, self.ttl)
+                .await?;
             if taken {
-                let renewer = self.spawn_renewer(key.clone(), token.clone());
+                let renewer = self.spawn_renewer(build_id.to_owned(), token.clone());
                 return Ok(Some(ImportLock {
                     store: self.store.clone(),
-                    key,
+                    build_id: build_id.to_owned(),
                     token,
                     renewer,
                 }));
@@ -157,20 +81,26 @@ impl Guard {
         }
     }
 
-    fn spawn_renewer(&self, key: String, token: String) -> tokio::task::JoinHandle<()> {
+    fn spawn_renewer(&self, build_id: String, token: String) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let ttl = self.ttl;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                match store.renew_lock(&key, &token, ttl).await {
+                match store
+                    .renew_lock(Lock::KojiImport(&build_id), &token, ttl)
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => {
-                        tracing::error!(lock = %key, "the import lock expired while held (Redis unreachable too long?): another bridge may import the same build; Koji's NVR checks still stop a second build");
+                        tracing::error!(
+                            build_id,
+                            "the import lock expired while held (Redis unreachable too long?): another bridge may import the same build; Koji's NVR checks still stop a second build"
+                        );
                         return;
                     }
                     Err(error) => {
-                        tracing::warn!(lock = %key, error = %error, "cannot renew the import lock; trying again");
+                        tracing::warn!(build_id, error = %error, "cannot renew the import lock; trying again");
                     }
                 }
             }
@@ -182,8 +112,12 @@ impl ImportLock {
     /// Gives the lock up (only if still ours).
     pub async fn release(self) {
         self.renewer.abort();
-        if let Err(error) = self.store.release_lock(&self.key, &self.token).await {
-            tracing::warn!(lock = %self.key, error = %error, "cannot release the import lock; it expires by itself");
+        if let Err(error) = self
+            .store
+            .release_lock(Lock::KojiImport(&self.build_id), &self.token)
+            .await
+        {
+            tracing::warn!(build_id = %self.build_id, error = %error, "cannot release the import lock; it expires by itself");
         }
     }
 }

@@ -2,8 +2,9 @@
 //! writes bundles), refunds the reservations of failed and canceled ones, records the
 //! outcome (`imported` / `import_failed`) and publishes it, exactly once per build.
 //!
-//! A delivery is acknowledged only once its outcome is recorded and published; a refusal is
-//! recorded, published, then dead-lettered with its reason; a transient failure hands the
+//! A delivery is acknowledged only once its outcome is recorded and announced (one state
+//! change, `osbs_common::state::change`); a refusal is recorded, announced, then
+//! dead-lettered with its reason; a transient failure hands the
 //! delivery back to the queue after a pause, and the next attempt resumes.
 
 use crate::config::BridgeConfig;
@@ -13,10 +14,11 @@ use crate::import::{ImportError, Imported, Importer, Refunded};
 use crate::koji::{KojiClient, RefundState, retry_policy};
 use osbs_common::bus::{self, Bus, Delivery};
 use osbs_common::http::{Health, Metrics};
-use osbs_common::store::{Change, Store, StoreError, field};
+use osbs_common::state::{self, ChangeError, Changed, StateChange};
+use osbs_common::store::{Store, StoreError, field};
 use osbs_common::telemetry::{hostname, now_ms};
 use osbs_proto::names;
-use osbs_proto::v1::{BuildResult, BuildState, BuildStateChange};
+use osbs_proto::v1::{BuildResult, BuildState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -71,8 +73,8 @@ pub fn imported_fields(imported: &Imported) -> (Vec<(&'static str, String)>, Str
             (
                 vec![
                     (field::KOJI_BUILD_ID, koji_build_id.to_string()),
-                    ("koji_import", "hub".into()),
-                    ("koji_tag", tag.clone().unwrap_or_default()),
+                    (field::KOJI_IMPORT, "hub".into()),
+                    (field::KOJI_TAG, tag.clone().unwrap_or_default()),
                     (field::ERROR, String::new()),
                 ],
                 reason,
@@ -80,8 +82,8 @@ pub fn imported_fields(imported: &Imported) -> (Vec<(&'static str, String)>, Str
         }
         Imported::Bundle { dir, nvr, .. } => (
             vec![
-                ("koji_import", "bundle".into()),
-                ("koji_bundle", dir.display().to_string()),
+                (field::KOJI_IMPORT, "bundle".into()),
+                (field::KOJI_BUNDLE, dir.display().to_string()),
                 (field::ERROR, String::new()),
             ],
             format!(
@@ -326,18 +328,8 @@ impl Handler {
             Err(error) => return self.store_unavailable(id, &error),
         };
         let (fields, reason) = imported_fields(&imported);
-        let old = match self.record(id, BuildState::Imported, &reason, fields).await {
-            Ok(old) => old,
-            Err(error) => return self.store_unavailable(id, &error),
-        };
-        let koji_build_id = match &imported {
-            Imported::Hub { koji_build_id, .. } => *koji_build_id,
-            Imported::Bundle { .. } => 0,
-        };
-        let change = state_change(result, old, BuildState::Imported, &reason, koji_build_id);
-        if let Err(error) = self.bus.publish_state_change(&change).await {
-            tracing::warn!(build_id = id, error = %error, "cannot publish the imported state change; the result goes back to the queue");
-            return Done::Requeue;
+        if let Err(done) = self.record(id, BuildState::Imported, &reason, fields).await {
+            return done;
         }
         let mut marker = marker_of(&imported);
         marker.published = true;
@@ -355,61 +347,72 @@ impl Handler {
         let id = result.build_id.as_str();
         tracing::error!(build_id = id, reason = %reason, "import refused");
         let fields = vec![(field::ERROR, reason.clone())];
-        let old = match self
+        if let Err(done) = self
             .record(id, BuildState::ImportFailed, &reason, fields)
             .await
         {
-            Ok(old) => old,
-            Err(error) => return self.store_unavailable(id, &error),
-        };
-        let change = state_change(result, old, BuildState::ImportFailed, &reason, 0);
-        if let Err(error) = self.bus.publish_state_change(&change).await {
-            tracing::warn!(build_id = id, error = %error, "cannot publish the import_failed state change; the result goes back to the queue");
-            return Done::Requeue;
+            return done;
         }
         self.metrics.count_state(BuildState::ImportFailed);
         Done::DeadLetter(reason)
     }
 
-    /// Moves the record to `to`; returns the state it left. A record not yet `complete` (the
-    /// worker's last transition still on its way) is an error: the outcome is recorded on a
-    /// later attempt. A record already past (`imported`), or missing (Redis holds state that
-    /// can be rebuilt: Koji is the record), is not.
+    /// Records the outcome `to` and announces it; `Err` says how the delivery ends instead.
+    /// A record not yet `complete` (the worker's last change still on its way) goes back to
+    /// the queue: the outcome is recorded on a later attempt. A record already `to` (an
+    /// earlier attempt recorded it, and may not have announced it) is announced again. A
+    /// record in another final state keeps it (its fields are updated; nothing changed, so
+    /// nothing is announced). A missing record (Redis was emptied) stays missing: Koji is the
+    /// record of an import.
     async fn record(
         &self,
         id: &str,
         to: BuildState,
         reason: &str,
         fields: Vec<(&str, String)>,
-    ) -> Result<BuildState, StoreError> {
-        let change = Change {
-            reason,
-            by: &self.by,
-            fields: fields.clone(),
-        };
-        match self.store.transition(id, to, change).await {
-            Ok(transition) => Ok(transition.from),
-            Err(StoreError::Refused { current, id, to })
-                if matches!(
-                    current,
-                    BuildState::Queued | BuildState::Running | BuildState::Pushing
-                ) =>
-            {
-                Err(StoreError::Refused { current, id, to })
-            }
-            Err(StoreError::Refused { current, .. }) => {
-                tracing::warn!(build_id = id, current = %current, to = %to, "the record cannot move to the import outcome; its fields are updated, its state kept");
-                self.store.set_fields(id, &fields).await?;
-                Ok(current)
-            }
-            Err(StoreError::NotFound(_)) => {
+    ) -> Result<(), Done> {
+        let change = StateChange::new(id, to, reason, &self.by).with_fields(fields.clone());
+        let record = match state::change(&self.store, &self.bus, change).await {
+            Ok(Changed::Done(_)) => return Ok(()),
+            Ok(Changed::Refused(record)) => record,
+            Ok(Changed::Missing) => {
                 tracing::warn!(
                     build_id = id,
-                    "no record of this build in Redis; the Koji outcome is published all the same"
+                    state = %to,
+                    "no record of this build in Redis: the Koji outcome stands, nothing is recorded or announced"
                 );
-                Ok(BuildState::Complete)
+                return Ok(());
             }
-            Err(other) => Err(other),
+            Err(ChangeError::Store(error)) => return Err(self.store_unavailable(id, &error)),
+            Err(error @ ChangeError::NotAnnounced { .. }) => {
+                tracing::warn!(build_id = id, error = %error, "the outcome is recorded but not announced; the result goes back to the queue");
+                return Err(Done::Requeue);
+            }
+        };
+        match record.state {
+            BuildState::Queued | BuildState::Running | BuildState::Pushing => {
+                tracing::warn!(build_id = id, current = %record.state, "the record is not complete yet; the result goes back to the queue");
+                self.metrics.count_retry("record behind");
+                Err(Done::Requeue)
+            }
+            current if current == to => {
+                let announced = match self.store.recorded_announcement(id, to).await {
+                    Ok(Some(recorded)) => self.bus.announce(&recorded).await,
+                    Ok(None) => Ok(()),
+                    Err(error) => return Err(self.store_unavailable(id, &error)),
+                };
+                announced.map_err(|error| {
+                    tracing::warn!(build_id = id, error = %error, "cannot announce the recorded outcome; the result goes back to the queue");
+                    Done::Requeue
+                })
+            }
+            current => {
+                tracing::warn!(build_id = id, current = %current, to = %to, "the record cannot move to the import outcome; its fields are updated, its state kept");
+                self.store
+                    .set_fields(id, &fields)
+                    .await
+                    .map_err(|error| self.store_unavailable(id, &error))
+            }
         }
     }
 
@@ -434,7 +437,7 @@ impl Handler {
         }
         match self
             .store
-            .set_fields(id, &[("koji_note", note.to_owned())])
+            .set_fields(id, &[(field::KOJI_NOTE, note.to_owned())])
             .await
         {
             Ok(()) => {}
@@ -478,35 +481,6 @@ impl Handler {
                 Done::DeadLetter(format!("CGRefundBuild refused: {reason}"))
             }
         }
-    }
-}
-
-/// The state change published for an import outcome.
-pub fn state_change(
-    result: &BuildResult,
-    old: BuildState,
-    new: BuildState,
-    reason: &str,
-    koji_build_id: i64,
-) -> BuildStateChange {
-    let job = result.job.clone().unwrap_or_default();
-    BuildStateChange {
-        build_id: result.build_id.clone(),
-        old_state: old as i32,
-        new_state: new as i32,
-        reason: reason.to_owned(),
-        nvr: result.nvr.clone(),
-        pullspecs: result
-            .image
-            .as_ref()
-            .map(|image| image.pullspecs.clone())
-            .unwrap_or_default(),
-        owner: job.submitter.clone(),
-        at_ms: now_ms(),
-        repo: job.repo.clone(),
-        branch: job.branch.clone(),
-        target: job.target.map(|target| target.name).unwrap_or_default(),
-        koji_build_id,
     }
 }
 
@@ -627,7 +601,7 @@ mod tests {
             recovered: false,
         });
         assert!(fields.contains(&(field::KOJI_BUILD_ID, "12".into())));
-        assert!(fields.contains(&("koji_import", "hub".into())));
+        assert!(fields.contains(&(field::KOJI_IMPORT, "hub".into())));
         assert_eq!(
             reason,
             "imported into Koji as httpd-2.4-3 (build 12), tagged into f41-container-candidate"
@@ -637,7 +611,7 @@ mod tests {
             nvr: "httpd-2.4-3".into(),
             recovered: false,
         });
-        assert!(fields.contains(&("koji_import", "bundle".into())));
+        assert!(fields.contains(&(field::KOJI_IMPORT, "bundle".into())));
         assert!(reason.contains("import bundle"));
         let marker = marker_of(&Imported::Bundle {
             dir: "/b/x".into(),

@@ -45,7 +45,7 @@ async fn the_binary_imports_serves_health_stops_on_sigterm_and_never_logs_creden
         token: reservation.token.clone(),
     });
     let store = Store::connect(&env.redis).await.unwrap();
-    record_complete(&store, &build).await;
+    record_complete(&store, &support::bus(&env).await, &build).await;
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_osbs-koji-bridge"))
         .arg("--config")

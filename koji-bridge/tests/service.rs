@@ -1,17 +1,18 @@
 //! The bridge service against the real RabbitMQ, Redis and registry, and the Koji hub
 //! double: imports recorded and published, exactly once across duplicates and two bridges,
 //! recovery from a lost answer and an offline hub, refusals recorded and dead-lettered,
-//! refunds, scratch builds, bundles.
+//! refunds, scratch builds, bundles, an outcome recorded but not announced.
 
 mod support;
 
-use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use osbs_common::bus::{self, Bus};
+use osbs_common::state::{self, Changed, StateChange};
 use osbs_common::store::Store;
 use osbs_koji_hub::RunningHub;
+use osbs_proto::StateEvent;
 use osbs_proto::names;
-use osbs_proto::v1::{BuildResult, BuildState, BuildStateChange, KojiReservation};
+use osbs_proto::v1::{BuildResult, BuildState, KojiReservation};
 use osbs_testkit::TestEnv;
 use std::time::Duration;
 use support::{
@@ -21,36 +22,23 @@ use support::{
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A queue receiving every state change the bridge publishes.
+/// A queue receiving every state event.
 async fn state_changes(bus: &Bus) -> (lapin::Channel, String) {
-    let channel = bus.channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    for state in [BuildState::Imported, BuildState::ImportFailed] {
-        channel
-            .queue_bind(
-                queue.name().as_str().into(),
-                names::EXCHANGE_INTERNAL.into(),
-                names::state_routing_key(state).as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-    }
-    (channel, queue.name().as_str().to_owned())
+    let queue = format!("test.state-events.{}", uuid::Uuid::new_v4().simple());
+    bus.listen_to_state_events(&queue).await.unwrap();
+    (bus.channel().await.unwrap(), queue)
 }
 
-async fn next_change(bus: &Bus, channel: &lapin::Channel, queue: &str) -> BuildStateChange {
+/// Whether an event is one the bridge announces (the tests' own setup announces others).
+fn from_the_bridge(event: &StateEvent) -> bool {
+    matches!(
+        event.new_state,
+        BuildState::Imported | BuildState::ImportFailed
+    )
+}
+
+/// The next state event the bridge announced.
+async fn next_change(bus: &Bus, channel: &lapin::Channel, queue: &str) -> StateEvent {
     for _ in 0..600 {
         if let Some(message) = bus.get_one(channel, queue).await.unwrap() {
             message
@@ -58,7 +46,11 @@ async fn next_change(bus: &Bus, channel: &lapin::Channel, queue: &str) -> BuildS
                 .ack(BasicAckOptions::default())
                 .await
                 .unwrap();
-            return bus::decode(&message.delivery, names::TYPE_BUILD_STATE_CHANGE).unwrap();
+            let event = StateEvent::from_json(&message.delivery.data).unwrap();
+            if from_the_bridge(&event) {
+                return event;
+            }
+            continue;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -104,7 +96,7 @@ async fn a_complete_build_is_imported_tagged_recorded_and_loadable() {
     ));
 
     let result = setup(&hub, "b-import-1", "1", &artifacts).await;
-    record_complete(&store, &result).await;
+    record_complete(&store, &bus, &result).await;
     publish(&bus, &result).await;
 
     wait_state(&store, "b-import-1", BuildState::Imported).await;
@@ -121,9 +113,9 @@ async fn a_complete_build_is_imported_tagged_recorded_and_loadable() {
 
     let change = next_change(&bus, &channel, &changes).await;
     assert_eq!(change.build_id, "b-import-1");
-    assert_eq!(change.new_state, BuildState::Imported as i32);
-    assert_eq!(change.old_state, BuildState::Complete as i32);
-    assert_eq!(change.koji_build_id, koji_build_id);
+    assert_eq!(change.new_state, BuildState::Imported);
+    assert_eq!(change.old_state, BuildState::Complete);
+    assert_eq!(change.koji_build_id, Some(koji_build_id));
 
     let nvr = format!("{PACKAGE}-1.0-1");
     let builds = hub.builds();
@@ -184,7 +176,7 @@ async fn duplicates_and_two_bridges_give_one_koji_build() {
     ));
 
     let result = setup(&hub, "b-dup-1", "1", &artifacts).await;
-    record_complete(&store, &result).await;
+    record_complete(&store, &bus, &result).await;
     for _ in 0..3 {
         publish(&bus, &result).await;
     }
@@ -224,11 +216,15 @@ async fn duplicates_and_two_bridges_give_one_koji_build() {
         "no error storm"
     );
     let change = next_change(&bus, &channel, &changes).await;
-    assert_eq!(change.new_state, BuildState::Imported as i32);
+    assert_eq!(change.new_state, BuildState::Imported);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut more = Vec::new();
+    while let Some(message) = bus.get_one(&channel, &changes).await.unwrap() {
+        more.push(StateEvent::from_json(&message.delivery.data).unwrap());
+    }
     assert!(
-        bus.get_one(&channel, &changes).await.unwrap().is_none(),
-        "one state change"
+        !more.iter().any(from_the_bridge),
+        "one state change: {more:?}"
     );
     first.stop().await;
     second.stop().await;
@@ -249,7 +245,7 @@ async fn a_lost_cgimport_answer_an_offline_hub_and_a_cut_upload_are_recovered() 
 
     // CGImport happens, but its answer never reaches the bridge.
     let lost = setup(&hub, "b-lost-1", "1", &artifacts).await;
-    record_complete(&store, &lost).await;
+    record_complete(&store, &bus, &lost).await;
     hub.lose_next_response("CGImport");
     publish(&bus, &lost).await;
     wait_state(&store, "b-lost-1", BuildState::Imported).await;
@@ -258,7 +254,7 @@ async fn a_lost_cgimport_answer_an_offline_hub_and_a_cut_upload_are_recovered() 
 
     // The hub is offline, then down mid-upload: the import waits and resumes.
     let offline = setup(&hub, "b-offline-1", "2", &artifacts).await;
-    record_complete(&store, &offline).await;
+    record_complete(&store, &bus, &offline).await;
     hub.set_offline(true);
     hub.drop_upload_at(20_000);
     publish(&bus, &offline).await;
@@ -303,14 +299,14 @@ async fn koji_refusals_are_recorded_and_dead_lettered_and_the_bridge_goes_on() {
         build_id,
         token: "not-the-token".into(),
     });
-    record_complete(&store, &refused).await;
+    record_complete(&store, &bus, &refused).await;
     publish(&bus, &refused).await;
     wait_state(&store, "b-refused-1", BuildState::ImportFailed).await;
     let fault = format!("Fault 1000: Token doesn't match build ID {build_id}");
     let record = store.require("b-refused-1").await.unwrap();
     assert!(record.error().contains(&fault), "{}", record.error());
     let change = next_change(&bus, &channel, &changes).await;
-    assert_eq!(change.new_state, BuildState::ImportFailed as i32);
+    assert_eq!(change.new_state, BuildState::ImportFailed);
     assert!(change.reason.contains(&fault), "{}", change.reason);
     let dead_channel = bus.channel().await.unwrap();
     let mut dead = None;
@@ -330,7 +326,7 @@ async fn koji_refusals_are_recorded_and_dead_lettered_and_the_bridge_goes_on() {
 
     // Refused before anything is uploaded: a '-' in the release.
     let dash = result("b-dash-1", (PACKAGE, "1.0", "2-1"), &artifacts).await;
-    record_complete(&store, &dash).await;
+    record_complete(&store, &bus, &dash).await;
     publish(&bus, &dash).await;
     wait_state(&store, "b-dash-1", BuildState::ImportFailed).await;
     let record = store.require("b-dash-1").await.unwrap();
@@ -342,7 +338,7 @@ async fn koji_refusals_are_recorded_and_dead_lettered_and_the_bridge_goes_on() {
 
     // And the bridge goes on: the next good build imports.
     let good = setup(&hub, "b-good-1", "3", &artifacts).await;
-    record_complete(&store, &good).await;
+    record_complete(&store, &bus, &good).await;
     publish(&bus, &good).await;
     wait_state(&store, "b-good-1", BuildState::Imported).await;
     assert_eq!(hub.builds().iter().filter(|b| b.state == 1).count(), 1);
@@ -376,7 +372,7 @@ async fn refunds_scratch_builds_and_other_messages() {
         .as_mut()
         .unwrap()
         .scratch = true;
-    record_complete(&store, &scratch).await;
+    record_complete(&store, &bus, &scratch).await;
     for result in [&failed, &canceled, &scratch] {
         publish(&bus, result).await;
     }
@@ -385,7 +381,7 @@ async fn refunds_scratch_builds_and_other_messages() {
         exchange: names::EXCHANGE_INTERNAL,
         routing_key: "build.complete",
         body: b"{}",
-        properties: bus::protobuf_properties(names::TYPE_BUILD_STATE_CHANGE),
+        properties: bus::protobuf_properties("NotABuildResult"),
         mandatory: true,
     })
     .await
@@ -470,7 +466,7 @@ async fn without_a_hub_the_bridge_writes_bundles() {
     ));
 
     let result = result("b-bundle-1", (PACKAGE, "1.0", "1"), &artifacts).await;
-    record_complete(&store, &result).await;
+    record_complete(&store, &bus, &result).await;
     publish(&bus, &result).await;
     publish(&bus, &result).await;
     wait_state(&store, "b-bundle-1", BuildState::Imported).await;
@@ -523,10 +519,9 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
         .await
         .unwrap();
     for state in [BuildState::Running, BuildState::Pushing] {
-        store
-            .transition("b-early-1", state, osbs_common::store::Change::default())
-            .await
-            .unwrap();
+        let change = StateChange::new("b-early-1", state, "test", "test");
+        let changed = state::change(&store, &bus, change).await;
+        assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     }
     publish(&bus, &result).await;
     eventually("the Koji import", WAIT, || async {
@@ -539,19 +534,75 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
         BuildState::Pushing,
         "not recorded over"
     );
-    store
-        .transition(
-            "b-early-1",
-            BuildState::Complete,
-            osbs_common::store::Change::default(),
-        )
-        .await
-        .unwrap();
+    let change = StateChange::new("b-early-1", BuildState::Complete, "test", "test");
+    let changed = state::change(&store, &bus, change).await;
+    assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     wait_state(&store, "b-early-1", BuildState::Imported).await;
     assert_eq!(
         hub.call_count("CGImport"),
         1,
         "the later attempt only records"
+    );
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn an_outcome_recorded_but_not_announced_is_announced_on_redelivery() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let (channel, changes) = state_changes(&bus).await;
+    let result = setup(&hub, "b-unannounced-1", "1", &artifacts).await;
+    record_complete(&store, &bus, &result).await;
+    // What a bridge that died after recording `imported` and before its announcement was
+    // confirmed leaves behind: the record, the history entry, an unpublished marker. (Its
+    // announcement went where nobody listens.)
+    let mut elsewhere = env.amqp.clone();
+    elsewhere.topic_prefix = "nobody.listens".into();
+    let lost = Bus::connect(&elsewhere, "crashed-bridge").await.unwrap();
+    let reason = "imported into Koji as osbs-test-image-1.0-1 (build 77)";
+    let change = StateChange::new("b-unannounced-1", BuildState::Imported, reason, "crashed")
+        .with_fields(vec![("koji_build_id", "77".into())]);
+    let changed = state::change(&store, &lost, change).await;
+    assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
+    let marker = osbs_common::store::ImportMarker {
+        kind: "hub".into(),
+        koji_build_id: 77,
+        nvr: format!("{PACKAGE}-1.0-1"),
+        tag: TARGET.into(),
+        dir: String::new(),
+        published: false,
+    };
+    store.mark_import("b-unannounced-1", &marker).await.unwrap();
+
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+    publish(&bus, &result).await;
+    let change = next_change(&bus, &channel, &changes).await;
+    assert_eq!(
+        (change.old_state, change.new_state, change.reason.as_str()),
+        (BuildState::Complete, BuildState::Imported, reason),
+        "the recorded change, as recorded"
+    );
+    assert_eq!(change.koji_build_id, Some(77));
+    eventually("the marker published", WAIT, || async {
+        store
+            .import_marker("b-unannounced-1")
+            .await
+            .unwrap()
+            .is_some_and(|marker| marker.published)
+    })
+    .await;
+    assert_eq!(hub.call_count("CGImport"), 0, "Koji is not asked again");
+    assert_eq!(
+        store.history("b-unannounced-1").await.unwrap().len(),
+        5,
+        "nothing recorded twice"
     );
     bridge.stop().await;
 }

@@ -1,17 +1,90 @@
-//! The fedora-messaging JSON form of a state change (`<prefix>.osbs.build.state.change`),
-//! so that existing Fedora tooling can follow builds without protobuf.
+//! The state event: how a build's state change is announced, once, as fedora-messaging JSON on
+//! `amq.topic` (`<prefix>.osbs.build.state.change`). Outside tooling and OSBS's own listeners
+//! read the same body: [`StateEvent`] writes it and reads it back.
 
-use crate::v1::{BuildState, BuildStateChange, Nvr};
-use serde_json::{Value, json};
+use crate::names;
+use crate::v1::BuildState;
+use serde::{Deserialize, Serialize};
 
-/// `name-version-release`, or an empty string before the release is known.
-pub fn nvr_string(nvr: Option<&Nvr>) -> String {
-    match nvr {
-        Some(nvr) if !nvr.name.is_empty() && !nvr.release.is_empty() => {
-            format!("{}-{}-{}", nvr.name, nvr.version, nvr.release)
+/// The body of `<prefix>.osbs.build.state.change` (schema `osbs.build.state.change.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateEvent {
+    pub build_id: String,
+    /// `name-version-release` once the release is known, else empty.
+    pub nvr: String,
+    /// `unspecified` for a build just recorded.
+    #[serde(with = "state_name")]
+    pub old_state: BuildState,
+    #[serde(with = "state_name")]
+    pub new_state: BuildState,
+    pub reason: String,
+    pub pullspecs: Vec<String>,
+    /// Who asked for the build (the pusher or the requester).
+    pub owner: String,
+    pub repo: String,
+    pub branch: String,
+    pub target: String,
+    /// The Koji build, once imported.
+    pub koji_build_id: Option<i64>,
+    /// When the change was recorded ([`iso8601`]).
+    pub at: String,
+}
+
+/// A body that is not a state event.
+#[derive(Debug, thiserror::Error)]
+#[error("not an {} body: {source}", names::SCHEMA_STATE_CHANGE)]
+pub struct NotAStateEvent {
+    #[source]
+    source: serde_json::Error,
+}
+
+/// The value of one AMQP header, without depending on an AMQP library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl StateEvent {
+    /// Reads a delivered body back (what every OSBS listener uses).
+    pub fn from_json(body: &[u8]) -> Result<StateEvent, NotAStateEvent> {
+        serde_json::from_slice(body).map_err(|source| NotAStateEvent { source })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a plain struct serializes")
+    }
+
+    /// fedora-messaging's headers for this event, sent at `sent_at_ms`: schema, `sent-at`,
+    /// severity, priority, and the `fedora_messaging_user_<owner>` /
+    /// `fedora_messaging_container_<repo>` markers its consumers filter on.
+    pub fn headers(&self, sent_at_ms: i64) -> Vec<(String, HeaderValue)> {
+        let mut headers = vec![
+            (
+                "fedora_messaging_schema".to_owned(),
+                HeaderValue::Text(names::SCHEMA_STATE_CHANGE.to_owned()),
+            ),
+            ("sent-at".to_owned(), HeaderValue::Text(iso8601(sent_at_ms))),
+            (
+                "fedora_messaging_severity".to_owned(),
+                HeaderValue::Int(severity(self.new_state)),
+            ),
+            ("priority".to_owned(), HeaderValue::Int(0)),
+        ];
+        if !self.owner.is_empty() {
+            headers.push((
+                format!("fedora_messaging_user_{}", self.owner),
+                HeaderValue::Bool(true),
+            ));
         }
-        Some(nvr) if !nvr.name.is_empty() => format!("{}-{}", nvr.name, nvr.version),
-        _ => String::new(),
+        if !self.repo.is_empty() {
+            headers.push((
+                format!("fedora_messaging_container_{}", self.repo),
+                HeaderValue::Bool(true),
+            ));
+        }
+        headers
     }
 }
 
@@ -25,29 +98,6 @@ pub fn iso8601(unix_ms: i64) -> String {
     at.format(&format).unwrap_or_default()
 }
 
-/// The JSON body of the external state event.
-pub fn state_change_body(change: &BuildStateChange) -> Value {
-    let state = |raw: i32| {
-        BuildState::try_from(raw)
-            .unwrap_or(BuildState::Unspecified)
-            .name()
-    };
-    json!({
-        "build_id": change.build_id,
-        "nvr": nvr_string(change.nvr.as_ref()),
-        "old_state": state(change.old_state),
-        "new_state": state(change.new_state),
-        "reason": change.reason,
-        "pullspecs": change.pullspecs,
-        "owner": change.owner,
-        "repo": change.repo,
-        "branch": change.branch,
-        "target": change.target,
-        "koji_build_id": (change.koji_build_id != 0).then_some(change.koji_build_id),
-        "at": iso8601(change.at_ms),
-    })
-}
-
 /// fedora-messaging severity of a state: ERROR (40) for failures, INFO (20) otherwise.
 pub fn severity(new_state: BuildState) -> i64 {
     match new_state {
@@ -56,32 +106,132 @@ pub fn severity(new_state: BuildState) -> i64 {
     }
 }
 
+/// States as their names (`queued`, `import_failed`; `unspecified` before the first).
+mod state_name {
+    use crate::v1::BuildState;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(state: &BuildState, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(state.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BuildState, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name == BuildState::Unspecified.name() {
+            return Ok(BuildState::Unspecified);
+        }
+        BuildState::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn event(old_state: BuildState, new_state: BuildState) -> StateEvent {
+        StateEvent {
+            build_id: "b1".into(),
+            nvr: "httpd-2.4-3".into(),
+            old_state,
+            new_state,
+            reason: "Dockerfile has no FROM".into(),
+            pullspecs: vec![],
+            owner: "jdoe".into(),
+            repo: "httpd".into(),
+            branch: "f41".into(),
+            target: "f41-container-candidate".into(),
+            koji_build_id: None,
+            at: iso8601(1_736_936_523_120),
+        }
+    }
 
     #[test]
-    fn body_carries_names_not_numbers() {
-        let change = BuildStateChange {
-            build_id: "b1".into(),
-            old_state: BuildState::Running as i32,
-            new_state: BuildState::Failed as i32,
-            reason: "Dockerfile has no FROM".into(),
-            nvr: Some(Nvr {
-                name: "httpd".into(),
-                version: "2.4".into(),
-                release: "3".into(),
-            }),
-            owner: "jdoe".into(),
-            at_ms: 1_736_936_523_120,
-            ..Default::default()
+    fn the_body_carries_names_not_numbers_and_reads_back() {
+        let failed = event(BuildState::Running, BuildState::Failed);
+        let body: Value = serde_json::from_slice(&failed.to_json()).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "build_id": "b1",
+                "nvr": "httpd-2.4-3",
+                "old_state": "running",
+                "new_state": "failed",
+                "reason": "Dockerfile has no FROM",
+                "pullspecs": [],
+                "owner": "jdoe",
+                "repo": "httpd",
+                "branch": "f41",
+                "target": "f41-container-candidate",
+                "koji_build_id": null,
+                "at": "2025-01-15T10:22:03.120+00:00",
+            })
+        );
+        assert_eq!(StateEvent::from_json(&failed.to_json()).unwrap(), failed);
+        let recorded = event(BuildState::Unspecified, BuildState::Queued);
+        assert_eq!(
+            StateEvent::from_json(&recorded.to_json()).unwrap(),
+            recorded
+        );
+    }
+
+    #[test]
+    fn other_bodies_are_refused_by_the_reader() {
+        for body in [
+            &b"{}"[..],
+            b"not json",
+            br#"{"build_id":"b1","new_state":"done"}"#,
+        ] {
+            let refused = StateEvent::from_json(body).unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .starts_with("not an osbs.build.state.change.v1 body"),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_follow_fedora_messaging() {
+        let text = |value: &str| HeaderValue::Text(value.to_owned());
+        let cases = [
+            (event(BuildState::Running, BuildState::Failed), 40),
+            (event(BuildState::Complete, BuildState::ImportFailed), 40),
+            (event(BuildState::Pushing, BuildState::Complete), 20),
+        ];
+        for (event, severity) in cases {
+            assert_eq!(
+                event.headers(1_736_936_523_120),
+                vec![
+                    (
+                        "fedora_messaging_schema".to_owned(),
+                        text("osbs.build.state.change.v1")
+                    ),
+                    ("sent-at".to_owned(), text("2025-01-15T10:22:03.120+00:00")),
+                    (
+                        "fedora_messaging_severity".to_owned(),
+                        HeaderValue::Int(severity)
+                    ),
+                    ("priority".to_owned(), HeaderValue::Int(0)),
+                    (
+                        "fedora_messaging_user_jdoe".to_owned(),
+                        HeaderValue::Bool(true)
+                    ),
+                    (
+                        "fedora_messaging_container_httpd".to_owned(),
+                        HeaderValue::Bool(true)
+                    ),
+                ],
+                "{}",
+                event.new_state
+            );
+        }
+        let anonymous = StateEvent {
+            owner: String::new(),
+            repo: String::new(),
+            ..event(BuildState::Queued, BuildState::Canceled)
         };
-        let body = state_change_body(&change);
-        assert_eq!(body["old_state"], "running");
-        assert_eq!(body["new_state"], "failed");
-        assert_eq!(body["nvr"], "httpd-2.4-3");
-        assert_eq!(body["at"], "2025-01-15T10:22:03.120+00:00");
-        assert_eq!(body["koji_build_id"], Value::Null);
-        assert_eq!(severity(BuildState::Failed), 40);
+        assert_eq!(anonymous.headers(0).len(), 4, "no empty markers");
     }
 }

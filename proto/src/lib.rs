@@ -1,13 +1,13 @@
 //! The OSBS contract: the `osbs.v1` protobuf messages that travel on the internal bus, the
-//! build state machine, bus names, and the JSON shape of the state events sent to outside
-//! listeners.
+//! build state machine, bus names, and the JSON state event every listener reads.
 //!
 //! # Layout
 //!
-//! - [`v1`]: generated prost types (`BuildJob`, `BuildResult`, `BuildStateChange`, ...).
+//! - [`v1`]: generated prost types (`BuildJob`, `BuildResult`, ...).
 //! - [`state`]: names, parsing and the allowed transitions of [`v1::BuildState`].
 //! - [`names`]: exchanges, queues, routing keys and AMQP `type` values.
-//! - [`external`]: the fedora-messaging JSON body of `osbs.build.state.change`.
+//! - [`external`]: [`StateEvent`], the fedora-messaging JSON body of
+//!   `osbs.build.state.change`: how a state change is announced, and how it is read back.
 //!
 //! This crate does no I/O and depends on no runtime: it is data and pure functions only.
 
@@ -21,8 +21,9 @@ pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/osbs.v1.rs"));
 }
 
+pub use external::StateEvent;
 pub use prost::Message;
-pub use v1::{BuildJob, BuildResult, BuildState, BuildStateChange};
+pub use v1::{BuildJob, BuildResult, BuildState};
 
 /// Milliseconds since the Unix epoch, the unit of every `*_ms` field.
 pub type UnixMillis = i64;

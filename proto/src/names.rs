@@ -2,9 +2,10 @@
 
 use crate::v1::BuildState;
 
-/// Where fedora-messaging publishes, and where our JSON state events go.
+/// Where fedora-messaging publishes, and where our JSON state events go (the only place a
+/// state change is announced).
 pub const EXCHANGE_TOPIC: &str = "amq.topic";
-/// Internal topic exchange for protobuf messages.
+/// Internal topic exchange for protobuf messages: jobs and results only.
 pub const EXCHANGE_INTERNAL: &str = "osbs";
 /// Dead letters: routing key = the queue the message was refused on.
 pub const EXCHANGE_DEAD: &str = "osbs.dlx";
@@ -37,7 +38,6 @@ pub const SCHEMA_STATE_CHANGE: &str = "osbs.build.state.change.v1";
 /// AMQP `type` property of each protobuf message.
 pub const TYPE_BUILD_JOB: &str = "BuildJob";
 pub const TYPE_BUILD_RESULT: &str = "BuildResult";
-pub const TYPE_BUILD_STATE_CHANGE: &str = "BuildStateChange";
 pub const CONTENT_TYPE_PROTOBUF: &str = "application/x-protobuf";
 pub const CONTENT_TYPE_JSON: &str = "application/json";
 
@@ -53,7 +53,7 @@ pub fn dead_queue(queue: &str) -> String {
     format!("{queue}.dead")
 }
 
-/// Routing key of a state change or result entering `state`: `build.<state>`.
+/// Routing key of a result of a build that ended in `state`: `build.<state>`.
 pub fn state_routing_key(state: BuildState) -> String {
     format!("build.{}", state.name())
 }

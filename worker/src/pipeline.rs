@@ -27,7 +27,8 @@ use bollard::models::ImageInspect;
 use osbs_common::Store;
 use osbs_common::bus::Bus;
 use osbs_common::http::Metrics;
-use osbs_common::store::{Change, field};
+use osbs_common::state::{self, ChangeError, Changed, StateChange};
+use osbs_common::store::{StoreError, field};
 use osbs_dockerfile::{
     ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
     required, rewrite_with_parent_users, yum_repo_file_name,
@@ -965,36 +966,26 @@ impl Attempt<'_> {
     /// `running → pushing`, announced.
     async fn enter_pushing(&self) -> Result<(), WorkerError> {
         let worker = self.worker;
-        let nvr = self
-            .progress
-            .outputs
-            .lock()
-            .expect("progress lock")
-            .nvr
-            .clone();
-        worker
-            .store
-            .transition_from(
-                &self.job.build_id,
-                &[BuildState::Running],
-                BuildState::Pushing,
-                change("pushing to the registry", &worker.instance, Vec::new()),
-            )
-            .await?;
+        let id = self.job.build_id.as_str();
+        let change = StateChange::new(
+            id,
+            BuildState::Pushing,
+            "pushing to the registry",
+            &worker.instance,
+        )
+        .only_from(&[BuildState::Running]);
+        match change_state(worker, change).await? {
+            Changed::Done(_) => {}
+            Changed::Refused(record) => {
+                return Err(WorkerError::Infrastructure(format!(
+                    "build {id} is {} (changed by another service); it cannot become pushing",
+                    record.state
+                )));
+            }
+            Changed::Missing => return Err(StoreError::NotFound(id.to_owned()).into()),
+        }
         *self.progress.state.lock().expect("progress lock") = Some(BuildState::Pushing);
         worker.metrics.count_state(BuildState::Pushing);
-        let event = crate::report::state_change(
-            self.job,
-            BuildState::Running,
-            BuildState::Pushing,
-            "",
-            nvr.as_ref(),
-            &[],
-            osbs_common::telemetry::now_ms(),
-        );
-        if let Err(error) = worker.bus.publish_state_change(&event).await {
-            tracing::warn!(build_id = %self.job.build_id, error = %error, "cannot announce `pushing`");
-        }
         Ok(())
     }
 }
@@ -1041,7 +1032,7 @@ pub fn final_fields(
         (field::ERROR, error.to_owned()),
         (field::WORKER, worker.instance.clone()),
         (
-            crate::service::FIELD_TIMINGS,
+            field::TIMINGS,
             progress.timings.lock().expect("progress lock").as_json(),
         ),
     ];
@@ -1073,7 +1064,19 @@ pub async fn free_release(store: &Store, held: Option<HeldRelease>) {
     }
 }
 
-/// The change recorded along with a transition.
-pub fn change<'a>(reason: &'a str, by: &'a str, fields: Vec<(&'a str, String)>) -> Change<'a> {
-    Change { reason, by, fields }
+/// Changes the state of one of the worker's builds whose announcement is informational
+/// (`running`, `pushing`, handed back to `queued`): recorded but not announced, the change
+/// stands and the lost event is logged. A build's end is announced with its result instead,
+/// and resumed by the job's next delivery when it did not go out.
+pub async fn change_state(worker: &Worker, change: StateChange<'_>) -> Result<Changed, StoreError> {
+    match state::change(&worker.store, &worker.bus, change).await {
+        Ok(changed) => Ok(changed),
+        Err(ChangeError::NotAnnounced {
+            transition, source, ..
+        }) => {
+            tracing::warn!(build_id = %transition.record.id, state = %transition.to, error = %source, "state change recorded but not announced");
+            Ok(Changed::Done(*transition))
+        }
+        Err(ChangeError::Store(error)) => Err(error),
+    }
 }

@@ -1,9 +1,9 @@
-//! Report step, pure: step timings, and the `BuildResult` / `BuildStateChange` messages
-//! assembled from what the steps produced.
+//! Report step, pure: step timings, and the `BuildResult` assembled from what the steps
+//! produced. (Its state event is made from the record by `osbs_common::state`.)
 
 use osbs_proto::v1::{
-    BuildJob, BuildResult, BuildState, BuildStateChange, BuildTool, ImageInfo, KojiReservation,
-    LogFile, Nvr, Rpm, StepTiming,
+    BuildJob, BuildResult, BuildState, BuildTool, ImageInfo, KojiReservation, LogFile, Nvr, Rpm,
+    StepTiming,
 };
 use std::time::Duration;
 
@@ -138,56 +138,6 @@ pub fn build_result(
     }
 }
 
-/// A state change of `job`'s build.
-pub fn state_change(
-    job: &BuildJob,
-    from: BuildState,
-    to: BuildState,
-    reason: &str,
-    nvr: Option<&Nvr>,
-    pullspecs: &[String],
-    at_ms: i64,
-) -> BuildStateChange {
-    BuildStateChange {
-        build_id: job.build_id.clone(),
-        old_state: from as i32,
-        new_state: to as i32,
-        reason: reason.to_owned(),
-        nvr: nvr.cloned(),
-        pullspecs: pullspecs.to_vec(),
-        owner: job.submitter.clone(),
-        at_ms,
-        repo: job.repo.clone(),
-        branch: job.branch.clone(),
-        target: job
-            .target
-            .as_ref()
-            .map(|target| target.name.clone())
-            .unwrap_or_default(),
-        koji_build_id: 0,
-    }
-}
-
-/// The state change announcing a finished build, from its result.
-pub fn final_change(result: &BuildResult, from: BuildState) -> BuildStateChange {
-    let job = result.job.clone().unwrap_or_default();
-    let to = BuildState::try_from(result.state).unwrap_or(BuildState::Failed);
-    let pullspecs = result
-        .image
-        .as_ref()
-        .map(|image| image.pullspecs.clone())
-        .unwrap_or_default();
-    state_change(
-        &job,
-        from,
-        to,
-        &result.error,
-        result.nvr.as_ref(),
-        &pullspecs,
-        result.finished_at_ms,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,11 +200,8 @@ mod tests {
         assert_eq!(result.worker, "host");
         assert_eq!(result.tools[0].name, "docker");
         assert_eq!(result.state, BuildState::Complete as i32);
-        let change = final_change(&result, BuildState::Pushing);
-        assert_eq!(change.new_state, BuildState::Complete as i32);
-        assert_eq!(change.old_state, BuildState::Pushing as i32);
-        assert_eq!(change.pullspecs, vec!["r/httpd:2.4-1"]);
-        assert_eq!(change.owner, "jdoe");
-        assert_eq!(change.at_ms, 2);
+        assert_eq!(result.image.unwrap().pullspecs, vec!["r/httpd:2.4-1"]);
+        assert_eq!(result.job.unwrap().submitter, "jdoe");
+        assert_eq!((result.started_at_ms, result.finished_at_ms), (1, 2));
     }
 }

@@ -15,13 +15,14 @@ use crate::buildlog::BuildLog;
 use crate::config::ServiceConfig;
 use crate::error::{Blame, WorkerError};
 use crate::lease::{self, FirstLook, Pickup};
-use crate::pipeline::{self, Attempt, Progress, Worker, change};
+use crate::pipeline::{self, Attempt, Progress, Worker};
 use crate::report;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::bus::{self, Bus, Delivery, Outgoing, Subscription};
 use osbs_common::http::{Health, Metrics};
+use osbs_common::state::{self, ChangeError, Changed, StateChange};
 use osbs_common::store::field;
-use osbs_common::{Store, StoreError};
+use osbs_common::{BusError, Store, StoreError};
 use osbs_proto::Message;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
@@ -29,12 +30,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
-
-/// Record field: `0` while the build's final result (kept under `<prefix>:result:<id>`) is
-/// not yet confirmed published, `1` once it is.
-pub const FIELD_RESULT_PUBLISHED: &str = "result_published";
-/// Record field with the step timings (JSON, milliseconds).
-pub const FIELD_TIMINGS: &str = "timings";
 
 /// Starts the worker and runs until `shutdown`, then drains.
 pub async fn run(config: ServiceConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
@@ -264,7 +259,7 @@ async fn handle_job(
             return false;
         }
     };
-    let pending_result = record.field(FIELD_RESULT_PUBLISHED) == "0";
+    let pending_result = record.field(field::RESULT_PUBLISHED) == "0";
     match lease::first_look(record.state, pending_result) {
         FirstLook::Skip(why) => {
             tracing::info!(build_id = %id, state = %record.state, why, "job skipped");
@@ -365,27 +360,24 @@ async fn run_attempt(
         ),
         _ => format!("started by {}", worker.instance),
     };
-    let started = worker
-        .store
-        .transition_from(
-            &id,
-            &[from],
-            BuildState::Running,
-            change(
-                &reason,
-                &worker.instance,
-                vec![
-                    (field::WORKER, worker.instance.clone()),
-                    (field::ATTEMPTS, job.attempt.to_string()),
-                    (field::HEARTBEAT_MS, now.to_string()),
-                    (field::ERROR, String::new()),
-                ],
-            ),
-        )
-        .await;
-    if let Err(error) = started {
+    let sources = [from];
+    let change = StateChange::new(&id, BuildState::Running, &reason, &worker.instance)
+        .only_from(&sources)
+        .with_fields(vec![
+            (field::WORKER, worker.instance.clone()),
+            (field::ATTEMPTS, job.attempt.to_string()),
+            (field::HEARTBEAT_MS, now.to_string()),
+            (field::ERROR, String::new()),
+        ]);
+    let not_started = match pipeline::change_state(worker, change).await {
+        Ok(Changed::Done(_)) => None,
+        Ok(Changed::Refused(record)) => Some(format!("the build is {}", record.state)),
+        Ok(Changed::Missing) => Some("no build record".to_owned()),
+        Err(error) => Some(error.to_string()),
+    };
+    if let Some(why) = not_started {
         // Canceled or changed between our read and now: nothing to run.
-        tracing::info!(build_id = %id, error = %error, "job not started");
+        tracing::info!(build_id = %id, why, "job not started");
         release_owner(worker, &id).await;
         bus::ack(&delivery).await;
         return false;
@@ -397,7 +389,6 @@ async fn run_attempt(
             (now - job.requested_at_ms).max(0) as f64 / 1000.0,
         );
     }
-    announce(worker, &job, from, BuildState::Running, &reason).await;
     tracing::info!(build_id = %id, attempt = job.attempt, repo = %job.repo, commit = %job.commit, "build started");
 
     let artifacts = worker.artifacts_dir.join(&id);
@@ -728,7 +719,7 @@ async fn conclude(
     };
     let mut fields = pipeline::final_fields(progress, error, worker);
     fields.push((field::LOG_PATH, log.path().display().to_string()));
-    fields.push((FIELD_RESULT_PUBLISHED, "0".into()));
+    fields.push((field::RESULT_PUBLISHED, "0".into()));
     let reason = if error.is_empty() {
         "built and pushed"
     } else {
@@ -736,39 +727,51 @@ async fn conclude(
     };
     let recorded = match keys::keep_result(&worker.store, id, &result.encode_to_vec()).await {
         Ok(()) => {
-            worker
-                .store
-                .transition_from(id, &[from], state, change(reason, &worker.instance, fields))
-                .await
+            let sources = [from];
+            let change = StateChange::new(id, state, reason, &worker.instance)
+                .only_from(&sources)
+                .with_fields(fields);
+            state::change(&worker.store, &worker.bus, change).await
         }
-        Err(error) => Err(error),
+        Err(error) => Err(ChangeError::Store(error)),
     };
-    match recorded {
-        Ok(_) => {}
-        Err(StoreError::Refused { current, .. }) => {
+    let announced: Result<(), BusError> = match recorded {
+        Ok(Changed::Done(_)) => Ok(()),
+        Err(ChangeError::NotAnnounced { source, .. }) => Err(source),
+        Ok(Changed::Refused(record)) => {
             // Someone else ended it (an operator, another worker): theirs stands.
-            tracing::warn!(build_id = %id, %current, "the record was ended elsewhere; result not published");
+            tracing::warn!(build_id = %id, current = %record.state, "the record was ended elsewhere; result not published");
             release_owner(worker, id).await;
             if let Holding::Delivery(delivery) = holding {
                 bus::ack(&delivery).await;
             }
             return;
         }
-        Err(store_error) => {
+        Ok(Changed::Missing) => {
+            let reason = format!(
+                "cannot record the end of build {id} ({state}): {}",
+                StoreError::NotFound(id.clone())
+            );
+            dead_letter(worker, holding, &job.encode_to_vec(), &reason).await;
+            return;
+        }
+        Err(ChangeError::Store(store_error)) => {
             let reason = format!("cannot record the end of build {id} ({state}): {store_error}");
             dead_letter(worker, holding, &job.encode_to_vec(), &reason).await;
             return;
         }
-    }
+    };
     worker.metrics.count_state(state);
     tracing::info!(build_id = %id, %state, error, "build ended");
-    if let Err(publish_error) = worker
-        .bus
-        .publish_result(&result, &report::final_change(&result, from))
-        .await
-    {
-        // The result is stored: the job's next delivery publishes it (first_look).
-        tracing::error!(build_id = %id, error = %publish_error, "cannot publish the result; the job goes back to the queue to publish it later");
+    // The state event first, then the result: the bridge's `imported` follows `complete`.
+    let published = match announced {
+        Ok(()) => worker.bus.publish_result(&result).await,
+        Err(error) => Err(error),
+    };
+    if let Err(publish_error) = published {
+        // The end and the result are stored: the job's next delivery publishes both
+        // (first_look).
+        tracing::error!(build_id = %id, error = %publish_error, "cannot announce the end or publish the result; the job goes back to the queue to publish them later");
         if let Holding::Delivery(delivery) = holding {
             bus::requeue(&delivery).await;
         }
@@ -786,15 +789,15 @@ async fn conclude(
 async fn mark_published(worker: &Worker, id: &str) {
     if let Err(error) = worker
         .store
-        .set_fields(id, &[(FIELD_RESULT_PUBLISHED, "1".into())])
+        .set_fields(id, &[(field::RESULT_PUBLISHED, "1".into())])
         .await
     {
         tracing::warn!(build_id = %id, error = %error, "cannot mark the result published (a redelivery would publish it again; the bridge is idempotent)");
     }
 }
 
-/// Publishes the stored result of a build whose worker died between recording its end and
-/// publishing it.
+/// Announces the end and publishes the stored result of a build whose worker died (or
+/// failed to publish) between recording its end and publishing them.
 async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, delivery: Delivery) {
     let id = &record.id;
     let decoded = keys::kept_result(&worker.store, id)
@@ -812,16 +815,24 @@ async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, de
         .await;
         return;
     };
-    let from = if record.state == BuildState::Complete {
-        BuildState::Pushing
-    } else {
-        BuildState::Running
+    let announced = match worker.store.recorded_announcement(id, record.state).await {
+        Ok(Some(recorded)) => worker
+            .bus
+            .announce(&recorded)
+            .await
+            .map_err(WorkerError::from),
+        Ok(None) => Ok(()),
+        Err(error) => Err(error.into()),
     };
-    match worker
-        .bus
-        .publish_result(&result, &report::final_change(&result, from))
-        .await
-    {
+    let published = match announced {
+        Ok(()) => worker
+            .bus
+            .publish_result(&result)
+            .await
+            .map_err(WorkerError::from),
+        Err(error) => Err(error),
+    };
+    match published {
         Ok(()) => {
             tracing::info!(build_id = %id, "published the stored result of a finished build");
             mark_published(worker, id).await;
@@ -848,30 +859,22 @@ async fn hand_back(
     let held = progress.held_release.lock().expect("progress lock").take();
     pipeline::free_release(&worker.store, held).await;
     let _ = log.finish(None).await;
-    let requeued = worker
-        .store
-        .transition_from(
-            id,
-            &[progress.state()],
-            BuildState::Queued,
-            change(
-                "worker stopping: handed back to the queue",
-                &worker.instance,
-                Vec::new(),
-            ),
-        )
-        .await;
-    if let Err(error) = &requeued {
-        tracing::warn!(build_id = %id, error = %error, "cannot requeue the record; the next worker decides from its state");
-    } else {
-        announce(
-            worker,
-            job,
-            progress.state(),
-            BuildState::Queued,
-            "worker stopping",
-        )
-        .await;
+    let from = [progress.state()];
+    let change = StateChange::new(
+        id,
+        BuildState::Queued,
+        "worker stopping: handed back to the queue",
+        &worker.instance,
+    )
+    .only_from(&from);
+    let requeued = match pipeline::change_state(worker, change).await {
+        Ok(Changed::Done(_)) => Ok(()),
+        Ok(Changed::Refused(record)) => Err(format!("the build is {}", record.state)),
+        Ok(Changed::Missing) => Err("no build record".to_owned()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(why) = requeued {
+        tracing::warn!(build_id = %id, why, "cannot requeue the record; the next worker decides from its state");
     }
     release_owner(worker, id).await;
     match holding {
@@ -904,28 +907,22 @@ async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery)
     );
     let fields = vec![
         (field::ERROR, reason.to_owned()),
-        (FIELD_RESULT_PUBLISHED, "0".to_owned()),
+        (field::RESULT_PUBLISHED, "0".to_owned()),
     ];
     let _ = keys::keep_result(&worker.store, id, &result.encode_to_vec()).await;
-    let recorded = worker
-        .store
-        .transition_from(
-            id,
-            &[BuildState::Pushing],
-            BuildState::Failed,
-            change(reason, &worker.instance, fields),
-        )
-        .await;
-    if recorded.is_ok() {
-        worker.metrics.count_state(BuildState::Failed);
-        if worker
-            .bus
-            .publish_result(&result, &report::final_change(&result, BuildState::Pushing))
-            .await
-            .is_ok()
-        {
-            mark_published(worker, id).await;
+    let change = StateChange::new(id, BuildState::Failed, reason, &worker.instance)
+        .only_from(&[BuildState::Pushing])
+        .with_fields(fields);
+    match state::change(&worker.store, &worker.bus, change).await {
+        Ok(Changed::Done(_)) => {
+            worker.metrics.count_state(BuildState::Failed);
+            if worker.bus.publish_result(&result).await.is_ok() {
+                mark_published(worker, id).await;
+            }
         }
+        // Recorded; `result_published` stays 0: the replayed job publishes both.
+        Err(ChangeError::NotAnnounced { .. }) => worker.metrics.count_state(BuildState::Failed),
+        Ok(Changed::Refused(_) | Changed::Missing) | Err(ChangeError::Store(_)) => {}
     }
     release_owner(worker, id).await;
     dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], reason).await;
@@ -951,26 +948,15 @@ async fn fail_without_log(
         now,
         &worker.buildroot(),
     );
-    if worker
-        .store
-        .transition_from(
-            id,
-            &[BuildState::Running],
-            BuildState::Failed,
-            change(
-                &reason,
-                &worker.instance,
-                vec![(field::ERROR, reason.clone())],
-            ),
-        )
-        .await
-        .is_ok()
-    {
+    let change = StateChange::new(id, BuildState::Failed, &reason, &worker.instance)
+        .only_from(&[BuildState::Running])
+        .with_fields(vec![(field::ERROR, reason.clone())]);
+    if matches!(
+        state::change(&worker.store, &worker.bus, change).await,
+        Ok(Changed::Done(_)) | Err(ChangeError::NotAnnounced { .. })
+    ) {
         worker.metrics.count_state(BuildState::Failed);
-        let _ = worker
-            .bus
-            .publish_result(&result, &report::final_change(&result, BuildState::Running))
-            .await;
+        let _ = worker.bus.publish_result(&result).await;
     }
     release_owner(worker, id).await;
     dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
@@ -1034,22 +1020,6 @@ async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &st
                 tracing::error!(error = %error, "cannot dead-letter a leased job; its lease brings it back when it expires");
             }
         }
-    }
-}
-
-/// Publishes a state change; a failure only loses an informational event.
-async fn announce(worker: &Worker, job: &BuildJob, from: BuildState, to: BuildState, reason: &str) {
-    let event = report::state_change(
-        job,
-        from,
-        to,
-        reason,
-        None,
-        &[],
-        osbs_common::telemetry::now_ms(),
-    );
-    if let Err(error) = worker.bus.publish_state_change(&event).await {
-        tracing::warn!(build_id = %job.build_id, error = %error, "cannot announce a state change");
     }
 }
 

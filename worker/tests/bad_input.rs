@@ -188,10 +188,10 @@ async fn every_bad_input_fails_with_a_reason_and_the_worker_goes_on() {
         let event = events
             .iter()
             .find(|event| {
-                event["build_id"] == case.job.build_id.as_str() && event["new_state"] == "failed"
+                event.build_id == case.job.build_id && event.new_state == BuildState::Failed
             })
             .unwrap_or_else(|| panic!("{}: no failed state event", case.repo));
-        assert_eq!(event["reason"], error.as_str(), "{}", case.repo);
+        assert_eq!(event.reason, error, "{}", case.repo);
         println!("{:>22}: {error}", case.repo);
     }
     // Packager errors are done with: nothing waits for an operator.

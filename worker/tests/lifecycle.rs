@@ -1,13 +1,15 @@
 //! The life of jobs around the build: cancel (queued and running), releases of concurrent
 //! builds, long builds held by leases (and a worker killed with SIGKILL past that point),
-//! draining on SIGTERM, infrastructure failures dead-lettered, the engine missing at start,
-//! `/healthz` and `/metrics`.
+//! draining on SIGTERM, infrastructure failures dead-lettered, an end recorded but not
+//! published, the engine missing at start, `/healthz` and `/metrics`.
 
 mod support;
 
-use osbs_common::store::{Change, LogEntry};
-use osbs_proto::names;
-use osbs_proto::v1::BuildState;
+use osbs_common::bus::Bus;
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::{LogEntry, field};
+use osbs_proto::v1::{BuildResult, BuildState};
+use osbs_proto::{Message, names};
 use std::time::Duration;
 use support::*;
 
@@ -88,19 +90,14 @@ async fn cancel_of_a_queued_and_of_a_running_build() {
     // cancel` does.
     let queued = harness.job("cancel", &url, &commit);
     harness.submit(&queued).await;
-    harness
-        .store
-        .transition(
-            &queued.build_id,
-            BuildState::Canceled,
-            Change {
-                reason: "canceled by packager",
-                by: "test",
-                fields: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    let cancel = StateChange::new(
+        &queued.build_id,
+        BuildState::Canceled,
+        "canceled by packager",
+        "test",
+    );
+    let changed = state::change(&harness.store, &harness.bus, cancel).await;
+    assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     harness
         .store
         .request_cancel(&queued.build_id)
@@ -499,6 +496,73 @@ async fn registry_down_fails_and_dead_letters_the_job() {
         osbs_common::bus::header_string(&dead[0].delivery.properties, names::HEADER_DEAD_REASON)
             .unwrap();
     assert_eq!(reason, error);
+    worker.stop().await;
+}
+
+/// A worker that recorded a build's end and died before its state event and result went out:
+/// the job's next delivery announces the end as recorded and publishes the kept result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_recorded_but_not_published_goes_out_with_the_next_delivery() {
+    let harness = Harness::new().await;
+    let job = harness.job("unpublished", "file:///nowhere.git", &"a".repeat(40));
+    let id = job.build_id.as_str();
+    let now = osbs_common::telemetry::now_ms();
+    harness
+        .store
+        .create(&job, id, now, "test", &[])
+        .await
+        .unwrap();
+    let result = BuildResult {
+        build_id: id.to_owned(),
+        state: BuildState::Complete as i32,
+        job: Some(job.clone()),
+        finished_at_ms: now,
+        ..BuildResult::default()
+    };
+    harness
+        .store
+        .keep_result(id, &result.encode_to_vec())
+        .await
+        .unwrap();
+    // The dead worker's announcements went where nobody listens.
+    let mut elsewhere = harness.env.amqp.clone();
+    elsewhere.topic_prefix = "nobody.listens".into();
+    let lost = Bus::connect(&elsewhere, "dead-worker").await.unwrap();
+    for (state, fields) in [
+        (BuildState::Running, vec![]),
+        (BuildState::Pushing, vec![]),
+        (
+            BuildState::Complete,
+            vec![(field::RESULT_PUBLISHED, "0".to_owned())],
+        ),
+    ] {
+        let change = StateChange::new(id, state, "by the dead worker", "dead").with_fields(fields);
+        let changed = state::change(&harness.store, &lost, change).await;
+        assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
+    }
+
+    let worker = harness.start_worker(|_| {}).await;
+    harness.bus.publish_job(&job, 5).await.unwrap();
+    harness.wait_final(id).await;
+    let events = harness.state_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (
+            events[0].old_state,
+            events[0].new_state,
+            events[0].reason.as_str()
+        ),
+        (
+            BuildState::Pushing,
+            BuildState::Complete,
+            "by the dead worker"
+        ),
+        "the end as recorded"
+    );
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].build_id, id);
+    assert_eq!(harness.store.history(id).await.unwrap().len(), 4);
     worker.stop().await;
 }
 

@@ -49,10 +49,10 @@ async fn assert_refused(harness: &Harness, cases: &[Case], records: &[BuildRecor
         let event = events
             .iter()
             .find(|event| {
-                event["build_id"] == case.job.build_id.as_str() && event["new_state"] == "failed"
+                event.build_id == case.job.build_id && event.new_state == BuildState::Failed
             })
             .unwrap_or_else(|| panic!("{}: no failed state event", case.repo));
-        assert_eq!(event["reason"], error.as_str(), "{}", case.repo);
+        assert_eq!(event.reason, error, "{}", case.repo);
         assert!(
             !log.contains("Step 1/"),
             "{}: the build reached the engine:\n{log}",

@@ -4,15 +4,15 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 use osbs_common::bus::{Bus, Outgoing};
 use osbs_common::store::Store;
 use osbs_dispatcher::{Config, DispatcherConfig, Running};
-use osbs_proto::Message;
+use osbs_proto::StateEvent;
 use osbs_proto::names;
-use osbs_proto::v1::{BuildJob, BuildStateChange};
+use osbs_proto::v1::BuildJob;
 use osbs_testkit::TestEnv;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -192,30 +192,10 @@ impl Harness {
         publish(&self.bus, event).await;
     }
 
-    /// Binds a fresh queue to the internal exchange for state changes (`build.<state>`).
+    /// Binds a fresh queue to the state events (`<prefix>.osbs.build.state.change`).
     pub async fn watch_state_changes(&self) -> String {
         let name = format!("test.changes.{}", uuid::Uuid::new_v4().simple());
-        self.channel
-            .queue_declare(
-                name.as_str().into(),
-                QueueDeclareOptions {
-                    durable: false,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        self.channel
-            .queue_bind(
-                name.as_str().into(),
-                names::EXCHANGE_INTERNAL.into(),
-                "build.*".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        self.bus.listen_to_state_events(&name).await.unwrap();
         name
     }
 
@@ -253,11 +233,11 @@ impl Harness {
     }
 
     /// Every state change published so far on a queue from [`Harness::watch_state_changes`].
-    pub async fn state_changes(&self, queue: &str) -> Vec<BuildStateChange> {
+    pub async fn state_changes(&self, queue: &str) -> Vec<StateEvent> {
         self.drain(queue)
             .await
             .into_iter()
-            .map(|delivery| BuildStateChange::decode(delivery.data.as_slice()).unwrap())
+            .map(|delivery| StateEvent::from_json(&delivery.data).unwrap())
             .collect()
     }
 

@@ -6,12 +6,13 @@
 
 use osbs_common::bus::Bus;
 use osbs_common::config::{Secret, StorageConfig, TelemetryConfig};
-use osbs_common::store::{Change, Store};
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::Store;
 use osbs_koji_bridge::config::{AuthMethod, BridgeConfig, KojiAuth, KojiConfig, TagMode};
 use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TargetSpec, UserSpec};
 use osbs_proto::v1::{
-    BuildJob, BuildOptions, BuildResult, BuildState, BuildStateChange, BuildTool, ImageDigest,
-    ImageInfo, KojiReservation, LayerSize, LogFile, Nvr, Rpm, Target, Trigger,
+    BuildJob, BuildOptions, BuildResult, BuildState, BuildTool, ImageDigest, ImageInfo,
+    KojiReservation, LayerSize, LogFile, Nvr, Rpm, Target, Trigger,
 };
 use osbs_testkit::TestEnv;
 use std::path::{Path, PathBuf};
@@ -185,7 +186,7 @@ pub fn job(build_id: &str) -> BuildJob {
 
 /// Records `result`'s build in Redis and walks it to `complete`, as the dispatcher and the
 /// worker do.
-pub async fn record_complete(store: &Store, result: &BuildResult) {
+pub async fn record_complete(store: &Store, bus: &Bus, result: &BuildResult) {
     let job = result.job.clone().unwrap();
     store
         .create(&job, &format!("idem-{}", job.build_id), 1, "test", &[])
@@ -196,18 +197,10 @@ pub async fn record_complete(store: &Store, result: &BuildResult) {
         BuildState::Pushing,
         BuildState::Complete,
     ] {
-        store
-            .transition(
-                &job.build_id,
-                state,
-                Change {
-                    reason: "test",
-                    by: "test",
-                    fields: vec![("digest", "sha256:recorded-digest".into())],
-                },
-            )
-            .await
-            .unwrap();
+        let change = StateChange::new(&job.build_id, state, "test", "test")
+            .with_fields(vec![("digest", "sha256:recorded-digest".into())]);
+        let changed = state::change(store, bus, change).await;
+        assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     }
 }
 
@@ -307,13 +300,7 @@ pub async fn bus(env: &TestEnv) -> Bus {
 
 /// Publishes `result` as a worker does.
 pub async fn publish(bus: &Bus, result: &BuildResult) {
-    let change = BuildStateChange {
-        build_id: result.build_id.clone(),
-        old_state: BuildState::Pushing as i32,
-        new_state: result.state,
-        ..Default::default()
-    };
-    bus.publish_result(result, &change).await.unwrap();
+    bus.publish_result(result).await.unwrap();
 }
 
 /// Waits until `check` holds (polling), failing after `limit`.

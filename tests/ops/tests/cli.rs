@@ -2,14 +2,15 @@
 //! messages, cancel of a queued build, replay's selection, the queue readings, following
 //! and re-reading logs (live, kept, trimmed), and the dispatcher's refusals.
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::Store;
 use osbs_common::bus::{Bus, Outgoing, protobuf_properties};
-use osbs_common::store::{Change, Created, LogEntry};
+use osbs_common::state::{self, Changed, StateChange};
+use osbs_common::store::{Created, LogEntry};
 use osbs_ops_tests::{Kind, Options, World, expect_exit, git};
 use osbs_proto::v1::{BuildJob, BuildState, Target, Trigger};
-use osbs_proto::{Message, names};
+use osbs_proto::{Message, StateEvent, names};
 use std::time::Duration;
 
 /// A queued build record, as the dispatcher would write it.
@@ -44,26 +45,20 @@ async fn queued_build(store: &Store, repo: &str) -> BuildJob {
     job
 }
 
-async fn move_to(store: &Store, id: &str, states: &[BuildState], fields: Vec<(&str, String)>) {
+/// Walks build `id` through `states` as the services would, `fields` set with the last.
+async fn move_to(world: &World, id: &str, states: &[BuildState], fields: Vec<(&str, String)>) {
+    let bus = world.bus().await;
     for (index, state) in states.iter().enumerate() {
         let fields = if index + 1 == states.len() {
             fields.clone()
         } else {
             Vec::new()
         };
-        store
-            .transition(
-                id,
-                *state,
-                Change {
-                    reason: "test",
-                    by: "test",
-                    fields,
-                },
-            )
-            .await
-            .unwrap();
+        let change = StateChange::new(id, *state, "test", "test").with_fields(fields);
+        let changed = state::change(&world.store, &bus, change).await;
+        assert!(matches!(changed, Ok(Changed::Done(_))), "{changed:?}");
     }
+    bus.close().await;
 }
 
 /// Puts `job` in `osbs.jobs.dead` the way a worker dead-letters it.
@@ -109,30 +104,10 @@ async fn drain(bus: &Bus, queue: &str) -> Vec<(Vec<u8>, lapin::BasicProperties)>
     taken
 }
 
-/// A queue of the test's own bound to the external JSON state events.
+/// A queue of the test's own bound to the state events.
 async fn state_events(bus: &Bus, world: &World) -> String {
     let queue = format!("test.state-events.{}", world.tag);
-    let channel = bus.channel().await.unwrap();
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            queue.as_str().into(),
-            names::EXCHANGE_TOPIC.into(),
-            names::external_state_routing_key(&world.amqp.topic_prefix)
-                .as_str()
-                .into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    bus.listen_to_state_events(&queue).await.unwrap();
     queue
 }
 
@@ -229,9 +204,9 @@ async fn cancel_of_a_queued_build_and_of_a_finished_one() {
     assert!(matches!(log.last(), Some(LogEntry::End { state, .. }) if state == "canceled"));
     // Outside listeners hear of it.
     let heard = drain(&bus, &events).await;
-    let change: serde_json::Value = serde_json::from_slice(&heard.last().unwrap().0).unwrap();
-    assert_eq!(change["build_id"], job.build_id.as_str());
-    assert_eq!(change["new_state"], "canceled");
+    let change = StateEvent::from_json(&heard.last().unwrap().0).unwrap();
+    assert_eq!(change.build_id, job.build_id);
+    assert_eq!(change.new_state, BuildState::Canceled);
 
     let again = world.osbs(None, &["cancel", &job.build_id]).await;
     expect_exit(&again, 3, "cancel of a canceled build");
@@ -250,7 +225,7 @@ async fn replay_takes_back_only_what_is_selected() {
     let built_since = queued_build(&world.store, "replay-c").await;
     for job in [&registry_down, &engine_gone] {
         move_to(
-            &world.store,
+            &world,
             &job.build_id,
             &[BuildState::Running, BuildState::Failed],
             vec![("attempts", "1".into())],
@@ -258,7 +233,7 @@ async fn replay_takes_back_only_what_is_selected() {
         .await;
     }
     move_to(
-        &world.store,
+        &world,
         &built_since.build_id,
         &[
             BuildState::Running,
@@ -446,14 +421,14 @@ async fn watch_logs_follows_live_and_rereads_what_is_kept() {
         command.spawn().unwrap()
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    move_to(&world.store, &id, &[BuildState::Running], vec![]).await;
+    move_to(&world, &id, &[BuildState::Running], vec![]).await;
     for batch in 0..3 {
         let lines: Vec<String> = (0..5).map(|n| format!("step {batch}.{n}")).collect();
         world.store.append_log(&id, &lines).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     move_to(
-        &world.store,
+        &world,
         &id,
         &[BuildState::Pushing, BuildState::Complete],
         vec![
@@ -491,7 +466,7 @@ async fn watch_logs_follows_live_and_rereads_what_is_kept() {
     // A failed build: its reason, exit 1.
     let failed = queued_build(&world.store, "logs-failed").await;
     move_to(
-        &world.store,
+        &world,
         &failed.build_id,
         &[BuildState::Running, BuildState::Failed],
         vec![("error", "Dockerfile has no FROM".into())],
@@ -518,14 +493,14 @@ async fn a_trimmed_live_log_is_read_from_the_complete_file() {
     let store = Store::connect(&redis).await.unwrap();
     let job = queued_build(&store, "trimmed").await;
     let id = job.build_id.clone();
-    move_to(&store, &id, &[BuildState::Running], vec![]).await;
+    move_to(&world, &id, &[BuildState::Running], vec![]).await;
     let lines: Vec<String> = (1..=1000).map(|n| format!("line {n}")).collect();
     for chunk in lines.chunks(50) {
         store.append_log(&id, chunk).await.unwrap();
     }
     store.end_log(&id, BuildState::Failed).await.unwrap();
     move_to(
-        &store,
+        &world,
         &id,
         &[BuildState::Failed],
         vec![("error", "boom".into())],
@@ -568,7 +543,7 @@ async fn status_and_list_show_records() {
     let old = queued_build(&world.store, "listed-a").await;
     let new = queued_build(&world.store, "listed-b").await;
     move_to(
-        &world.store,
+        &world,
         &old.build_id,
         &[BuildState::Running, BuildState::Failed],
         vec![("error", "no space left".into())],
@@ -669,7 +644,7 @@ async fn replay_sends_results_and_events_back_where_they_came_from() {
     let bus = world.bus().await;
     let job = queued_build(&world.store, "replay-result").await;
     move_to(
-        &world.store,
+        &world,
         &job.build_id,
         &[
             BuildState::Running,

@@ -1,34 +1,19 @@
-//! The worker's own Redis keys, through the common store's connection:
-//!
-//! - `<prefix>:releases:<name>:<version>`: the set of releases held by builds in flight for
-//!   that name-version. `SADD` is atomic, so two builds can never hold the same release; a
-//!   build removes its release when it ends; the set expires as a safety net for workers that
-//!   die without cleaning up.
-//! - `<prefix>:result:<build_id>`: the final `BuildResult` (protobuf) of a build, kept until
-//!   it expires so that a worker that died between recording the end and publishing it can
-//!   be followed by one that publishes it.
-//! - `<prefix>:reservation:<build_id>`: the release (and Koji reservation) a build holds,
-//!   so that the attempt that takes a build over (or runs it after a drain) reuses them.
-//! - `<prefix>:owner:<build_id>`: which worker instance runs a build, with a time to live
-//!   renewed by its heartbeat. It is the takeover lock: `SET NX` succeeds only for the first
-//!   worker after the owner stopped renewing.
+//! The worker's Redis keys, through the common store's named operations
+//! (`osbs_common::store::worker` says what each key holds): release holds, kept results and
+//! reservations, and the ownership lock of a running build (`Lock::BuildOwner`: renewed by
+//! the heartbeat; the first worker to take it after the owner stopped renewing takes over).
 
 use crate::release;
+use osbs_common::store::Lock;
 use osbs_common::{Store, StoreError};
-use redis::AsyncCommands;
 use std::time::Duration;
 
-fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
-    move |source| StoreError::Redis { operation, source }
-}
+pub use osbs_common::store::KeptReservation;
+pub use osbs_common::store::worker::RESULT_TTL;
 
 /// Releases to try past the first before giving up (a name-version with that many builds in
 /// flight is a runaway loop, not a workload).
 const MAX_RELEASE_TRIES: usize = 1000;
-
-fn release_set(store: &Store, name: &str, version: &str) -> String {
-    store.key(&["releases", name, version])
-}
 
 /// Holds the first free release at or after `first` for `name-version` (bumping by Koji's
 /// rules past releases other builds hold). `keep_for` bounds how long a forgotten hold lives.
@@ -39,19 +24,12 @@ pub async fn reserve_release(
     first: &str,
     keep_for: Duration,
 ) -> Result<Option<String>, StoreError> {
-    let key = release_set(store, name, version);
-    let mut connection = store.connection();
     let mut candidate = first.to_owned();
     for _ in 0..MAX_RELEASE_TRIES {
-        let added: i64 = connection
-            .sadd(&key, &candidate)
-            .await
-            .map_err(redis_error("sadd"))?;
-        if added == 1 {
-            let _: bool = connection
-                .expire(&key, i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX))
-                .await
-                .map_err(redis_error("expire"))?;
+        if store
+            .hold_release(name, version, &candidate, keep_for)
+            .await?
+        {
             return Ok(Some(candidate));
         }
         match release::bump(&candidate) {
@@ -71,17 +49,7 @@ pub async fn hold_release(
     release: &str,
     keep_for: Duration,
 ) -> Result<bool, StoreError> {
-    let key = release_set(store, name, version);
-    let mut connection = store.connection();
-    let added: i64 = connection
-        .sadd(&key, release)
-        .await
-        .map_err(redis_error("sadd"))?;
-    let _: bool = connection
-        .expire(&key, i64::try_from(keep_for.as_secs()).unwrap_or(i64::MAX))
-        .await
-        .map_err(redis_error("expire"))?;
-    Ok(added == 1)
+    store.hold_release(name, version, release, keep_for).await
 }
 
 /// Lets go of a release when the build ends.
@@ -91,11 +59,7 @@ pub async fn free_release(
     version: &str,
     release: &str,
 ) -> Result<(), StoreError> {
-    store
-        .connection()
-        .srem::<_, _, ()>(release_set(store, name, version), release)
-        .await
-        .map_err(redis_error("srem"))
+    store.free_release(name, version, release).await
 }
 
 /// Releases of `name-version` held by builds in flight.
@@ -104,15 +68,7 @@ pub async fn held_releases(
     name: &str,
     version: &str,
 ) -> Result<Vec<String>, StoreError> {
-    store
-        .connection()
-        .smembers(release_set(store, name, version))
-        .await
-        .map_err(redis_error("smembers"))
-}
-
-fn owner_key(store: &Store, build_id: &str) -> String {
-    store.key(&["owner", build_id])
+    store.held_releases(name, version).await
 }
 
 /// Takes ownership of `build_id` for `instance` unless another live worker has it.
@@ -122,16 +78,9 @@ pub async fn claim(
     instance: &str,
     ttl: Duration,
 ) -> Result<bool, StoreError> {
-    let reply: Option<String> = redis::cmd("SET")
-        .arg(owner_key(store, build_id))
-        .arg(instance)
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl.as_millis() as u64)
-        .query_async(&mut store.connection())
+    store
+        .take_lock(Lock::BuildOwner(build_id), instance, ttl)
         .await
-        .map_err(redis_error("set nx"))?;
-    Ok(reply.is_some())
 }
 
 /// Extends `instance`'s ownership; `false` when it lost it (expired and taken over).
@@ -142,50 +91,25 @@ pub async fn renew(
     ttl: Duration,
 ) -> Result<bool, StoreError> {
     store
-        .renew_lock(&owner_key(store, build_id), instance, ttl)
+        .renew_lock(Lock::BuildOwner(build_id), instance, ttl)
         .await
 }
 
 /// Gives ownership up (only if `instance` still has it).
 pub async fn disown(store: &Store, build_id: &str, instance: &str) -> Result<(), StoreError> {
     store
-        .release_lock(&owner_key(store, build_id), instance)
+        .release_lock(Lock::BuildOwner(build_id), instance)
         .await
 }
 
-/// How long a build's final result is kept for a late publication.
-pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// Keeps a build's final result (protobuf bytes).
 pub async fn keep_result(store: &Store, build_id: &str, result: &[u8]) -> Result<(), StoreError> {
-    store
-        .connection()
-        .set_ex::<_, _, ()>(
-            store.key(&["result", build_id]),
-            result,
-            RESULT_TTL.as_secs(),
-        )
-        .await
-        .map_err(redis_error("set result"))
+    store.keep_result(build_id, result).await
 }
 
 /// The kept final result of a build, if any.
 pub async fn kept_result(store: &Store, build_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    store
-        .connection()
-        .get(store.key(&["result", build_id]))
-        .await
-        .map_err(redis_error("get result"))
-}
-
-/// The release a build holds, and its Koji reservation (`build_id` 0: none).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeptReservation {
-    pub name: String,
-    pub version: String,
-    pub release: String,
-    pub koji_build_id: i64,
-    pub koji_token: String,
+    store.kept_result(build_id).await
 }
 
 pub async fn keep_reservation(
@@ -194,34 +118,16 @@ pub async fn keep_reservation(
     kept: &KeptReservation,
     keep_for: Duration,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_string(kept).expect("a plain struct serializes");
-    store
-        .connection()
-        .set_ex::<_, _, ()>(
-            store.key(&["reservation", build_id]),
-            json,
-            keep_for.as_secs(),
-        )
-        .await
-        .map_err(redis_error("set reservation"))
+    store.keep_reservation(build_id, kept, keep_for).await
 }
 
 pub async fn kept_reservation(
     store: &Store,
     build_id: &str,
 ) -> Result<Option<KeptReservation>, StoreError> {
-    let json: Option<String> = store
-        .connection()
-        .get(store.key(&["reservation", build_id]))
-        .await
-        .map_err(redis_error("get reservation"))?;
-    Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+    store.kept_reservation(build_id).await
 }
 
 pub async fn forget_reservation(store: &Store, build_id: &str) -> Result<(), StoreError> {
-    store
-        .connection()
-        .del::<_, ()>(store.key(&["reservation", build_id]))
-        .await
-        .map_err(redis_error("del reservation"))
+    store.forget_reservation(build_id).await
 }

@@ -8,9 +8,9 @@
 use osbs_common::bus::Bus;
 use osbs_common::config::StorageConfig;
 use osbs_common::store::{BuildRecord, Store};
-use osbs_proto::Message;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildOptions, BuildResult, BuildState, Target, Trigger};
+use osbs_proto::{Message, StateEvent};
 use osbs_testkit::{REGISTRY, TestEnv};
 use osbs_worker::ServiceConfig;
 use osbs_worker::config::WorkerConfig;
@@ -205,27 +205,7 @@ impl Harness {
         let bus = Bus::connect(&env.amqp, "worker-test").await.unwrap();
         bus.declare_topology().await.unwrap();
         let events_queue = "test.state-events".to_owned();
-        let channel = bus.channel().await.unwrap();
-        channel
-            .queue_declare(
-                events_queue.as_str().into(),
-                lapin::options::QueueDeclareOptions::default(),
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        channel
-            .queue_bind(
-                events_queue.as_str().into(),
-                names::EXCHANGE_TOPIC.into(),
-                names::external_state_routing_key(&env.amqp.topic_prefix)
-                    .as_str()
-                    .into(),
-                lapin::options::QueueBindOptions::default(),
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        bus.listen_to_state_events(&events_queue).await.unwrap();
         let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         Harness {
             env,
@@ -466,12 +446,12 @@ impl Harness {
             .collect()
     }
 
-    /// The external JSON state events published so far.
-    pub async fn state_events(&self) -> Vec<serde_json::Value> {
+    /// The state events published so far.
+    pub async fn state_events(&self) -> Vec<StateEvent> {
         self.take_all(&self.events_queue)
             .await
             .into_iter()
-            .map(|message| serde_json::from_slice(&message.delivery.data).unwrap())
+            .map(|message| StateEvent::from_json(&message.delivery.data).unwrap())
             .collect()
     }
 

@@ -1,33 +1,17 @@
-//! The dispatcher's own Redis keys and record fields, beside the build records of
-//! `osbs_common::store` (same prefix, same connection):
+//! The dispatcher's keys, beside the build records:
 //!
 //! - `<prefix>:dispatch:event:<message_id>` → build id: a redelivered or republished message
 //!   names its build at once;
 //! - `<prefix>:dispatch:tip:<namespace>/<repo>:<branch>:<target>` → the newest push build of
 //!   that branch and target (coalescing);
 //! - `<prefix>:request:<request_id>` hash `{outcome, build_id, reason, at_ms}`: what became of
-//!   an explicit request, for the CLI ([`request_outcome`]);
-//! - record fields [`field::ENQUEUED`], [`field::SUPERSEDES`], [`field::REQUEST_ID`].
+//!   an explicit request, for the CLI ([`Store::request_outcome`]).
 //!
-//! Every key expires after [`IDEMPOTENCY_TTL`], like the store's idempotency keys.
+//! Every key expires after [`IDEMPOTENCY_TTL`], like the idempotency keys.
 
-use osbs_common::store::{IDEMPOTENCY_TTL, Store, StoreError};
+use super::{IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
 use redis::AsyncCommands;
 use std::collections::HashMap;
-use std::sync::Arc;
-
-/// Record fields the dispatcher writes.
-pub mod field {
-    /// `1` once the dispatcher's work for the record is done: its job confirmed on
-    /// `osbs.jobs` (or none needed because it was superseded at once) and its state events
-    /// published. A record without it after a crash is finished by the redelivered event.
-    pub const ENQUEUED: &str = "enqueued";
-    /// The push build this one superseded when it became the branch's newest (may be empty).
-    pub const SUPERSEDES: &str = "supersedes";
-    pub const REQUEST_ID: &str = "request_id";
-    /// AMQP priority the job was published with.
-    pub const PRIORITY: &str = "priority";
-}
 
 /// Where a push build stands among the builds of its branch and target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +37,7 @@ pub struct RequestOutcome {
 }
 
 // Ids are compared byte by byte: Lua's `<` on strings follows the server's locale.
-const TIP_LUA: &str = r#"
+pub(super) const TIP_LUA: &str = r#"
 -- KEYS[1] tip key, KEYS[2] record of ARGV[1]; ARGV[1] build id, ARGV[2] ttl seconds
 local function later(a, b)
   for i = 1, math.max(#a, #b) do
@@ -74,42 +58,15 @@ redis.call('HSET', KEYS[2], 'supersedes', current or '')
 return {'advanced', current or ''}
 "#;
 
-fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
-    move |source| StoreError::Redis { operation, source }
-}
-
 fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-/// The dispatcher's keys, on the store's connection.
-#[derive(Clone)]
-pub struct Records {
-    store: Store,
-    tip: Arc<redis::Script>,
-}
-
-impl std::fmt::Debug for Records {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Records")
-            .field("store", &self.store)
-            .finish()
-    }
-}
-
-impl Records {
-    pub fn new(store: Store) -> Records {
-        Records {
-            store,
-            tip: Arc::new(redis::Script::new(TIP_LUA)),
-        }
-    }
-
+impl Store {
     /// The build an event (by AMQP `message_id`) already made, if any.
     pub async fn build_of_event(&self, message_id: &str) -> Result<Option<String>, StoreError> {
-        self.store
-            .connection()
-            .get(self.store.key(&["dispatch", "event", message_id]))
+        self.connection()
+            .get(self.key(&["dispatch", "event", message_id]))
             .await
             .map_err(redis_error("get"))
     }
@@ -117,13 +74,15 @@ impl Records {
     /// Makes `build_id` the newest push build of `coalesce_key` unless a later one is, in one
     /// atomic step that also records what it superseded (so that a redelivery finds it).
     pub async fn advance_tip(&self, coalesce_key: &str, build_id: &str) -> Result<Tip, StoreError> {
+        debug_assert_eq!(field::SUPERSEDES, "supersedes", "named in TIP_LUA");
         let (outcome, other): (String, String) = self
+            .scripts
             .tip
-            .key(self.store.key(&["dispatch", "tip", coalesce_key]))
-            .key(self.store.key(&["build", build_id]))
+            .key(self.key(&["dispatch", "tip", coalesce_key]))
+            .key(self.key(&["build", build_id]))
             .arg(build_id)
             .arg(IDEMPOTENCY_TTL.as_secs())
-            .invoke_async(&mut self.store.connection())
+            .invoke_async(&mut self.connection())
             .await
             .map_err(redis_error("coalesce"))?;
         Ok(match outcome.as_str() {
@@ -137,7 +96,8 @@ impl Records {
         })
     }
 
-    /// Records what became of a request (refused or ignored ones; see [`Records::settle`]).
+    /// Records what became of a request (refused or ignored ones; see
+    /// [`Store::settle_dispatch`]).
     pub async fn record_request(
         &self,
         request_id: &str,
@@ -146,7 +106,7 @@ impl Records {
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.add_request(&mut pipe, request_id, outcome);
-        pipe.query_async::<()>(&mut self.store.connection())
+        pipe.query_async::<()>(&mut self.connection())
             .await
             .map_err(redis_error("hset"))
     }
@@ -154,7 +114,7 @@ impl Records {
     /// The last writes of a handled event, in one atomic round trip: the record's `enqueued`
     /// mark (when the dispatcher just finished it), the message id → build id key, and the
     /// request's outcome.
-    pub async fn settle(
+    pub async fn settle_dispatch(
         &self,
         build_id: &str,
         mark_enqueued: bool,
@@ -164,12 +124,12 @@ impl Records {
         let mut pipe = redis::pipe();
         pipe.atomic();
         if mark_enqueued {
-            pipe.hset(self.store.key(&["build", build_id]), field::ENQUEUED, "1")
+            pipe.hset(self.key(&["build", build_id]), field::ENQUEUED, "1")
                 .ignore();
         }
         if let Some(message_id) = message_id {
             pipe.set_ex(
-                self.store.key(&["dispatch", "event", message_id]),
+                self.key(&["dispatch", "event", message_id]),
                 build_id,
                 IDEMPOTENCY_TTL.as_secs(),
             )
@@ -178,13 +138,13 @@ impl Records {
         if let Some((request_id, outcome)) = request {
             self.add_request(&mut pipe, request_id, outcome);
         }
-        pipe.query_async::<()>(&mut self.store.connection())
+        pipe.query_async::<()>(&mut self.connection())
             .await
             .map_err(redis_error("settle"))
     }
 
     fn add_request(&self, pipe: &mut redis::Pipeline, request_id: &str, outcome: &RequestOutcome) {
-        let key = self.store.key(&["request", request_id]);
+        let key = self.key(&["request", request_id]);
         pipe.hset_multiple(
             &key,
             &[
@@ -198,27 +158,27 @@ impl Records {
         .expire(&key, IDEMPOTENCY_TTL.as_secs() as i64)
         .ignore();
     }
-}
 
-/// What became of the build request with `request_id` ([`crate::BuildRequest::request_id`]),
-/// once the dispatcher has handled it; `None` before (or when its body was unreadable).
-pub async fn request_outcome(
-    store: &Store,
-    request_id: &str,
-) -> Result<Option<RequestOutcome>, StoreError> {
-    let mut hash: HashMap<String, String> = store
-        .connection()
-        .hgetall(store.key(&["request", request_id]))
-        .await
-        .map_err(redis_error("hgetall"))?;
-    if hash.is_empty() {
-        return Ok(None);
+    /// What became of the build request with `request_id`, once the dispatcher has handled
+    /// it; `None` before (or when its body was unreadable).
+    pub async fn request_outcome(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<RequestOutcome>, StoreError> {
+        let mut hash: HashMap<String, String> = self
+            .connection()
+            .hgetall(self.key(&["request", request_id]))
+            .await
+            .map_err(redis_error("hgetall"))?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        let mut take = |name: &str| hash.remove(name).unwrap_or_default();
+        Ok(Some(RequestOutcome {
+            outcome: take("outcome"),
+            build_id: non_empty(take("build_id")),
+            reason: take("reason"),
+            at_ms: take("at_ms").parse().unwrap_or(0),
+        }))
     }
-    let mut take = |name: &str| hash.remove(name).unwrap_or_default();
-    Ok(Some(RequestOutcome {
-        outcome: take("outcome"),
-        build_id: non_empty(take("build_id")),
-        reason: take("reason"),
-        at_ms: take("at_ms").parse().unwrap_or(0),
-    }))
 }

@@ -1,0 +1,246 @@
+//! Live build logs: `<prefix>:log:<id>` is a stream of lines capped at `log_max_lines` (oldest
+//! dropped); a final entry with field `end` closes it.
+
+use super::{Store, StoreError, redis_error};
+use osbs_proto::v1::BuildState;
+use redis::{AsyncCommands, Value};
+use std::time::Duration;
+
+/// One line of a live log, or its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    Line {
+        id: String,
+        text: String,
+    },
+    /// The build ended in this state; nothing follows.
+    End {
+        id: String,
+        state: String,
+    },
+}
+
+impl Store {
+    /// Appends lines to build `id`'s live log (capped at `log_max_lines`, oldest dropped).
+    pub async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let key = self.key(&["log", id]);
+        let mut pipe = redis::pipe();
+        for line in lines {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.log_max_lines)
+                .arg("*")
+                .arg("l")
+                .arg(line)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.connection())
+            .await
+            .map_err(redis_error("xadd"))
+    }
+
+    /// Closes build `id`'s live log: followers stop after this entry.
+    pub async fn end_log(&self, id: &str, state: BuildState) -> Result<(), StoreError> {
+        redis::cmd("XADD")
+            .arg(self.key(&["log", id]))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.log_max_lines)
+            .arg("*")
+            .arg("end")
+            .arg(state.name())
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(redis_error("xadd"))
+    }
+
+    /// Log entries of build `id` after stream id `after` (`"0"` = from the start), waiting up
+    /// to `block` for new ones when there are none.
+    pub async fn read_log(
+        &self,
+        id: &str,
+        after: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let mut command = redis::cmd("XREAD");
+        command.arg("COUNT").arg(count.max(1));
+        if let Some(block) = block {
+            command
+                .arg("BLOCK")
+                .arg(block.as_millis().min(5_000) as u64);
+        }
+        command
+            .arg("STREAMS")
+            .arg(self.key(&["log", id]))
+            .arg(after);
+        let reply: Value = command
+            .query_async(&mut self.connection())
+            .await
+            .map_err(redis_error("xread"))?;
+        Ok(parse_xread(reply))
+    }
+
+    /// Lines dropped from the start of build `id`'s stream by its cap: `entries-added` minus
+    /// `length` (Redis ≥ 7; older servers report 0). 0 when there is no stream.
+    pub async fn log_lines_dropped(&self, id: &str) -> Result<u64, StoreError> {
+        let key = self.key(&["log", id]);
+        let mut connection = self.connection();
+        let exists: bool = connection
+            .exists(&key)
+            .await
+            .map_err(redis_error("exists"))?;
+        if !exists {
+            return Ok(0);
+        }
+        let info: Value = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .map_err(redis_error("xinfo stream"))?;
+        Ok(dropped_from_xinfo(&info))
+    }
+}
+
+/// XREAD's reply (`[[key, [[id, [field, value, ...]], ...]]]`) → log entries.
+fn parse_xread(reply: Value) -> Vec<LogEntry> {
+    let mut entries = Vec::new();
+    let streams = match reply {
+        Value::Array(streams) => streams,
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .map(|(key, value)| Value::Array(vec![key, value]))
+            .collect(),
+        _ => return entries,
+    };
+    for stream in streams {
+        let Value::Array(mut parts) = stream else {
+            continue;
+        };
+        let Some(Value::Array(items)) = parts.pop() else {
+            continue;
+        };
+        for item in items {
+            let Value::Array(mut pair) = item else {
+                continue;
+            };
+            let (Some(Value::Array(fields)), Some(id)) = (pair.pop(), pair.pop()) else {
+                continue;
+            };
+            let id = value_text(&id);
+            let mut iter = fields.iter();
+            while let (Some(name), Some(value)) = (iter.next(), iter.next()) {
+                match value_text(name).as_str() {
+                    "l" => entries.push(LogEntry::Line {
+                        id: id.clone(),
+                        text: value_text(value),
+                    }),
+                    "end" => entries.push(LogEntry::End {
+                        id: id.clone(),
+                        state: value_text(value),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+    }
+    entries
+}
+
+/// `entries-added - length` from an XINFO STREAM reply (a flat array or a RESP3 map).
+fn dropped_from_xinfo(info: &Value) -> u64 {
+    let pairs: Vec<(&Value, &Value)> = match info {
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| Some((pair.first()?, pair.get(1)?)))
+            .collect(),
+        Value::Map(pairs) => pairs.iter().map(|(key, value)| (key, value)).collect(),
+        _ => return 0,
+    };
+    let number = |name: &str| {
+        pairs.iter().find_map(|(key, value)| match value {
+            Value::Int(number) if value_text(key) == name => u64::try_from(*number).ok(),
+            _ => None,
+        })
+    };
+    match (number("entries-added"), number("length")) {
+        (Some(added), Some(length)) => added.saturating_sub(length),
+        _ => 0,
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::Int(number) => number.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn xread_reply_becomes_entries() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            bulk("osbs:log:b1"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk("1-0"),
+                    Value::Array(vec![bulk("l"), bulk("Step 1/2")]),
+                ]),
+                Value::Array(vec![
+                    bulk("2-0"),
+                    Value::Array(vec![bulk("end"), bulk("complete")]),
+                ]),
+            ]),
+        ])]);
+        assert_eq!(
+            parse_xread(reply),
+            vec![
+                LogEntry::Line {
+                    id: "1-0".into(),
+                    text: "Step 1/2".into()
+                },
+                LogEntry::End {
+                    id: "2-0".into(),
+                    state: "complete".into()
+                },
+            ]
+        );
+        assert!(parse_xread(Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn dropped_lines_from_both_reply_shapes() {
+        let flat = Value::Array(vec![
+            bulk("length"),
+            Value::Int(100),
+            bulk("entries-added"),
+            Value::Int(130),
+        ]);
+        assert_eq!(dropped_from_xinfo(&flat), 30);
+        let map = Value::Map(vec![
+            (bulk("entries-added"), Value::Int(5)),
+            (bulk("length"), Value::Int(5)),
+        ]);
+        assert_eq!(dropped_from_xinfo(&map), 0);
+        assert_eq!(
+            dropped_from_xinfo(&Value::Array(vec![bulk("length"), Value::Int(2)])),
+            0
+        );
+    }
+}

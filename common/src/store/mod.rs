@@ -1,0 +1,480 @@
+//! The Redis adapter: build records with their state machine, idempotency keys, the listing
+//! index, cancel marks, live build logs, locks, and each service's own keys — all as named
+//! operations. The connection is private: no other crate writes a Redis command.
+//!
+//! Keys (prefix `osbs` by default):
+//! - `osbs:build:<id>` hash: the record ([`BuildRecord`], fields named in [`field`]); `job`
+//!   holds the `BuildJob` protobuf;
+//! - `osbs:build:<id>:history` list of JSON entries ([`HistoryEntry`]);
+//! - `osbs:builds` sorted set of ids by creation time (listing);
+//! - `osbs:idem:<key>` → build id (de-duplication);
+//! - `osbs:log:<id>` the live log ([`log`]); locks ([`Lock`]); the dispatcher's
+//!   ([`dispatch`]), the worker's ([`worker`]) and the koji-bridge's ([`koji`]) keys.
+//!
+//! A record's state changes only through [`crate::state::change`]: one Lua script checks the
+//! current state against the allowed sources ([`BuildState::can_become`]) and appends the
+//! history entry, so two services racing on one record cannot both win. Redis holds state that
+//! can be rebuilt: the durable record of a finished build is Koji and the registry.
+
+pub mod dispatch;
+pub mod koji;
+mod lock;
+pub mod log;
+mod record;
+pub mod worker;
+
+pub use dispatch::{RequestOutcome, Tip};
+pub use koji::ImportMarker;
+pub use lock::Lock;
+pub use log::LogEntry;
+pub use record::{BuildRecord, HistoryEntry, field};
+pub use worker::KeptReservation;
+
+use crate::config::RedisConfig;
+use crate::state::{Announcement, StateChange};
+use backon::{ExponentialBuilder, Retryable};
+use osbs_proto::Message;
+use osbs_proto::v1::{BuildJob, BuildState};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot reach Redis at {url}: {source}. Is it running? Start it with `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no` (or set OSBS_REDIS__URL)"
+    )]
+    Connect {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("Redis {operation} failed: {source}")]
+    Redis {
+        operation: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("no build with id {0:?}: check the id with `osbs list`")]
+    NotFound(String),
+    #[error("build record {id} is damaged: {reason}")]
+    Corrupt { id: String, reason: String },
+    #[error(
+        "field {0:?} of a build record changes only with its state (osbs_common::state::change)"
+    )]
+    StateField(String),
+}
+
+pub(crate) fn redis_error(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreError {
+    move |source| StoreError::Redis { operation, source }
+}
+
+/// What [`Store::create`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new record, queued; its announcement is the caller's to publish
+    /// ([`crate::Bus::announce`]) once what must precede it is done.
+    New(Announcement),
+    /// The idempotency key already named this build: nothing was written.
+    Existing(String),
+}
+
+impl Created {
+    pub fn build_id(&self) -> &str {
+        match self {
+            Created::New(announcement) => announcement.build_id(),
+            Created::Existing(id) => id,
+        }
+    }
+}
+
+/// What the compare-and-set of a state change found.
+#[derive(Debug)]
+pub(crate) enum Swap {
+    /// Recorded: the record as it is now, and the history entry appended.
+    Moved {
+        record: BuildRecord,
+        entry: HistoryEntry,
+    },
+    /// The record's state is not one the change may start from; nothing was written.
+    Refused(BuildRecord),
+    /// No such record.
+    Missing,
+}
+
+/// Refuses the fields only a state change or the record's creation writes.
+fn check_fields(fields: &[(&str, String)]) -> Result<(), StoreError> {
+    match fields.iter().find(|(name, _)| {
+        [
+            field::STATE,
+            field::JOB,
+            field::CREATED_MS,
+            field::UPDATED_MS,
+        ]
+        .contains(name)
+    }) {
+        Some((name, _)) => Err(StoreError::StateField((*name).to_owned())),
+        None => Ok(()),
+    }
+}
+
+/// Filters of [`Store::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<BuildState>,
+    pub repo: Option<String>,
+    pub user: Option<String>,
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+}
+
+const CHANGE_LUA: &str = r#"
+-- KEYS[1] record, KEYS[2] history
+-- ARGV[1] to, ARGV[2] now_ms, ARGV[3] n = number of allowed sources,
+-- ARGV[4 .. 3+2n] (source, history entry JSON) pairs, then field/value pairs
+local current = redis.call('HGET', KEYS[1], 'state')
+if not current then return {'missing', '', {}} end
+local n = tonumber(ARGV[3])
+local entry = nil
+for i = 0, n - 1 do
+  if ARGV[4 + 2 * i] == current then entry = ARGV[5 + 2 * i] end
+end
+if not entry then return {'refused', current, redis.call('HGETALL', KEYS[1])} end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_ms', ARGV[2])
+for i = 4 + 2 * n, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('RPUSH', KEYS[2], entry)
+return {'ok', current, redis.call('HGETALL', KEYS[1])}
+"#;
+
+const CREATE_LUA: &str = r#"
+-- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4] index
+-- ARGV[1] id, ARGV[2] now_ms, ARGV[3] idempotency ttl seconds, ARGV[4] history entry JSON,
+-- ARGV[5..] field/value pairs
+local existing = redis.call('GET', KEYS[1])
+if existing then return {'existing', existing, {}} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1], {}} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
+redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2])
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[4])
+return {'new', ARGV[1], redis.call('HGETALL', KEYS[2])}
+"#;
+
+/// How long an idempotency key keeps naming its build.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The scripts, hashed once.
+struct Scripts {
+    change: redis::Script,
+    create: redis::Script,
+    tip: redis::Script,
+    renew_lock: redis::Script,
+    release_lock: redis::Script,
+}
+
+/// The Redis store.
+#[derive(Clone)]
+pub struct Store {
+    connection: ConnectionManager,
+    prefix: String,
+    log_max_lines: usize,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connects (retrying for `connect_timeout_secs`); the connection then reconnects by
+    /// itself.
+    pub async fn connect(config: &RedisConfig) -> Result<Store, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            url: config.url.masked(),
+            source,
+        };
+        let client = redis::Client::open(config.url.expose()).map_err(connect_error)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_number_of_retries(6)
+            .set_max_delay(Duration::from_secs(2))
+            // XREAD BLOCK waits up to 5 s: answers may take that long.
+            .set_response_timeout(Some(Duration::from_secs(15)))
+            .set_connection_timeout(Some(Duration::from_secs(2)));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs);
+        let connection = (|| ConnectionManager::new_with_config(client.clone(), manager_config.clone()))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(3))
+                    .with_max_times(usize::MAX),
+            )
+            .when(|_| tokio::time::Instant::now() < deadline)
+            .notify(|error, wait| {
+                tracing::warn!(url = %config.url, error = %error, ?wait, "Redis not reachable yet; retrying");
+            })
+            .await
+            .map_err(connect_error)?;
+        Ok(Store {
+            connection,
+            prefix: config.key_prefix.clone(),
+            log_max_lines: config.log_max_lines.max(100),
+            scripts: Arc::new(Scripts {
+                change: redis::Script::new(CHANGE_LUA),
+                create: redis::Script::new(CREATE_LUA),
+                tip: redis::Script::new(dispatch::TIP_LUA),
+                renew_lock: redis::Script::new(lock::RENEW_LOCK_LUA),
+                release_lock: redis::Script::new(lock::RELEASE_LOCK_LUA),
+            }),
+        })
+    }
+
+    /// A key under this store's prefix: `key(&["build", id])` → `osbs:build:<id>`.
+    fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// Records a new queued build for `job` unless `idempotency_key` already names one.
+    pub async fn create(
+        &self,
+        job: &BuildJob,
+        idempotency_key: &str,
+        now_ms: i64,
+        by: &str,
+        extra_fields: &[(&str, String)],
+    ) -> Result<Created, StoreError> {
+        let entry = HistoryEntry::new(None, BuildState::Queued, "recorded", by, now_ms);
+        let mut invocation = self.scripts.create.prepare_invoke();
+        invocation
+            .key(self.key(&["idem", idempotency_key]))
+            .key(self.key(&["build", &job.build_id]))
+            .key(self.key(&["build", &job.build_id, "history"]))
+            .key(self.key(&["builds"]))
+            .arg(&job.build_id)
+            .arg(now_ms)
+            .arg(IDEMPOTENCY_TTL.as_secs())
+            .arg(entry.to_json());
+        invocation.arg(field::JOB).arg(job.encode_to_vec());
+        let target = job
+            .target
+            .as_ref()
+            .map(|target| target.name.clone())
+            .unwrap_or_default();
+        for (name, value) in [
+            (field::REPO, job.repo.clone()),
+            (field::BRANCH, job.branch.clone()),
+            (field::TARGET, target),
+            (field::SUBMITTER, job.submitter.clone()),
+            (field::ATTEMPTS, "0".to_owned()),
+        ] {
+            invocation.arg(name).arg(value);
+        }
+        for (name, value) in extra_fields {
+            invocation.arg(*name).arg(value);
+        }
+        let (outcome, id, record): (String, String, Vec<Vec<u8>>) = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error("create"))?;
+        if outcome != "new" {
+            return Ok(Created::Existing(id));
+        }
+        let record = BuildRecord::from_flat(&id, record)?;
+        Ok(Created::New(Announcement::new(&record, &entry)))
+    }
+
+    /// The record of build `id`, if any.
+    pub async fn get(&self, id: &str) -> Result<Option<BuildRecord>, StoreError> {
+        let hash: HashMap<String, Vec<u8>> = self
+            .connection()
+            .hgetall(self.key(&["build", id]))
+            .await
+            .map_err(redis_error("hgetall"))?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        BuildRecord::from_hash(id, hash).map(Some)
+    }
+
+    /// Like [`Store::get`], but a missing build is an error.
+    pub async fn require(&self, id: &str) -> Result<BuildRecord, StoreError> {
+        self.get(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    /// The compare-and-set of [`crate::state::change`]: moves the record to `change.to` if
+    /// its state is one of the change's sources that can become it, with the history entry
+    /// made for that source, in one script.
+    pub(crate) async fn swap_state(
+        &self,
+        change: &StateChange<'_>,
+        now_ms: i64,
+    ) -> Result<Swap, StoreError> {
+        debug_assert_eq!((field::STATE, field::UPDATED_MS), ("state", "updated_ms"));
+        check_fields(&change.fields)?;
+        let candidates = change.history_entries(now_ms);
+        let mut invocation = self.scripts.change.prepare_invoke();
+        invocation
+            .key(self.key(&["build", change.build_id]))
+            .key(self.key(&["build", change.build_id, "history"]))
+            .arg(change.to.name())
+            .arg(now_ms)
+            .arg(candidates.len());
+        for (source, entry) in &candidates {
+            invocation.arg(source.name()).arg(entry.to_json());
+        }
+        for (name, value) in &change.fields {
+            invocation.arg(*name).arg(value);
+        }
+        let (outcome, current, record): (String, String, Vec<Vec<u8>>) = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error("state change"))?;
+        if outcome == "missing" {
+            return Ok(Swap::Missing);
+        }
+        let record = BuildRecord::from_flat(change.build_id, record)?;
+        if outcome != "ok" {
+            return Ok(Swap::Refused(record));
+        }
+        let entry = candidates
+            .into_iter()
+            .find(|(source, _)| source.name() == current)
+            .map(|(_, entry)| entry)
+            .ok_or_else(|| StoreError::Corrupt {
+                id: change.build_id.to_owned(),
+                reason: format!("moved from {current:?}, which the change did not allow"),
+            })?;
+        Ok(Swap::Moved { record, entry })
+    }
+
+    /// The announcement of the latest change that brought build `id` into `state`, built
+    /// from the record and its history: for a caller that finds a change recorded whose
+    /// announcement may not be out (a crash or a failed publish between the two). `None`
+    /// when there is no record or no such change.
+    pub async fn recorded_announcement(
+        &self,
+        id: &str,
+        state: BuildState,
+    ) -> Result<Option<Announcement>, StoreError> {
+        let Some(record) = self.get(id).await? else {
+            return Ok(None);
+        };
+        let history = self.history(id).await?;
+        Ok(history
+            .iter()
+            .rev()
+            .find(|entry| entry.to == state.name())
+            .map(|entry| Announcement::new(&record, entry)))
+    }
+
+    /// Sets fields without changing the state (heartbeats, progress, koji ids). The state
+    /// and the job are not among them: they change only through a state change.
+    pub async fn set_fields(&self, id: &str, fields: &[(&str, String)]) -> Result<(), StoreError> {
+        check_fields(fields)?;
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let mut command = redis::cmd("HSET");
+        command.arg(self.key(&["build", id]));
+        for (name, value) in fields {
+            command.arg(*name).arg(value);
+        }
+        command
+            .query_async::<()>(&mut self.connection())
+            .await
+            .map_err(redis_error("hset"))
+    }
+
+    /// The history of build `id`, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let entries: Vec<String> = self
+            .connection()
+            .lrange(self.key(&["build", id, "history"]), 0, -1)
+            .await
+            .map_err(redis_error("lrange"))?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| serde_json::from_str(entry).ok())
+            .collect())
+    }
+
+    /// Builds, newest first, matching `filter`.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<BuildRecord>, StoreError> {
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        let min = filter
+            .since_ms
+            .map_or("-inf".to_owned(), |since| since.to_string());
+        let mut connection = self.connection();
+        let mut found = Vec::new();
+        let mut offset = 0isize;
+        const PAGE: isize = 500;
+        loop {
+            let ids: Vec<String> = connection
+                .zrevrangebyscore_limit(self.key(&["builds"]), "+inf", &min, offset, PAGE)
+                .await
+                .map_err(redis_error("zrevrangebyscore"))?;
+            if ids.is_empty() {
+                return Ok(found);
+            }
+            offset += PAGE;
+            for id in &ids {
+                let Some(record) = self.get(id).await? else {
+                    continue;
+                };
+                let keep = filter.state.is_none_or(|state| record.state == state)
+                    && filter
+                        .repo
+                        .as_deref()
+                        .is_none_or(|repo| record.job.repo == repo)
+                    && filter
+                        .user
+                        .as_deref()
+                        .is_none_or(|user| record.job.submitter == user);
+                if keep {
+                    found.push(record);
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks build `id` for cancellation (workers poll it; the dispatcher's queued job is
+    /// skipped when its turn comes).
+    pub async fn request_cancel(&self, id: &str) -> Result<(), StoreError> {
+        self.set_fields(id, &[(field::CANCEL_REQUESTED, "1".into())])
+            .await
+    }
+
+    pub async fn is_cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let mark: Option<String> = self
+            .connection()
+            .hget(self.key(&["build", id]), field::CANCEL_REQUESTED)
+            .await
+            .map_err(redis_error("hget"))?;
+        Ok(mark.as_deref() == Some("1"))
+    }
+}
