@@ -9,11 +9,14 @@
 //!   dead-lettering, recovery.
 //! - [`store`]: the Redis adapter: build records and their state machine, idempotency keys,
 //!   cancel marks, live logs.
+//! - [`request`]: what became of an explicit build request (the dispatcher writes it, the
+//!   CLI reads it).
 //! - [`http`]: `/healthz` and Prometheus `/metrics`.
 
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod request;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -20,9 +20,10 @@
 
 use crate::build_id;
 use crate::decide::{Decision, Plan};
-use crate::records::{Records, RequestOutcome, Tip, field};
+use crate::records::{Records, Tip, field};
 use osbs_common::bus::{self, Bus, BusError, Delivery};
 use osbs_common::http::Metrics;
+use osbs_common::request::RequestOutcome;
 use osbs_common::store::{self, Change, Created, Store, StoreError};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildState, BuildStateChange, Trigger};

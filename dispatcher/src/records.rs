@@ -5,15 +5,15 @@
 //!   names its build at once;
 //! - `<prefix>:dispatch:tip:<namespace>/<repo>:<branch>:<target>` → the newest push build of
 //!   that branch and target (coalescing);
-//! - `<prefix>:request:<request_id>` hash `{outcome, build_id, reason, at_ms}`: what became of
-//!   an explicit request, for the CLI ([`request_outcome`]);
+//! - `<prefix>:request:<request_id>`: what became of an explicit request, for the CLI
+//!   ([`osbs_common::request`]);
 //! - record fields [`field::ENQUEUED`], [`field::SUPERSEDES`], [`field::REQUEST_ID`].
 //!
 //! Every key expires after [`IDEMPOTENCY_TTL`], like the store's idempotency keys.
 
+use osbs_common::request::{self, RequestOutcome};
 use osbs_common::store::{IDEMPOTENCY_TTL, Store, StoreError};
 use redis::AsyncCommands;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Record fields the dispatcher writes.
@@ -38,18 +38,6 @@ pub enum Tip {
     Current { previous: Option<String> },
     /// A newer build of the branch exists: this one is superseded by `newer`.
     Behind { newer: String },
-}
-
-/// What became of an explicit build request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestOutcome {
-    /// `enqueued` (a new build), `duplicate` (an existing build answers it), `ignored` (the
-    /// routing does not build that repository) or `refused` (invalid; `reason` says why).
-    pub outcome: String,
-    /// The build answering the request: new or existing.
-    pub build_id: Option<String>,
-    pub reason: String,
-    pub at_ms: i64,
 }
 
 // Ids are compared byte by byte: Lua's `<` on strings follows the server's locale.
@@ -184,41 +172,10 @@ impl Records {
     }
 
     fn add_request(&self, pipe: &mut redis::Pipeline, request_id: &str, outcome: &RequestOutcome) {
-        let key = self.store.key(&["request", request_id]);
-        pipe.hset_multiple(
-            &key,
-            &[
-                ("outcome", outcome.outcome.clone()),
-                ("build_id", outcome.build_id.clone().unwrap_or_default()),
-                ("reason", outcome.reason.clone()),
-                ("at_ms", outcome.at_ms.to_string()),
-            ],
-        )
-        .ignore()
-        .expire(&key, IDEMPOTENCY_TTL.as_secs() as i64)
-        .ignore();
+        let key = request::key(&self.store, request_id);
+        pipe.hset_multiple(&key, &outcome.fields())
+            .ignore()
+            .expire(&key, IDEMPOTENCY_TTL.as_secs() as i64)
+            .ignore();
     }
-}
-
-/// What became of the build request with `request_id` ([`crate::BuildRequest::request_id`]),
-/// once the dispatcher has handled it; `None` before (or when its body was unreadable).
-pub async fn request_outcome(
-    store: &Store,
-    request_id: &str,
-) -> Result<Option<RequestOutcome>, StoreError> {
-    let mut hash: HashMap<String, String> = store
-        .connection()
-        .hgetall(store.key(&["request", request_id]))
-        .await
-        .map_err(redis_error("hgetall"))?;
-    if hash.is_empty() {
-        return Ok(None);
-    }
-    let mut take = |name: &str| hash.remove(name).unwrap_or_default();
-    Ok(Some(RequestOutcome {
-        outcome: take("outcome"),
-        build_id: non_empty(take("build_id")),
-        reason: take("reason"),
-        at_ms: take("at_ms").parse().unwrap_or(0),
-    }))
 }
