@@ -171,7 +171,10 @@ mod tests {
         let typos = [
             ("[koji]\nhub = \"typo\"\n", "unknown field `hub`"),
             ("[koji.auth]\nmetod = \"ssl\"\n", "unknown field `metod`"),
-            ("[koji]\ncall_timeout_secs = \"soon\"\n", "call_timeout_secs"),
+            (
+                "[koji]\ncall_timeout_secs = \"soon\"\n",
+                "call_timeout_secs",
+            ),
         ];
         for (typo, expected) in typos {
             std::fs::write(&path, typo).unwrap();
