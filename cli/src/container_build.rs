@@ -5,11 +5,13 @@
 use crate::config::CliSection;
 use crate::context::{Context, build_outcome, print_stdout};
 use crate::error::{CliError, Result};
+use crate::fedmsg::{FedoraMessage, new_message_id};
 use crate::git::{Git, RepoName, clone_url, repo_name};
 use crate::render;
 use osbs_common::Store;
-use osbs_dispatcher::events::ArchOverride;
-use osbs_dispatcher::{BuildRequest, RequestOutcome, publish_build_request, request_outcome};
+use osbs_common::store::RequestOutcome;
+use osbs_proto::events::{ArchOverride, BuildRequest};
+use osbs_proto::names;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -289,6 +291,7 @@ pub fn resolve(
 /// The request the dispatcher reads, with fedpkg's options.
 pub fn build_request(args: &BuildArgs, resolved: &Resolved, user: &str) -> BuildRequest {
     let mut request = BuildRequest::new(
+        uuid::Uuid::new_v4().simple().to_string(),
         user,
         &resolved.git_url,
         &resolved.commit,
@@ -308,6 +311,24 @@ pub fn build_request(args: &BuildArgs, resolved: &Resolved, user: &str) -> Build
     request
 }
 
+/// The message carrying `request` on `amq.topic` (`<topic_prefix>.osbs.build.request`), with
+/// the headers fedora-messaging itself would set.
+pub fn request_message(
+    request: &BuildRequest,
+    topic_prefix: &str,
+    sent_at_ms: i64,
+    message_id: String,
+) -> FedoraMessage {
+    FedoraMessage::new(
+        format!("{topic_prefix}.{}", names::TOPIC_BUILD_REQUEST),
+        names::SCHEMA_BUILD_REQUEST,
+        message_id,
+        sent_at_ms,
+        serde_json::to_value(request).expect("a BuildRequest always serializes"),
+    )
+    .with_filter("user", &request.user)
+}
+
 /// Waits for the dispatcher's answer to `request_id`: the build that answers it.
 async fn wait_for_build(
     store: &Store,
@@ -317,7 +338,7 @@ async fn wait_for_build(
 ) -> Result<(String, RequestOutcome)> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(outcome) = request_outcome(store, request_id).await? {
+        if let Some(outcome) = store.request_outcome(request_id).await? {
             return match (outcome.outcome.as_str(), outcome.build_id.clone()) {
                 ("enqueued" | "duplicate", Some(id)) => Ok((id, outcome)),
                 ("ignored", _) => Err(CliError::Refused(format!(
@@ -351,9 +372,16 @@ pub async fn run(context: &Context, args: &BuildArgs) -> Result<()> {
     let request_id = request.request_id.clone().unwrap_or_default();
     let store = context.store().await?;
     let bus = context.bus().await?;
-    let published = publish_build_request(&bus, &request).await;
+    let message = request_message(
+        &request,
+        &bus.config().topic_prefix,
+        osbs_common::telemetry::now_ms(),
+        new_message_id(),
+    );
+    let published = message.publish(&bus).await;
     bus.close().await;
-    let message_id = published?;
+    published?;
+    let message_id = message.message_id;
     let progress = context.progress();
     progress.message(format!(
         "build request {request_id} sent: waiting for the dispatcher"
@@ -528,6 +556,33 @@ mod tests {
             ..BuildArgs::default()
         };
         assert!(resolve(&explicit, Some(&dirty), &CliSection::default()).is_ok());
+    }
+
+    #[test]
+    fn a_request_travels_as_fedora_messaging_sends_it() {
+        let resolved = resolve(
+            &BuildArgs::default(),
+            Some(&checkout()),
+            &CliSection::default(),
+        )
+        .unwrap();
+        let args = BuildArgs {
+            scratch: true,
+            arches: vec!["x86_64".into()],
+            ..BuildArgs::default()
+        };
+        let request = build_request(&args, &resolved, "jdoe");
+        let message = request_message(&request, "org.example", 1_736_936_523_000, "m-1".into());
+        assert_eq!(message.routing_key, "org.example.osbs.build.request");
+        assert_eq!(message.message_id, "m-1");
+        let headers = message.to_json()["headers"].clone();
+        assert_eq!(headers["fedora_messaging_schema"], "osbs.build.request.v1");
+        assert_eq!(headers["fedora_messaging_user_jdoe"], true);
+        assert_eq!(headers["sent-at"], "2025-01-15T10:22:03.000+00:00");
+        let body: BuildRequest = serde_json::from_value(message.body).unwrap();
+        assert_eq!(body, request);
+        assert_eq!(body.opts.scratch, Some(true));
+        assert_eq!(body.request_id.as_deref().map(str::len), Some(32));
     }
 
     #[test]

@@ -327,7 +327,7 @@ mod tests {
         let actual = message.to_json();
         assert_eq!(actual["body"], expected["body"]);
         // And the dispatcher reads it as the schema it consumes.
-        let parsed: osbs_dispatcher::CommitV1Body =
+        let parsed: osbs_proto::events::CommitV1Body =
             serde_json::from_value(message.body.clone()).unwrap();
         assert_eq!(parsed.commit.rev, text("rev"));
         assert_eq!(actual["routing_key"], expected["routing_key"]);

@@ -10,9 +10,9 @@
 //! allowed, branches that do not build automatically.
 
 use crate::config::Routing;
-use crate::events::{BuildRequest, CommitV1Body, LegacyBody};
 use crate::rules;
 use osbs_common::bus::MAX_PRIORITY;
+use osbs_proto::events::{BuildRequest, CommitV1Body, LegacyBody};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildOptions, Trigger};
 use serde_json::{Map, Value};

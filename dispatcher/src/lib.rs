@@ -7,8 +7,8 @@
 //!
 //! # Layout
 //!
-//! - [`events`]: the JSON shapes of both events (serde types), and [`BuildRequest`] for
-//!   publishers.
+//! - The JSON shapes of both events are the contract's: [`osbs_proto::events`] (re-exported
+//!   here as [`CommitV1Body`], [`LegacyBody`], [`BuildRequest`]).
 //! - [`rules`]: DESIGN.md's validation rules as pure functions.
 //! - [`config`]: `[dispatcher]` and its checked form [`Routing`].
 //! - [`decide`]: event bytes + headers + routing + now → [`Decision`]. Pure; every rule is
@@ -17,29 +17,26 @@
 //! - [`dispatch`]: carries out a decision against Redis and RabbitMQ, then settles the
 //!   delivery (ack, dead-letter, requeue).
 //! - [`service`]: [`run`] / [`start`]: topology, consumer with lanes, health and metrics.
-//! - [`client`]: [`publish_build_request`] and [`request_outcome`] for the CLI.
 //!
 //! Its Redis keys (message ids, branch tips, request outcomes) are named operations of
 //! `osbs_common::store` (`store::dispatch`); its state changes go through
-//! `osbs_common::state::change`.
+//! `osbs_common::state::change`. The CLI publishes its requests itself and reads their
+//! outcome with `Store::request_outcome`.
 
 pub mod build_id;
-pub mod client;
 pub mod config;
 pub mod decide;
 pub mod dispatch;
 pub mod error;
-pub mod events;
 pub mod rules;
 pub mod service;
 
 #[cfg(test)]
 mod testing;
 
-pub use client::{publish_build_request, request_outcome};
 pub use config::{Config, DispatcherConfig, Routing, TargetOverrides, TargetSettings};
 pub use decide::{Decision, Incoming, Plan, decide};
 pub use error::Error;
-pub use events::{BuildRequest, BuildRequestOptions, CommitV1Body, LegacyBody};
 pub use osbs_common::store::RequestOutcome;
+pub use osbs_proto::events::{BuildRequest, BuildRequestOptions, CommitV1Body, LegacyBody};
 pub use service::{Running, run, start};

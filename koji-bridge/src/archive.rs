@@ -7,12 +7,12 @@
 //! same each time it is made (gzip and tar times are zero), so an interrupted upload can
 //! resume after the part the hub already holds.
 
-use crate::koji::upload::{ByteStream, UploadSource};
 use crate::registry::{ImageRef, Manifest, Registry, RegistryError};
 use bytes::Bytes;
 use flate2::Compression;
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use osbs_koji::upload::{ByteStream, UploadSource};
 use serde_json::{Value as Json, json};
 use sha2::Digest;
 use std::io::Write;

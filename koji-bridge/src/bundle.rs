@@ -2,9 +2,9 @@
 //! `metadata.json`, written into `<bundle_dir>/<nvr>/` (through a hidden partial directory
 //! renamed at the end, so a bundle is whole or absent).
 
-use crate::koji::upload::UploadSource;
 use crate::metadata::OutputFile;
 use futures::StreamExt;
+use osbs_koji::upload::UploadSource;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;

@@ -1,8 +1,10 @@
-//! The bridge's configuration: the shared sections plus `[koji]` — the hub (also read by
-//! the worker, which reserves NVRs on it) and the bridge service itself.
+//! The bridge's configuration: the shared sections plus `[koji]` — the hub
+//! ([`osbs_koji::KojiConfig`], also read by the worker, which reserves NVRs on it) and the
+//! bridge service itself, in one section.
 
-use osbs_common::config::{AmqpConfig, RedisConfig, Secret, StorageConfig, TelemetryConfig};
-use serde::{Deserialize, Serialize};
+use osbs_common::config::{AmqpConfig, RedisConfig, StorageConfig, TelemetryConfig};
+use osbs_koji::KojiConfig;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,44 +18,7 @@ pub struct BridgeConfig {
     pub redis: RedisConfig,
     pub telemetry: TelemetryConfig,
     pub storage: StorageConfig,
-    pub koji: KojiConfig,
-}
-
-/// How the bridge logs in to the hub.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    /// `sslLogin` with a client certificate (production: the CN names the CG user).
-    #[default]
-    Ssl,
-    /// `login(user, password)` (test hubs).
-    Password,
-}
-
-/// `[koji.auth]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KojiAuth {
-    pub method: AuthMethod,
-    /// For `password`.
-    pub user: String,
-    pub password: Secret,
-    /// For `ssl`: the client certificate (PEM); it may hold the key too.
-    pub cert: PathBuf,
-    /// The client key (PEM); empty when `cert` holds it.
-    pub key: PathBuf,
-}
-
-impl Default for KojiAuth {
-    fn default() -> Self {
-        KojiAuth {
-            method: AuthMethod::Ssl,
-            user: String::new(),
-            password: Secret::default(),
-            cert: PathBuf::from("/etc/osbs-koji/client.crt"),
-            key: PathBuf::from("/etc/osbs-koji/client.key"),
-        }
-    }
+    pub koji: KojiSection,
 }
 
 /// How an imported build reaches its destination tag.
@@ -69,42 +34,26 @@ pub enum TagMode {
     None,
 }
 
-/// Which upload API the bridge uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadMode {
-    /// Fast upload when the hub has `checkUpload`, else the legacy `uploadFile`.
-    #[default]
-    Auto,
-    Fast,
-    Legacy,
-}
-
-/// `[koji]`: the hub, and the bridge service.
+/// `[koji]` as the bridge reads it: the hub (`hub_url`, `[koji.auth]`, `cg_name`, uploads,
+/// timeouts: [`osbs_koji::KojiConfig`]) and the bridge service's own keys, in one section
+/// whose unknown keys are refused.
+///
+/// (De)serialized by hand around the derived code (`remote = "Self"`): the hub's keys
+/// ([`KojiConfig::FIELDS`]) go to [`KojiConfig`], the others to the derived fields, which
+/// refuse unknown ones. serde's `flatten` alone would neither refuse unknown keys nor read
+/// the environment's values (`OSBS_KOJI__…`) as the config crate does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KojiConfig {
-    /// The hub's XML-RPC URL (`https://koji.fedoraproject.org/kojihub`). Empty: no hub; the
-    /// bridge writes import bundles into `bundle_dir` instead (the quickstart's default).
-    pub hub_url: String,
-    pub auth: KojiAuth,
-    /// CA certificates (PEM) the hub's certificate must chain to; empty = the system's.
-    pub server_ca: PathBuf,
-    /// Content generator name registered on the hub (`koji grant-cg-access USER osbs`).
-    pub cg_name: String,
-    /// Where import bundles go when there is no hub: `<bundle_dir>/<nvr>/`.
+#[serde(remote = "Self", default, deny_unknown_fields)]
+pub struct KojiSection {
+    /// The hub. Its keys sit in `[koji]` itself, not in a sub-section.
+    #[serde(flatten, skip_deserializing)]
+    pub hub: KojiConfig,
+    /// Where import bundles go when there is no hub (`hub_url` empty; the quickstart's
+    /// default): `<bundle_dir>/<nvr>/`.
     pub bundle_dir: PathBuf,
     pub tag_mode: TagMode,
-    pub upload_mode: UploadMode,
-    /// Bytes per upload request.
-    pub upload_chunk_bytes: usize,
     /// Upload directory on the hub: `<upload_dir>/<osbs build id>`.
     pub upload_dir: String,
-    /// Longest one XML-RPC call or upload request may take.
-    pub call_timeout_secs: u64,
-    /// How long a transient hub or registry failure is retried before the result goes back
-    /// to the queue (to be resumed later).
-    pub retry_secs: u64,
     /// Longest wait for a `tagBuild` task.
     pub tag_task_timeout_secs: u64,
     /// gzip level of the image archive (1 fast … 9 small).
@@ -120,24 +69,18 @@ pub struct KojiConfig {
     pub drain_grace_secs: u64,
     /// Life of the per-build import lock (renewed while importing).
     pub lock_ttl_secs: u64,
-    /// Pause before a result that failed transiently goes back to the queue.
+    /// Pause before a result that failed transiently goes back to the queue (after the
+    /// hub's `retry_secs`).
     pub requeue_delay_secs: u64,
 }
 
-impl Default for KojiConfig {
+impl Default for KojiSection {
     fn default() -> Self {
-        KojiConfig {
-            hub_url: String::new(),
-            auth: KojiAuth::default(),
-            server_ca: PathBuf::new(),
-            cg_name: "osbs".into(),
+        KojiSection {
+            hub: KojiConfig::default(),
             bundle_dir: PathBuf::from("/var/lib/osbs/koji-bundles"),
             tag_mode: TagMode::Task,
-            upload_mode: UploadMode::Auto,
-            upload_chunk_bytes: 8 << 20,
             upload_dir: "osbs-import".into(),
-            call_timeout_secs: 600,
-            retry_secs: 300,
             tag_task_timeout_secs: 600,
             image_compression_level: 6,
             insecure_registries: Vec::new(),
@@ -151,16 +94,31 @@ impl Default for KojiConfig {
     }
 }
 
-impl KojiConfig {
+impl<'de> Deserialize<'de> for KojiSection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KojiSection, D::Error> {
+        use serde::de::Error;
+        let section = config::Map::<String, config::Value>::deserialize(deserializer)?;
+        let (hub, own): (config::Map<_, _>, config::Map<_, _>) = section
+            .into_iter()
+            .partition(|(key, _)| KojiConfig::FIELDS.contains(&key.as_str()));
+        // The inherent (derived, `remote`) functions: the bridge's keys only.
+        let mut koji =
+            KojiSection::deserialize(config::Value::from(own)).map_err(D::Error::custom)?;
+        koji.hub = KojiConfig::deserialize(config::Value::from(hub)).map_err(D::Error::custom)?;
+        Ok(koji)
+    }
+}
+
+impl Serialize for KojiSection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        KojiSection::serialize(self, serializer)
+    }
+}
+
+impl KojiSection {
     /// Whether a hub is configured (else: bundle mode).
     pub fn has_hub(&self) -> bool {
-        !self.hub_url.trim().is_empty()
-    }
-    pub fn call_timeout(&self) -> Duration {
-        Duration::from_secs(self.call_timeout_secs.max(1))
-    }
-    pub fn retry_budget(&self) -> Duration {
-        Duration::from_secs(self.retry_secs)
+        self.hub.has_hub()
     }
     pub fn tag_task_timeout(&self) -> Duration {
         Duration::from_secs(self.tag_task_timeout_secs.max(1))
@@ -175,18 +133,12 @@ impl KojiConfig {
     pub fn requeue_delay(&self) -> Duration {
         Duration::from_secs(self.requeue_delay_secs)
     }
-    pub fn chunk_bytes(&self) -> usize {
-        self.upload_chunk_bytes.clamp(64 << 10, 256 << 20)
-    }
-    /// The hub URL with any password masked, for logs.
-    pub fn hub_url_masked(&self) -> String {
-        osbs_common::config::mask_url_password(&self.hub_url)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use osbs_koji::AuthMethod;
 
     #[test]
     fn file_sections_and_masking() {
@@ -195,6 +147,7 @@ mod tests {
         std::fs::write(
             &path,
             "[koji]\nhub_url = \"http://127.0.0.1:8081/kojihub\"\ntag_mode = \"bypass\"\n\
+             call_timeout_secs = 30\nlock_ttl_secs = 20\n\
              [koji.auth]\nmethod = \"password\"\nuser = \"osbs\"\npassword = \"hunter2\"\n\
              [worker]\nconcurrency = 3\n",
         )
@@ -202,23 +155,39 @@ mod tests {
         let config: BridgeConfig = osbs_common::config::load(Some(&path)).unwrap();
         assert!(config.koji.has_hub());
         assert_eq!(config.koji.tag_mode, TagMode::Bypass);
-        assert_eq!(config.koji.auth.method, AuthMethod::Password);
-        assert_eq!(config.koji.auth.password.expose(), "hunter2");
-        assert_eq!(config.koji.cg_name, "osbs");
+        assert_eq!(config.koji.lock_ttl_secs, 20);
+        assert_eq!(config.koji.hub.call_timeout_secs, 30);
+        assert_eq!(config.koji.hub.auth.method, AuthMethod::Password);
+        assert_eq!(config.koji.hub.auth.password.expose(), "hunter2");
+        assert_eq!(config.koji.hub.cg_name, "osbs");
         let shown = osbs_common::config::effective(&config);
         assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains(r#""koji":{"hub_url":"http://127.0.0.1:8081/kojihub""#),
+            "printed as the file says it: {shown}"
+        );
         assert!(!format!("{config:?}").contains("hunter2"));
 
-        std::fs::write(&path, "[koji]\nhub = \"typo\"\n").unwrap();
-        let error = osbs_common::config::load::<BridgeConfig>(Some(&path)).unwrap_err();
-        assert!(error.to_string().contains("hub"), "{error}");
+        let typos = [
+            ("[koji]\nhub = \"typo\"\n", "unknown field `hub`"),
+            ("[koji.auth]\nmetod = \"ssl\"\n", "unknown field `metod`"),
+            (
+                "[koji]\ncall_timeout_secs = \"soon\"\n",
+                "call_timeout_secs",
+            ),
+        ];
+        for (typo, expected) in typos {
+            std::fs::write(&path, typo).unwrap();
+            let error = osbs_common::config::load::<BridgeConfig>(Some(&path)).unwrap_err();
+            assert!(error.to_string().contains(expected), "{error}");
+        }
     }
 
     #[test]
     fn no_hub_means_bundles() {
-        let config = KojiConfig::default();
+        let config = KojiSection::default();
         assert!(!config.has_hub());
         assert_eq!(config.http_listen.port(), 9103);
-        assert_eq!(config.chunk_bytes(), 8 << 20);
+        assert_eq!(config.hub.chunk_bytes(), 8 << 20);
     }
 }

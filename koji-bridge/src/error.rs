@@ -1,5 +1,5 @@
 //! The crate's error: what stops the service (the per-import errors are
-//! [`crate::import::ImportError`] and [`crate::koji::KojiError`]).
+//! [`crate::import::ImportError`] and [`osbs_koji::KojiError`]).
 
 use osbs_common::{BusError, StoreError};
 
@@ -10,7 +10,7 @@ pub enum BridgeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot log in to the Koji hub: {0} (check [koji] hub_url and [koji.auth])")]
-    Koji(#[from] crate::koji::KojiError),
+    Koji(#[from] osbs_koji::KojiError),
     #[error("{0}")]
     Http(std::io::Error),
 }

@@ -11,14 +11,14 @@
 
 use crate::archive::ImageArchive;
 use crate::bundle;
-use crate::config::{KojiConfig, TagMode};
-use crate::koji::upload::{BytesSource, FileSource, KnownSha256, UploadApi, UploadSource};
-use crate::koji::{KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, TaskInfo};
+use crate::config::{KojiSection, TagMode};
 use crate::metadata::{
     MetadataInput, OutputFile, ParentBuild, build_metadata, digest_pullspec, image_filename,
     nvr_string, validate_metadata, validate_result,
 };
 use crate::registry::{Registry, RegistryError, parse_pullspec};
+use osbs_koji::upload::{BytesSource, FileSource, KnownSha256, UploadApi, UploadSource};
+use osbs_koji::{KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, TaskInfo, fault};
 use osbs_proto::v1::{BuildResult, LogFile};
 use serde_json::{Value as Json, json};
 use std::path::{Component, Path, PathBuf};
@@ -88,13 +88,13 @@ pub enum Refunded {
 /// Imports results into Koji (or bundles).
 #[derive(Debug, Clone)]
 pub struct Importer {
-    config: KojiConfig,
+    config: KojiSection,
     artifacts_dir: PathBuf,
     registry: Registry,
 }
 
 impl Importer {
-    pub fn new(config: &KojiConfig, artifacts_dir: &Path) -> Importer {
+    pub fn new(config: &KojiSection, artifacts_dir: &Path) -> Importer {
         Importer {
             config: config.clone(),
             artifacts_dir: artifacts_dir.to_owned(),
@@ -102,7 +102,7 @@ impl Importer {
         }
     }
 
-    pub fn config(&self) -> &KojiConfig {
+    pub fn config(&self) -> &KojiSection {
         &self.config
     }
 
@@ -114,7 +114,7 @@ impl Importer {
         if !self.config.has_hub() {
             return self.bundle(result, &nvr, &logs, now_ms).await;
         }
-        let client = KojiClient::connect(&self.config).await?;
+        let client = KojiClient::connect(&self.config.hub).await?;
         let imported = self.import_into(&client, result, &nvr, &logs, now_ms).await;
         client.logout().await;
         imported
@@ -230,7 +230,7 @@ impl Importer {
 
         let metadata = build_metadata(&MetadataInput {
             result,
-            cg_name: &self.config.cg_name,
+            cg_name: &self.config.hub.cg_name,
             cg_version: CG_VERSION,
             logs: &uploaded_logs,
             image: &image,
@@ -288,7 +288,7 @@ impl Importer {
             .koji_reservation
             .as_ref()
             .is_some_and(|reservation| reservation.build_id == build.id);
-        let same_cg = build.cg_name.as_deref() == Some(self.config.cg_name.as_str());
+        let same_cg = build.cg_name.as_deref() == Some(self.config.hub.cg_name.as_str());
         if build.osbs_build_id() == Some(result.build_id.as_str()) || (reserved && same_cg) {
             return Ok(Some(build));
         }
@@ -372,11 +372,7 @@ impl Importer {
         if client.list_tags(nvr).await?.contains(&dest) {
             return Ok(Some(dest));
         }
-        let already = |error: &KojiError| {
-            error
-                .fault()
-                .is_some_and(|(_, text)| text.contains("already tagged"))
-        };
+        let already = |error: &KojiError| error.fault_that(fault::means_already_tagged).is_some();
         match self.config.tag_mode {
             TagMode::Bypass => match client.tag_build_bypass(&dest, nvr).await {
                 Ok(()) => {}
@@ -466,7 +462,7 @@ impl Importer {
                 .map_err(|error| io(&filename, error))?;
             let metadata = build_metadata(&MetadataInput {
                 result,
-                cg_name: &self.config.cg_name,
+                cg_name: &self.config.hub.cg_name,
                 cg_version: CG_VERSION,
                 logs: &files,
                 image: &image,
@@ -540,7 +536,7 @@ impl Importer {
         if !self.config.has_hub() {
             return Ok(Refunded::Nothing);
         }
-        let client = KojiClient::connect(&self.config).await?;
+        let client = KojiClient::connect(&self.config.hub).await?;
         let outcome = client
             .cg_refund_build(reservation.build_id, &reservation.token, state)
             .await;
@@ -548,12 +544,7 @@ impl Importer {
         match outcome {
             Ok(()) => Ok(Refunded::Released(reservation.build_id)),
             // Released before (a redelivery), or imported: nothing left to release.
-            Err(error)
-                if error.fault().is_some_and(|(_, text)| {
-                    text.contains("is not in BUILDING state")
-                        || text.contains("Token doesn't match")
-                }) =>
-            {
+            Err(error) if error.fault_that(fault::means_nothing_to_refund).is_some() => {
                 Ok(Refunded::Nothing)
             }
             Err(error) => Err(error.into()),
@@ -569,7 +560,7 @@ fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
 }
 
-fn output_file(uploaded: crate::koji::upload::Uploaded) -> OutputFile {
+fn output_file(uploaded: osbs_koji::upload::Uploaded) -> OutputFile {
     OutputFile {
         filename: uploaded.name,
         size: uploaded.size,

@@ -1,14 +1,12 @@
 //! The koji-bridge: turns each finished OSBS build into a Koji build — content-generator
 //! metadata, its logs and image archive uploaded, `CGImport`, tagged — exactly once; refunds
 //! the NVR reservations of builds that failed; writes import bundles when no hub is set.
-//! Also the Koji client the worker uses to reserve release numbers.
+//! It speaks to the hub through osbs-koji's client ([`osbs_koji::KojiClient`]).
 //!
 //! # Layout
 //!
-//! - [`config`]: `[koji]` ([`KojiConfig`]: the hub, auth, the service's knobs).
-//! - [`koji`]: the hub adapter ([`KojiClient`]: XML-RPC, sessions, faults, logins,
-//!   `getNextRelease`, `CGInitBuild`, `CGRefundBuild`, `CGImport`, tagging) and
-//!   [`koji::upload`] (fast upload with resume, legacy `uploadFile`).
+//! - [`config`]: `[koji]` ([`KojiSection`]: the hub's [`osbs_koji::KojiConfig`] and the
+//!   service's knobs).
 //! - [`metadata`]: pure — metadata v0 from a `BuildResult`, and the hub's checks run early.
 //! - [`registry`]: the registry adapter; [`archive`]: the `docker save` archive streamed
 //!   from it.
@@ -26,14 +24,10 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod import;
-pub mod koji;
 pub mod metadata;
 pub mod registry;
 pub mod service;
 
-pub use config::{BridgeConfig, KojiConfig};
+pub use config::{BridgeConfig, KojiSection};
 pub use error::BridgeError;
-pub use koji::{
-    BuildTarget, KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, Reservation,
-};
 pub use service::run;

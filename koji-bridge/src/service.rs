@@ -11,12 +11,12 @@ use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::guard::{Guard, ImportLock, Marker};
 use crate::import::{ImportError, Imported, Importer, Refunded};
-use crate::koji::{KojiClient, RefundState, retry_policy};
 use osbs_common::bus::{self, Bus, Delivery};
 use osbs_common::http::{Health, Metrics};
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
 use osbs_common::store::{Store, StoreError, field};
 use osbs_common::telemetry::{hostname, now_ms};
+use osbs_koji::{KojiClient, RefundState, retry_policy};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildResult, BuildState};
 use std::sync::Arc;
@@ -250,7 +250,7 @@ impl Handler {
         Fut: std::future::Future<Output = Result<T, ImportError>>,
     {
         use backon::BackoffBuilder;
-        let deadline = tokio::time::Instant::now() + self.importer.config().retry_budget();
+        let deadline = tokio::time::Instant::now() + self.importer.config().hub.retry_budget();
         let mut backoff = retry_policy().build();
         loop {
             match attempt().await {
@@ -503,14 +503,14 @@ pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<()
     if config.koji.has_hub() {
         // A bridge that cannot log in (no certificate, wrong password) would refuse every
         // build: it stops here instead. A hub that is only down is waited for, build by build.
-        match KojiClient::connect(&config.koji).await {
+        match KojiClient::connect(&config.koji.hub).await {
             Ok(client) => client.logout().await,
             Err(error) if error.is_transient() => {
-                tracing::warn!(hub = %config.koji.hub_url_masked(), error = %error, "the Koji hub is not reachable yet; imports wait for it");
+                tracing::warn!(hub = %config.koji.hub.hub_url_masked(), error = %error, "the Koji hub is not reachable yet; imports wait for it");
             }
             Err(error) => return Err(BridgeError::Koji(error)),
         }
-        tracing::info!(hub = %config.koji.hub_url_masked(), cg = %config.koji.cg_name, "importing into the Koji hub");
+        tracing::info!(hub = %config.koji.hub.hub_url_masked(), cg = %config.koji.hub.cg_name, "importing into the Koji hub");
     } else {
         tracing::info!(bundle_dir = %config.koji.bundle_dir.display(), "no Koji hub configured: writing import bundles");
     }

@@ -35,8 +35,8 @@ async fn the_binary_imports_serves_health_stops_on_sigterm_and_never_logs_creden
     .unwrap();
 
     let mut koji = koji_config(Some(&hub), &artifacts);
-    koji.auth.password = osbs_common::config::Secret::new(secret.clone());
-    let client = osbs_koji_bridge::KojiClient::connect(&koji).await.unwrap();
+    koji.hub.auth.password = osbs_common::config::Secret::new(secret.clone());
+    let client = osbs_koji::KojiClient::connect(&koji.hub).await.unwrap();
     let reservation = client.cg_init_build(PACKAGE, "2.0", "1").await.unwrap();
     client.logout().await;
     let mut build = result("b-binary-1", (PACKAGE, "2.0", "1"), &artifacts).await;

@@ -1,16 +1,20 @@
 //! The OSBS contract: the `osbs.v1` protobuf messages that travel on the internal bus, the
-//! build state machine, bus names, and the JSON state event every listener reads.
+//! build state machine, bus names, the JSON shapes of the events taken in, and the JSON state
+//! event every listener reads.
 //!
 //! # Layout
 //!
 //! - [`v1`]: generated prost types (`BuildJob`, `BuildResult`, ...).
 //! - [`state`]: names, parsing and the allowed transitions of [`v1::BuildState`].
 //! - [`names`]: exchanges, queues, routing keys and AMQP `type` values.
+//! - [`events`]: the JSON bodies of the events in: the dist-git push (`git.receive`) and the
+//!   explicit build request (`osbs.build.request`).
 //! - [`external`]: [`StateEvent`], the fedora-messaging JSON body of
 //!   `osbs.build.state.change`: how a state change is announced, and how it is read back.
 //!
 //! This crate does no I/O and depends on no runtime: it is data and pure functions only.
 
+pub mod events;
 pub mod external;
 pub mod names;
 pub mod state;

@@ -26,8 +26,9 @@ pub struct ServiceConfig {
     pub storage: StorageConfig,
     pub worker: WorkerConfig,
     /// The hub the worker reserves releases on (`hub_url` empty: none; the registry's tags
-    /// stand for what Koji has).
-    pub koji: osbs_koji_bridge::KojiConfig,
+    /// stand for what Koji has). The bridge's own keys in `[koji]` are ignored here (the
+    /// bridge refuses unknown ones).
+    pub koji: osbs_koji::KojiConfig,
 }
 
 /// `[worker]`.

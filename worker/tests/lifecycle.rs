@@ -593,7 +593,7 @@ async fn missing_engine_is_a_clear_error_at_start() {
 /// Koji already has fails the build with the hub's words.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koji_reserves_exactly_the_release_built() {
-    use osbs_koji_bridge::config::{AuthMethod, KojiAuth};
+    use osbs_koji::{AuthMethod, KojiAuth};
     use osbs_koji_hub::{HubConfig, KojiHub, UserSpec};
     let base = busybox_base();
     let harness = Harness::new().await;
@@ -608,7 +608,7 @@ async fn koji_reserves_exactly_the_release_built() {
     let hub_url = hub.url.clone();
     let worker = harness
         .start_worker(|config| {
-            config.koji = osbs_koji_bridge::KojiConfig {
+            config.koji = osbs_koji::KojiConfig {
                 hub_url,
                 auth: KojiAuth {
                     method: AuthMethod::Password,
@@ -616,7 +616,7 @@ async fn koji_reserves_exactly_the_release_built() {
                     password: osbs_common::config::Secret::new(password.clone()),
                     ..KojiAuth::default()
                 },
-                ..osbs_koji_bridge::KojiConfig::default()
+                ..osbs_koji::KojiConfig::default()
             };
         })
         .await;

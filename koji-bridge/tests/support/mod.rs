@@ -8,7 +8,8 @@ use osbs_common::bus::Bus;
 use osbs_common::config::{Secret, StorageConfig, TelemetryConfig};
 use osbs_common::state::{self, Changed, StateChange};
 use osbs_common::store::Store;
-use osbs_koji_bridge::config::{AuthMethod, BridgeConfig, KojiAuth, KojiConfig, TagMode};
+use osbs_koji::{AuthMethod, KojiAuth, KojiClient, KojiConfig};
+use osbs_koji_bridge::config::{BridgeConfig, KojiSection, TagMode};
 use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TargetSpec, UserSpec};
 use osbs_proto::v1::{
     BuildJob, BuildOptions, BuildResult, BuildState, BuildTool, ImageDigest, ImageInfo,
@@ -219,27 +220,30 @@ pub async fn hub() -> RunningHub {
 }
 
 /// `[koji]` for `hub` (or bundle mode when `None`), with short retry times.
-pub fn koji_config(hub: Option<&RunningHub>, bundle_dir: &Path) -> KojiConfig {
-    KojiConfig {
-        hub_url: hub.map(|hub| hub.url.clone()).unwrap_or_default(),
-        auth: KojiAuth {
-            method: AuthMethod::Password,
-            user: "osbs".into(),
-            password: Secret::new("osbs-test-password"),
-            ..KojiAuth::default()
+pub fn koji_config(hub: Option<&RunningHub>, bundle_dir: &Path) -> KojiSection {
+    KojiSection {
+        hub: KojiConfig {
+            hub_url: hub.map(|hub| hub.url.clone()).unwrap_or_default(),
+            auth: KojiAuth {
+                method: AuthMethod::Password,
+                user: "osbs".into(),
+                password: Secret::new("osbs-test-password"),
+                ..KojiAuth::default()
+            },
+            upload_chunk_bytes: 256 << 10,
+            retry_secs: 20,
+            ..KojiConfig::default()
         },
         bundle_dir: bundle_dir.to_owned(),
         tag_mode: TagMode::Task,
-        upload_chunk_bytes: 256 << 10,
-        retry_secs: 20,
         requeue_delay_secs: 1,
         http_listen: "127.0.0.1:0".parse().unwrap(),
         lock_ttl_secs: 10,
-        ..KojiConfig::default()
+        ..KojiSection::default()
     }
 }
 
-pub fn bridge_config(env: &TestEnv, koji: KojiConfig, artifacts: &Path) -> BridgeConfig {
+pub fn bridge_config(env: &TestEnv, koji: KojiSection, artifacts: &Path) -> BridgeConfig {
     BridgeConfig {
         amqp: env.amqp.clone(),
         redis: env.redis.clone(),
@@ -329,9 +333,7 @@ pub fn temp_dir() -> (tempfile::TempDir, PathBuf) {
 /// Reserves `nvr` on `hub` as the worker does; returns the reservation for the result.
 pub async fn reserve(hub: &RunningHub, nvr: (&str, &str, &str)) -> KojiReservation {
     let config = koji_config(Some(hub), Path::new("/nonexistent"));
-    let client = osbs_koji_bridge::KojiClient::connect(&config)
-        .await
-        .unwrap();
+    let client = KojiClient::connect(&config.hub).await.unwrap();
     let reservation = client.cg_init_build(nvr.0, nvr.1, nvr.2).await.unwrap();
     client.logout().await;
     KojiReservation {

@@ -498,6 +498,7 @@ fn kubernetes_manifests_match_the_code() {
                 .collect();
             let cert_dir = bridge
                 .koji
+                .hub
                 .auth
                 .cert
                 .parent()
@@ -565,7 +566,7 @@ fn operations_page_names_the_real_defaults() {
         ),
         (
             "[koji] http_listen",
-            osbs_koji_bridge::config::KojiConfig::default().http_listen,
+            osbs_koji_bridge::config::KojiSection::default().http_listen,
         ),
     ];
     for (key, address) in defaults {

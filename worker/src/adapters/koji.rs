@@ -1,11 +1,10 @@
-//! The Koji hub adapter, through osbs-koji-bridge's client: the next release of a
-//! name-version (`getNextRelease`) and NVR reservations (`CGInitBuild`). The session is
+//! The Koji hub adapter, through osbs-koji's client: the next release of a name-version
+//! (`getNextRelease`) and NVR reservations (`CGInitBuild`). The session is
 //! opened on first use, so a hub that is down delays builds that need it rather than the
 //! worker's start.
 
 use crate::error::WorkerError;
-use osbs_koji_bridge::KojiConfig;
-use osbs_koji_bridge::koji::{KojiClient, KojiError, Reservation};
+use osbs_koji::{KojiClient, KojiConfig, KojiError, Reservation, fault};
 use tokio::sync::OnceCell;
 
 /// What `CGInitBuild` said.
@@ -21,11 +20,6 @@ pub enum Reserve {
 pub struct Koji {
     config: KojiConfig,
     client: OnceCell<KojiClient>,
-}
-
-/// The hub's words for "this NVR is not free".
-pub fn means_taken(fault_text: &str) -> bool {
-    fault_text.contains("already exists") || fault_text.contains("already reserved")
 }
 
 fn infrastructure(error: KojiError) -> WorkerError {
@@ -71,22 +65,10 @@ impl Koji {
             .await
         {
             Ok(reservation) => Ok(Reserve::Reserved(reservation)),
-            Err(error) => match error.fault() {
-                Some((_, text)) if means_taken(text) => Ok(Reserve::Taken(text.to_owned())),
-                _ => Err(infrastructure(error)),
+            Err(error) => match error.fault_that(fault::means_taken) {
+                Some(text) => Ok(Reserve::Taken(text.to_owned())),
+                None => Err(infrastructure(error)),
             },
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn taken_faults() {
-        assert!(means_taken("Build already exists (id=3, state=1): app-1-1"));
-        assert!(means_taken("Build is already reserved"));
-        assert!(!means_taken("Insufficient privileges"));
     }
 }

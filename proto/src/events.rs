@@ -1,11 +1,9 @@
-//! The JSON shapes of the events the dispatcher consumes (DESIGN.md "Events in"), as serde
-//! types: the dist-git push (`fedora_messaging_git_hook.commit.v1` and the legacy fedmsg
-//! shape) and the explicit build request (`osbs.build.request.v1`), plus the fedora-messaging
-//! envelope a publisher of a build request needs ([`BuildRequest::message`]).
+//! The JSON bodies of the events OSBS takes in (DESIGN.md "Events in"), as serde types: the
+//! dist-git push (`fedora_messaging_git_hook.commit.v1` and the legacy fedmsg shape) and the
+//! explicit build request (`osbs.build.request.v1`). The dispatcher reads them; the CLI writes
+//! them (`osbs git-hook`, `osbs container-build`). Pure serde: the fedora-messaging envelope
+//! and the publishing are the publisher's.
 
-use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use osbs_proto::names;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -98,12 +96,12 @@ pub struct LegacyCommit {
 /// Body of `osbs.build.request` (schema `osbs.build.request.v1`): Koji's
 /// `buildContainer(src, target, opts)` plus who asks. Unknown keys are refused, as Koji does.
 ///
-/// Build one with [`BuildRequest::new`], set options on [`BuildRequest::opts`], and publish
-/// it with [`crate::publish_build_request`] (or [`BuildRequest::message`] and your own bus).
+/// Build one with [`BuildRequest::new`] and set options on [`BuildRequest::opts`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuildRequest {
-    /// Chosen by the requester to find its build again ([`crate::request_outcome`]).
+    /// Chosen by the requester to find its build again (the dispatcher records what became
+    /// of each request under this id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     pub user: String,
@@ -154,19 +152,12 @@ impl ArchOverride {
     }
 }
 
-/// A fedora-messaging message ready to publish on `amq.topic`.
-#[derive(Debug, Clone)]
-pub struct FedoraMessage {
-    pub routing_key: String,
-    pub body: Vec<u8>,
-    pub properties: BasicProperties,
-}
-
 impl BuildRequest {
-    /// A request to build `commit` of `git_url` (an allowed dist-git URL such as
-    /// `https://src.fedoraproject.org/container/httpd.git`) from `git_branch` into `target`,
-    /// for `user`, with a fresh `request_id` and no options.
+    /// A request (`request_id`: the requester's, unique) to build `commit` of `git_url` (an
+    /// allowed dist-git URL such as `https://src.fedoraproject.org/container/httpd.git`) from
+    /// `git_branch` into `target`, for `user`, with no options.
     pub fn new(
+        request_id: impl Into<String>,
         user: impl Into<String>,
         git_url: &str,
         commit: &str,
@@ -174,7 +165,7 @@ impl BuildRequest {
         target: impl Into<String>,
     ) -> BuildRequest {
         BuildRequest {
-            request_id: Some(uuid::Uuid::new_v4().simple().to_string()),
+            request_id: Some(request_id.into()),
             user: user.into(),
             src: format!("{git_url}#{commit}"),
             target: target.into(),
@@ -188,41 +179,6 @@ impl BuildRequest {
     /// The JSON body.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a BuildRequest always serializes")
-    }
-
-    /// The fedora-messaging message carrying this request: routing key
-    /// `<topic_prefix>.osbs.build.request`, the schema, `sent-at`, severity and filter headers
-    /// that fedora-messaging itself would set.
-    pub fn message(&self, topic_prefix: &str, sent_at_ms: i64, message_id: &str) -> FedoraMessage {
-        let mut headers = FieldTable::default();
-        let text = |value: &str| AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()));
-        headers.insert(
-            "fedora_messaging_schema".into(),
-            text(names::SCHEMA_BUILD_REQUEST),
-        );
-        headers.insert(
-            "sent-at".into(),
-            text(&osbs_proto::external::iso8601(sent_at_ms)),
-        );
-        headers.insert(
-            "fedora_messaging_severity".into(),
-            AMQPValue::LongLongInt(20),
-        );
-        headers.insert("priority".into(), AMQPValue::LongLongInt(0));
-        headers.insert(
-            format!("fedora_messaging_user_{}", self.user).into(),
-            AMQPValue::Boolean(true),
-        );
-        FedoraMessage {
-            routing_key: format!("{topic_prefix}.{}", names::TOPIC_BUILD_REQUEST),
-            body: self.to_json(),
-            properties: BasicProperties::default()
-                .with_content_type(names::CONTENT_TYPE_JSON.into())
-                .with_content_encoding("utf-8".into())
-                .with_delivery_mode(2)
-                .with_message_id(message_id.into())
-                .with_headers(headers),
-        }
     }
 }
 
@@ -238,10 +194,21 @@ fn required_nullable<'de, D: Deserializer<'de>>(
 mod tests {
     use super::*;
 
+    /// The body of a message in `tests/fixtures/events/` (the broker's view of an event).
     fn fixture_body(name: &str) -> Value {
-        let path = crate::testing::fixtures_dir().join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        serde_json::from_str::<Value>(&text).unwrap()["body"].clone()
+        let text = match name {
+            "git-receive-v1.json" => {
+                include_str!("../../tests/fixtures/events/git-receive-v1.json")
+            }
+            "git-receive-legacy-fedmsg.json" => {
+                include_str!("../../tests/fixtures/events/git-receive-legacy-fedmsg.json")
+            }
+            "build-request-v1.json" => {
+                include_str!("../../tests/fixtures/events/build-request-v1.json")
+            }
+            other => panic!("no fixture {other}"),
+        };
+        serde_json::from_str::<Value>(text).unwrap()["body"].clone()
     }
 
     #[test]
@@ -277,8 +244,9 @@ mod tests {
     }
 
     #[test]
-    fn a_built_request_round_trips_and_carries_fedora_messaging_headers() {
+    fn a_built_request_round_trips() {
         let mut request = BuildRequest::new(
+            "req-1",
             "jdoe",
             "https://src.fedoraproject.org/container/httpd.git",
             "3aa6642b0990d1f6a0e0ce7373c8ad37d2f980ce",
@@ -288,14 +256,15 @@ mod tests {
         request.opts.scratch = Some(true);
         let parsed: BuildRequest = serde_json::from_slice(&request.to_json()).unwrap();
         assert_eq!(parsed, request);
-        let message = request.message("org.example", 1_736_936_523_000, "m-1");
-        assert_eq!(message.routing_key, "org.example.osbs.build.request");
-        let headers = message.properties.headers().clone().unwrap();
-        assert!(headers.inner().contains_key("fedora_messaging_user_jdoe"));
+        assert_eq!(parsed.request_id.as_deref(), Some("req-1"));
         assert_eq!(
-            message.properties.message_id().as_ref().unwrap().as_str(),
-            "m-1"
+            parsed.src,
+            "https://src.fedoraproject.org/container/httpd.git#3aa6642b0990d1f6a0e0ce7373c8ad37d2f980ce"
         );
+        let mut unknown = serde_json::to_value(&request).unwrap();
+        unknown["opts"]["colour"] = Value::from("blue");
+        let error = serde_json::from_value::<BuildRequest>(unknown).unwrap_err();
+        assert!(error.to_string().contains("colour"), "{error}");
     }
 
     #[test]

@@ -1,30 +1,21 @@
-//! The Koji hub adapter: an XML-RPC client (reqwest + dxr) with koji's session headers,
-//! call numbers, keyword arguments, faults as typed errors carrying the hub's code and text,
-//! password and SSL-certificate logins, and the calls a content generator makes.
+//! One Koji hub session: an XML-RPC client (reqwest + [`crate::xmlrpc`]) with koji's session
+//! headers, call numbers, keyword arguments, faults as typed errors carrying the hub's code
+//! and text, password and SSL-certificate logins, and the calls the worker and the
+//! koji-bridge make.
 //!
 //! One [`KojiClient`] is one hub session: its calls go one at a time (the hub refuses call
 //! numbers out of order), so concurrent imports use one client each. Read-only calls are
 //! retried on transient failures; calls that change the hub are not (a lost answer may hide a
-//! success: the caller checks, see `crate::import`).
-
-pub mod upload;
-pub mod xmlrpc;
+//! success: the caller checks, see the koji-bridge's `import`).
 
 use crate::config::{AuthMethod, KojiConfig};
+use crate::xmlrpc::{self, Answer};
+use crate::{fault, one_line};
 use backon::{ExponentialBuilder, Retryable};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 use tokio::sync::Mutex;
-use xmlrpc::Answer;
-
-/// Koji's fault codes the bridge acts on.
-pub mod fault_code {
-    pub const AUTH: i32 = 1002;
-    pub const AUTH_EXPIRED: i32 = 1007;
-    pub const LOCK: i32 = 1001;
-    pub const SERVER_OFFLINE: i32 = 1014;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KojiError {
@@ -68,9 +59,7 @@ impl KojiError {
         match self {
             KojiError::Transport { .. } => true,
             KojiError::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            KojiError::Fault { code, .. } => {
-                matches!(*code, fault_code::SERVER_OFFLINE | fault_code::LOCK)
-            }
+            KojiError::Fault { code, .. } => fault::is_transient(*code),
             KojiError::Protocol { .. } => true,
             KojiError::Unexpected { .. } | KojiError::Setup(_) => false,
             KojiError::Upload { .. } => true,
@@ -85,15 +74,17 @@ impl KojiError {
         }
     }
 
+    /// The hub's fault text, if it is one `check` (a [`fault`] classifier) recognises.
+    pub fn fault_that(&self, check: fn(&str) -> bool) -> Option<&str> {
+        self.fault()
+            .map(|(_, text)| text)
+            .filter(|text| check(text))
+    }
+
     /// The session is gone (hub restarted without its sessions, session expired).
     fn session_lost(&self) -> bool {
-        match self {
-            KojiError::Fault { code, text, .. } => {
-                *code == fault_code::AUTH_EXPIRED
-                    || (*code == fault_code::AUTH && text.contains("Invalid session"))
-            }
-            _ => false,
-        }
+        self.fault()
+            .is_some_and(|(code, text)| fault::means_session_lost(code, text))
     }
 }
 
@@ -263,7 +254,7 @@ impl KojiClient {
 
     /// The hub URL, password masked.
     pub fn url(&self) -> String {
-        osbs_common::config::mask_url_password(&self.url)
+        self.config.hub_url_masked()
     }
 
     async fn login(&self) -> Result<(), KojiError> {
@@ -337,7 +328,7 @@ impl KojiClient {
                 method: method.into(),
                 url: self.url(),
                 status: status.as_u16(),
-                body: osbs_common::bus::one_line(&text, 300),
+                body: one_line(&text, 300),
             });
         }
         match xmlrpc::decode_answer(&text) {
@@ -350,7 +341,7 @@ impl KojiClient {
             None => Err(KojiError::Protocol {
                 method: method.into(),
                 url: self.url(),
-                body: osbs_common::bus::one_line(&text, 300),
+                body: one_line(&text, 300),
             }),
         }
     }
@@ -665,7 +656,7 @@ fn session_headers(
 fn unexpected(method: &str, answer: &Json) -> KojiError {
     KojiError::Unexpected {
         method: method.into(),
-        reason: osbs_common::bus::one_line(&answer.to_string(), 300),
+        reason: one_line(&answer.to_string(), 300),
     }
 }
 
@@ -703,7 +694,7 @@ fn http_client(config: &KojiConfig) -> Result<reqwest::Client, KojiError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!("osbs-koji-bridge/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("osbs-koji/", env!("CARGO_PKG_VERSION")));
     if !config.server_ca.as_os_str().is_empty() {
         let pem = read(&config.server_ca, "hub CA file ([koji] server_ca)")?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {

@@ -6,7 +6,7 @@
 //!
 //! Reading and hashing the next chunk overlaps with sending the current one.
 
-use super::{KojiClient, KojiError, retry_policy};
+use crate::client::{KojiClient, KojiError, retry_policy};
 use backon::Retryable;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -276,7 +276,7 @@ impl KojiClient {
     /// The upload API to use, as `[koji] upload_mode` says (`auto` asks the hub whether it
     /// has `checkUpload`).
     pub async fn upload_api(&self) -> Result<UploadApi, KojiError> {
-        match self.config.upload_mode {
+        match self.config().upload_mode {
             crate::config::UploadMode::Fast => Ok(UploadApi::Fast),
             crate::config::UploadMode::Legacy => Ok(UploadApi::Legacy),
             crate::config::UploadMode::Auto => {
@@ -323,7 +323,7 @@ impl KojiClient {
         name: &str,
         source: &dyn UploadSource,
     ) -> Result<(u64, String), KojiError> {
-        let chunk_size = self.config.chunk_bytes();
+        let chunk_size = self.config().chunk_bytes();
         let open = || async {
             source
                 .open()
@@ -459,7 +459,7 @@ impl KojiClient {
         chunk: Bytes,
         expected: String,
     ) -> Result<bool, KojiError> {
-        let deadline = tokio::time::Instant::now() + self.config.retry_budget();
+        let deadline = tokio::time::Instant::now() + self.config().retry_budget();
         let mut attempts = 0u32;
         let result = (|| {
             attempts += 1;
@@ -499,7 +499,7 @@ impl KojiClient {
     ) -> Result<FileDigests, KojiError> {
         use base64::Engine;
         // Base64 inside XML: koji's own client sends 1 MiB at a time.
-        let chunk_size = self.config.chunk_bytes().min(1 << 20);
+        let chunk_size = self.config().chunk_bytes().min(1 << 20);
         let mut chunker = Chunker::new(
             source
                 .open()
@@ -551,7 +551,7 @@ impl KojiClient {
         offset: i64,
         args: &[Json],
     ) -> Result<(), KojiError> {
-        let deadline = tokio::time::Instant::now() + self.config.retry_budget();
+        let deadline = tokio::time::Instant::now() + self.config().retry_budget();
         (|| async {
             match self.call("uploadFile", args, &[]).await? {
                 Json::Bool(true) => Ok(()),

@@ -2,17 +2,65 @@
 //! worker's calls (next release, reservation, refund), typed faults, and uploads — fast with
 //! resume after a cut connection or a hub restart, and legacy.
 
-mod support;
-
 use bytes::Bytes;
-use osbs_koji_bridge::config::{AuthMethod, KojiAuth, UploadMode};
-use osbs_koji_bridge::koji::upload::{BytesSource, UploadApi};
-use osbs_koji_bridge::{KojiBuildState, KojiClient, KojiError, RefundState};
-use osbs_koji_hub::{HubConfig, KojiHub, TestPki, UserSpec};
+use osbs_common::config::Secret;
+use osbs_koji::fault;
+use osbs_koji::upload::{BytesSource, UploadApi};
+use osbs_koji::{
+    AuthMethod, KojiAuth, KojiBuildState, KojiClient, KojiConfig, KojiError, RefundState,
+    UploadMode,
+};
+use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TargetSpec, TestPki, UserSpec};
 use sha2::Digest;
-use std::path::Path;
 use std::time::Duration;
-use support::{PACKAGE, TARGET, hub, koji_config};
+
+const TARGET: &str = "f41-container-candidate";
+const PACKAGE: &str = "osbs-test-image";
+
+/// A hub double with user `osbs` (password `osbs-test-password`), the `osbs` content
+/// generator, and the test target whose tag lists the test package.
+async fn hub() -> RunningHub {
+    KojiHub::start(HubConfig {
+        users: vec![UserSpec::new("osbs", Some("osbs-test-password")).with_perms(&["tag"])],
+        content_generators: vec![("osbs".into(), vec!["osbs".into()])],
+        targets: vec![TargetSpec::named(TARGET, &[PACKAGE])],
+        tag_task_delay: Duration::from_millis(100),
+        ..HubConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// `[koji]` for `hub`, with short retry times.
+fn koji_config(hub: &RunningHub) -> KojiConfig {
+    KojiConfig {
+        hub_url: hub.url.clone(),
+        auth: KojiAuth {
+            method: AuthMethod::Password,
+            user: "osbs".into(),
+            password: Secret::new("osbs-test-password"),
+            ..KojiAuth::default()
+        },
+        upload_chunk_bytes: 256 << 10,
+        retry_secs: 20,
+        ..KojiConfig::default()
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 fn data(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 31 % 251) as u8).collect()
@@ -25,7 +73,7 @@ fn sha256(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn the_workers_calls_and_the_hubs_faults() {
     let hub = hub().await;
-    let config = koji_config(Some(&hub), Path::new("/nonexistent"));
+    let config = koji_config(&hub);
     let client = KojiClient::connect(&config).await.unwrap();
     assert_eq!(client.get_next_release(PACKAGE, "1.0").await.unwrap(), "1");
     let reservation = client.cg_init_build(PACKAGE, "1.0", "1").await.unwrap();
@@ -42,6 +90,7 @@ async fn the_workers_calls_and_the_hubs_faults() {
 
     let twice = client.cg_init_build(PACKAGE, "1.0", "1").await.unwrap_err();
     assert_eq!(twice.fault(), Some((1000, "Build is already reserved")));
+    assert!(twice.fault_that(fault::means_taken).is_some());
     assert!(!twice.is_transient());
 
     client
@@ -73,6 +122,8 @@ async fn the_workers_calls_and_the_hubs_faults() {
             format!("Build ID {} is not in BUILDING state", reservation.build_id).as_str()
         ))
     );
+    assert!(again.fault_that(fault::means_nothing_to_refund).is_some());
+    assert!(again.fault_that(fault::means_taken).is_none());
 
     let target = client.get_build_target(TARGET).await.unwrap().unwrap();
     assert_eq!(target.dest_tag_name, TARGET);
@@ -95,7 +146,7 @@ async fn the_workers_calls_and_the_hubs_faults() {
     client.logout().await;
 
     let mut wrong = config.clone();
-    wrong.auth.password = osbs_common::config::Secret::new("wrong");
+    wrong.auth.password = Secret::new("wrong");
     let refused = KojiClient::connect(&wrong).await.unwrap_err();
     assert_eq!(
         refused.fault(),
@@ -122,7 +173,7 @@ async fn ssl_login_with_a_client_certificate() {
     })
     .await
     .unwrap();
-    let mut config = koji_config(Some(&hub), dir.path());
+    let mut config = koji_config(&hub);
     config.server_ca = pki.ca_cert.clone();
     config.auth = KojiAuth {
         method: AuthMethod::Ssl,
@@ -145,7 +196,7 @@ async fn ssl_login_with_a_client_certificate() {
 #[tokio::test]
 async fn fast_uploads_resume_after_a_cut_connection_and_a_hub_restart() {
     let mut hub = hub().await;
-    let mut config = koji_config(Some(&hub), Path::new("/nonexistent"));
+    let mut config = koji_config(&hub);
     config.upload_chunk_bytes = 64 << 10;
     let client = KojiClient::connect(&config).await.unwrap();
     assert_eq!(client.upload_api().await.unwrap(), UploadApi::Fast);
@@ -211,7 +262,7 @@ async fn fast_uploads_resume_after_a_cut_connection_and_a_hub_restart() {
     let (uploaded, ()) = tokio::join!(
         client.upload(UploadApi::Fast, "t/3", "c.tar.gz", &source),
         async {
-            support::eventually("the cut chunk", Duration::from_secs(10), || async {
+            eventually("the cut chunk", Duration::from_secs(10), || async {
                 hub.uploaded_files()
                     .contains(&("t/3/c.tar.gz".into(), 300_000))
             })
@@ -250,7 +301,7 @@ async fn legacy_uploads_on_a_hub_without_fast_upload() {
     })
     .await
     .unwrap();
-    let config = koji_config(Some(&hub), Path::new("/nonexistent"));
+    let config = koji_config(&hub);
     let client = KojiClient::connect(&config).await.unwrap();
     assert_eq!(client.upload_api().await.unwrap(), UploadApi::Legacy);
     let bytes = data(2_500_000);

@@ -1,7 +1,7 @@
-//! Upload throughput benchmark (not a test): the bridge's fast upload against one plain HTTP
+//! Upload throughput benchmark (not a test): the Koji client's fast upload against one plain HTTP
 //! POST of the same bytes to the same hub (the hub double, in this process), same run.
 //!
-//! `cargo run --release -p osbs-koji-bridge --example upload_bench -- [MiB] [rounds] [chunk MiB]`
+//! `cargo run --release -p osbs-koji --example upload_bench -- [MiB] [rounds] [chunk MiB]`
 //!
 //! Method: a file of MiB pseudo-random bytes, in memory; the hub keeps its files on tmpfs
 //! when there is one (the disk's writeback would add the same noise to both). Each round
@@ -19,9 +19,9 @@
 //! `uploadFile` once, for scale.
 
 use bytes::Bytes;
-use osbs_koji_bridge::config::{AuthMethod, KojiAuth, KojiConfig};
-use osbs_koji_bridge::koji::upload::{BytesSource, KnownSha256, UploadApi, UploadSource};
-use osbs_koji_bridge::koji::xmlrpc::{Answer, decode_answer, encode_call};
+use osbs_koji::upload::{BytesSource, KnownSha256, UploadApi, UploadSource};
+use osbs_koji::xmlrpc::{Answer, decode_answer, encode_call};
+use osbs_koji::{AuthMethod, KojiAuth, KojiConfig};
 use osbs_koji_hub::{HubConfig, KojiHub, UserSpec};
 use sha2::Digest;
 use std::time::Instant;
@@ -74,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
             .map_or(KojiConfig::default().upload_chunk_bytes, |mib| mib << 20),
         ..KojiConfig::default()
     };
-    let client = osbs_koji_bridge::KojiClient::connect(&config).await?;
+    let client = osbs_koji::KojiClient::connect(&config).await?;
 
     // A session of its own for the plain POSTs.
     let http = reqwest::Client::new();
