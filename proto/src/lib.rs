@@ -8,11 +8,14 @@
 //! - [`state`]: names, parsing and the allowed transitions of [`v1::BuildState`].
 //! - [`names`]: exchanges, queues, routing keys and AMQP `type` values.
 //! - [`external`]: the fedora-messaging JSON body of `osbs.build.state.change`.
+//! - [`secret`]: [`Secret`](secret::Secret) and [`CredentialUrl`](secret::CredentialUrl),
+//!   credentials that print masked.
 //!
 //! This crate does no I/O and depends on no runtime: it is data and pure functions only.
 
 pub mod external;
 pub mod names;
+pub mod secret;
 pub mod state;
 
 /// Generated from `osbs/v1/osbs.proto`.
