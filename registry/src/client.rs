@@ -76,6 +76,16 @@ impl Registries {
         })
     }
 
+    /// The credentials configured for `registry`, password read.
+    pub fn credentials(&self, registry: &str) -> Option<Credentials> {
+        find_credentials(&self.settings.credentials, registry).cloned()
+    }
+
+    /// Every registry's credentials, passwords read (for the engine's own pulls).
+    pub fn all_credentials(&self) -> BTreeMap<String, Credentials> {
+        self.settings.credentials.clone()
+    }
+
     /// The client of `registry` (`HOST[:PORT]`).
     pub fn get(&self, registry: &str) -> Result<Registry, RegistryError> {
         let mut made = self.made.lock().expect("registries lock");
@@ -126,6 +136,19 @@ impl Registries {
     }
 }
 
+/// The credentials of `registry`: its own key, else one spelled in another case.
+fn find_credentials<'a>(
+    credentials: &'a BTreeMap<String, Credentials>,
+    registry: &str,
+) -> Option<&'a Credentials> {
+    credentials.get(registry).or_else(|| {
+        credentials
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(registry))
+            .map(|(_, credentials)| credentials)
+    })
+}
+
 /// A blob that is in a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
@@ -171,16 +194,7 @@ impl Registry {
             return Err(ReferenceError::Registry(registry.to_owned()).into());
         }
         let scheme = scheme_for(registry, &settings.insecure_registries);
-        let credentials = settings
-            .credentials
-            .get(registry)
-            .or_else(|| {
-                settings
-                    .credentials
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(registry))
-                    .map(|(_, credentials)| credentials)
-            })
+        let credentials = find_credentials(&settings.credentials, registry)
             .map(|credentials| credentials.resolve(|name| std::env::var(name).ok()))
             .transpose()
             .map_err(|source| RegistryError::Credentials {
