@@ -3,6 +3,7 @@
 
 use osbs_common::config::{AmqpConfig, RedisConfig, Secret, StorageConfig, TelemetryConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -111,6 +112,11 @@ pub struct KojiConfig {
     pub image_compression_level: u32,
     /// Registries read over plain HTTP (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// Credentials per registry (`host[:port]`) the images are read back from — the same
+    /// as the worker's `[worker.registry_auth]` for the registry it pushes to:
+    /// `[koji.registry_auth."registry.example.org"]` with `username` and `password` or
+    /// `password_env` (the environment variable holding the password).
+    pub registry_auth: BTreeMap<String, osbs_registry::Credentials>,
     /// `/healthz` and `/metrics`.
     pub http_listen: SocketAddr,
     /// Unacked results held at once, and imports run at once.
@@ -141,6 +147,7 @@ impl Default for KojiConfig {
             tag_task_timeout_secs: 600,
             image_compression_level: 6,
             insecure_registries: Vec::new(),
+            registry_auth: BTreeMap::new(),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9103)),
             prefetch: 4,
             concurrency: 2,
@@ -178,6 +185,16 @@ impl KojiConfig {
     pub fn chunk_bytes(&self) -> usize {
         self.upload_chunk_bytes.clamp(64 << 10, 256 << 20)
     }
+    /// How the bridge reaches registries.
+    pub fn registry_settings(&self) -> osbs_registry::Settings {
+        osbs_registry::Settings {
+            insecure_registries: self.insecure_registries.clone(),
+            credentials: self.registry_auth.clone(),
+            attempts: osbs_registry::DEFAULT_ATTEMPTS,
+            user_agent: concat!("osbs-koji-bridge/", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
     /// The hub URL with any password masked, for logs.
     pub fn hub_url_masked(&self) -> String {
         osbs_common::config::mask_url_password(&self.hub_url)
@@ -196,6 +213,7 @@ mod tests {
             &path,
             "[koji]\nhub_url = \"http://127.0.0.1:8081/kojihub\"\ntag_mode = \"bypass\"\n\
              [koji.auth]\nmethod = \"password\"\nuser = \"osbs\"\npassword = \"hunter2\"\n\
+             [koji.registry_auth.\"127.0.0.1:5000\"]\nusername = \"robot\"\npassword_env = \"OSBS_REGISTRY_PASSWORD\"\n\
              [worker]\nconcurrency = 3\n",
         )
         .unwrap();
@@ -205,6 +223,11 @@ mod tests {
         assert_eq!(config.koji.auth.method, AuthMethod::Password);
         assert_eq!(config.koji.auth.password.expose(), "hunter2");
         assert_eq!(config.koji.cg_name, "osbs");
+        let robot = &config.koji.registry_auth["127.0.0.1:5000"];
+        assert_eq!(
+            (robot.username.as_str(), robot.password_env.as_str()),
+            ("robot", "OSBS_REGISTRY_PASSWORD")
+        );
         let shown = osbs_common::config::effective(&config);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!format!("{config:?}").contains("hunter2"));

@@ -10,8 +10,8 @@
 //!   `getNextRelease`, `CGInitBuild`, `CGRefundBuild`, `CGImport`, tagging) and
 //!   [`koji::upload`] (fast upload with resume, legacy `uploadFile`).
 //! - [`metadata`]: pure — metadata v0 from a `BuildResult`, and the hub's checks run early.
-//! - [`registry`]: the registry adapter; [`archive`]: the `docker save` archive streamed
-//!   from it.
+//! - [`archive`]: the `docker save` archive of the pushed image, streamed from its registry
+//!   (read through osbs-registry, with `[koji] registry_auth`).
 //! - [`import`]: one import (or bundle, or refund), safe to run again.
 //! - [`guard`]: the Redis lock and marker that make imports happen once.
 //! - [`service`]: the AMQP consumer: decisions, records, state events, acks.
@@ -28,7 +28,6 @@ pub mod guard;
 pub mod import;
 pub mod koji;
 pub mod metadata;
-pub mod registry;
 pub mod service;
 
 pub use config::{BridgeConfig, KojiConfig};
