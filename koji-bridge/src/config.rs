@@ -213,7 +213,7 @@ mod tests {
             &path,
             "[koji]\nhub_url = \"http://127.0.0.1:8081/kojihub\"\ntag_mode = \"bypass\"\n\
              [koji.auth]\nmethod = \"password\"\nuser = \"osbs\"\npassword = \"hunter2\"\n\
-             [koji.registry_auth.\"127.0.0.1:5000\"]\nusername = \"robot\"\npassword_env = \"OSBS_REGISTRY_PASSWORD\"\n\
+             [koji.registry_auth.\"127.0.0.1:5000\"]\nusername = \"robot\"\npassword_env = \"REGISTRY_PUSH_PASSWORD\"\n\
              [worker]\nconcurrency = 3\n",
         )
         .unwrap();
@@ -226,7 +226,7 @@ mod tests {
         let robot = &config.koji.registry_auth["127.0.0.1:5000"];
         assert_eq!(
             (robot.username.as_str(), robot.password_env.as_str()),
-            ("robot", "OSBS_REGISTRY_PASSWORD")
+            ("robot", "REGISTRY_PUSH_PASSWORD")
         );
         let shown = osbs_common::config::effective(&config);
         assert!(!shown.contains("hunter2"), "{shown}");
