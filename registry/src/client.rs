@@ -31,6 +31,10 @@ pub const DEFAULT_ATTEMPTS: usize = 5;
 /// Tags asked for per page of a tag list.
 const TAG_PAGE: usize = 1000;
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence while reading an answer (a big blob's body keeps arriving).
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How a service reaches registries.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -136,6 +140,25 @@ impl Registries {
     }
 }
 
+/// oci-client for `scheme` with OSBS's timeouts, pushing a blob in one request.
+fn oci_client(
+    scheme: Scheme,
+    user_agent: &'static str,
+) -> Result<oci_client::Client, oci_client::errors::OciDistributionError> {
+    oci_client::Client::try_from(ClientConfig {
+        protocol: match scheme {
+            Scheme::Http => ClientProtocol::Http,
+            Scheme::Https => ClientProtocol::Https,
+        },
+        use_monolithic_push: true,
+        platform_resolver: None,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        user_agent,
+        ..ClientConfig::default()
+    })
+}
+
 /// The credentials of `registry`: its own key, else one spelled in another case.
 fn find_credentials<'a>(
     credentials: &'a BTreeMap<String, Credentials>,
@@ -208,22 +231,10 @@ impl Registry {
         };
         let base = url::Url::parse(&format!("{}://{registry}/", scheme.as_str()))
             .map_err(|error| context.protocol(error.to_string()))?;
-        let oci = oci_client::Client::try_from(ClientConfig {
-            protocol: match scheme {
-                Scheme::Http => ClientProtocol::Http,
-                Scheme::Https => ClientProtocol::Https,
-            },
-            use_monolithic_push: true,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(10)),
-            read_timeout: Some(Duration::from_secs(300)),
-            user_agent: settings.user_agent,
-            ..ClientConfig::default()
-        })
-        .map_err(|error| context.oci(error))?;
+        let oci = oci_client(scheme, settings.user_agent).map_err(|error| context.oci(error))?;
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(300))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .user_agent(settings.user_agent)
             .build()
             .map_err(|error| context.request(&error))?;
@@ -252,16 +263,8 @@ impl Registry {
         self.inner.scheme
     }
 
-    /// The same registry with a log of its own of the failures retried from now on (the
-    /// squash reports them in the build log).
-    pub fn with_retry_log(&self) -> Registry {
-        Registry {
-            inner: Arc::clone(&self.inner),
-            retried: Arc::new(Mutex::new(Vec::new())),
-        }
-    }
-
-    /// The failures retried since [`Registry::with_retry_log`] (or since made), oldest first.
+    /// The failures this client retried, oldest first (the squash, which makes a client per
+    /// push, reports them in the build log).
     pub fn retried(&self) -> Vec<String> {
         self.retried.lock().expect("retried lock").clone()
     }

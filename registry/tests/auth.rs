@@ -3,7 +3,8 @@
 //! scheme in any case. Both the oci-client paths (a tag list) and the hand-written ones (a
 //! streamed upload) get through; wrong or missing credentials are "refused access" without
 //! the password in the message; a real htpasswd registry takes a push; a blob whose bytes do
-//! not match its digest is refused as it ends.
+//! not match its digest is refused as it ends; a registry that will not mount gets the blob
+//! copied through the client, the upload it opened instead closed.
 //!
 //! The fake registries here are axum servers on loopback: each serves the few distribution
 //! endpoints the test needs, and a token endpoint.
@@ -22,6 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "tok-3f9a";
+/// The one blob of the fake's `base` repository.
+const BASE_BLOB: &[u8] = b"a base layer in another repository";
 const WRONG: &str = "wrong-password-xyz";
 
 /// How the fake registry challenges.
@@ -39,6 +42,7 @@ struct Seen {
     token_requests: AtomicUsize,
     scopes: Mutex<Vec<String>>,
     uploaded: Mutex<Vec<u8>>,
+    uploads_closed: AtomicUsize,
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -129,6 +133,13 @@ async fn serve(request: Request, challenge: &Challenge, address: &str, seen: &Se
             answer(StatusCode::ACCEPTED, &[("location", upload)], "")
         }
         (&Method::PUT, "/v2/app/blobs/uploads/1") => answer(StatusCode::CREATED, &[], ""),
+        (&Method::DELETE, "/v2/app/blobs/uploads/1") => {
+            seen.uploads_closed.fetch_add(1, Ordering::SeqCst);
+            answer(StatusCode::NO_CONTENT, &[], "")
+        }
+        (&Method::GET, blob) if blob.starts_with("/v2/base/blobs/sha256:") => {
+            answer(StatusCode::OK, &[], BASE_BLOB)
+        }
         (&Method::GET, blob) if blob.starts_with("/v2/app/blobs/sha256:") => {
             // Not the bytes of the digest asked for.
             answer(StatusCode::OK, &[], "tampered bytes")
@@ -258,6 +269,26 @@ async fn a_blob_that_does_not_match_its_digest_is_refused_as_it_ends() {
     assert!(matches!(error, RegistryError::Protocol { .. }), "{error}");
     let full = registry.blob("app", &digest, 1 << 20).await.unwrap_err();
     assert!(!full.is_transient(), "{full}");
+}
+
+#[tokio::test]
+async fn a_registry_that_will_not_mount_gets_the_blob_copied_and_its_upload_closed() {
+    // The fake answers a mount as a registry whose token names one repository does: 202,
+    // an upload opened instead.
+    let (address, seen) = fake_registry(Challenge::Bearer(
+        r#"Bearer realm="{realm}",service="fake.registry""#,
+    ))
+    .await;
+    let registry = registry(&address, Some(PASSWORD));
+    let digest = osbs_registry::digest::sha256_digest(BASE_BLOB);
+    assert!(!registry.mount_blob("app", &digest, "base").await.unwrap());
+    assert_eq!(seen.uploads_closed.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        registry.ensure_blob("app", &digest, "base").await.unwrap(),
+        osbs_registry::Arrival::Copied
+    );
+    assert_eq!(seen.uploads_closed.load(Ordering::SeqCst), 2);
+    assert_eq!(*seen.uploaded.lock().unwrap(), BASE_BLOB);
 }
 
 #[tokio::test]
