@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use osbs_common::config::Secret;
-use osbs_squash::{LayerCompression, ReadFrom, RegistryTarget};
+use osbs_squash::{Credentials, LayerCompression, ReadFrom, RegistryTarget};
 
 /// Environment variable holding the registry password (never a flag: flags show in `ps`).
 const PASSWORD_ENV: &str = "OSBS_REGISTRY_PASSWORD";
@@ -91,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(user) = &args.registry_user {
         let password = std::env::var(PASSWORD_ENV)
             .with_context(|| format!("--registry-user needs the password in ${PASSWORD_ENV}"))?;
-        target.auth = Some((user.clone(), Secret::new(password)));
+        target.auth = Some(Credentials::new(user, Secret::new(password)));
     }
     let pushed =
         osbs_squash::squash_to_registry(&docker, &args.image, &args.from_layer, &target).await?;

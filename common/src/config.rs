@@ -6,8 +6,12 @@
 //! ([`effective`]) can never leak them.
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Credentials as data live in the contract crate (crates without this one's runtime take
+/// them too); re-exported here for the services.
+pub use osbs_proto::secret::{CredentialUrl, Secret, mask_url_password};
 
 /// Environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "OSBS_CONFIG";
@@ -71,102 +75,6 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> 
 /// The configuration as one line of JSON, secrets masked: what services log at start.
 pub fn effective<T: Serialize>(config: &T) -> String {
     serde_json::to_string(config).unwrap_or_else(|error| format!("<unprintable: {error}>"))
-}
-
-/// A credential. Serializes and prints as `***`; read it with [`Secret::expose`].
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(if self.0.is_empty() { "" } else { "***" })
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
-    }
-}
-
-/// A URL that may carry a password (`amqp://user:pass@host`, `redis://:pass@host`).
-/// Displays, debugs and serializes with the password replaced by `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CredentialUrl(String);
-
-impl CredentialUrl {
-    pub fn new(value: impl Into<String>) -> Self {
-        CredentialUrl(value.into())
-    }
-    /// The real URL, for the one call that connects with it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// The URL with any password masked: safe for logs and errors.
-    pub fn masked(&self) -> String {
-        mask_url_password(&self.0)
-    }
-}
-
-/// Replaces the password of `url` by `***`; leaves a URL without one untouched.
-pub fn mask_url_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // set_password only fails for cannot-be-a-base URLs, which carry no password.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Not parseable: still never print what could follow a `user:` part.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-            }
-            _ => url.to_owned(),
-        },
-    }
-}
-
-impl std::fmt::Debug for CredentialUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.masked())
-    }
-}
-
-impl std::fmt::Display for CredentialUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-impl Serialize for CredentialUrl {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.masked())
-    }
-}
-
-impl<'de> Deserialize<'de> for CredentialUrl {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(CredentialUrl)
-    }
 }
 
 /// Queue type for the durable queues. Quorum queues are what production RabbitMQ clusters
@@ -271,24 +179,6 @@ impl Default for StorageConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_print() {
-        let url = CredentialUrl::new("amqp://osbs:s3cret@rabbit:5672/%2f");
-        assert_eq!(url.masked(), "amqp://osbs:***@rabbit:5672/%2f");
-        assert!(!format!("{url} {url:?}").contains("s3cret"));
-        assert!(!serde_json::to_string(&url).unwrap().contains("s3cret"));
-        assert_eq!(url.expose(), "amqp://osbs:s3cret@rabbit:5672/%2f");
-        assert_eq!(
-            mask_url_password("redis://127.0.0.1:6379/0"),
-            "redis://127.0.0.1:6379/0"
-        );
-        assert!(!mask_url_password("weird://u:p@@host").contains("u:p"));
-
-        let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret:?}"), "***");
-        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"***\"");
-    }
 
     #[derive(Debug, Deserialize, Serialize)]
     struct Sample {

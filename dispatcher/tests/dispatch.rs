@@ -5,8 +5,8 @@ mod support;
 
 use osbs_common::state::{self, Changed, StateChange};
 use osbs_common::store::{Tip, field};
-use osbs_dispatcher::decide::{Decision, Incoming, decide};
 use osbs_dispatcher::Routing;
+use osbs_dispatcher::decide::{Decision, Incoming, decide};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildState, Trigger};
 use serde_json::json;
@@ -81,7 +81,9 @@ async fn good_fixtures_are_recorded_and_enqueued() {
         assert_eq!(history[0].to, "queued");
         assert_eq!(job.build_id.len(), osbs_dispatcher::build_id::LENGTH);
     }
-    let outcome = harness.store.request_outcome("req-2f1c")
+    let outcome = harness
+        .store
+        .request_outcome("req-2f1c")
         .await
         .unwrap()
         .expect("the request's outcome is recorded");
@@ -210,7 +212,9 @@ async fn events_for_what_is_not_configured_are_acked_and_counted() {
         harness.dead_letters().await.is_empty(),
         "ignoring is not an error"
     );
-    let outcome = harness.store.request_outcome("req-rpms")
+    let outcome = harness
+        .store
+        .request_outcome("req-rpms")
         .await
         .unwrap()
         .unwrap();
@@ -251,7 +255,9 @@ async fn a_build_asked_for_many_times_is_built_once() {
             .await,
         3
     );
-    let outcome = harness.store.request_outcome("req-same")
+    let outcome = harness
+        .store
+        .request_outcome("req-same")
         .await
         .unwrap()
         .unwrap();
@@ -299,7 +305,9 @@ async fn an_explicit_request_rebuilds_a_failed_build_and_a_push_does_not() {
     let second = &rebuilt[0].0.build_id;
     assert_ne!(second, &first);
     assert_eq!(rebuilt[0].0.commit, REV);
-    let outcome = harness.store.request_outcome("req-retry")
+    let outcome = harness
+        .store
+        .request_outcome("req-retry")
         .await
         .unwrap()
         .unwrap();
@@ -311,7 +319,9 @@ async fn an_explicit_request_rebuilds_a_failed_build_and_a_push_does_not() {
     harness.publish(&request_for(&push, "req-again")).await;
     harness.wait_for_events(5).await;
     assert!(harness.jobs().await.is_empty());
-    let again = harness.store.request_outcome("req-again")
+    let again = harness
+        .store
+        .request_outcome("req-again")
         .await
         .unwrap()
         .unwrap();

@@ -7,12 +7,12 @@
 //! same each time it is made (gzip and tar times are zero), so an interrupted upload can
 //! resume after the part the hub already holds.
 
-use crate::registry::{ImageRef, Manifest, Registry, RegistryError};
 use bytes::Bytes;
 use flate2::Compression;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use osbs_koji::upload::{ByteStream, UploadSource};
+use osbs_registry::{ImageManifest, ImageRef, Platform, Registry, RegistryError};
 use serde_json::{Value as Json, json};
 use sha2::Digest;
 use std::io::Write;
@@ -166,10 +166,30 @@ fn hex_of(digest: &str) -> &str {
     digest.split_once(':').map(|(_, hex)| hex).unwrap_or(digest)
 }
 
+/// Largest image config read.
+const CONFIG_LIMIT: usize = 16 << 20;
+
+/// Why an image cannot be archived: the registry failed, or the image is not one the
+/// archive can hold.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("image {image}: {reason}")]
+    Invalid { image: String, reason: String },
+}
+
+impl ArchiveError {
+    /// Worth another attempt later (the registry is down or busy).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ArchiveError::Registry(error) if error.is_transient())
+    }
+}
+
 /// What the first pass learned: the manifest, the config, and each layer's uncompressed size.
 #[derive(Debug, Clone)]
 struct Plan {
-    manifest: Manifest,
+    manifest: ImageManifest,
     config: Bytes,
     diff_ids: Vec<String>,
     sizes: Vec<u64>,
@@ -187,8 +207,9 @@ pub struct ImageArchive {
 }
 
 impl ImageArchive {
-    /// The archive of `image` (`architecture` resolves a manifest list), tagged `repo_tags`
-    /// in its `manifest.json` (what `docker load` will name it).
+    /// The archive of `image` (read through `registry`, the client of its registry;
+    /// `architecture` resolves a manifest list), tagged `repo_tags` in its `manifest.json`
+    /// (what `docker load` will name it).
     pub fn new(
         registry: Registry,
         image: ImageRef,
@@ -209,23 +230,29 @@ impl ImageArchive {
     /// First pass: manifest, config, and every layer read once to size it and check it
     /// against the config's diff ids. Done once; run it before uploading so that registry
     /// failures are told apart from upload failures.
-    pub async fn prepare(&self) -> Result<(), RegistryError> {
+    pub async fn prepare(&self) -> Result<(), ArchiveError> {
         self.plan().await.map(drop)
     }
 
-    async fn plan(&self) -> Result<&Plan, RegistryError> {
+    async fn plan(&self) -> Result<&Plan, ArchiveError> {
         self.plan
             .get_or_try_init(|| async {
-                let manifest = self
+                let repository = &self.image.repository;
+                let platform = Platform {
+                    os: String::new(),
+                    architecture: self.architecture.clone(),
+                    variant: None,
+                };
+                let (manifest, _) = self
                     .registry
-                    .manifest(&self.image, &self.architecture)
+                    .image_manifest(repository, &self.image.reference, &platform)
                     .await?;
                 let config = self
                     .registry
-                    .blob(&self.image, &manifest.config.digest)
+                    .blob(repository, &manifest.config.digest, CONFIG_LIMIT)
                     .await?;
-                let invalid = |reason: String| RegistryError::Invalid {
-                    what: format!("image {}", self.image),
+                let invalid = |reason: String| ArchiveError::Invalid {
+                    image: self.image.to_string(),
                     reason,
                 };
                 let parsed: Json = serde_json::from_slice(&config)
@@ -250,10 +277,7 @@ impl ImageArchive {
                 for (layer, diff_id) in manifest.layers.iter().zip(&diff_ids) {
                     let mut decoder =
                         LayerDecoder::for_media_type(&layer.media_type).map_err(invalid)?;
-                    let mut blob = self
-                        .registry
-                        .blob_stream(&self.image, &layer.digest)
-                        .await?;
+                    let mut blob = self.registry.blob_stream(repository, &layer.digest).await?;
                     let mut size = 0u64;
                     let mut hasher = sha2::Sha256::new();
                     while let Some(piece) = blob.next().await {
@@ -320,7 +344,7 @@ impl ImageArchive {
             let mut decoder =
                 LayerDecoder::for_media_type(&layer.media_type).map_err(std::io::Error::other)?;
             let mut blob = registry
-                .blob_stream(&image, &layer.digest)
+                .blob_stream(&image.repository, &layer.digest)
                 .await
                 .map_err(std::io::Error::other)?;
             while let Some(piece) = blob.next().await {

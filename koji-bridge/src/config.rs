@@ -5,6 +5,7 @@
 use osbs_common::config::{AmqpConfig, RedisConfig, StorageConfig, TelemetryConfig};
 use osbs_koji::KojiConfig;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -60,6 +61,11 @@ pub struct KojiSection {
     pub image_compression_level: u32,
     /// Registries read over plain HTTP (loopback ones always are).
     pub insecure_registries: Vec<String>,
+    /// Credentials per registry (`host[:port]`) the images are read back from — the same
+    /// as the worker's `[worker.registry_auth]` for the registry it pushes to:
+    /// `[koji.registry_auth."registry.example.org"]` with `username` and `password` or
+    /// `password_env` (the environment variable holding the password).
+    pub registry_auth: BTreeMap<String, osbs_registry::Credentials>,
     /// `/healthz` and `/metrics`.
     pub http_listen: SocketAddr,
     /// Unacked results held at once, and imports run at once.
@@ -84,6 +90,7 @@ impl Default for KojiSection {
             tag_task_timeout_secs: 600,
             image_compression_level: 6,
             insecure_registries: Vec::new(),
+            registry_auth: BTreeMap::new(),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 9103)),
             prefetch: 4,
             concurrency: 2,
@@ -133,6 +140,15 @@ impl KojiSection {
     pub fn requeue_delay(&self) -> Duration {
         Duration::from_secs(self.requeue_delay_secs)
     }
+    /// How the bridge reaches registries.
+    pub fn registry_settings(&self) -> osbs_registry::Settings {
+        osbs_registry::Settings {
+            insecure_registries: self.insecure_registries.clone(),
+            credentials: self.registry_auth.clone(),
+            attempts: osbs_registry::DEFAULT_ATTEMPTS,
+            user_agent: concat!("osbs-koji-bridge/", env!("CARGO_PKG_VERSION")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +165,7 @@ mod tests {
             "[koji]\nhub_url = \"http://127.0.0.1:8081/kojihub\"\ntag_mode = \"bypass\"\n\
              call_timeout_secs = 30\nlock_ttl_secs = 20\n\
              [koji.auth]\nmethod = \"password\"\nuser = \"osbs\"\npassword = \"hunter2\"\n\
+             [koji.registry_auth.\"127.0.0.1:5000\"]\nusername = \"robot\"\npassword_env = \"REGISTRY_PUSH_PASSWORD\"\n\
              [worker]\nconcurrency = 3\n",
         )
         .unwrap();
@@ -160,6 +177,11 @@ mod tests {
         assert_eq!(config.koji.hub.auth.method, AuthMethod::Password);
         assert_eq!(config.koji.hub.auth.password.expose(), "hunter2");
         assert_eq!(config.koji.hub.cg_name, "osbs");
+        let robot = &config.koji.registry_auth["127.0.0.1:5000"];
+        assert_eq!(
+            (robot.username.as_str(), robot.password_env.as_str()),
+            ("robot", "REGISTRY_PUSH_PASSWORD")
+        );
         let shown = osbs_common::config::effective(&config);
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(

@@ -13,4 +13,6 @@ pub enum BridgeError {
     Koji(#[from] osbs_koji::KojiError),
     #[error("{0}")]
     Http(std::io::Error),
+    #[error("cannot read images back: {0}")]
+    Registry(#[from] osbs_registry::RegistryError),
 }

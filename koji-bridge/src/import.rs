@@ -9,17 +9,17 @@
 //! [`ImportError::Refused`] (Koji said no, or the result cannot be imported: no retry) or
 //! [`ImportError::Transient`] (try again later).
 
-use crate::archive::ImageArchive;
+use crate::archive::{ArchiveError, ImageArchive};
 use crate::bundle;
 use crate::config::{KojiSection, TagMode};
 use crate::metadata::{
     MetadataInput, OutputFile, ParentBuild, build_metadata, digest_pullspec, image_filename,
     nvr_string, validate_metadata, validate_result,
 };
-use crate::registry::{Registry, RegistryError, parse_pullspec};
 use osbs_koji::upload::{BytesSource, FileSource, KnownSha256, UploadApi, UploadSource};
 use osbs_koji::{KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, TaskInfo, fault};
 use osbs_proto::v1::{BuildResult, LogFile};
+use osbs_registry::{Platform, Registries, RegistryError, parse_pullspec};
 use serde_json::{Value as Json, json};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +50,16 @@ impl From<KojiError> for ImportError {
 
 impl From<RegistryError> for ImportError {
     fn from(error: RegistryError) -> Self {
+        if error.is_transient() {
+            ImportError::Transient(error.to_string())
+        } else {
+            ImportError::Refused(error.to_string())
+        }
+    }
+}
+
+impl From<ArchiveError> for ImportError {
+    fn from(error: ArchiveError) -> Self {
         if error.is_transient() {
             ImportError::Transient(error.to_string())
         } else {
@@ -90,16 +100,17 @@ pub enum Refunded {
 pub struct Importer {
     config: KojiSection,
     artifacts_dir: PathBuf,
-    registry: Registry,
+    registries: Registries,
 }
 
 impl Importer {
-    pub fn new(config: &KojiSection, artifacts_dir: &Path) -> Importer {
-        Importer {
+    /// Fails when registry credentials name a password variable that is not set.
+    pub fn new(config: &KojiSection, artifacts_dir: &Path) -> Result<Importer, RegistryError> {
+        Ok(Importer {
             config: config.clone(),
             artifacts_dir: artifacts_dir.to_owned(),
-            registry: Registry::new(&config.insecure_registries),
-        }
+            registries: Registries::new(config.registry_settings())?,
+        })
     }
 
     pub fn config(&self) -> &KojiSection {
@@ -160,7 +171,7 @@ impl Importer {
     ) -> Result<(String, ImageArchive), ImportError> {
         let image = result.image.clone().unwrap_or_default();
         let pullspec = digest_pullspec(result).unwrap_or_default();
-        let image_ref = parse_pullspec(&pullspec)?;
+        let image_ref = parse_pullspec(&pullspec).map_err(RegistryError::from)?;
         let repo_tags: Vec<String> = image
             .pullspecs
             .iter()
@@ -168,7 +179,7 @@ impl Importer {
             .cloned()
             .collect();
         let archive = ImageArchive::new(
-            self.registry.clone(),
+            self.registries.get(&image_ref.registry)?,
             image_ref,
             &image.architecture,
             repo_tags,
@@ -312,7 +323,12 @@ impl Importer {
         let image = result.image.clone().unwrap_or_default();
         let mut parents = Vec::new();
         for pullspec in &image.parent_pullspecs {
-            let labels = match self.registry.config(pullspec, &image.architecture).await {
+            let platform = Platform::new("", &image.architecture);
+            let config = match parse_pullspec(pullspec) {
+                Ok(parent) => self.registries.image_config(&parent, &platform).await,
+                Err(error) => Err(error.into()),
+            };
+            let labels = match config {
                 Ok(config) => config["config"]["Labels"].clone(),
                 Err(error) => {
                     tracing::warn!(parent = %pullspec, error = %error, "cannot read a parent image's labels; its Koji build is left out");

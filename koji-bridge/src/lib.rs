@@ -8,8 +8,8 @@
 //! - [`config`]: `[koji]` ([`KojiSection`]: the hub's [`osbs_koji::KojiConfig`] and the
 //!   service's knobs).
 //! - [`metadata`]: pure — metadata v0 from a `BuildResult`, and the hub's checks run early.
-//! - [`registry`]: the registry adapter; [`archive`]: the `docker save` archive streamed
-//!   from it.
+//! - [`archive`]: the `docker save` archive of the pushed image, streamed from its registry
+//!   (read through osbs-registry, with `[koji] registry_auth`).
 //! - [`import`]: one import (or bundle, or refund), safe to run again.
 //! - [`guard`]: the Redis lock and marker that make imports happen once.
 //! - [`service`]: the AMQP consumer: decisions, records, state events, acks.
@@ -25,7 +25,6 @@ pub mod error;
 pub mod guard;
 pub mod import;
 pub mod metadata;
-pub mod registry;
 pub mod service;
 
 pub use config::{BridgeConfig, KojiSection};

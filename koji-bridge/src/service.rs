@@ -163,16 +163,16 @@ impl Handler {
         config: &BridgeConfig,
         metrics: Metrics,
         shutdown: CancellationToken,
-    ) -> Handler {
-        Handler {
+    ) -> Result<Handler, BridgeError> {
+        Ok(Handler {
             guard: Guard::new(store.clone(), config.koji.lock_ttl()),
-            importer: Importer::new(&config.koji, &config.storage.artifacts_dir),
+            importer: Importer::new(&config.koji, &config.storage.artifacts_dir)?,
             bus,
             store,
             metrics,
             shutdown,
             by: format!("koji-bridge@{}", hostname()),
-        }
+        })
     }
 
     /// Handles one delivery to the end (ack, requeue or dead letter).
@@ -523,7 +523,7 @@ pub async fn run(config: BridgeConfig, shutdown: CancellationToken) -> Result<()
         &config,
         metrics,
         shutdown.clone(),
-    ));
+    )?);
     health.set_ready(true, "consuming osbs.results");
     tracing::info!(http = %listen, queue = names::QUEUE_RESULTS, concurrency = config.koji.concurrency, "osbs-koji-bridge ready");
     bus::serve(

@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         auth: KojiAuth {
             method: AuthMethod::Password,
             user: "osbs".into(),
-            password: osbs_common::config::Secret::new("bench"),
+            password: osbs_proto::secret::Secret::new("bench"),
             ..KojiAuth::default()
         },
         upload_chunk_bytes: chunk_mib

@@ -7,8 +7,7 @@
 //! refuses typos there (`osbs_koji_bridge::config`). `[koji.auth]` is the hub's alone and
 //! refuses unknown keys.
 
-// TODO(lead): Secret (and mask_url_password) from osbs_proto::secret, then drop osbs-common.
-use osbs_common::config::{Secret, mask_url_password};
+use osbs_proto::secret::{Secret, mask_url_password};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! resume after a cut connection or a hub restart, and legacy.
 
 use bytes::Bytes;
-use osbs_common::config::Secret;
 use osbs_koji::fault;
 use osbs_koji::upload::{BytesSource, UploadApi};
 use osbs_koji::{
@@ -11,6 +10,7 @@ use osbs_koji::{
     UploadMode,
 };
 use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TargetSpec, TestPki, UserSpec};
+use osbs_proto::secret::Secret;
 use sha2::Digest;
 use std::time::Duration;
 

@@ -11,12 +11,15 @@
 //!   explicit build request (`osbs.build.request`).
 //! - [`external`]: [`StateEvent`], the fedora-messaging JSON body of
 //!   `osbs.build.state.change`: how a state change is announced, and how it is read back.
+//! - [`secret`]: [`Secret`](secret::Secret) and [`CredentialUrl`](secret::CredentialUrl),
+//!   credentials that print masked.
 //!
 //! This crate does no I/O and depends on no runtime: it is data and pure functions only.
 
 pub mod events;
 pub mod external;
 pub mod names;
+pub mod secret;
 pub mod state;
 
 /// Generated from `osbs/v1/osbs.proto`.

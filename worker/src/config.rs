@@ -1,7 +1,7 @@
 //! The worker's configuration: the shared sections it needs plus `[worker]` (and `[koji]`,
 //! the hub the worker reserves release numbers on).
 
-use osbs_common::config::{AmqpConfig, RedisConfig, Secret, StorageConfig, TelemetryConfig};
+use osbs_common::config::{AmqpConfig, RedisConfig, StorageConfig, TelemetryConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -73,7 +73,8 @@ pub struct WorkerConfig {
     /// Registries spoken to over plain HTTP (besides loopback ones, which always are).
     pub insecure_registries: Vec<String>,
     /// Credentials per registry (`host[:port]`), for pulling base images and pushing:
-    /// `[worker.registry_auth."registry.example.org"]` with `username` and `password`.
+    /// `[worker.registry_auth."registry.example.org"]` with `username` and `password`, or
+    /// `password_env` naming the environment variable that holds the password.
     pub registry_auth: BTreeMap<String, RegistryAuth>,
     /// How the squashed layer is stored in the registry: `gzip` (level 1), `gzip:1`…`gzip:9`,
     /// or `none` (a plain tar: no CPU spent, more bytes stored and pulled).
@@ -120,13 +121,9 @@ impl Default for WorkerConfig {
     }
 }
 
-/// Credentials of one registry. The password prints as `***`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RegistryAuth {
-    pub username: String,
-    pub password: Secret,
-}
+/// Credentials of one registry (`username`, and `password` or `password_env`); the
+/// password prints as `***`.
+pub use osbs_registry::Credentials as RegistryAuth;
 
 impl WorkerConfig {
     pub fn build_timeout(&self) -> Duration {

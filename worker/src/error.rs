@@ -26,6 +26,8 @@ pub enum WorkerError {
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error(transparent)]
+    Registry(#[from] osbs_registry::RegistryError),
+    #[error(transparent)]
     Release(#[from] ReleaseError),
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -74,6 +76,9 @@ impl WorkerError {
             WorkerError::Git(error) => error.is_packager_error(),
             WorkerError::Docker(error) => error.is_packager_error(),
             WorkerError::Http(HttpError::NotFound { .. } | HttpError::Source(_)) => true,
+            // A reference the packager wrote that the registry grammar refuses.
+            WorkerError::Registry(osbs_registry::RegistryError::Reference(_)) => true,
+            WorkerError::Registry(_) => false,
             WorkerError::Http(_)
             | WorkerError::Store(_)
             | WorkerError::Bus(_)
@@ -149,9 +154,21 @@ mod tests {
             ),
             (
                 WorkerError::Http(HttpError::Unreachable {
-                    what: "registry",
+                    what: "yum repo file",
                     url: "http://x".into(),
                     detail: "connection refused".into(),
+                }),
+                Blame::Infrastructure,
+            ),
+            (
+                WorkerError::Registry(osbs_registry::ReferenceError::Tag("-bad".into()).into()),
+                Blame::Packager,
+            ),
+            (
+                WorkerError::Registry(osbs_registry::RegistryError::Denied {
+                    registry: "quay.io".into(),
+                    action: "read the manifest base:1".into(),
+                    detail: "HTTP 401".into(),
                 }),
                 Blame::Infrastructure,
             ),

@@ -52,6 +52,8 @@ pub struct Worker {
     pub bus: Arc<Bus>,
     pub engine: Engine,
     pub http: Http,
+    /// Every registry the worker speaks to (base images, tags, the push).
+    pub registries: osbs_registry::Registries,
     /// The Koji hub, when one is configured.
     pub koji: Option<Arc<Koji>>,
     /// How the squashed layer is stored in the registry (`[worker] layer_compression`).
@@ -425,8 +427,13 @@ impl Attempt<'_> {
             Some(digest) => digest.clone(),
             None => self
                 .worker
-                .http
-                .manifest_digest(&registry, &reference.repository, reference.reference())
+                .registries
+                .get(&registry)?
+                .manifest_digest(
+                    &reference.repository,
+                    &osbs_registry::Reference::parse(reference.reference())
+                        .map_err(osbs_registry::RegistryError::from)?,
+                )
                 .await?
                 .ok_or_else(|| {
                     packager(format!(
@@ -599,7 +606,7 @@ impl Attempt<'_> {
                 let path = repository
                     .strip_prefix(&format!("{registry}/"))
                     .unwrap_or(repository);
-                let tags = worker.http.tags(registry, path).await?;
+                let tags = worker.registries.tags(registry, path).await?;
                 Ok(release::next_from_tags(
                     &nvr.component,
                     &nvr.version,
@@ -898,11 +905,9 @@ impl Attempt<'_> {
             .strip_prefix(&format!("{}/", target.registry))
             .unwrap_or(repository);
         let mut push_target = RegistryTarget::new(&target.registry, path, tags.clone());
-        push_target.insecure |= config.insecure_registries.contains(&target.registry);
-        push_target.auth = config
-            .registry_auth
-            .get(&target.registry)
-            .map(|auth| (auth.username.clone(), auth.password.clone()));
+        push_target.insecure =
+            worker.registries.get(&target.registry)?.scheme() == osbs_registry::Scheme::Http;
+        push_target.auth = worker.registries.credentials(&target.registry);
         push_target.layer_compression = worker.layer_compression;
         push_target.read_from = worker.squash_read_from;
         push_target.attempts = config.registry_attempts.max(1);

@@ -58,7 +58,13 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         config.worker.squash_read_from.parse().map_err(|error| {
             WorkerError::Infrastructure(format!("invalid `[worker] squash_read_from`: {error}"))
         })?;
-    let engine = Engine::connect(config.worker.registry_auth.clone()).await?;
+    let registries = osbs_registry::Registries::new(osbs_registry::Settings {
+        insecure_registries: config.worker.insecure_registries.clone(),
+        credentials: config.worker.registry_auth.clone(),
+        attempts: config.worker.registry_attempts,
+        user_agent: concat!("osbs-worker/", env!("CARGO_PKG_VERSION")),
+    })?;
+    let engine = Engine::connect(registries.all_credentials()).await?;
     let engine_info = engine.describe().await?;
     let bus = Arc::new(Bus::connect(&config.amqp, "worker").await?);
     bus.declare_topology().await?;
@@ -82,11 +88,8 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         store,
         bus,
         engine,
-        http: Http::new(
-            config.worker.registry_attempts,
-            config.worker.insecure_registries.clone(),
-            config.worker.registry_auth.clone(),
-        ),
+        http: Http::new(config.worker.registry_attempts),
+        registries,
         koji: crate::adapters::koji::Koji::new(&config.koji).map(Arc::new),
         layer_compression,
         squash_read_from,

@@ -2,6 +2,8 @@
 //! prefix (so tests run in parallel without stealing each other's messages), and a test whose
 //! real service is missing fails saying how to start it — it never passes by skipping.
 
+pub mod registry;
+
 use osbs_common::config::{AmqpConfig, CredentialUrl, RedisConfig};
 use std::path::Path;
 use std::process::Command;

@@ -3,117 +3,18 @@
 //! order of their directory names, not stack order, and the stack order (`manifest.json`)
 //! comes last. The spool holds tar bytes, never unpacked files; it vanishes when dropped.
 //! Both the legacy layout (`<id>/layer.tar`, `<config>.json`) and the OCI layout of newer
-//! engines (`blobs/sha256/<digest>`) are understood. [`SavedImage`] is also what the layer
-//! store path (`layerstore`) produces: an indexed stack whose layers are opened again for the
-//! data pass, from the spool or from the store.
+//! engines (`blobs/sha256/<digest>`) are understood. The result is a [`SavedImage`] whose
+//! layers are regions of the spool (`saved`).
 
-use crate::layerstore::{StoredLayer, TarSplitSource};
 use crate::merge::LayerStack;
+use crate::saved::{LayerAt, Place, SavedImage, Spooled};
 use crate::tarfmt::{SYMLINK, Source, TarReader};
 use crate::{SquashError, path};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 
 /// Largest JSON document (manifest, config) kept from the archive.
 const JSON_LIMIT: u64 = 64 << 20;
-
-/// One layer tar copied to the spool.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Spooled {
-    pub offset: u64,
-    pub len: u64,
-    pub gzip: bool,
-}
-
-/// Where a layer's tar bytes are read from for the data pass.
-#[derive(Debug, Clone)]
-pub(crate) enum Place {
-    /// A region of the spool (the engine's export).
-    Spool(Spooled),
-    /// The engine's layer store, assembled in place.
-    Store(Arc<StoredLayer>),
-}
-
-/// One layer of the image: its id in the stack and where its bytes are.
-#[derive(Debug, Clone)]
-pub(crate) struct LayerAt {
-    pub stack_id: usize,
-    pub place: Place,
-}
-
-/// The image, indexed and ready for the data pass.
-#[derive(Debug)]
-pub(crate) struct SavedImage {
-    pub stack: LayerStack,
-    /// The spool of the export (`None` when read from the layer store).
-    spool: Option<File>,
-    /// The image's layers in stack order (bottom first).
-    pub layers: Vec<LayerAt>,
-    /// The image config exactly as the engine stores it.
-    pub config: Vec<u8>,
-}
-
-impl SavedImage {
-    pub(crate) fn from_store(stack: LayerStack, layers: Vec<LayerAt>, config: Vec<u8>) -> Self {
-        SavedImage {
-            stack,
-            spool: None,
-            layers,
-            config,
-        }
-    }
-
-    /// The layer `stack_id` of the stack, from its start.
-    pub(crate) fn open_id(&self, stack_id: usize) -> io::Result<LayerSource<'_>> {
-        let layer = self
-            .layers
-            .iter()
-            .find(|layer| layer.stack_id == stack_id)
-            .expect("every layer of the stack is placed");
-        self.open(layer)
-    }
-
-    /// A layer's tar bytes, from the start.
-    pub(crate) fn open(&self, layer: &LayerAt) -> io::Result<LayerSource<'_>> {
-        Ok(match &layer.place {
-            Place::Spool(spooled) => LayerSource::Spool(SpoolSource::open(
-                self.spool.as_ref().expect("spooled layers have a spool"),
-                *spooled,
-            )),
-            Place::Store(stored) => {
-                LayerSource::Store(Box::new(TarSplitSource::open(Arc::clone(stored))?))
-            }
-        })
-    }
-}
-
-/// A layer opened for reading, wherever it lives.
-#[derive(Debug)]
-pub(crate) enum LayerSource<'a> {
-    Spool(SpoolSource<'a>),
-    Store(Box<TarSplitSource>),
-}
-
-impl Read for LayerSource<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            LayerSource::Spool(source) => source.read(buf),
-            LayerSource::Store(source) => source.read(buf),
-        }
-    }
-}
-
-impl Source for LayerSource<'_> {
-    fn skip(&mut self, n: u64) -> io::Result<()> {
-        match self {
-            LayerSource::Spool(source) => source.skip(n),
-            LayerSource::Store(source) => source.skip(n),
-        }
-    }
-}
 
 fn archive_error(reason: impl Into<String>) -> SquashError {
     SquashError::Archive(reason.into())
@@ -236,12 +137,7 @@ pub(crate) fn read_save_archive(
         })?;
         layers.push(layer.clone());
     }
-    Ok(SavedImage {
-        stack,
-        spool: Some(spool),
-        layers,
-        config,
-    })
+    Ok(SavedImage::from_spool(stack, spool, layers, config))
 }
 
 fn rename_layer(error: SquashError, name: &str) -> SquashError {
@@ -302,91 +198,3 @@ impl<R: Read> Read for BufSource<'_, R> {
 }
 
 impl<R: Read> Source for BufSource<'_, R> {}
-
-/// A region of the spool, read with positioned reads (so clones never share an offset).
-#[derive(Debug)]
-pub(crate) struct SpoolSlice<'a> {
-    file: &'a File,
-    start: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl Read for SpoolSlice<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.len.saturating_sub(self.pos);
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.start + self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Seek for SpoolSlice<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let pos = match to {
-            SeekFrom::Start(pos) => Some(pos),
-            SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
-            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
-        };
-        self.pos = pos
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        Ok(self.pos)
-    }
-}
-
-/// A spooled layer opened for the data pass.
-#[derive(Debug)]
-pub(crate) enum SpoolSource<'a> {
-    Plain(BufReader<SpoolSlice<'a>>),
-    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<SpoolSlice<'a>>>>),
-}
-
-impl SpoolSource<'_> {
-    pub(crate) fn open(spool: &File, layer: Spooled) -> SpoolSource<'_> {
-        let slice = BufReader::with_capacity(
-            1 << 20,
-            SpoolSlice {
-                file: spool,
-                start: layer.offset,
-                len: layer.len,
-                pos: 0,
-            },
-        );
-        if layer.gzip {
-            SpoolSource::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(slice)))
-        } else {
-            SpoolSource::Plain(slice)
-        }
-    }
-}
-
-impl Read for SpoolSource<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            SpoolSource::Plain(reader) => reader.read(buf),
-            SpoolSource::Gzip(reader) => reader.read(buf),
-        }
-    }
-}
-
-impl Source for SpoolSource<'_> {
-    fn skip(&mut self, n: u64) -> io::Result<()> {
-        match self {
-            SpoolSource::Plain(reader) => {
-                let delta = i64::try_from(n).map_err(io::Error::other)?;
-                reader.seek_relative(delta)
-            }
-            SpoolSource::Gzip(reader) => {
-                let copied = io::copy(&mut reader.take(n), &mut io::sink())?;
-                if copied < n {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                Ok(())
-            }
-        }
-    }
-}

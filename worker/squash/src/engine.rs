@@ -5,10 +5,11 @@
 //! carries only the new layer: the engine already has the base layers and never opens
 //! their files when it has the layer.
 
-use crate::archive::{self, SavedImage};
+use crate::archive;
 use crate::config::{self, Squash};
-use crate::layerstore::{self, StoreLocation};
+use crate::layerstore::StoreLocation;
 use crate::merge::MergedLayer;
+use crate::saved::{self, SavedImage};
 use crate::{SquashError, tarfmt};
 use bollard::Docker;
 use bollard::query_parameters::ImportImageOptions;
@@ -42,7 +43,7 @@ pub(crate) struct ImageFacts {
     pub diff_ids: Vec<String>,
     /// `REGISTRY/REPOSITORY@DIGEST` of every manifest the engine pulled or pushed it as.
     pub repo_digests: Vec<String>,
-    pub platform: crate::manifest::Platform,
+    pub platform: osbs_registry::Platform,
 }
 
 fn engine_error(action: &str, target: &str, error: bollard::errors::Error) -> SquashError {
@@ -89,7 +90,7 @@ pub(crate) async fn facts(
         id,
         diff_ids,
         repo_digests: inspect.repo_digests.unwrap_or_default(),
-        platform: crate::manifest::Platform {
+        platform: osbs_registry::Platform {
             os: inspect.os.unwrap_or_default(),
             architecture: inspect.architecture.unwrap_or_default(),
             variant: inspect.variant.filter(|variant| !variant.is_empty()),
@@ -180,7 +181,7 @@ pub(crate) async fn read_image(
                 let (id, diff_ids) = (image.id.clone(), image.diff_ids.clone());
                 let root = location.root.display().to_string();
                 let read = tokio::task::spawn_blocking(move || {
-                    layerstore::read(&location, &id, &diff_ids)
+                    saved::read_store(&location, &id, &diff_ids)
                 })
                 .await
                 .map_err(|error| SquashError::Io(io::Error::other(error)))?;

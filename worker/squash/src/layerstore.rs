@@ -22,10 +22,9 @@
 //! Used only when the engine says its storage driver is overlay2 with its data root on this
 //! host and readable (a worker beside its engine); anything else — another driver, the
 //! containerd image store, a remote engine, no permission, an old kernel — is a reason to
-//! use the export instead, reported with the result.
+//! use the export instead, reported with the result. `saved` makes the indexed image out of
+//! the layers found here.
 
-use crate::archive::{LayerAt, Place, SavedImage};
-use crate::merge::LayerStack;
 use crate::{path, tarfmt::Source};
 use base64::Engine as _;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -67,33 +66,8 @@ pub(crate) struct StoreLocation {
     pub driver: String,
 }
 
-/// Reads `image_id` (with `diff_ids`, bottom first) from the store and indexes every layer.
-/// `Err` is the reason the store cannot be used; the caller falls back to the export.
-pub(crate) fn read(
-    location: &StoreLocation,
-    image_id: &str,
-    diff_ids: &[String],
-) -> Result<SavedImage, String> {
-    let (config, layers) = locate(location, image_id, diff_ids)?;
-    let mut stack = LayerStack::new();
-    let mut placed = Vec::with_capacity(layers.len());
-    for layer in layers {
-        let layer = Arc::new(layer);
-        let source = TarSplitSource::open(Arc::clone(&layer))
-            .map_err(|e| format!("layer {}: {e}", layer.diff_id))?;
-        let stack_id = stack
-            .add_layer(source)
-            .map_err(|e| format!("layer {}: {e}", layer.diff_id))?;
-        placed.push(LayerAt {
-            stack_id,
-            place: Place::Store(layer),
-        });
-    }
-    Ok(SavedImage::from_store(stack, placed, config))
-}
-
 /// The image's config and its layers in the store, checked against the ids the engine gave.
-fn locate(
+pub(crate) fn locate(
     location: &StoreLocation,
     image_id: &str,
     diff_ids: &[String],
@@ -562,19 +536,35 @@ mod tests {
         }
     }
 
+    /// The store's layers, located and indexed as the squash's index pass reads them.
+    fn read(
+        location: &StoreLocation,
+        image_id: &str,
+        diff_ids: &[String],
+    ) -> Result<(Vec<u8>, Vec<Arc<StoredLayer>>), String> {
+        let (config, layers) = locate(location, image_id, diff_ids)?;
+        let layers: Vec<Arc<StoredLayer>> = layers.into_iter().map(Arc::new).collect();
+        let mut stack = crate::merge::LayerStack::new();
+        for layer in &layers {
+            let source = TarSplitSource::open(Arc::clone(layer)).map_err(|e| e.to_string())?;
+            stack.add_layer(source).map_err(|e| e.to_string())?;
+        }
+        Ok((config, layers))
+    }
+
     fn assemble(store: &FakeStore) -> io::Result<Vec<u8>> {
-        let saved = read(&store.location, &store.image_id, &store.diff_ids).unwrap();
+        let (_, layers) = read(&store.location, &store.image_id, &store.diff_ids).unwrap();
         let mut bytes = Vec::new();
-        saved.open(&saved.layers[0])?.read_to_end(&mut bytes)?;
+        TarSplitSource::open(Arc::clone(&layers[0]))?.read_to_end(&mut bytes)?;
         Ok(bytes)
     }
 
     #[test]
     fn assembles_the_layer_byte_for_byte() {
         let store = fake_store("overlay2", &[("d/a", "alpha\n"), ("d/b", "beta\n")]);
-        let saved = read(&store.location, &store.image_id, &store.diff_ids).unwrap();
-        assert_eq!(saved.layers.len(), 1);
-        assert_eq!(saved.config, br#"{"rootfs":{"type":"layers"}}"#);
+        let (config, layers) = read(&store.location, &store.image_id, &store.diff_ids).unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(config, br#"{"rootfs":{"type":"layers"}}"#);
         assert_eq!(assemble(&store).unwrap(), store.tar);
     }
 

@@ -13,13 +13,13 @@
 //! - `archive`: reads a `docker save` stream, spooling layer tars (not files) to one temp file.
 //! - `layerstore`: reads the layers in place from the engine's overlay2 layer store (tar-split
 //!   metadata + the layers' `diff` directories), the same bytes without waiting for the export.
+//! - `saved`: the image indexed for the data pass, its layers in the spool or in the store
+//!   (what `archive` and `layerstore` produce; neither imports the other).
 //! - `config`: the squashed image's config (pure).
 //! - [`engine`]: the Docker Engine adapter and [`squash_in_engine`].
-//! - `manifest`: registry documents and names (pure): base manifests, the new manifest.
-//! - `auth`: `WWW-Authenticate` challenges and token requests (pure).
 //! - `compress`: the squashed layer's encoding in the registry ([`LayerCompression`]).
-//! - `registry`: the registry adapter (distribution API, auth, retries, streamed uploads).
-//! - `push`: [`squash_to_registry`], the squash that pushes instead of loading.
+//! - `push`: [`squash_to_registry`], the squash that pushes instead of loading. The
+//!   registry itself (documents, names, auth, uploads) is osbs-registry's.
 //!
 //! Invariants: no function here creates a file from layer contents; an output entry's path
 //! is always normalized (no `..`, no leading `/`) and every one of its ancestors is a
@@ -27,27 +27,25 @@
 //! outside its root.
 
 mod archive;
-mod auth;
 mod compress;
 mod config;
 pub mod engine;
 mod index;
 mod layerstore;
-mod manifest;
 pub mod merge;
 mod path;
 mod plan;
 mod push;
-mod registry;
+mod saved;
 pub mod tarfmt;
 
 pub use crate::compress::LayerCompression;
 pub use crate::engine::{LayerRead, ReadFrom, Squashed, squash_in_engine};
-pub use crate::manifest::parse_push_target;
 pub use crate::push::{BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry};
-pub use crate::registry::RegistryError;
 pub use index::IndexError;
 pub use merge::{LayerStack, MergePlan, MergedLayer, decompress, squash_tars};
+pub use osbs_registry::reference::parse_push_target;
+pub use osbs_registry::{Credentials, RegistryError, Secret};
 pub use path::PathError;
 pub use plan::PlanError;
 pub use tarfmt::{Sequential, Source, TarError};
@@ -94,4 +92,13 @@ pub enum SquashError {
     },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+impl From<osbs_registry::UploadError<SquashError>> for SquashError {
+    fn from(error: osbs_registry::UploadError<SquashError>) -> Self {
+        match error {
+            osbs_registry::UploadError::Registry(error) => SquashError::Registry(error),
+            osbs_registry::UploadError::Producer(error) => error,
+        }
+    }
 }

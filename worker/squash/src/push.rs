@@ -10,12 +10,14 @@ use crate::SquashError;
 use crate::compress::LayerCompression;
 use crate::config::{self, Squash};
 use crate::engine::{self, ImageFacts, ReadFrom, Squashed};
-use crate::manifest::{self, BaseDocument, BaseManifest, Descriptor, ManifestFormat};
 use crate::merge::MergedLayer;
-use crate::registry::{Arrival, Producer, Registry};
 use bytes::Bytes;
-use osbs_common::config::Secret;
-use sha2::{Digest, Sha256};
+use osbs_registry::manifest::{self, Document, ImageManifest};
+use osbs_registry::reference::{parse_repo_digest, valid_registry, valid_repository, valid_tag};
+use osbs_registry::{
+    Arrival, Credentials, Descriptor, ManifestFormat, Producer, Reference, Registry, RegistryError,
+    Settings,
+};
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
@@ -28,10 +30,10 @@ pub struct RegistryTarget {
     pub repository: String,
     /// Every tag the manifest is PUT under (at least one).
     pub tags: Vec<String>,
-    /// Plain http instead of https.
+    /// Plain http although the registry is not on loopback (which always is).
     pub insecure: bool,
     /// User and password, sent as Basic or exchanged for a Bearer token as the registry asks.
-    pub auth: Option<(String, Secret)>,
+    pub auth: Option<Credentials>,
     /// The repository of this registry holding the base image's blobs (mounts come from
     /// there). `None`: the repository of the base's RepoDigest on this registry.
     pub base_repository: Option<String>,
@@ -44,21 +46,36 @@ pub struct RegistryTarget {
 }
 
 impl RegistryTarget {
-    /// A target with the defaults: http for loopback registries only, no credentials,
-    /// base blobs found through the base's RepoDigest, uncompressed layer, 5 attempts.
+    /// A target with the defaults: http for loopback registries only (osbs-registry's
+    /// rule), no credentials, base blobs found through the base's RepoDigest, uncompressed
+    /// layer, 5 attempts.
     pub fn new(registry: &str, repository: &str, tags: Vec<String>) -> RegistryTarget {
-        let host = registry.rsplit_once(':').map_or(registry, |(host, _)| host);
         RegistryTarget {
             registry: registry.to_owned(),
             repository: repository.to_owned(),
             tags,
-            insecure: host == "localhost" || host.starts_with("127.") || host == "[::1]",
+            insecure: osbs_registry::is_loopback(registry),
             auth: None,
             base_repository: None,
             layer_compression: LayerCompression::default(),
-            attempts: 5,
+            attempts: osbs_registry::DEFAULT_ATTEMPTS,
             read_from: ReadFrom::Auto,
         }
+    }
+
+    /// The registry client for this target.
+    fn client(&self) -> Result<Registry, RegistryError> {
+        let mut settings = Settings::new(concat!("osbs-squash/", env!("CARGO_PKG_VERSION")));
+        settings.attempts = self.attempts;
+        if self.insecure {
+            settings.insecure_registries.push(self.registry.clone());
+        }
+        if let Some(credentials) = &self.auth {
+            settings
+                .credentials
+                .insert(self.registry.clone(), credentials.clone());
+        }
+        Registry::new(&self.registry, &settings)
     }
 
     fn check(&self) -> Result<(), SquashError> {
@@ -67,15 +84,15 @@ impl RegistryTarget {
             value: value.to_owned(),
             rule: rule.to_owned(),
         };
-        if self.registry.is_empty() || self.registry.contains('/') {
+        if !valid_registry(&self.registry) {
             return Err(bad("registry", &self.registry, "give HOST[:PORT]"));
         }
         let repository_rule = "give lowercase NAME or NS/NAME";
-        if !manifest::valid_repository(&self.repository) {
+        if !valid_repository(&self.repository) {
             return Err(bad("repository", &self.repository, repository_rule));
         }
         if let Some(base) = &self.base_repository
-            && !manifest::valid_repository(base)
+            && !valid_repository(base)
         {
             return Err(bad("base repository", base, repository_rule));
         }
@@ -83,7 +100,7 @@ impl RegistryTarget {
             return Err(bad("tags", "", "give at least one tag"));
         }
         for tag in &self.tags {
-            if !manifest::valid_tag(tag) {
+            if !valid_tag(tag) {
                 return Err(bad("tag", tag, "use letters, digits, _ . - (128 at most)"));
             }
         }
@@ -140,7 +157,7 @@ pub struct Pushed {
 #[derive(Debug)]
 struct RegistryBase {
     repository: String,
-    manifest: BaseManifest,
+    manifest: ImageManifest,
 }
 
 /// Squashes every layer of `image` (in the engine) above `base`'s layers into one and
@@ -169,17 +186,7 @@ pub async fn squash_to_registry(
         &target.repository,
         target.base_repository.as_deref(),
     );
-    let mut repositories = vec![target.repository.as_str()];
-    if let Some((repository, _)) = &base_ref {
-        repositories.push(repository);
-    }
-    let registry = Registry::new(
-        &target.registry,
-        target.insecure,
-        target.auth.clone(),
-        &repositories,
-        target.attempts,
-    )?;
+    let registry = target.client()?;
 
     // The export (seconds of engine work) and the base blobs (a few requests) overlap.
     let base_side = async {
@@ -254,10 +261,7 @@ pub async fn squash_to_registry(
                     digest: layer.digest.clone(),
                     size: layer.size,
                     diff_id: diff_id.clone(),
-                    media_type: layer.descriptor["mediaType"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
+                    media_type: layer.media_type.clone(),
                 })
                 .collect();
             let descriptors = found
@@ -288,7 +292,7 @@ pub async fn squash_to_registry(
         for (position, diff_id) in base_facts.diff_ids.iter().enumerate() {
             let layer = saved.layers[position].clone();
             let saved = Arc::clone(&saved);
-            let producer: Producer<()> = Arc::new(move |out| {
+            let producer: Producer<(), SquashError> = Arc::new(move |out| {
                 let mut encoder = compression.writer(BufWriter::with_capacity(1 << 20, out));
                 io::copy(&mut saved.open(&layer)?, &mut encoder)?;
                 encoder.finish()?.flush()?;
@@ -298,7 +302,7 @@ pub async fn squash_to_registry(
             let ((), blob) = registry
                 .upload_stream(&target.repository, &what, true, producer)
                 .await?;
-            let media_type = format.layer_type(compression).to_owned();
+            let media_type = format.layer_type(compression.is_gzip()).to_owned();
             base_descriptors.push(
                 serde_json::to_value(Descriptor {
                     media_type: media_type.clone(),
@@ -316,7 +320,7 @@ pub async fn squash_to_registry(
         }
     }
 
-    let producer: Producer<MergedLayer> = {
+    let producer: Producer<MergedLayer, SquashError> = {
         let (saved, plan) = (Arc::clone(&saved), Arc::clone(&plan));
         Arc::new(move |out| {
             let mut encoder = compression.writer(BufWriter::with_capacity(1 << 20, out));
@@ -343,7 +347,7 @@ pub async fn squash_to_registry(
         digest: blob.digest.clone(),
         size: blob.size,
         diff_id: merged.diff_id.clone(),
-        media_type: format.layer_type(compression).to_owned(),
+        media_type: format.layer_type(compression.is_gzip()).to_owned(),
     });
 
     let config_bytes = config::squashed_config(
@@ -357,9 +361,9 @@ pub async fn squash_to_registry(
     )?;
     let config_bytes = Bytes::from(config_bytes);
     let config_blob = registry
-        .put_blob(&target.repository, config_bytes.clone())
+        .push_blob(&target.repository, config_bytes.clone())
         .await?;
-    let manifest = Bytes::from(manifest::manifest_bytes(
+    let manifest = manifest::image_manifest(
         format,
         &Descriptor {
             media_type: format.config_type().to_owned(),
@@ -368,31 +372,14 @@ pub async fn squash_to_registry(
         },
         &base_descriptors,
         &Descriptor {
-            media_type: format.layer_type(compression).to_owned(),
+            media_type: format.layer_type(compression.is_gzip()).to_owned(),
             size: blob.size,
             digest: blob.digest,
         },
-    ));
-    let manifest_digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest)));
-    for tag in &target.tags {
-        let given = registry
-            .put_manifest(
-                &target.repository,
-                tag,
-                format.manifest_type(),
-                manifest.clone(),
-            )
-            .await?;
-        if let Some(given) = given
-            && given != manifest_digest
-        {
-            return Err(SquashError::Registry(crate::RegistryError::Protocol {
-                registry: target.registry.clone(),
-                action: format!("put the manifest {}:{tag}", target.repository),
-                detail: format!("it stored digest {given}, we sent {manifest_digest}"),
-            }));
-        }
-    }
+    );
+    let manifest_digest = registry
+        .push_manifest(&target.repository, &manifest, &target.tags)
+        .await?;
     tracing::info!(
         repository = %target.repository,
         tags = %target.tags.join(","),
@@ -431,7 +418,7 @@ fn pick_base_ref(
 ) -> Option<(String, String)> {
     let on_registry: Vec<(&str, &str)> = repo_digests
         .iter()
-        .filter_map(|text| manifest::parse_repo_digest(text))
+        .filter_map(|text| parse_repo_digest(text))
         .filter(|(host, _, _)| *host == registry)
         .map(|(_, repository, digest)| (repository, digest))
         .collect();
@@ -445,45 +432,54 @@ fn pick_base_ref(
     chosen.map(|(r, d)| ((*r).to_owned(), (*d).to_owned()))
 }
 
-/// Reads the base's manifest (through an index if it is one) and checks it describes the
+/// Reads the base's manifest (through a list if it is one) and checks it describes the
 /// base in the engine: same config digest (= image id), one layer per diff_id. A manifest
-/// that is missing or describes something else gives `Ok(Err(reason))`.
+/// that is missing, unusable or describes something else gives `Ok(Err(reason))`.
 async fn find_base(
     registry: &Registry,
     repository: &str,
     digest: &str,
     base: &ImageFacts,
 ) -> Result<Result<RegistryBase, String>, SquashError> {
-    let mut reference = digest.to_owned();
+    let mut reference = Reference::digest(digest).map_err(RegistryError::from)?;
     for _ in 0..2 {
-        let (media_type, body) = match registry.manifest(repository, &reference).await {
-            Ok(found) => found,
-            Err(SquashError::Registry(crate::RegistryError::Status { status: 404, .. })) => {
+        let body = match registry.manifest_bytes(repository, &reference).await {
+            Ok((body, _)) => body,
+            Err(error) if error.is_not_found() => {
                 return Ok(Err(format!(
                     "the registry has no manifest {repository}@{reference}"
                 )));
             }
-            Err(error) => return Err(error),
+            Err(RegistryError::Protocol { detail, .. }) => {
+                return Ok(Err(format!(
+                    "the manifest {repository}@{reference} is unusable: {detail}"
+                )));
+            }
+            Err(error) => return Err(error.into()),
         };
-        match manifest::parse_base(&media_type, &body, &base.platform) {
+        match manifest::parse_document(None, &body) {
             Err(reason) => {
                 return Ok(Err(format!(
                     "the manifest {repository}@{reference} is unusable: {reason}"
                 )));
             }
-            Ok(BaseDocument::Index(Some(entry))) => reference = entry,
-            Ok(BaseDocument::Index(None)) => {
-                return Ok(Err(format!(
-                    "the index {repository}@{reference} has no {}/{} manifest",
-                    base.platform.os, base.platform.architecture
-                )));
-            }
-            Ok(BaseDocument::Manifest(manifest)) => {
-                if manifest.config_digest != base.id || manifest.layers.len() != base.diff_ids.len()
+            Ok(Document::List(list)) => match list.pick(&base.platform) {
+                Some(entry) => {
+                    reference = Reference::digest(&entry.digest).map_err(RegistryError::from)?
+                }
+                None => {
+                    return Ok(Err(format!(
+                        "the index {repository}@{reference} has no {} manifest",
+                        base.platform
+                    )));
+                }
+            },
+            Ok(Document::Image(manifest)) => {
+                if manifest.config.digest != base.id || manifest.layers.len() != base.diff_ids.len()
                 {
                     return Ok(Err(format!(
                         "the manifest {repository}@{reference} describes another image (config {}, {} layers)",
-                        manifest.config_digest,
+                        manifest.config.digest,
                         manifest.layers.len()
                     )));
                 }

@@ -9,15 +9,17 @@
 mod images;
 
 use images::{TORTURE, build, docker, filesystem, layer_count};
-use osbs_common::config::Secret;
-use osbs_squash::{BaseBlobs, LayerCompression, LayerRead, RegistryTarget, squash_to_registry};
+use osbs_squash::{
+    BaseBlobs, Credentials, LayerCompression, LayerRead, RegistryTarget, Secret, squash_to_registry,
+};
+use osbs_testkit::registry::{PASSWORD, PrivateRegistry, USER};
 use osbs_testkit::{
     REGISTRY, busybox_rootfs_tar, ensure_busybox_image, require_docker, require_registry, run,
     run_with_stdin,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -305,69 +307,11 @@ async fn a_base_the_registry_lacks_is_uploaded_from_the_engine_gzipped() {
     assert_eq!(filesystem(image), filesystem(&reference));
 }
 
-/// A second real registry, with htpasswd Basic auth, on a free port; stopped when dropped.
-struct AuthRegistry {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-const USER: &str = "osbs";
-const PASSWORD: &str = "s3cret-test-pass";
-/// bcrypt (cost 4) of PASSWORD.
-const HTPASSWD: &str = "osbs:$2b$04$bmjwkLLtXz32LbAsH1j31eIOBUJdWETB4W597EwEsO/WEEO6T9HPO\n";
-
-impl AuthRegistry {
-    fn start() -> AuthRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {address}\n  secret: test\nauth:\n  htpasswd:\n    realm: osbs-test\n    path: {root}/htpasswd\n",
-            root = dir.path().display()
-        );
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is missing: apt-get install -y docker-registry (deploy/setup.sh does)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&address).is_ok() {
-                return AuthRegistry {
-                    child,
-                    address,
-                    _dir: dir,
-                };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the test registry on {address} did not start");
-    }
-}
-
-impl Drop for AuthRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_with_basic_auth_takes_the_push_and_passwords_never_show() {
     require_docker();
     require_registry();
-    let registry = AuthRegistry::start();
+    let registry = PrivateRegistry::with_password("127.0.0.1");
     let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:auth");
     let image = "osbs-squash-test-auth:1";
     build(image, &format!("FROM {base}\nRUN echo auth > /auth\n"));
@@ -384,7 +328,7 @@ async fn a_registry_with_basic_auth_takes_the_push_and_passwords_never_show() {
         "{anonymous}"
     );
 
-    target.auth = Some((USER.into(), Secret::new("wrong-password-xyz")));
+    target.auth = Some(Credentials::new(USER, Secret::new("wrong-password-xyz")));
     let wrong = squash_to_registry(&docker, image, &base, &target)
         .await
         .unwrap_err()
@@ -395,7 +339,7 @@ async fn a_registry_with_basic_auth_takes_the_push_and_passwords_never_show() {
         format!("{target:?}").contains("***") && !format!("{target:?}").contains("wrong-password")
     );
 
-    target.auth = Some((USER.into(), Secret::new(PASSWORD)));
+    target.auth = Some(Credentials::new(USER, Secret::new(PASSWORD)));
     let pushed = squash_to_registry(&docker, image, &base, &target)
         .await
         .unwrap();
