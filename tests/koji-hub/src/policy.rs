@@ -286,6 +286,15 @@ mod tests {
         tag odd-* :: maybe later
     ";
 
+    /// Tag, package, the user's permissions, force, and the answer.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a BTreeSet<String>,
+        bool,
+        Result<(), &'a str>,
+    );
+
     fn data<'a>(tag: &'a str, package: &'a str, perms: &'a BTreeSet<String>) -> PolicyData<'a> {
         PolicyData {
             tag: Some(tag),
@@ -303,7 +312,7 @@ mod tests {
         let none = BTreeSet::new();
         let tagger: BTreeSet<String> = ["tag".to_owned()].into();
         let admin: BTreeSet<String> = ["admin".to_owned()].into();
-        let cases: &[(&str, &str, &BTreeSet<String>, bool, Result<(), &str>)] = &[
+        let cases: &[Case] = &[
             (
                 "f41-candidate",
                 "httpd",
