@@ -72,7 +72,7 @@ pub enum OutputKind {
 }
 
 /// `dict[key]`: the value, or the `KeyError` (or `TypeError` on a non-dict) the hub raises.
-fn key<'a>(value: &'a Json, name: &str) -> Result<&'a Json, Fault> {
+pub(crate) fn key<'a>(value: &'a Json, name: &str) -> Result<&'a Json, Fault> {
     match value {
         Json::Object(map) => map.get(name).ok_or_else(|| Fault::key_error(name)),
         Json::String(_) => Err(Fault::python(
@@ -135,6 +135,50 @@ fn float(value: &Json) -> Result<f64, Fault> {
     }
 }
 
+/// `convert_value(value, cast=int)`: Python's `int()` of a value, or the hub's
+/// `ParameterError`.
+pub(crate) fn int_value(value: &Json) -> Result<i64, Fault> {
+    let converted = match value {
+        Json::Null => {
+            return Err(Fault::parameter(
+                "Invalid type, expected type <class 'int'>",
+            ));
+        }
+        Json::Bool(flag) => Some(i64::from(*flag)),
+        Json::Number(number) => number
+            .as_i64()
+            .or_else(|| number.as_f64().map(|float| float.trunc() as i64)),
+        Json::String(text) => text.trim().parse().ok(),
+        Json::Array(_) | Json::Object(_) => None,
+    };
+    converted.ok_or_else(|| {
+        Fault::parameter(format!(
+            "Invalid type for value '{}': <class '{}'>, expected type <class 'int'>",
+            py_str(value),
+            python_type(value)
+        ))
+    })
+}
+
+/// `get_task_id_from_metadata`: the build's `task_id`, or OSBS's
+/// `extra.container_koji_task_id`, which must agree when both are given.
+fn task_id_from_metadata(build: &Json) -> Result<Option<i64>, Fault> {
+    let task_id = build.get("task_id").map(int_value).transpose()?;
+    let Some(osbs_task) = build
+        .get("extra")
+        .and_then(|extra| extra.get("container_koji_task_id"))
+    else {
+        return Ok(task_id);
+    };
+    let osbs_task = int_value(osbs_task)?;
+    match task_id {
+        Some(task_id) if task_id != osbs_task => Err(Fault::generic(format!(
+            "CG provided non-matching task_id {task_id} and container_koji_task_id {osbs_task}"
+        ))),
+        _ => Ok(Some(osbs_task)),
+    }
+}
+
 fn text_field(value: &Json) -> Result<&str, Fault> {
     value.as_str().ok_or_else(|| {
         Fault::python(
@@ -150,17 +194,17 @@ fn get_metadata(
     directory: &str,
     area: &dyn UploadArea,
 ) -> Result<(Json, String), Fault> {
+    let uploaded = |name: &str| -> Result<String, Fault> {
+        area.read_text(&joinpath(&[directory, name])?)
+            .ok_or_else(|| Fault::generic(format!("No such file: {name}")))
+    };
     let text = match metadata {
         Json::Object(_) => {
             let raw = serde_json::to_string_pretty(metadata).unwrap_or_default();
             return Ok((metadata.clone(), raw));
         }
-        Json::Null => area
-            .read_text(&join(directory, "metadata.json"))
-            .ok_or_else(|| Fault::generic("No such file: metadata.json"))?,
-        Json::String(name) if name.ends_with(".json") => area
-            .read_text(&join(directory, name))
-            .ok_or_else(|| Fault::generic(format!("No such file: {name}")))?,
+        Json::Null => uploaded("metadata.json")?,
+        Json::String(name) if name.ends_with(".json") => uploaded(name)?,
         Json::String(text) => text.clone(),
         other => {
             return Err(Fault::parameter(format!(
@@ -170,13 +214,30 @@ fn get_metadata(
             )));
         }
     };
-    let parsed: Json = serde_json::from_str(&text).map_err(|_| {
-        Fault::generic(format!(
-            "Invalid json data for metadata: {}",
-            py_str_repr(&text)
-        ))
-    })?;
+    // koji's parse_json: with a `desc` its message is the bare "Invalid json data".
+    let parsed: Json = serde_json::from_str(&text)
+        .map_err(|_| Fault::generic(format!("Invalid json data: {}", py_str_repr(&text))))?;
     Ok((parsed, text))
+}
+
+/// `koji.util.joinpath(work, *segments)`, relative to `work/`: each segment normalized
+/// (`""` becomes `.`), and one that is absolute or climbs out refused.
+pub fn joinpath(segments: &[&str]) -> Result<String, Fault> {
+    let mut joined = String::new();
+    for raw in segments {
+        let normal = crate::methods::normpath(raw);
+        if raw.starts_with('/') || normal == ".." || normal.starts_with("../") {
+            return Err(Fault::python(
+                "ValueError",
+                format!("Invalid path segment: {raw}"),
+            ));
+        }
+        if !joined.is_empty() {
+            joined.push('/');
+        }
+        joined.push_str(&normal);
+    }
+    Ok(joined)
 }
 
 /// `os.path.join` for the hub's relative paths.
@@ -232,6 +293,7 @@ pub fn plan_import(
         let build_id = build.get("build_id").cloned().unwrap_or(Json::Null);
         let reserved = state.require_build(&build_id)?;
         let id_text = py_str(&build_id);
+        let task_id = task_id_from_metadata(build)?;
         if state.reservations.get(&reserved.id).map(String::as_str) != token || token.is_none() {
             return Err(Fault::generic(format!(
                 "Token doesn't match build ID {id_text}"
@@ -242,12 +304,23 @@ pub fn plan_import(
                 "Build ID {id_text} is not reserved by this CG"
             )));
         }
-        if let Some(task) = reserved.task_id {
+        if let Some(task) = reserved.task_id.filter(|task| Some(*task) != task_id) {
             return Err(Fault::generic(format!("Build is owned by task {task}")));
         }
         if reserved.state != build_state::BUILDING {
             return Err(Fault::generic(format!(
                 "Build ID {id_text} is not in BUILDING state"
+            )));
+        }
+        // This double reserves no draft builds: metadata must not ask for one.
+        let not_draft = match build.get("draft") {
+            None | Some(Json::Bool(false)) => true,
+            Some(Json::Number(number)) => number.as_f64() == Some(0.0),
+            Some(_) => false,
+        };
+        if !not_draft {
+            return Err(Fault::generic(format!(
+                "Draft field does not match reservation (build id = {id_text})"
             )));
         }
         let same = |field: &str, have: &str| -> Result<bool, Fault> {
@@ -279,8 +352,9 @@ pub fn plan_import(
         && !matches!(existing.state, build_state::FAILED | build_state::CANCELED)
     {
         return Err(Fault::generic(format!(
-            "Build already exists: {}",
-            crate::state::build_repr(existing)
+            "Build already exists: {} (id={})",
+            existing.nvr(),
+            existing.id
         )));
     }
 
@@ -325,6 +399,7 @@ pub fn plan_import(
     let source = key(build, "source")?.as_str().map(str::to_owned);
     let start_ts = float(key(build, "start_time")?)?;
     let end_ts = float(key(build, "end_time")?)?;
+    let task_id = task_id_from_metadata(build)?;
     let owner =
         match build.get("owner") {
             None | Some(Json::Null) => None,
@@ -341,16 +416,6 @@ pub fn plan_import(
                 )));
             }
         };
-    let task_id = build
-        .get("task_id")
-        .filter(|task| truthy(Some(task)))
-        .or_else(|| {
-            build
-                .get("extra")
-                .and_then(|extra| extra.get("container_koji_task_id"))
-                .filter(|task| truthy(Some(task)))
-        })
-        .and_then(Json::as_i64);
     let epoch = build.get("epoch").and_then(Json::as_i64);
 
     // buildroots: complete, each used by some output
@@ -391,7 +456,7 @@ pub fn plan_import(
     for output in &outputs {
         let relpath = output.get("relpath").and_then(Json::as_str).unwrap_or("");
         let filename = text_field(key(output, "filename")?)?.to_owned();
-        let relative = join(&join(directory, relpath), &filename);
+        let relative = joinpath(&[directory, relpath, &filename])?;
         let size = area.size(&relative).ok_or_else(|| {
             Fault::python(
                 "FileNotFoundError",

@@ -1,5 +1,6 @@
 //! How a hub double is set up: where it listens, where it keeps its state, who may log in,
-//! which content generators, tags and targets exist, TLS, and which upload API it offers.
+//! which content generators, tags and targets exist, TLS, which upload API it offers, and
+//! its `tag` policy.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,31 @@ impl UserSpec {
 pub struct TagSpec {
     pub name: String,
     pub packages: Vec<String>,
+    /// Nobody tags into it (an admin with `force` still may).
+    pub locked: bool,
+    /// The permission a user needs to tag into it (koji's tag `perm`).
+    pub perm: Option<String>,
+}
+
+impl TagSpec {
+    pub fn new(name: &str, packages: &[&str]) -> TagSpec {
+        TagSpec {
+            name: name.to_owned(),
+            packages: packages.iter().map(|p| (*p).to_owned()).collect(),
+            locked: false,
+            perm: None,
+        }
+    }
+
+    pub fn locked(mut self) -> TagSpec {
+        self.locked = true;
+        self
+    }
+
+    pub fn with_perm(mut self, perm: &str) -> TagSpec {
+        self.perm = Some(perm.to_owned());
+        self
+    }
 }
 
 /// A build target; its destination tag gets `packages` on its package list.
@@ -91,6 +117,9 @@ pub struct HubConfig {
     pub fast_upload: bool,
     /// How long a `tagBuild` task waits for its (simulated) builder daemon.
     pub tag_task_delay: Duration,
+    /// The hub's `tag` policy, in koji's `hub.conf` syntax (`has_perm tag :: allow` ...).
+    /// `None`, the hub's default: no `tag` policy, so every tagging passes it.
+    pub tag_policy: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -107,6 +136,7 @@ impl Default for HubConfig {
             tls: None,
             fast_upload: true,
             tag_task_delay: Duration::from_millis(200),
+            tag_policy: None,
         }
     }
 }

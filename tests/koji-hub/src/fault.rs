@@ -93,6 +93,16 @@ pub fn py_repr(value: &Json) -> String {
     }
 }
 
+/// Python's `repr()` of a dict whose keys keep the order the hub inserted them in (a JSON
+/// map sorts its keys; Python's dicts do not).
+pub fn py_dict_repr(entries: &[(String, Json)]) -> String {
+    let items: Vec<String> = entries
+        .iter()
+        .map(|(key, value)| format!("{}: {}", py_str_repr(key), py_repr(value)))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
 /// Python's `repr()` of a string: single quotes unless the text holds one and no double.
 pub fn py_str_repr(text: &str) -> String {
     let quote = if text.contains('\'') && !text.contains('"') {
@@ -146,6 +156,10 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(py_repr(&value), expected, "{value}");
         }
+        assert_eq!(
+            py_dict_repr(&[("name".into(), json!("a")), ("extra".into(), json!(null))]),
+            "{'name': 'a', 'extra': None}"
+        );
         assert_eq!(
             Fault::key_error("source").text,
             "<class 'KeyError'>: 'source'"

@@ -40,6 +40,10 @@ struct Args {
     /// Offer only the legacy `uploadFile` (no fast upload, no checkUpload).
     #[arg(long)]
     legacy_upload: bool,
+    /// A file holding the hub's `tag` policy rules, in `hub.conf`'s syntax. Default: none
+    /// (as a stock hub: every tagging passes the policy).
+    #[arg(long)]
+    tag_policy: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -124,11 +128,16 @@ fn config(args: &Args) -> anyhow::Result<HubConfig> {
             .with_context(|| format!("--package {spec:?}: expected TAG:PACKAGE"))?;
         match config.tags.iter_mut().find(|existing| existing.name == tag) {
             Some(existing) => existing.packages.push(package.to_owned()),
-            None => config.tags.push(osbs_koji_hub::TagSpec {
-                name: tag.to_owned(),
-                packages: vec![package.to_owned()],
-            }),
+            None => config
+                .tags
+                .push(osbs_koji_hub::TagSpec::new(tag, &[package])),
         }
+    }
+    if let Some(path) = &args.tag_policy {
+        config.tag_policy = Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--tag-policy: cannot read {}", path.display()))?,
+        );
     }
     if let (Some(cert), Some(key), Some(client_ca)) =
         (&args.tls_cert, &args.tls_key, &args.client_ca)

@@ -1,13 +1,14 @@
 //! The hub's XML-RPC methods and its session rules: what `kojihub.RootExports` and
 //! `koji.auth.Session` do for the calls a content generator makes, against [`HubState`].
 
-use crate::cg_import::{ImportPlan, OutputKind, UploadArea, join, plan_import};
+use crate::cg_import::{ImportPlan, OutputKind, UploadArea, int_value, join, key, plan_import};
 use crate::config::HubConfig;
 use crate::digest::Verifier;
-use crate::fault::{Fault, code, py_str};
+use crate::fault::{Fault, code, py_dict_repr, py_str};
+use crate::policy::{Policy, PolicyData, assert_policy};
 use crate::rpc::{Call, base64_arg};
 use crate::state::{
-    Archive, Build, HubState, LogFile, Session, Task, build_state, now, task_state,
+    Archive, Build, HubState, LogFile, Session, Tag, Task, build_state, now, task_state,
 };
 use serde_json::{Value as Json, json};
 use std::collections::BTreeSet;
@@ -41,6 +42,8 @@ pub struct Hub {
     pub(crate) state: Mutex<HubState>,
     pub(crate) dir: PathBuf,
     pub(crate) config: HubConfig,
+    /// The `tag` policy parsed from `config.tag_policy`.
+    tag_policy: Option<Policy>,
 }
 
 /// The logged-in session of a call, once validated.
@@ -51,8 +54,9 @@ struct Login {
 }
 
 impl Hub {
-    /// A hub over `dir`: the state found there, or a fresh one seeded from `config`.
-    pub fn open(dir: &Path, config: HubConfig) -> std::io::Result<Hub> {
+    /// A hub over `dir`: the state found there, or a fresh one seeded from `config`, judging
+    /// tagging by `tag_policy` (koji's, parsed from `config.tag_policy`).
+    pub fn open(dir: &Path, config: HubConfig, tag_policy: Option<Policy>) -> std::io::Result<Hub> {
         std::fs::create_dir_all(dir.join("work"))?;
         std::fs::create_dir_all(dir.join("packages"))?;
         let state = match HubState::load(dir)? {
@@ -67,6 +71,7 @@ impl Hub {
             state: Mutex::new(state),
             dir: dir.to_owned(),
             config,
+            tag_policy,
         })
     }
 
@@ -167,20 +172,20 @@ impl Hub {
                     .unwrap_or(false);
                 match state.find_build(info)? {
                     Some(build) => Ok(state.build_info(build)),
-                    None if strict => {
-                        Err(Fault::generic(format!("No such build: {}", py_str(info))))
-                    }
+                    None if strict => state.require_build(info).map(|_| Json::Null),
                     None => Ok(Json::Null),
                 }
             }
             "getNextRelease" => {
                 let state = self.lock();
                 let info = call.required(0, "build_info")?;
-                let name = info.get("name").ok_or_else(|| Fault::key_error("name"))?;
-                let version = info
-                    .get("version")
-                    .ok_or_else(|| Fault::key_error("version"))?;
-                let increment = call.arg(1, "incr").and_then(Json::as_i64).unwrap_or(1);
+                let increment = match call.arg(1, "incr") {
+                    None => 1,
+                    Some(incr) => int_value(incr)
+                        .map_err(|_| Fault::parameter("incr parameter must be an integer"))?,
+                };
+                let name = key(info, "name")?;
+                let version = key(info, "version")?;
                 let latest = state
                     .builds
                     .values()
@@ -297,7 +302,8 @@ impl Hub {
                     .unwrap_or(false);
                 match state.tasks.get(&id) {
                     Some(task) => Ok(task_info(task)),
-                    None if strict => Err(Fault::generic(format!("No such task: {id}"))),
+                    // The hub's strict query, not a sentence of its own.
+                    None if strict => Err(Fault::generic("query returned no rows")),
                     None => Ok(Json::Null),
                 }
             }
@@ -307,17 +313,17 @@ impl Hub {
                 let task = state
                     .tasks
                     .get(&id)
-                    .ok_or_else(|| Fault::generic(format!("No such task: {id}")))?;
+                    .ok_or_else(|| Fault::generic("No such task"))?;
                 match (task.state, &task.result) {
                     (task_state::CLOSED, result) => Ok(result.clone().unwrap_or(Json::Null)),
                     (task_state::FAILED, Some(Json::Array(fault))) => Err(Fault::new(
                         fault.first().and_then(Json::as_i64).unwrap_or(1) as i32,
                         fault.get(1).and_then(Json::as_str).unwrap_or_default(),
                     )),
-                    (state, _) => Err(Fault::generic(format!(
-                        "Task {id} is {}",
-                        task_state::name(state)
-                    ))),
+                    (task_state::CANCELED, _) => {
+                        Err(Fault::generic(format!("Task {id} is canceled")))
+                    }
+                    _ => Err(Fault::generic(format!("Task {id} is not finished"))),
                 }
             }
             other => Err(Fault::generic(format!("Invalid method: {other}"))),
@@ -417,6 +423,7 @@ impl Hub {
         };
         let epoch = data.get("epoch").and_then(Json::as_i64);
         let nvr = json!({"name": name, "version": version, "release": release});
+        let package_id = state.ensure_package(&name);
         let build_id = match state.find_build(&nvr)?.cloned() {
             Some(old) => match old.state {
                 // The controlling "task" (none for a CG) restarting: same build.
@@ -447,7 +454,7 @@ impl Hub {
                         "Build already exists (id={}, state={}): {}",
                         old.id,
                         build_state::name(other),
-                        crate::fault::py_repr(data)
+                        new_build_data_repr(data, user, cg_id, package_id)
                     )));
                 }
             },
@@ -553,6 +560,7 @@ impl Hub {
     ) -> Result<Build, Fault> {
         let build_dir = package_dir(&self.dir, &plan.name, &plan.version, &plan.release);
         let io = |error: std::io::Error| Fault::python("OSError", error);
+        state.ensure_package(&plan.name);
         let id = match plan.reserved_build_id {
             Some(id) => id,
             None => {
@@ -822,34 +830,34 @@ impl Hub {
         Ok(file)
     }
 
+    /// `tagBuild`: the checks of the hub's call, in its order, then a task that the
+    /// "builder" runs later (and that checks again, as the task's owner).
     fn tag_build(&self, user: Option<i64>, call: &Call) -> Result<Json, Fault> {
         let user =
             user.ok_or_else(|| Fault::not_allowed("you must be logged in for this operation"))?;
         let tag = call.required(0, "tag")?;
         let build = call.required(1, "build")?;
-        let force = call
-            .arg(2, "force")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
+        let force = flag(call.arg(2, "force"));
         let mut state = self.lock();
         let build = state.require_build(build)?.clone();
         let tag = state.require_tag(tag)?.clone();
         if build.state != build_state::COMPLETE {
-            return Err(Fault::tag(format!(
-                "build {} not complete: state {}",
-                build.nvr(),
-                build_state::name(build.state)
-            )));
+            return Err(not_complete(&build));
         }
-        if tag.locked && !force {
-            return Err(Fault::not_allowed(format!("tag {} is locked", tag.name)));
-        }
+        state.assert_tag_access(&tag, user, force)?;
         if !tag.packages.contains(&build.name) {
-            return Err(Fault::tag(format!(
-                "Package {} not in list for {}",
-                build.name, tag.name
-            )));
+            // An admin's force puts the package on the list (koji's pkglist_add).
+            if !(force && is_admin(&state, user)) {
+                return Err(Fault::tag(format!(
+                    "Package {} not in list for {}",
+                    build.name, tag.name
+                )));
+            }
+            state.ensure_package(&build.name);
+            let listed = state.tags.get_mut(&tag.name).expect("found above");
+            listed.packages.insert(build.name.clone());
         }
+        self.assert_tag_policy(&state, &tag, &build, user, force)?;
         let id = state.next("task");
         let created = now();
         state.tasks.insert(
@@ -870,53 +878,88 @@ impl Hub {
         Ok(json!(id))
     }
 
+    /// `tagBuildBypass`: tags at once, for a user with the `tag` permission, still under
+    /// the tag policy and the tag's lock and permission.
     fn tag_build_bypass(&self, user: Option<i64>, call: &Call) -> Result<Json, Fault> {
         let tag = call.required(0, "tag")?;
         let build = call.required(1, "build")?;
-        let force = call
-            .arg(2, "force")
-            .and_then(Json::as_bool)
-            .unwrap_or(false);
+        let force = flag(call.arg(2, "force"));
         let mut state = self.lock();
-        let login_name = user
-            .and_then(|id| state.user_by_id(id))
-            .map(|u| u.name.clone());
-        let allowed = user
-            .and_then(|id| state.user_by_id(id))
-            .is_some_and(|user| user.perms.contains("tag") || user.perms.contains("admin"));
-        if !allowed {
-            return Err(Fault::not_allowed(match login_name {
-                Some(name) => format!("tag permission required (logged in as {name})"),
+        let login = user.and_then(|id| state.user_by_id(id));
+        let allowed =
+            login.is_some_and(|user| user.perms.contains("tag") || user.perms.contains("admin"));
+        let (Some(user), true) = (user, allowed) else {
+            return Err(Fault::not_allowed(match login {
+                Some(user) => format!("tag permission required (logged in as {})", user.name),
                 None => "tag permission required (user not logged in)".into(),
             }));
-        }
-        let tag_id = state.require_tag(tag)?.id;
-        let build_id = state.require_build(build)?.id;
-        direct_tag_build(&mut state, tag_id, build_id, force)?;
+        };
+        let tag = state.require_tag(tag)?.clone();
+        let build = state.require_build(build)?.clone();
+        self.assert_tag_policy(&state, &tag, &build, user, force)?;
+        state.assert_tag_access(&tag, user, force)?;
+        direct_tag_build(&mut state, &tag, &build, force)?;
         self.save(&state)?;
         Ok(Json::Null)
+    }
+
+    /// The `tag` policy for `user` tagging `build` into `tag`.
+    fn assert_tag_policy(
+        &self,
+        state: &HubState,
+        tag: &Tag,
+        build: &Build,
+        user: i64,
+        force: bool,
+    ) -> Result<(), Fault> {
+        let data = PolicyData {
+            tag: Some(&tag.name),
+            fromtag: None,
+            operation: "tag",
+            package: &build.name,
+            user_perms: state.user_by_id(user).map(|user| &user.perms),
+            user_owns_build: build.owner_id == user,
+        };
+        assert_policy("tag", self.tag_policy.as_ref(), &data, force)
+    }
+
+    /// What the builder's `tagBuild` task does through `host.tagBuild`, as the task's owner:
+    /// the policy, the package list, the tag's lock and permission, then the tagging.
+    fn run_tag_task(&self, state: &mut HubState, task: &Task) -> Result<(), Fault> {
+        let request = &task.request;
+        let tag_id = request[0].as_i64().unwrap_or_default();
+        let build_id = request[1].as_i64().unwrap_or_default();
+        let force = flag(request.get(2));
+        let build = state.require_build(&json!(build_id))?.clone();
+        let tag = state.require_tag(&json!(tag_id))?.clone();
+        self.assert_tag_policy(state, &tag, &build, task.owner, force)?;
+        if !tag.packages.contains(&build.name) {
+            // The host call names the tag by the id in the task's request.
+            return Err(Fault::tag(format!(
+                "Package {} not in list for {tag_id}",
+                build.name
+            )));
+        }
+        state.assert_tag_access(&tag, task.owner, force)?;
+        direct_tag_build(state, &tag, &build, force)
     }
 
     /// The "builder daemon": runs `tagBuild` tasks whose time has come.
     pub fn run_due_tasks(&self) {
         let mut state = self.lock();
         let now = now();
-        let due: Vec<i64> = state
+        let due: Vec<Task> = state
             .tasks
             .values()
             .filter(|task| task.state == task_state::FREE && task.due_ts <= now)
-            .map(|task| task.id)
+            .cloned()
             .collect();
         if due.is_empty() {
             return;
         }
-        for id in due {
-            let request = state.tasks[&id].request.clone();
-            let tag_id = request[0].as_i64().unwrap_or_default();
-            let build_id = request[1].as_i64().unwrap_or_default();
-            let force = request[2].as_bool().unwrap_or(false);
-            let outcome = direct_tag_build(&mut state, tag_id, build_id, force);
-            let task = state.tasks.get_mut(&id).expect("listed above");
+        for task in due {
+            let outcome = self.run_tag_task(&mut state, &task);
+            let task = state.tasks.get_mut(&task.id).expect("listed above");
             task.completion_ts = Some(now);
             match outcome {
                 Ok(()) => {
@@ -933,38 +976,94 @@ impl Hub {
             tracing::error!(error = %error, "cannot save the hub state");
         }
     }
+
+    /// Changes the state behind the API's back, as an admin's SQL or admin call would
+    /// (the double offers neither), and keeps it.
+    pub(crate) fn edit_state<T>(&self, edit: impl FnOnce(&mut HubState) -> T) -> T {
+        let mut state = self.lock();
+        let outcome = edit(&mut state);
+        if let Err(error) = state.save(&self.dir) {
+            tracing::error!(error = %error, "cannot save the hub state");
+        }
+        outcome
+    }
 }
 
-/// `_direct_tag_build`: the build must be complete and not already in the tag.
+/// Python truthiness of an optional boolean argument (`force`).
+fn flag(value: Option<&Json>) -> bool {
+    match value {
+        None | Some(Json::Null) | Some(Json::Bool(false)) => false,
+        Some(Json::Number(number)) => number.as_f64() != Some(0.0),
+        Some(Json::String(text)) => !text.is_empty(),
+        Some(_) => true,
+    }
+}
+
+fn is_admin(state: &HubState, user: i64) -> bool {
+    state
+        .user_by_id(user)
+        .is_some_and(|user| user.perms.contains("admin"))
+}
+
+fn not_complete(build: &Build) -> Fault {
+    Fault::tag(format!(
+        "build {} not complete: state {}",
+        build.nvr(),
+        build_state::name(build.state)
+    ))
+}
+
+/// `_direct_tag_build`: the build must be complete and, unless forced, not in the tag yet.
 fn direct_tag_build(
     state: &mut HubState,
-    tag_id: i64,
-    build_id: i64,
+    tag: &Tag,
+    build: &Build,
     force: bool,
 ) -> Result<(), Fault> {
-    let build = state
-        .builds
-        .get(&build_id)
-        .ok_or_else(|| Fault::generic(format!("No such build: {build_id}")))?;
-    let tag = state
-        .tag_by_id(tag_id)
-        .ok_or_else(|| Fault::generic(format!("No such tagInfo: {tag_id}")))?;
     if build.state != build_state::COMPLETE {
-        return Err(Fault::tag(format!(
-            "build {} not complete: state {}",
-            build.nvr(),
-            build_state::name(build.state)
-        )));
+        return Err(not_complete(build));
     }
-    if state.tag_listing.contains(&(tag_id, build_id)) && !force {
+    if state.tag_listing.contains(&(tag.id, build.id)) && !force {
         return Err(Fault::tag(format!(
             "build {} already tagged ({})",
             build.nvr(),
             tag.name
         )));
     }
-    state.tag_listing.insert((tag_id, build_id));
+    state.tag_listing.insert((tag.id, build.id));
     Ok(())
+}
+
+/// `%r` of the dict `cg_init_build` hands `new_build` once both filled it in: the
+/// caller's keys first (in the order they arrive here: sorted), then the hub's.
+fn new_build_data_repr(data: &Json, user: Option<i64>, cg_id: i64, package_id: i64) -> String {
+    let mut entries: Vec<(String, Json)> = data
+        .as_object()
+        .map(|map| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let mut set = |key: &str, value: Json, only_if_missing: bool| match entries
+        .iter_mut()
+        .find(|(existing, _)| existing == key)
+    {
+        Some(_) if only_if_missing => {}
+        Some(entry) => entry.1 = value,
+        None => entries.push((key.to_owned(), value)),
+    };
+    // cg_init_build
+    set("owner", json!(user), false);
+    set("state", json!(build_state::BUILDING), false);
+    set("completion_time", Json::Null, false);
+    set("cg_id", json!(cg_id), false);
+    set("epoch", Json::Null, true);
+    // new_build
+    set("pkg_id", json!(package_id), true);
+    set("extra", Json::Null, true);
+    set("start_time", json!("NOW"), true);
+    set("source", Json::Null, true);
+    set("task_id", Json::Null, true);
+    set("volume_id", json!(0), true);
+    set("draft", json!(false), true);
+    py_dict_repr(&entries)
 }
 
 /// The listArchives dict of an archive.
@@ -1016,8 +1115,8 @@ fn decode_int(value: &Json) -> Option<i64> {
     }
 }
 
-/// `os.path.normpath` of a relative upload directory.
-fn normpath(path: &str) -> String {
+/// `os.path.normpath` of a relative path (a leading `/` is dropped: callers refuse it).
+pub(crate) fn normpath(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {

@@ -44,6 +44,19 @@ pub fn next_release(latest: Option<&str>, increment: i64) -> Result<String, Faul
     )))
 }
 
+/// `koji.parse_NVR` as the hub looks builds up: split on the last two `-` (the name may be
+/// empty, an `epoch:` before it is dropped), or `invalid format: <nvr>`.
+pub fn parse_nvr_strict(nvr: &str) -> Result<(String, String, String), Fault> {
+    let invalid = || Fault::generic(format!("invalid format: {nvr}"));
+    let (rest, release) = nvr.rsplit_once('-').ok_or_else(invalid)?;
+    let (name, version) = rest.rsplit_once('-').ok_or_else(invalid)?;
+    if release.is_empty() || version.is_empty() {
+        return Err(invalid());
+    }
+    let name = name.split_once(':').map_or(name, |(_, name)| name);
+    Ok((name.to_owned(), version.to_owned(), release.to_owned()))
+}
+
 /// `name-version-release` → its three parts (`koji.parse_NVR`: split on the last two `-`).
 pub fn parse_nvr(nvr: &str) -> Option<(String, String, String)> {
     let (rest, release) = nvr.rsplit_once('-')?;
@@ -102,5 +115,14 @@ mod tests {
             Some(("my-image".into(), "1.0".into(), "3".into()))
         );
         assert_eq!(parse_nvr("nodash"), None);
+        let strict = |nvr: &str| parse_nvr_strict(nvr).map_err(|fault| fault.text);
+        assert_eq!(
+            strict("1:my-image-1.0-3"),
+            Ok(("my-image".into(), "1.0".into(), "3".into()))
+        );
+        assert_eq!(strict("-1-2"), Ok(("".into(), "1".into(), "2".into())));
+        for bad in ["nodash", "a-1-", "a--1", "a-1"] {
+            assert_eq!(strict(bad), Err(format!("invalid format: {bad}")), "{bad}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::digest::Verifier;
 use crate::fault::Fault;
 use crate::methods::{Caller, Hub};
 use crate::rpc::{fault_xml, parse_call, response_xml};
-use crate::state::{Build, HubState};
+use crate::state::{Build, HubState, Tag};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -40,6 +40,8 @@ pub enum HubError {
     },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("the hub's tag policy: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// Faults a test injects.
@@ -486,7 +488,12 @@ impl KojiHub {
 }
 
 fn open_hub(dir: &Path, config: &HubConfig) -> Result<Hub, HubError> {
-    Hub::open(dir, config.clone()).map_err(|source| HubError::State {
+    let tag_policy = config
+        .tag_policy
+        .as_deref()
+        .map(crate::policy::Policy::parse)
+        .transpose()?;
+    Hub::open(dir, config.clone(), tag_policy).map_err(|source| HubError::State {
         path: dir.to_owned(),
         source,
     })
@@ -635,6 +642,23 @@ impl RunningHub {
             .values()
             .find(|build| build.nvr() == nvr)
             .cloned()
+    }
+
+    /// Sets the state of the build `nvr` as an admin's SQL would, leaving its reservation
+    /// (no call leaves a reserved build outside BUILDING with its token still valid; this
+    /// reaches that state). False: no such build.
+    pub fn set_build_state(&self, nvr: &str, state: i64) -> bool {
+        self.hub.edit_state(|hub| {
+            let build = hub.builds.values_mut().find(|build| build.nvr() == nvr);
+            build.map(|build| build.state = state).is_some()
+        })
+    }
+
+    /// Changes the tag `name` as an admin's `editTag2` or `packageListRemove` would (which
+    /// the double does not offer). False: no such tag.
+    pub fn edit_tag(&self, name: &str, edit: impl FnOnce(&mut Tag)) -> bool {
+        self.hub
+            .edit_state(|hub| hub.tags.get_mut(name).map(edit).is_some())
     }
 
     /// NVRs of the builds tagged into `tag`.

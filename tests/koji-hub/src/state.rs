@@ -4,7 +4,7 @@
 //! again on the same `--state-dir`) carries on where it stopped.
 
 use crate::config::HubConfig;
-use crate::fault::{Fault, py_repr, py_str_repr};
+use crate::fault::{Fault, py_repr};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +74,9 @@ pub struct Tag {
     /// Packages allowed in the tag (the tag's package list).
     pub packages: BTreeSet<String>,
     pub locked: bool,
+    /// The permission needed to tag into it (`None`: anyone).
+    #[serde(default)]
+    pub perm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +178,10 @@ pub struct HubState {
     pub users: BTreeMap<String, User>,
     pub content_generators: BTreeMap<String, ContentGenerator>,
     pub btypes: BTreeSet<String>,
+    /// Package name → id (koji's `package` table): every name a build or a package list
+    /// ever used.
+    #[serde(default)]
+    pub packages: BTreeMap<String, i64>,
     /// Archive type name → space-separated extensions (koji's `archivetypes`).
     pub archive_types: BTreeMap<String, String>,
     pub tags: BTreeMap<String, Tag>,
@@ -245,6 +252,11 @@ impl HubState {
         }
         for spec in &config.tags {
             state.ensure_tag(&spec.name, &spec.packages);
+            let tag = state.tags.get_mut(&spec.name).expect("just ensured");
+            tag.locked |= spec.locked;
+            if spec.perm.is_some() {
+                tag.perm = spec.perm.clone();
+            }
         }
         for spec in &config.targets {
             let build_tag = state.ensure_tag(&spec.build_tag, &[]);
@@ -264,6 +276,9 @@ impl HubState {
     }
 
     fn ensure_tag(&mut self, name: &str, packages: &[String]) -> i64 {
+        for package in packages {
+            self.ensure_package(package);
+        }
         if let Some(tag) = self.tags.get_mut(name) {
             tag.packages.extend(packages.iter().cloned());
             return tag.id;
@@ -276,9 +291,41 @@ impl HubState {
                 name: name.to_owned(),
                 packages: packages.iter().cloned().collect(),
                 locked: false,
+                perm: None,
             },
         );
         id
+    }
+
+    /// `new_package(name, strict=False)`: the package's id, made on first use.
+    pub fn ensure_package(&mut self, name: &str) -> i64 {
+        if let Some(id) = self.packages.get(name) {
+            return *id;
+        }
+        let id = self.next("package");
+        self.packages.insert(name.to_owned(), id);
+        id
+    }
+
+    /// `check_tag_access(tag, user)`: whether `user` may tag into `tag` and, when not, why
+    /// (and whether an admin's `force` overrides it, which `assert_tag_access` allows).
+    pub fn assert_tag_access(&self, tag: &Tag, user_id: i64, force: bool) -> Result<(), Fault> {
+        let perms = self
+            .user_by_id(user_id)
+            .map(|user| &user.perms)
+            .ok_or_else(|| Fault::generic(format!("No such user: {user_id}")))?;
+        let refusal = if tag.locked {
+            Some("tag is locked".to_owned())
+        } else {
+            tag.perm
+                .as_ref()
+                .filter(|needed| !perms.contains(*needed))
+                .map(|needed| format!("tag requires {needed} permission"))
+        };
+        match refusal {
+            Some(reason) if !(force && perms.contains("admin")) => Err(Fault::not_allowed(reason)),
+            _ => Ok(()),
+        }
     }
 
     /// The next id of a sequence (`nextval('<name>_id_seq')`).
@@ -335,11 +382,13 @@ impl HubState {
     pub fn find_build(&self, info: &Json) -> Result<Option<&Build>, Fault> {
         match info {
             Json::Number(id) => Ok(id.as_i64().and_then(|id| self.builds.get(&id))),
-            Json::String(nvr) => Ok(crate::nvr::parse_nvr(nvr).and_then(|(n, v, r)| {
-                self.builds
+            Json::String(nvr) => {
+                let (n, v, r) = crate::nvr::parse_nvr_strict(nvr)?;
+                Ok(self
+                    .builds
                     .values()
-                    .find(|b| b.name == n && b.version == v && b.release == r)
-            })),
+                    .find(|b| b.name == n && b.version == v && b.release == r))
+            }
             Json::Object(map) => {
                 let (Some(name), Some(version), Some(release)) =
                     (map.get("name"), map.get("version"), map.get("release"))
@@ -359,10 +408,16 @@ impl HubState {
         }
     }
 
-    /// `get_build(info, strict=True)`.
+    /// `get_build(info, strict=True)`: an unknown NVR is named with `%r`, an unknown id
+    /// with `%s`, as the hub's two lookups do.
     pub fn require_build(&self, info: &Json) -> Result<&Build, Fault> {
-        self.find_build(info)?
-            .ok_or_else(|| Fault::generic(format!("No such build: {}", crate::fault::py_str(info))))
+        self.find_build(info)?.ok_or_else(|| {
+            let named = match info {
+                Json::Number(id) => id.to_string(),
+                other => py_repr(other),
+            };
+            Fault::generic(format!("No such build: {named}"))
+        })
     }
 
     /// `get_tag(info, strict=True)`.
@@ -385,7 +440,7 @@ impl HubState {
         json!({
             "id": build.id,
             "build_id": build.id,
-            "package_id": build.id,
+            "package_id": self.packages.get(&build.name),
             "package_name": build.name,
             "name": build.name,
             "version": build.version,
@@ -430,10 +485,10 @@ impl HubState {
         json!({
             "id": tag.id,
             "name": tag.name,
-            "arches": Json::Null,
+            "arches": "",
             "locked": tag.locked,
-            "perm": Json::Null,
-            "perm_id": Json::Null,
+            "perm": tag.perm,
+            "perm_id": tag.perm.as_deref().and_then(permission_id),
             "maven_support": false,
             "maven_include_all": false,
             "extra": {},
@@ -508,14 +563,27 @@ pub fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// `%r` of a build-info dict in the hub's error messages (`Build already exists: {...}`).
-pub fn build_repr(build: &Build) -> String {
-    format!(
-        "{{'id': {}, 'name': {}, 'version': {}, 'release': {}, 'state': {}}}",
-        build.id,
-        py_str_repr(&build.name),
-        py_str_repr(&build.version),
-        py_str_repr(&build.release),
-        build.state
-    )
+/// The id of a permission in a stock hub's `permissions` table (`schemas/schema.sql`).
+pub fn permission_id(name: &str) -> Option<i64> {
+    const PERMISSIONS: &[&str] = &[
+        "admin",
+        "appliance",
+        "dist-repo",
+        "host",
+        "image",
+        "image-import",
+        "livecd",
+        "maven-import",
+        "repo",
+        "sign",
+        "tag",
+        "target",
+        "win-admin",
+        "win-import",
+        "draft-promoter",
+    ];
+    PERMISSIONS
+        .iter()
+        .position(|known| *known == name)
+        .map(|index| index as i64 + 1)
 }
