@@ -135,92 +135,42 @@ pub fn require_registry() {
     );
 }
 
-/// A tar of a minimal root filesystem: busybox-static with its applet links, `/etc/passwd`
-/// and `/tmp`. Extra `(path, file on the host)` pairs are added as they are (for example
-/// the host's rpm and its libraries).
+/// `deploy/base-image.sh`: the one recipe of the base image of the quickstart and the tests.
+pub fn base_image_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base-image.sh")
+}
+
+/// The root filesystem of the base image (`deploy/base-image.sh rootfs`: busybox-static with
+/// its applet links, `/etc/passwd`, `/tmp`) as a tar, with extra `(path, file on the host)`
+/// pairs appended as they are (for example the host's rpm and its libraries).
 pub fn busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
-    let busybox = Path::new("/bin/busybox");
+    let script = base_image_script();
+    let rootfs = Command::new(&script)
+        .arg("rootfs")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
     assert!(
-        busybox.exists(),
-        "/bin/busybox is missing: apt-get install -y busybox-static (deploy/setup.sh does)"
+        rootfs.status.success(),
+        "{} rootfs failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&rootfs.stderr)
     );
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
-    let dir = |builder: &mut tar::Builder<Vec<u8>>, path: &str| {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        builder
-            .append_data(&mut header, path, std::io::empty())
-            .expect("tar dir");
-    };
-    for path in ["bin", "etc", "tmp", "root", "usr", "usr/bin", "var"] {
-        dir(&mut builder, path);
-    }
-    builder
-        .append_path_with_name(busybox, "bin/busybox")
-        .expect("tar busybox");
-    for applet in [
-        "sh",
-        "ls",
-        "cat",
-        "echo",
-        "mkdir",
-        "rm",
-        "cp",
-        "mv",
-        "ln",
-        "touch",
-        "chmod",
-        "chown",
-        "test",
-        "true",
-        "false",
-        "sleep",
-        "env",
-        "id",
-        "wc",
-        "head",
-        "tail",
-        "grep",
-        "sed",
-        "find",
-        "stat",
-        "readlink",
-        "sha256sum",
-        "md5sum",
-        "printf",
-        "tr",
-        "sort",
-        "uniq",
-        "dd",
-        "wget",
-        "tar",
-        "gzip",
-        "date",
-        "hostname",
-        "uname",
-        "whoami",
-        "adduser",
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Symlink);
-        header.set_mode(0o777);
-        header.set_size(0);
-        builder
-            .append_link(&mut header, format!("bin/{applet}"), "busybox")
-            .expect("tar link");
-    }
-    let passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n";
-    let group = b"root:x:0:\nnobody:x:65534:\n";
-    for (path, content) in [("etc/passwd", &passwd[..]), ("etc/group", &group[..])] {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(0o644);
-        header.set_size(content.len() as u64);
-        builder
-            .append_data(&mut header, path, content)
-            .expect("tar file");
+    let mut base = tar::Archive::new(rootfs.stdout.as_slice());
+    for entry in base.entries().expect("the base rootfs tar") {
+        let mut entry = entry.expect("an entry of the base rootfs tar");
+        let mut header = entry.header().clone();
+        let path = entry.path().expect("an entry path").into_owned();
+        match entry
+            .link_name()
+            .expect("a link name")
+            .map(|link| link.into_owned())
+        {
+            Some(target) => builder.append_link(&mut header, &path, &target),
+            None => builder.append_data(&mut header, &path, &mut entry),
+        }
+        .expect("copy an entry of the base rootfs");
     }
     for (path, host) in extra {
         builder
@@ -230,24 +180,14 @@ pub fn busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
     builder.into_inner().expect("tar finish")
 }
 
-/// Imports a busybox rootfs as `tag` and pushes it to the local registry (idempotent).
-/// Returns `tag`.
+/// Makes `tag` (`127.0.0.1:5000/<repository>:<tag>`) the base image of
+/// `deploy/base-image.sh`, in the engine and in the registry (loaded and pushed only when
+/// missing or different). Returns `tag`.
 pub fn ensure_busybox_image(tag: &str) -> String {
     require_docker();
     require_registry();
-    let rootfs = busybox_rootfs_tar(&[]);
-    run_with_stdin(
-        &[
-            "docker",
-            "import",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "-",
-            tag,
-        ],
-        &rootfs,
-    );
-    run(&["docker", "push", tag]);
+    let script = base_image_script();
+    run(&[script.to_str().expect("a UTF-8 path"), "ensure", tag]);
     tag.to_owned()
 }
 
@@ -305,4 +245,30 @@ pub fn event_fixtures_dir() -> std::path::PathBuf {
         dir.display()
     );
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_rootfs_is_deterministic_and_has_no_rpm_tools() {
+        let first = busybox_rootfs_tar(&[]);
+        assert_eq!(first, busybox_rootfs_tar(&[]), "same recipe, same bytes");
+        let mut names = Vec::new();
+        for entry in tar::Archive::new(first.as_slice()).entries().unwrap() {
+            names.push(entry.unwrap().path().unwrap().display().to_string());
+        }
+        assert!(
+            names.iter().any(|name| name.ends_with("bin/sh")),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|name| name.ends_with("bin/busybox")));
+        for tool in ["bin/rpm", "bin/rpm2cpio"] {
+            assert!(
+                !names.iter().any(|name| name.ends_with(tool)),
+                "{tool} is linked"
+            );
+        }
+    }
 }
