@@ -49,6 +49,84 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Counts of `queue` in this vhost, unacked messages included.
+    pub fn queue_counts(&self, queue: &str) -> QueueCounts {
+        queue_counts(None, &self.vhost, queue)
+    }
+
+    /// Sets RabbitMQ policy `name` on the queues of this vhost matching `pattern` (it goes
+    /// with the vhost).
+    pub fn set_queue_policy(&self, name: &str, pattern: &str, definition: &str) {
+        rabbitmqctl(&[
+            "set_policy",
+            "-p",
+            &self.vhost,
+            "--apply-to",
+            "queues",
+            name,
+            pattern,
+            definition,
+        ]);
+    }
+
+    pub fn clear_policy(&self, name: &str) {
+        rabbitmqctl(&["clear_policy", "-p", &self.vhost, name]);
+    }
+}
+
+/// A queue's messages as the broker counts them: a message a consumer holds unacked is
+/// neither gone nor ready (AMQP's `queue.declare-ok` counts only the ready ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub ready: u64,
+    pub unacked: u64,
+    pub consumers: u64,
+}
+
+impl QueueCounts {
+    /// Nothing waits and nothing is in a consumer's hands.
+    pub fn settled(&self) -> bool {
+        self.ready == 0 && self.unacked == 0
+    }
+}
+
+/// Counts of `queue` in `vhost` of RabbitMQ node `node` (`None`: the shared one), from
+/// `rabbitmqctl list_queues`.
+pub fn queue_counts(node: Option<&str>, vhost: &str, queue: &str) -> QueueCounts {
+    let mut args = Vec::new();
+    if let Some(node) = node {
+        args.extend(["-n", node]);
+    }
+    args.extend([
+        "list_queues",
+        "-p",
+        vhost,
+        "--no-table-headers",
+        "--quiet",
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+        "consumers",
+    ]);
+    let listing = rabbitmqctl(&args);
+    let row = listing
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.first() == Some(&queue))
+        .unwrap_or_else(|| panic!("no queue {queue} in vhost {vhost}:\n{listing}"));
+    let number = |index: usize| -> u64 {
+        row.get(index)
+            .and_then(|field| field.parse().ok())
+            .unwrap_or_else(|| panic!("unreadable list_queues row for {queue}: {row:?}"))
+    };
+    QueueCounts {
+        ready: number(1),
+        unacked: number(2),
+        consumers: number(3),
+    }
+}
+
 impl Default for TestEnv {
     fn default() -> Self {
         TestEnv::new()
@@ -74,7 +152,7 @@ impl Drop for TestEnv {
     }
 }
 
-fn rabbitmqctl(args: &[&str]) {
+fn rabbitmqctl(args: &[&str]) -> String {
     let output = Command::new("rabbitmqctl")
         .args(args)
         .output()
@@ -85,6 +163,7 @@ fn rabbitmqctl(args: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn port_open(port: u16) -> bool {
@@ -191,6 +270,37 @@ pub fn ensure_busybox_image(tag: &str) -> String {
     tag.to_owned()
 }
 
+/// Fails the test when a secret it configured shows in a captured log. `logs` are
+/// `(whose, text)` — every service's and the CLI's output; `secrets` are `(what, value)`:
+/// Koji and registry passwords, Koji session keys, reservation tokens. The failure names the
+/// secret and the log, and shows the line with the secret masked, never the secret.
+pub fn assert_no_secrets(logs: &[(String, String)], secrets: &[(String, String)]) {
+    assert!(
+        !secrets.is_empty(),
+        "no secret to look for: a scan over nothing cannot fail"
+    );
+    assert!(
+        logs.iter().any(|(_, text)| !text.trim().is_empty()),
+        "every captured log is empty: a scan of nothing cannot fail"
+    );
+    for (what, secret) in secrets {
+        // A short value would be found in ordinary text and tell nothing.
+        assert!(
+            secret.len() >= 8,
+            "the {what} is too short to look for ({} characters): configure a longer one",
+            secret.len()
+        );
+        for (whose, text) in logs {
+            if let Some(line) = text.lines().find(|line| line.contains(secret.as_str())) {
+                panic!(
+                    "the {what} reached the output of {whose}: {}",
+                    line.replace(secret.as_str(), "<the secret>")
+                );
+            }
+        }
+    }
+}
+
 /// Runs a command; panics with its output when it fails.
 pub fn run(args: &[&str]) -> String {
     let output = Command::new(args[0])
@@ -250,6 +360,47 @@ pub fn event_fixtures_dir() -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_log_passes() {
+        assert_no_secrets(
+            &owned(&[("worker", "password = \"***\"\nbuild done")]),
+            &owned(&[("Koji password", "pw-0123456789")]),
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "the Koji session key reached the output of bridge: key <the secret> used"
+    )]
+    fn a_leaked_secret_fails_masked() {
+        assert_no_secrets(
+            &owned(&[
+                ("worker", "fine"),
+                ("bridge", "start\nkey 3-abcdefghij used\n"),
+            ]),
+            &owned(&[("Koji session key", "3-abcdefghij")]),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no secret to look for")]
+    fn no_secrets_is_a_test_bug() {
+        assert_no_secrets(&owned(&[("worker", "text")]), &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "every captured log is empty")]
+    fn no_output_is_a_test_bug() {
+        assert_no_secrets(&owned(&[("worker", "")]), &owned(&[("x", "0123456789")]));
+    }
 
     #[test]
     fn the_base_rootfs_is_deterministic_and_has_no_rpm_tools() {
