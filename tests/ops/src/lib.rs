@@ -943,3 +943,28 @@ impl Drop for World {
         }
     }
 }
+
+/// Waits until every one of `queues` (of vhost `vhost` on RabbitMQ node `node`, `None` for
+/// the shared one) holds nothing, ready or unacked: every message taken was also acked.
+pub async fn wait_settled(node: Option<&str>, vhost: &str, queues: &[&str]) {
+    for queue in queues {
+        let (node, vhost, queue) = (
+            node.map(str::to_owned),
+            vhost.to_owned(),
+            (*queue).to_owned(),
+        );
+        wait_for(Duration::from_secs(60), &format!("{queue} settled"), || {
+            let (node, vhost, queue) = (node.clone(), vhost.clone(), queue.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    osbs_testkit::queue_counts(node.as_deref(), &vhost, &queue)
+                })
+                .await
+                .expect("rabbitmqctl list_queues")
+                .settled()
+                .then_some(())
+            }
+        })
+        .await;
+    }
+}
