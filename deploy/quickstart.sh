@@ -5,11 +5,19 @@
 # to a local dist-git whose hook announces it, follows the build, and prints the pullspec of
 # the image and where its log is. Idempotent: each run restarts the services and builds a
 # new commit (the next release).
+#
+# OSBS_QUICKSTART_PROFILE=dev builds and runs the debug binaries (`cargo test` builds them
+# too) instead of the release ones.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 state=/var/lib/osbs
 config=$state/osbs.toml
-bin=$root/target/release
+profile=${OSBS_QUICKSTART_PROFILE:-release}
+case "$profile" in
+  release) bin=$root/target/release ;;
+  dev) bin=$root/target/debug ;;
+  *) printf 'quickstart: OSBS_QUICKSTART_PROFILE is release or dev, not %s\n' "$profile" >&2; exit 2 ;;
+esac
 log() { printf 'quickstart: %s\n' "$*" >&2; }
 
 "$root/deploy/setup.sh"
@@ -17,31 +25,16 @@ log() { printf 'quickstart: %s\n' "$*" >&2; }
 export PATH="$HOME/.cargo/bin:$PATH"
 
 command -v cargo >/dev/null || { log "cargo is missing: install a Rust toolchain (rustup, Rust >= 1.90)"; exit 1; }
-log "building OSBS (release)"
-(cd "$root" && cargo build --release --locked --bins -q \
+log "building OSBS ($profile)"
+(cd "$root" && cargo build --profile "$profile" --locked --bins -q \
   -p osbs-dispatcher -p osbs-worker -p osbs-koji-bridge -p osbs-cli)
 
 mkdir -p "$state"/{run,artifacts,work,koji-bundles,dist-git/container,checkouts} /var/log/osbs
 install -m 0644 "$root/deploy/osbs.toml" "$config"
 
-# The base image: busybox-static imported as a one-layer image into the local registry.
-base=127.0.0.1:5000/osbs/busybox:latest
-if ! docker image inspect "$base" >/dev/null 2>&1 \
-   || ! curl -fsS -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-        http://127.0.0.1:5000/v2/osbs/busybox/manifests/latest; then
-  log "making the base image $base from busybox-static"
-  rootfs=$(mktemp -d)
-  mkdir -p "$rootfs"/{bin,etc,tmp,root,usr/bin,var}
-  cp /bin/busybox "$rootfs/bin/busybox"
-  for applet in $("$rootfs/bin/busybox" --list); do
-    [ "$applet" = busybox ] || ln -sf busybox "$rootfs/bin/$applet"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$rootfs/etc/passwd"
-  printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
-  tar -C "$rootfs" -c . | docker import --change 'CMD ["/bin/sh"]' - "$base" >/dev/null
-  rm -rf "$rootfs"
-  docker push -q "$base" >/dev/null
-fi
+# The example's base image, as deploy/base-image.sh makes it: (re)made and pushed to the local
+# registry whenever the engine or the registry lacks it or holds another image under its name.
+"$root/deploy/base-image.sh" ensure 127.0.0.1:5000/osbs/busybox:latest >/dev/null
 
 # (Re)start the services with this build of OSBS.
 for service in osbs-dispatcher osbs-worker osbs-koji-bridge; do

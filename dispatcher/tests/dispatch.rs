@@ -542,27 +542,91 @@ async fn the_branch_tip_only_moves_forward() {
     harness.stop().await;
 }
 
+/// An event in hand when the dispatcher is told to stop (SIGTERM), which cannot finish
+/// within the grace, goes back to `osbs.events` — neither acked nor lost — and the next
+/// dispatcher finishes its build, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_leaves_unhandled_events_in_the_queue() {
-    let harness = Harness::start().await;
-    let bus = harness.bus.clone();
+async fn an_event_in_hand_at_stop_goes_back_to_the_queue_and_is_built_once() {
+    let harness = Harness::start_with(|dispatcher| {
+        // A failed dispatch waits this long in hand before it requeues its event.
+        dispatcher.retry_delay_ms = 600_000;
+        dispatcher.shutdown_grace_secs = 1;
+    })
+    .await;
+    // osbs.jobs takes no job: the event's dispatch fails and the event stays in hand.
+    harness.env.set_queue_policy(
+        "refuse-jobs",
+        "^osbs\\.jobs$",
+        r#"{"max-length":0,"overflow":"reject-publish"}"#,
+    );
     harness
         .publish(&Event::fixture("git-receive-v1.json"))
         .await;
-    harness.wait_for_events(1).await;
-    harness.stop().await;
-    // With the dispatcher gone, a new event waits in osbs.events; nothing is lost.
-    let event = Event::fixture("git-receive-legacy-fedmsg.json");
-    bus.publish(osbs_common::bus::Outgoing {
-        exchange: names::EXCHANGE_TOPIC,
-        routing_key: &event.routing_key,
-        body: &event.body,
-        properties: lapin::BasicProperties::default().with_delivery_mode(2),
-        mandatory: true,
+    eventually("the dispatch to fail once", || async {
+        harness
+            .counter("osbs_dispatcher_events_total{outcome=\"requeued\"}")
+            .await
+            == 1
     })
-    .await
-    .unwrap();
-    let depth = bus.queue_depth(names::QUEUE_EVENTS).await.unwrap();
-    assert_eq!(depth.messages, 1);
-    assert_eq!(depth.consumers, 0);
+    .await;
+    let held = harness.env.queue_counts(names::QUEUE_EVENTS);
+    assert_eq!((held.ready, held.unacked), (0, 1), "the event is in hand");
+    let recorded = harness.store.list(&Default::default()).await.unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let id = recorded[0].id.clone();
+    assert_ne!(recorded[0].field(field::ENQUEUED), "1");
+
+    harness.stop().await;
+    eventually("the event back in the queue, nobody consuming", || async {
+        let back = harness.env.queue_counts(names::QUEUE_EVENTS);
+        (back.ready, back.unacked, back.consumers) == (1, 0, 0)
+    })
+    .await;
+
+    harness.env.clear_policy("refuse-jobs");
+    let mut config = harness.config.clone();
+    config.dispatcher.retry_delay_ms = 200;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let next = osbs_dispatcher::start(config, shutdown.clone())
+        .await
+        .expect("the next dispatcher starts");
+    let metrics = next.http_addr;
+    eventually("the next dispatcher to finish the event", || async {
+        harness.env.queue_counts(names::QUEUE_EVENTS).settled()
+    })
+    .await;
+    let resumed = support::counter_in(
+        &support::http_get(metrics, "/metrics").await.1,
+        "osbs_dispatcher_events_total{outcome=\"resumed\"}",
+    );
+    assert_eq!(resumed, 1, "the interrupted dispatch was finished");
+    let jobs = harness.jobs().await;
+    assert_eq!(jobs.len(), 1, "one job: {jobs:?}");
+    assert_eq!(jobs[0].0.build_id, id);
+    let record = harness.store.require(&id).await.unwrap();
+    assert_eq!(record.state, BuildState::Queued);
+    assert_eq!(record.field(field::ENQUEUED), "1");
+    assert_eq!(
+        harness.store.list(&Default::default()).await.unwrap().len(),
+        1
+    );
+    shutdown.cancel();
+    next.wait().await.unwrap();
+}
+
+/// Polls `check` until it holds; fails the test after [`support::PATIENCE`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {:?} for {what}",
+            support::PATIENCE
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

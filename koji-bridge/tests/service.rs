@@ -68,6 +68,44 @@ async fn wait_state(store: &Store, id: &str, state: BuildState) {
     .await;
 }
 
+/// The results queue holds nothing, ready or unacked: every copy taken was also acked
+/// (AMQP's own count would miss a copy a bridge still holds).
+async fn results_settled(env: &TestEnv) -> bool {
+    let vhost = env.vhost.clone();
+    tokio::task::spawn_blocking(move || {
+        osbs_testkit::queue_counts(None, &vhost, names::QUEUE_RESULTS).settled()
+    })
+    .await
+    .unwrap()
+}
+
+/// `koji` serving `/metrics` on a port of its own, and that port.
+fn with_metrics(
+    mut koji: osbs_koji_bridge::config::KojiSection,
+) -> (osbs_koji_bridge::config::KojiSection, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    koji.http_listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    (koji, port)
+}
+
+/// The bridge's `retries` counter for `reason` (0 before it serves).
+async fn retries(port: u16, reason: &str) -> u64 {
+    let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0;
+    };
+    let series = format!("osbs_koji_bridge_retries_total{{reason=\"{reason}\"}}");
+    response
+        .text()
+        .await
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(&series)?.trim().parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
 /// Imports `result` through a running bridge, the record and reservation set up as the
 /// dispatcher and worker do.
 async fn setup(
@@ -181,28 +219,13 @@ async fn duplicates_and_two_bridges_give_one_koji_build() {
         publish(&bus, &result).await;
     }
     wait_state(&store, "b-dup-1", BuildState::Imported).await;
-    eventually("every copy taken", WAIT, || async {
-        bus.queue_depth(names::QUEUE_RESULTS)
-            .await
-            .unwrap()
-            .messages
-            == 0
-    })
-    .await;
-    // Copies taken while the import ran wait for its lock, then find it done.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Copies taken while the import ran wait for its lock, then find it done: every copy is
+    // acked, not only taken.
+    eventually("every copy handled", WAIT, || results_settled(&env)).await;
     // Another copy much later (a replay) is acknowledged without touching Koji.
     let calls = hub.calls().len();
     publish(&bus, &result).await;
-    eventually("the replay handled", WAIT, || async {
-        bus.queue_depth(names::QUEUE_RESULTS)
-            .await
-            .unwrap()
-            .messages
-            == 0
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the replay handled", WAIT, || results_settled(&env)).await;
 
     assert_eq!(hub.builds().len(), 1, "one Koji build");
     assert_eq!(hub.call_count("CGImport"), 1, "imported once");
@@ -217,7 +240,8 @@ async fn duplicates_and_two_bridges_give_one_koji_build() {
     );
     let change = next_change(&bus, &channel, &changes).await;
     assert_eq!(change.new_state, BuildState::Imported);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every copy was acked after its state change (if any) was confirmed: what is not in the
+    // queue now was never published.
     let mut more = Vec::new();
     while let Some(message) = bus.get_one(&channel, &changes).await.unwrap() {
         more.push(StateEvent::from_json(&message.delivery.data).unwrap());
@@ -237,11 +261,8 @@ async fn a_lost_cgimport_answer_an_offline_hub_and_a_cut_upload_are_recovered() 
     let (_dir, artifacts) = temp_dir();
     let store = Store::connect(&env.redis).await.unwrap();
     let bus = support::bus(&env).await;
-    let bridge = Bridge::start(bridge_config(
-        &env,
-        koji_config(Some(&hub), &artifacts),
-        &artifacts,
-    ));
+    let (koji, metrics) = with_metrics(koji_config(Some(&hub), &artifacts));
+    let bridge = Bridge::start(bridge_config(&env, koji, &artifacts));
 
     // CGImport happens, but its answer never reaches the bridge.
     let lost = setup(&hub, "b-lost-1", "1", &artifacts).await;
@@ -257,8 +278,14 @@ async fn a_lost_cgimport_answer_an_offline_hub_and_a_cut_upload_are_recovered() 
     record_complete(&store, &bus, &offline).await;
     hub.set_offline(true);
     hub.drop_upload_at(20_000);
+    let retried = retries(metrics, "koji import").await;
     publish(&bus, &offline).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(
+        "the import retried against the offline hub",
+        WAIT,
+        || async { retries(metrics, "koji import").await >= retried + 2 },
+    )
+    .await;
     assert_eq!(state_of(&store, "b-offline-1").await, BuildState::Complete);
     hub.set_offline(false);
     eventually("the upload cut", WAIT, || async {
@@ -433,15 +460,7 @@ async fn refunds_scratch_builds_and_other_messages() {
 
     // A refund delivered again changes nothing and is no error.
     publish(&bus, &failed).await;
-    eventually("the copy handled", WAIT, || async {
-        bus.queue_depth(names::QUEUE_RESULTS)
-            .await
-            .unwrap()
-            .messages
-            == 0
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the copy handled", WAIT, || results_settled(&env)).await;
     assert_eq!(
         bus.queue_depth(&names::dead_queue(names::QUEUE_RESULTS))
             .await
@@ -505,11 +524,8 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
     let (_dir, artifacts) = temp_dir();
     let store = Store::connect(&env.redis).await.unwrap();
     let bus = support::bus(&env).await;
-    let bridge = Bridge::start(bridge_config(
-        &env,
-        koji_config(Some(&hub), &artifacts),
-        &artifacts,
-    ));
+    let (koji, metrics) = with_metrics(koji_config(Some(&hub), &artifacts));
+    let bridge = Bridge::start(bridge_config(&env, koji, &artifacts));
 
     let result = setup(&hub, "b-early-1", "1", &artifacts).await;
     // The record is still `pushing`: the worker's last transition is on its way.
@@ -528,7 +544,10 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
         hub.builds().iter().any(|build| build.state == 1)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually("the record refused to move from pushing", WAIT, || async {
+        retries(metrics, "redis").await >= 1
+    })
+    .await;
     assert_eq!(
         state_of(&store, "b-early-1").await,
         BuildState::Pushing,

@@ -19,6 +19,9 @@ pub const BASE_IMAGE: &str = "127.0.0.1:5000/osbs/busybox:latest";
 /// CG user and password the bridge logs in with (the hub double knows them).
 const KOJI_USER: &str = "osbs";
 const KOJI_PASSWORD: &str = "e2e-not-a-real-secret";
+/// The worker's password for the registry (unused on the wire: the registry asks for none;
+/// loaded, printed masked and sent with the engine's pulls all the same).
+const REGISTRY_PASSWORD: &str = "e2e-registry-password";
 
 /// Directory of the workspace's binaries, built once per test process.
 pub fn binaries() -> &'static Path {
@@ -259,7 +262,10 @@ impl Cluster {
         git(&work, &["config", "user.name", "Pat Packager"]);
         git(&work, &["config", "user.email", "packager@example.com"]);
         git(&work, &["checkout", "--quiet", "-B", "main"]);
-        Repo { work }
+        Repo {
+            work,
+            cli_log: self.dir.path().join(CLI_LOG),
+        }
     }
 
     /// Waits until build `id` is in one of `states`; panics with the services' logs if not.
@@ -311,6 +317,29 @@ impl Cluster {
         }
     }
 
+    /// Fails when a secret this cluster configured or was given (the Koji password, the
+    /// registry password, every session key the hub issued, logged out or not) shows in a
+    /// service's output or in the CLI's (the git hook's).
+    pub fn assert_no_secrets(&self) {
+        let keys = self.hub.issued_session_keys();
+        assert!(!keys.is_empty(), "the bridge never logged in to the hub");
+        let mut secrets = vec![
+            ("Koji password".to_owned(), KOJI_PASSWORD.to_owned()),
+            ("registry password".to_owned(), REGISTRY_PASSWORD.to_owned()),
+        ];
+        secrets.extend(
+            keys.into_iter()
+                .map(|key| ("Koji session key".to_owned(), key)),
+        );
+        let mut logs: Vec<(String, String)> = [&self.dispatcher, &self.worker, &self.bridge]
+            .iter()
+            .map(|service| (service.name.clone(), service.output()))
+            .collect();
+        let cli = std::fs::read_to_string(self.dir.path().join(CLI_LOG)).unwrap_or_default();
+        logs.push(("the CLI (git hook)".to_owned(), cli));
+        osbs_testkit::assert_no_secrets(&logs, &secrets);
+    }
+
     /// Every service's output, for failure messages.
     pub fn logs(&self) -> String {
         [&self.dispatcher, &self.worker, &self.bridge]
@@ -321,10 +350,14 @@ impl Cluster {
     }
 }
 
+/// Where the CLI's output (the git hook's, through `git push`) is kept.
+const CLI_LOG: &str = "cli.log";
+
 /// A clone of a dist-git repository.
 #[derive(Debug)]
 pub struct Repo {
     pub work: PathBuf,
+    cli_log: PathBuf,
 }
 
 impl Repo {
@@ -344,6 +377,16 @@ impl Repo {
             .stdin(Stdio::null())
             .output()
             .expect("git push");
+        let mut cli_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.cli_log)
+            .expect("the CLI log");
+        std::io::Write::write_all(
+            &mut cli_log,
+            &[pushed.stdout.as_slice(), &pushed.stderr].concat(),
+        )
+        .expect("write the CLI log");
         assert!(
             pushed.status.success(),
             "git push failed (the post-receive hook runs osbs git-hook): {}",
@@ -403,6 +446,10 @@ base_registry = "127.0.0.1:5000"
 http_listen = "127.0.0.1:{p1}"
 allowed_git_urls = ["file://{dir}/dist-git"]
 work_dir = "{dir}/work"
+
+[worker.registry_auth."127.0.0.1:5000"]
+username = "e2e"
+password = "{REGISTRY_PASSWORD}"
 
 [koji]
 hub_url = "{hub_url}"

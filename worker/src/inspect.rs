@@ -1,5 +1,20 @@
-//! Inspect step, pure part: the `rpm -qa` query, parsing its output into components, and the
-//! target's signed-content policy.
+//! Inspect step, pure part: whether and how to list an image's rpms (the rule below), the
+//! `rpm -qa` query, parsing its output into components, and the target's signed-content
+//! policy.
+//!
+//! The rule. An image's rpm components are the packages in its rpm database, so the database
+//! decides, not whatever binary is called `rpm`:
+//! - no database (none of [`RPM_DATABASES`]): no components, one build-log line says so, and
+//!   nothing runs — busybox's `rpm` applet reads package files, not a database, and
+//!   `FROM scratch` images have nothing to ask;
+//! - a database: the image's own `rpm` lists it; an image without `rpm` ([`RPM_BINARIES`]),
+//!   or whose `rpm` cannot run or fails, fails the build (the packager's to fix): its
+//!   packages could be neither recorded in Koji nor checked against the signing policy.
+//!
+//! atomic-reactor's rpmqa plugin keys on the database too: it copies `/var/lib/rpm` out of the
+//! image and queries it with the build host's rpm, skipping only images built `FROM scratch`
+//! that have none, and failing the build otherwise. OSBS runs the image's rpm instead (the
+//! host need not read every database backend), hence the failure when the image has none.
 
 use osbs_proto::v1::Rpm;
 
@@ -8,9 +23,80 @@ use osbs_proto::v1::Rpm;
 /// modern `rpmsign` would look unsigned.
 pub const RPM_QUERY_FORMAT: &str = "%{NAME};%{VERSION};%{RELEASE};%{ARCH};%{EPOCH};%{SIZE};%{SIGMD5};%{BUILDTIME};%{SIGPGP:pgpsig};%{SIGGPG:pgpsig};%{RSAHEADER:pgpsig};%{DSAHEADER:pgpsig}\n";
 
-/// Where an image keeps `rpm`: without it, the image has no rpm components (and no
-/// container needs to start to learn that).
-pub const RPM_PATHS: &[&str] = &["/usr/bin/rpm", "/bin/rpm"];
+/// The files of an rpm database (SQLite, Berkeley DB, NDB backends), where rpm keeps it:
+/// `/var/lib/rpm`, and `/usr/lib/sysimage/rpm` since rpm 4.17 (Fedora 36; `/var/lib/rpm` is
+/// then a symlink to it).
+pub const RPM_DATABASES: &[&str] = &[
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/Packages",
+    "/var/lib/rpm/Packages.db",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/Packages",
+    "/usr/lib/sysimage/rpm/Packages.db",
+];
+
+/// Where an image keeps `rpm`.
+pub const RPM_BINARIES: &[&str] = &["/usr/bin/rpm", "/bin/rpm"];
+
+/// What the inspection does with an image, decided from which of [`RPM_DATABASES`] and
+/// [`RPM_BINARIES`] exist in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RpmPlan {
+    /// No rpm database: no components; `rpm`, if the image has one, is not run.
+    NoDatabase { rpm: Option<String> },
+    /// List the database with the image's `rpm`.
+    Query { rpm: String, database: String },
+}
+
+impl RpmPlan {
+    /// The build-log line of an image without an rpm database.
+    pub fn note(&self) -> Option<String> {
+        let RpmPlan::NoDatabase { rpm } = self else {
+            return None;
+        };
+        let mut note = "no rpm database in the image (neither /var/lib/rpm nor /usr/lib/sysimage/rpm holds one): it has no rpm components".to_owned();
+        if let Some(rpm) = rpm {
+            note.push_str(&format!(" (its {rpm} is not asked)"));
+        }
+        Some(note)
+    }
+}
+
+/// The rule of this module's header, over the paths found in the image.
+pub fn plan_rpm_query(found: &[&str]) -> Result<RpmPlan, InspectError> {
+    let first_of = |candidates: &[&str]| {
+        candidates
+            .iter()
+            .find(|path| found.contains(path))
+            .map(|path| (*path).to_owned())
+    };
+    let rpm = first_of(RPM_BINARIES);
+    match (first_of(RPM_DATABASES), rpm) {
+        (None, rpm) => Ok(RpmPlan::NoDatabase { rpm }),
+        (Some(database), Some(rpm)) => Ok(RpmPlan::Query { rpm, database }),
+        (Some(database), None) => Err(InspectError::NoRpm { database }),
+    }
+}
+
+/// The components listed by the query of `plan` that ended with `exit_code`: a failure of the
+/// image's rpm on its own database fails the build, naming both.
+pub fn read_rpm_query(
+    rpm: &str,
+    database: &str,
+    exit_code: i64,
+    stdout: &str,
+    stderr: &str,
+) -> Result<Vec<Rpm>, InspectError> {
+    if exit_code != 0 {
+        return Err(InspectError::RpmFailed {
+            rpm: rpm.to_owned(),
+            database: database.to_owned(),
+            exit_code,
+            stderr: osbs_common::bus::one_line(stderr, 300),
+        });
+    }
+    parse_rpm_output(stdout)
+}
 
 /// The command run in a container of the image.
 pub fn rpm_command() -> Vec<String> {
@@ -24,6 +110,28 @@ pub fn rpm_command() -> Vec<String> {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InspectError {
+    #[error(
+        "the image has an rpm database ({database}) but no rpm to read it (looked for {binaries}): its packages can be neither listed nor checked; keep rpm in the image, or remove the database",
+        binaries = RPM_BINARIES.join(", ")
+    )]
+    NoRpm { database: String },
+    #[error(
+        "the image's {rpm} cannot list its rpm database ({database}): exit code {exit_code}: {stderr}; the image's rpm must be RPM's own (a busybox `rpm` applet reads no database)"
+    )]
+    RpmFailed {
+        rpm: String,
+        database: String,
+        exit_code: i64,
+        stderr: String,
+    },
+    #[error(
+        "the image's {rpm} cannot run to list its rpm database ({database}): {detail}; the image's rpm must be RPM's own and runnable"
+    )]
+    RpmCannotRun {
+        rpm: String,
+        database: String,
+        detail: String,
+    },
     #[error("rpm -qa printed a line that is not `{fields}` fields: {line:?}", fields = FIELDS)]
     BadLine { line: String },
     #[error(
@@ -136,12 +244,14 @@ pub fn check_signatures(
     }
 }
 
-/// Whether a container start failure means "this image has no rpm": then it has no
-/// components rather than a broken inspection.
-pub fn means_no_rpm(docker_error: &str) -> bool {
+/// Whether a container start failure means the command itself cannot run (missing,
+/// dangling, not executable), as opposed to an engine failure.
+pub fn cannot_exec(docker_error: &str) -> bool {
     let error = docker_error.to_ascii_lowercase();
     error.contains("executable file not found")
-        || (error.contains("no such file or directory") && error.contains("rpm"))
+        || error.contains("no such file or directory")
+        || error.contains("permission denied")
+        || error.contains("exec format error")
 }
 
 #[cfg(test)]
@@ -216,10 +326,112 @@ mod tests {
     }
 
     #[test]
-    fn missing_rpm_is_no_components() {
-        assert!(means_no_rpm(
+    fn the_rpm_database_decides() {
+        let query = |rpm: &str, database: &str| {
+            Ok(RpmPlan::Query {
+                rpm: rpm.into(),
+                database: database.into(),
+            })
+        };
+        let table: [(&[&str], Result<RpmPlan, InspectError>); 8] = [
+            // FROM scratch, busybox without the rpm applet.
+            (&[], Ok(RpmPlan::NoDatabase { rpm: None })),
+            // busybox with its `rpm` applet: never run.
+            (
+                &["/bin/rpm"],
+                Ok(RpmPlan::NoDatabase {
+                    rpm: Some("/bin/rpm".into()),
+                }),
+            ),
+            // Debian with the rpm package installed and nothing in the database.
+            (
+                &["/usr/bin/rpm"],
+                Ok(RpmPlan::NoDatabase {
+                    rpm: Some("/usr/bin/rpm".into()),
+                }),
+            ),
+            // Fedora ≥ 36 (`/var/lib/rpm` links to the sysimage directory: both are found).
+            (
+                &[
+                    "/usr/bin/rpm",
+                    "/var/lib/rpm/rpmdb.sqlite",
+                    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+                ],
+                query("/usr/bin/rpm", "/var/lib/rpm/rpmdb.sqlite"),
+            ),
+            // CentOS 7: Berkeley DB, rpm in /bin through the /bin → usr/bin link.
+            (
+                &["/usr/bin/rpm", "/bin/rpm", "/var/lib/rpm/Packages"],
+                query("/usr/bin/rpm", "/var/lib/rpm/Packages"),
+            ),
+            // A busybox `rpm` over a real database: run, and fails the build when it fails.
+            (
+                &["/bin/rpm", "/usr/lib/sysimage/rpm/Packages.db"],
+                query("/bin/rpm", "/usr/lib/sysimage/rpm/Packages.db"),
+            ),
+            // ubi-micro style: a database and no rpm.
+            (
+                &["/var/lib/rpm/rpmdb.sqlite"],
+                Err(InspectError::NoRpm {
+                    database: "/var/lib/rpm/rpmdb.sqlite".into(),
+                }),
+            ),
+            (
+                &["/usr/lib/sysimage/rpm/Packages"],
+                Err(InspectError::NoRpm {
+                    database: "/usr/lib/sysimage/rpm/Packages".into(),
+                }),
+            ),
+        ];
+        for (found, expected) in table {
+            assert_eq!(plan_rpm_query(found), expected, "{found:?}");
+        }
+        let note = RpmPlan::NoDatabase {
+            rpm: Some("/bin/rpm".into()),
+        }
+        .note()
+        .unwrap();
+        assert!(
+            note.contains("no rpm components") && note.contains("/bin/rpm"),
+            "{note}"
+        );
+        assert_eq!(query("r", "d").unwrap().note(), None);
+    }
+
+    #[test]
+    fn a_failing_rpm_over_a_database_fails_the_build_naming_both() {
+        let busybox = "rpm: invalid option -- 'a'\nBusyBox v1.35.0 (Debian 1:1.35.0-4+b3) multi-call binary.\n\nUsage: rpm -i PACKAGE.rpm; rpm -qp[ildc] PACKAGE.rpm\n";
+        let error = read_rpm_query("/bin/rpm", "/var/lib/rpm/Packages", 1, "", busybox)
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "/bin/rpm",
+            "/var/lib/rpm/Packages",
+            "exit code 1",
+            "invalid option",
+            "busybox",
+        ] {
+            assert!(error.contains(part), "{part}: {error}");
+        }
+        assert!(!error.contains('\n'), "{error}");
+        let listed = read_rpm_query("/usr/bin/rpm", "/var/lib/rpm/rpmdb.sqlite", 0, SIGNED, "");
+        assert_eq!(listed.unwrap().len(), 1);
+        assert!(
+            read_rpm_query("/usr/bin/rpm", "d", 0, "", "")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(read_rpm_query("/usr/bin/rpm", "d", 0, "not;a;package", "").is_err());
+    }
+
+    #[test]
+    fn exec_failures_are_told_from_engine_failures() {
+        assert!(cannot_exec(
             "OCI runtime create failed: exec: \"rpm\": executable file not found in $PATH"
         ));
-        assert!(!means_no_rpm("Cannot connect to the Docker daemon"));
+        assert!(cannot_exec(
+            "OCI runtime create failed: exec: \"rpm\": stat /usr/bin/rpm: no such file or directory"
+        ));
+        assert!(!cannot_exec("Cannot connect to the Docker daemon"));
     }
 }

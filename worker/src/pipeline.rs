@@ -818,49 +818,52 @@ impl Attempt<'_> {
         Ok(image_id)
     }
 
-    /// rpm components of the built image (same filesystem as the squashed one), checked
-    /// against the target's signing policy.
+    /// rpm components of the built image (same filesystem as the squashed one), by the rule
+    /// of [`inspect`], checked against the target's signing policy.
     async fn inspect(&self, image: &str) -> Result<(), WorkerError> {
-        let engine = &self.worker.engine;
-        let command = inspect::rpm_command();
-        let ran = engine
-            .run(image, &command, inspect::RPM_PATHS, |id| {
+        let prepared = self
+            .worker
+            .engine
+            .prepare(image, &inspect::rpm_command(), |id| {
                 self.progress
                     .containers
                     .lock()
                     .expect("progress lock")
                     .push(id.to_owned())
             })
-            .await;
-        let output = match ran {
-            Ok(Some(output)) => output,
-            Ok(None) => {
-                self.log
-                    .note("no rpm in the image: it has no rpm components");
+            .await?;
+        let probed: Vec<&str> = [inspect::RPM_DATABASES, inspect::RPM_BINARIES].concat();
+        let found = prepared.existing(&probed).await?;
+        let (rpm, database) = match inspect::plan_rpm_query(&found)? {
+            inspect::RpmPlan::Query { rpm, database } => (rpm, database),
+            no_database => {
+                self.log.note(&no_database.note().unwrap_or_default());
                 return Ok(());
             }
-            Err(DockerError::Api { message, .. }) if inspect::means_no_rpm(&message) => {
-                self.log
-                    .note("no rpm in the image: it has no rpm components");
-                return Ok(());
+        };
+        let output = match prepared.run().await {
+            Ok(output) => output,
+            Err(DockerError::Api { message, .. }) if inspect::cannot_exec(&message) => {
+                return Err(inspect::InspectError::RpmCannotRun {
+                    rpm,
+                    database,
+                    detail: osbs_common::bus::one_line(&message, 300),
+                }
+                .into());
             }
             Err(error) => return Err(error.into()),
         };
-        if output.exit_code != 0 {
-            if inspect::means_no_rpm(&output.stderr) {
-                self.log
-                    .note("no rpm in the image: it has no rpm components");
-                return Ok(());
-            }
-            return Err(packager(format!(
-                "rpm -qa failed in the image (exit code {}): {}",
-                output.exit_code,
-                osbs_common::bus::one_line(&output.stderr, 500)
-            )));
-        }
-        let rpms = inspect::parse_rpm_output(&output.stdout)?;
-        self.log
-            .note(&format!("{} rpm package(s) in the image", rpms.len()));
+        let rpms = inspect::read_rpm_query(
+            &rpm,
+            &database,
+            output.exit_code,
+            &output.stdout,
+            &output.stderr,
+        )?;
+        self.log.note(&format!(
+            "{} rpm package(s) in the image's rpm database ({database})",
+            rpms.len()
+        ));
         let target = self.target();
         let verdict = inspect::check_signatures(&target.name, &target.signing_key_ids, &rpms);
         self.progress

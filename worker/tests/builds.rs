@@ -417,3 +417,78 @@ async fn label_values_with_quotes_backslashes_and_newlines() {
     assert!(!touched, "a label value ran an instruction");
     worker.stop().await;
 }
+
+/// The rpm database decides what the inspection lists (worker/src/inspect.rs): images built
+/// here without one — busybox as it is, and busybox with its `rpm` applet linked, which
+/// cannot read a database — have no components and say so in the build log; with a
+/// database, a busybox `rpm` or no `rpm` at all fails the build naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rpm_database_decides_what_the_inspection_lists() {
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let worker = harness
+        .start_worker(|config| config.worker.concurrency = 2)
+        .await;
+    let cases = [
+        ("plain", "true"),
+        ("applet", "ln -s busybox /bin/rpm"),
+        (
+            "applet-over-db",
+            "ln -s busybox /bin/rpm && mkdir -p /var/lib/rpm && echo x > /var/lib/rpm/Packages",
+        ),
+        (
+            "db-without-rpm",
+            "mkdir -p /usr/lib/sysimage/rpm && echo x > /usr/lib/sysimage/rpm/rpmdb.sqlite",
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (repo, run) in cases {
+        let name = format!("{repo}-{}", harness.tag);
+        let dockerfile = format!(
+            "FROM {base}\nRUN {run}\nLABEL com.redhat.component={name} name={name} version=1\n"
+        );
+        let (url, commit) = harness.repo(repo, &[("Dockerfile", dockerfile.as_bytes())]);
+        let job = harness.job(repo, &url, &commit);
+        harness.submit(&job).await;
+        jobs.push(job);
+    }
+    let mut records = Vec::new();
+    for job in &jobs {
+        records.push(harness.wait_final(&job.build_id).await);
+    }
+    let results = harness.results().await;
+    let result_of = |id: &str| {
+        results
+            .iter()
+            .find(|result| result.build_id == id)
+            .unwrap_or_else(|| panic!("no result of {id}"))
+    };
+    for (index, note) in [(0, None), (1, Some("(its /bin/rpm is not asked)"))] {
+        let (job, record) = (&jobs[index], &records[index]);
+        let log = harness.log(&job.build_id);
+        assert_eq!(record.state, BuildState::Complete, "{}: {log}", job.repo);
+        assert!(
+            log.contains("no rpm database in the image") && note.is_none_or(|n| log.contains(n)),
+            "{}: {log}",
+            job.repo
+        );
+        assert!(result_of(&job.build_id).components.is_empty());
+    }
+    let error = assert_failed_with(
+        &records[2],
+        &harness.log(&jobs[2].build_id),
+        result_of(&jobs[2].build_id),
+        "the image's /bin/rpm cannot list its rpm database (/var/lib/rpm/Packages): exit code 1",
+    );
+    assert!(
+        error.contains("invalid option"),
+        "busybox's own words: {error}"
+    );
+    assert_failed_with(
+        &records[3],
+        &harness.log(&jobs[3].build_id),
+        result_of(&jobs[3].build_id),
+        "the image has an rpm database (/usr/lib/sysimage/rpm/rpmdb.sqlite) but no rpm to read it",
+    );
+    worker.stop().await;
+}

@@ -339,6 +339,7 @@ impl Hub {
             .map(char::from)
             .collect();
         let key = format!("{user_id}-{random}");
+        state.issued_session_keys.push(key.clone());
         state.sessions.insert(
             id,
             Session {

@@ -704,6 +704,11 @@ impl RunningHub {
         found
     }
 
+    /// The key of every session the hub opened so far, including the ones logged out.
+    pub fn issued_session_keys(&self) -> Vec<String> {
+        self.hub.lock().issued_session_keys.clone()
+    }
+
     /// A copy of the whole state (reservations, sessions, tasks...).
     pub fn state(&self) -> HubState {
         self.hub.lock().clone()

@@ -192,6 +192,10 @@ pub struct HubState {
     /// (tag id, build id) pairs currently tagged.
     pub tag_listing: BTreeSet<(i64, i64)>,
     pub sessions: BTreeMap<i64, Session>,
+    /// The key of every session the hub ever opened, logged out or not: what a test must
+    /// never find in a log.
+    #[serde(default)]
+    pub issued_session_keys: Vec<String>,
     pub tasks: BTreeMap<i64, Task>,
     /// Upload directory → id of the user who wrote it first (koji's `.user` file).
     pub upload_owners: BTreeMap<String, i64>,

@@ -468,7 +468,11 @@ pub struct World {
     /// Unique per world: repository names and image names do not collide.
     pub tag: String,
     pub registry: String,
+    /// Secrets this world configures, which no service or CLI output may show.
+    pub koji_password: String,
+    pub registry_password: String,
     services_started: std::sync::atomic::AtomicUsize,
+    cli_runs: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for World {
@@ -494,20 +498,34 @@ impl World {
             "artifacts",
             "work",
             "logs",
+            "cli",
             "checkouts",
         ] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("world directories");
         }
-        let hub = KojiHub::start(HubConfig::default())
-            .await
-            .expect("the Koji hub double starts");
         let tag = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let koji_password = format!("koji-pw-{}", uuid::Uuid::new_v4().simple());
+        let registry_password = format!("registry-pw-{}", uuid::Uuid::new_v4().simple());
+        let hub = KojiHub::start(HubConfig {
+            users: vec![osbs_koji_hub::UserSpec::new("osbs", Some(&koji_password))],
+            ..HubConfig::default()
+        })
+        .await
+        .expect("the Koji hub double starts");
         let registry = options
             .registry
             .clone()
             .unwrap_or_else(|| osbs_testkit::REGISTRY.to_owned());
         let config_path = dir.path().join("osbs.toml");
-        let world_config = config_toml(dir.path(), &hub.url, &registry, &tag, &options.extra_toml);
+        let secrets = [koji_password.as_str(), registry_password.as_str()];
+        let world_config = config_toml(
+            dir.path(),
+            &hub.url,
+            &registry,
+            &tag,
+            secrets,
+            &options.extra_toml,
+        );
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
         let store = Store::connect(&env.redis).await.expect("Redis");
         World {
@@ -519,7 +537,10 @@ impl World {
             config_path,
             tag,
             registry,
+            koji_password,
+            registry_password,
             services_started: Default::default(),
+            cli_runs: Default::default(),
         }
     }
 
@@ -603,16 +624,25 @@ impl World {
         }
     }
 
-    /// Runs the `osbs` CLI in `cwd` (the world's directory when `None`).
+    /// Runs the `osbs` CLI in `cwd` (the world's directory when `None`); its output is kept
+    /// for the secrets scan.
     pub async fn osbs(&self, cwd: Option<&Path>, args: &[&str]) -> Output {
-        Command::new(&bins().osbs)
+        let output = Command::new(&bins().osbs)
             .args(args)
             .envs(self.env_vars())
             .current_dir(cwd.unwrap_or(self.dir.path()))
             .stdin(Stdio::null())
             .output()
             .await
-            .expect("osbs runs")
+            .expect("osbs runs");
+        let number = self
+            .cli_runs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        keep_output(
+            &self.dir.path().join(format!("cli/osbs-{number}.log")),
+            &output,
+        );
+        output
     }
 
     /// A bare dist-git repository `container/<name>.git` whose post-receive hook is
@@ -654,6 +684,7 @@ impl World {
             bare,
             checkout,
             env: self.env_vars(),
+            cli_log: self.dir.path().join(format!("cli/git-push-{name}.log")),
         };
         repo.commit("Dockerfile", dockerfile, "Initial Dockerfile");
         repo
@@ -726,7 +757,14 @@ impl World {
 }
 
 /// The configuration file of a world: every service's section, fast timings for tests.
-fn config_toml(dir: &Path, hub_url: &str, registry: &str, tag: &str, extra: &str) -> String {
+fn config_toml(
+    dir: &Path,
+    hub_url: &str,
+    registry: &str,
+    tag: &str,
+    [koji_password, registry_password]: [&str; 2],
+    extra: &str,
+) -> String {
     let dist_git = format!("file://{}", dir.join("dist-git").display());
     format!(
         r#"[amqp]
@@ -768,6 +806,12 @@ cancel_poll_ms = 250
 registry_attempts = 2
 drain_grace_secs = 30
 
+# The base registry asks for no password: this one is loaded, printed masked and handed to
+# the engine with every pull all the same.
+[worker.registry_auth."127.0.0.1:5000"]
+username = "ops"
+password = "{registry_password}"
+
 [koji]
 hub_url = "{hub_url}"
 cg_name = "osbs"
@@ -778,7 +822,7 @@ requeue_delay_secs = 1
 [koji.auth]
 method = "password"
 user = "osbs"
-password = "osbs"
+password = "{koji_password}"
 {extra}"#,
         artifacts = dir.join("artifacts").display(),
         work = dir.join("work").display(),
@@ -791,6 +835,8 @@ pub struct Repo {
     pub bare: PathBuf,
     pub checkout: PathBuf,
     env: Vec<(String, String)>,
+    /// Where the pushes' output (the hook's `osbs git-hook`) is kept for the secrets scan.
+    cli_log: PathBuf,
 }
 
 impl Repo {
@@ -814,6 +860,7 @@ impl Repo {
             .env("GL_USER", "jdoe")
             .output()
             .expect("git push runs");
+        keep_output(&self.cli_log, &output);
         assert!(
             output.status.success(),
             "git push {refspecs:?} failed: {}",
@@ -834,4 +881,90 @@ pub fn expect_exit(output: &Output, code: i32, what: &str) -> String {
         output.status.code()
     );
     stdout
+}
+
+/// Appends a process's stdout and stderr to `path`.
+fn keep_output(path: &Path, output: &Output) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("the CLI output file");
+    file.write_all(&output.stdout)
+        .and_then(|()| file.write_all(&output.stderr))
+        .expect("keep the CLI output");
+}
+
+impl World {
+    /// Fails when a secret of this world — the Koji password, the registry password, any
+    /// session key the hub issued (logged out or not) — shows in a service's log or in the
+    /// CLI's output. Run when the world is dropped, so that no operations test skips it.
+    pub fn assert_no_secrets(&self) {
+        let mut logs = Vec::new();
+        for sub in ["logs", "cli"] {
+            let Ok(entries) = std::fs::read_dir(self.dir.path().join(sub)) else {
+                continue;
+            };
+            for path in entries.flatten().map(|entry| entry.path()) {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                logs.push((
+                    format!("{sub}/{}", path.file_name().unwrap_or_default().display()),
+                    text,
+                ));
+            }
+        }
+        let mut secrets = vec![
+            ("Koji password".to_owned(), self.koji_password.clone()),
+            (
+                "registry password".to_owned(),
+                self.registry_password.clone(),
+            ),
+        ];
+        secrets.extend(
+            self.hub
+                .issued_session_keys()
+                .into_iter()
+                .map(|key| ("Koji session key".to_owned(), key)),
+        );
+        osbs_testkit::assert_no_secrets(&logs, &secrets);
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let ran = self
+            .services_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+            + self.cli_runs.load(std::sync::atomic::Ordering::SeqCst);
+        // A failing test already says why; a world where nothing ran has nothing to scan.
+        if ran > 0 && !std::thread::panicking() {
+            self.assert_no_secrets();
+        }
+    }
+}
+
+/// Waits until every one of `queues` (of vhost `vhost` on RabbitMQ node `node`, `None` for
+/// the shared one) holds nothing, ready or unacked: every message taken was also acked.
+pub async fn wait_settled(node: Option<&str>, vhost: &str, queues: &[&str]) {
+    for queue in queues {
+        let (node, vhost, queue) = (
+            node.map(str::to_owned),
+            vhost.to_owned(),
+            (*queue).to_owned(),
+        );
+        wait_for(Duration::from_secs(60), &format!("{queue} settled"), || {
+            let (node, vhost, queue) = (node.clone(), vhost.clone(), queue.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    osbs_testkit::queue_counts(node.as_deref(), &vhost, &queue)
+                })
+                .await
+                .expect("rabbitmqctl list_queues")
+                .settled()
+                .then_some(())
+            }
+        })
+        .await;
+    }
 }

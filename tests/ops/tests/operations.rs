@@ -276,15 +276,17 @@ async fn scaling_from_one_to_three_workers_runs_every_job_once() {
         koji.into_iter().collect::<std::collections::BTreeSet<_>>(),
         nvrs
     );
-    let bus = world.bus().await;
-    for queue in [
-        "osbs.jobs",
-        "osbs.jobs.dead",
-        "osbs.results",
-        "osbs.results.dead",
-    ] {
-        assert_eq!(bus.queue_depth(queue).await.unwrap().messages, 0, "{queue}");
-    }
+    osbs_ops_tests::wait_settled(
+        None,
+        &world.env.vhost,
+        &[
+            "osbs.jobs",
+            "osbs.jobs.dead",
+            "osbs.results",
+            "osbs.results.dead",
+        ],
+    )
+    .await;
     // Each worker counted its builds on /metrics.
     let metrics = osbs_ops_tests::http_body(second.http_port, "/metrics")
         .await
@@ -352,10 +354,7 @@ async fn a_worker_killed_mid_build_loses_nothing_and_builds_once() {
         .filter(|tag| tag.contains("-candidate-"))
         .collect();
     assert_eq!(unique.len(), 1, "one image pushed: {tags:?}");
-    let bus = world.bus().await;
-    for queue in ["osbs.jobs", "osbs.jobs.dead"] {
-        assert_eq!(bus.queue_depth(queue).await.unwrap().messages, 0, "{queue}");
-    }
+    osbs_ops_tests::wait_settled(None, &world.env.vhost, &["osbs.jobs", "osbs.jobs.dead"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,19 +417,29 @@ async fn cancel_of_a_queued_and_of_a_running_build() {
         "the canceled job never ran"
     );
     assert_eq!(world.record(&waiting_id).await.state, BuildState::Canceled);
-    // Koji may hold a refunded reservation (CANCELED), never a finished build.
-    const KOJI_COMPLETE: i64 = 1;
-    let imported: Vec<_> = world
-        .hub
-        .builds()
-        .into_iter()
-        .filter(|build| build.name == slow || build.name == waiting)
-        .filter(|build| build.state == KOJI_COMPLETE)
-        .map(|build| build.nvr())
-        .collect();
+    // The running build had reserved its release in Koji (CGInitBuild, before building): the
+    // bridge refunds the reservation as CANCELED. The queued one never reserved anything.
+    const KOJI_CANCELED: i64 = 4;
+    let hub = &world.hub;
+    let slow_name = slow.as_str();
+    let refunded = osbs_ops_tests::wait_for(
+        BUILD_LIMIT,
+        "the canceled build's Koji reservation refunded as CANCELED",
+        || async move {
+            let reservations: Vec<_> = hub
+                .builds()
+                .into_iter()
+                .filter(|build| build.name == slow_name)
+                .collect();
+            (reservations.len() == 1 && reservations[0].state == KOJI_CANCELED)
+                .then_some(reservations)
+        },
+    )
+    .await;
+    assert_eq!(refunded[0].nvr(), record.nvr(), "the canceled build's NVR");
     assert!(
-        imported.is_empty(),
-        "canceled builds were imported: {imported:?}"
+        hub.builds().iter().all(|build| build.name != waiting),
+        "the queued build never reserved a release"
     );
 }
 
@@ -595,15 +604,17 @@ async fn a_rabbitmq_restart_loses_nothing_and_builds_nothing_twice() {
         .filter(|tag| tag.contains("-candidate-"))
         .count();
     assert_eq!(unique, 8, "one image pushed per build: {tags:?}");
-    let bus = world.bus().await;
-    for queue in [
-        "osbs.events",
-        "osbs.jobs",
-        "osbs.results",
-        "osbs.jobs.dead",
-        "osbs.results.dead",
-        "osbs.events.dead",
-    ] {
-        assert_eq!(bus.queue_depth(queue).await.unwrap().messages, 0, "{queue}");
-    }
+    osbs_ops_tests::wait_settled(
+        Some(&rabbit.node),
+        "/",
+        &[
+            "osbs.events",
+            "osbs.jobs",
+            "osbs.results",
+            "osbs.jobs.dead",
+            "osbs.results.dead",
+            "osbs.events.dead",
+        ],
+    )
+    .await;
 }

@@ -51,6 +51,84 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Counts of `queue` in this vhost, unacked messages included.
+    pub fn queue_counts(&self, queue: &str) -> QueueCounts {
+        queue_counts(None, &self.vhost, queue)
+    }
+
+    /// Sets RabbitMQ policy `name` on the queues of this vhost matching `pattern` (it goes
+    /// with the vhost).
+    pub fn set_queue_policy(&self, name: &str, pattern: &str, definition: &str) {
+        rabbitmqctl(&[
+            "set_policy",
+            "-p",
+            &self.vhost,
+            "--apply-to",
+            "queues",
+            name,
+            pattern,
+            definition,
+        ]);
+    }
+
+    pub fn clear_policy(&self, name: &str) {
+        rabbitmqctl(&["clear_policy", "-p", &self.vhost, name]);
+    }
+}
+
+/// A queue's messages as the broker counts them: a message a consumer holds unacked is
+/// neither gone nor ready (AMQP's `queue.declare-ok` counts only the ready ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub ready: u64,
+    pub unacked: u64,
+    pub consumers: u64,
+}
+
+impl QueueCounts {
+    /// Nothing waits and nothing is in a consumer's hands.
+    pub fn settled(&self) -> bool {
+        self.ready == 0 && self.unacked == 0
+    }
+}
+
+/// Counts of `queue` in `vhost` of RabbitMQ node `node` (`None`: the shared one), from
+/// `rabbitmqctl list_queues`.
+pub fn queue_counts(node: Option<&str>, vhost: &str, queue: &str) -> QueueCounts {
+    let mut args = Vec::new();
+    if let Some(node) = node {
+        args.extend(["-n", node]);
+    }
+    args.extend([
+        "list_queues",
+        "-p",
+        vhost,
+        "--no-table-headers",
+        "--quiet",
+        "name",
+        "messages_ready",
+        "messages_unacknowledged",
+        "consumers",
+    ]);
+    let listing = rabbitmqctl(&args);
+    let row = listing
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.first() == Some(&queue))
+        .unwrap_or_else(|| panic!("no queue {queue} in vhost {vhost}:\n{listing}"));
+    let number = |index: usize| -> u64 {
+        row.get(index)
+            .and_then(|field| field.parse().ok())
+            .unwrap_or_else(|| panic!("unreadable list_queues row for {queue}: {row:?}"))
+    };
+    QueueCounts {
+        ready: number(1),
+        unacked: number(2),
+        consumers: number(3),
+    }
+}
+
 impl Default for TestEnv {
     fn default() -> Self {
         TestEnv::new()
@@ -76,7 +154,7 @@ impl Drop for TestEnv {
     }
 }
 
-fn rabbitmqctl(args: &[&str]) {
+fn rabbitmqctl(args: &[&str]) -> String {
     let output = Command::new("rabbitmqctl")
         .args(args)
         .output()
@@ -87,6 +165,7 @@ fn rabbitmqctl(args: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn port_open(port: u16) -> bool {
@@ -137,92 +216,42 @@ pub fn require_registry() {
     );
 }
 
-/// A tar of a minimal root filesystem: busybox-static with its applet links, `/etc/passwd`
-/// and `/tmp`. Extra `(path, file on the host)` pairs are added as they are (for example
-/// the host's rpm and its libraries).
+/// `deploy/base-image.sh`: the one recipe of the base image of the quickstart and the tests.
+pub fn base_image_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base-image.sh")
+}
+
+/// The root filesystem of the base image (`deploy/base-image.sh rootfs`: busybox-static with
+/// its applet links, `/etc/passwd`, `/tmp`) as a tar, with extra `(path, file on the host)`
+/// pairs appended as they are (for example the host's rpm and its libraries).
 pub fn busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
-    let busybox = Path::new("/bin/busybox");
+    let script = base_image_script();
+    let rootfs = Command::new(&script)
+        .arg("rootfs")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
     assert!(
-        busybox.exists(),
-        "/bin/busybox is missing: apt-get install -y busybox-static (deploy/setup.sh does)"
+        rootfs.status.success(),
+        "{} rootfs failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&rootfs.stderr)
     );
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
-    let dir = |builder: &mut tar::Builder<Vec<u8>>, path: &str| {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        builder
-            .append_data(&mut header, path, std::io::empty())
-            .expect("tar dir");
-    };
-    for path in ["bin", "etc", "tmp", "root", "usr", "usr/bin", "var"] {
-        dir(&mut builder, path);
-    }
-    builder
-        .append_path_with_name(busybox, "bin/busybox")
-        .expect("tar busybox");
-    for applet in [
-        "sh",
-        "ls",
-        "cat",
-        "echo",
-        "mkdir",
-        "rm",
-        "cp",
-        "mv",
-        "ln",
-        "touch",
-        "chmod",
-        "chown",
-        "test",
-        "true",
-        "false",
-        "sleep",
-        "env",
-        "id",
-        "wc",
-        "head",
-        "tail",
-        "grep",
-        "sed",
-        "find",
-        "stat",
-        "readlink",
-        "sha256sum",
-        "md5sum",
-        "printf",
-        "tr",
-        "sort",
-        "uniq",
-        "dd",
-        "wget",
-        "tar",
-        "gzip",
-        "date",
-        "hostname",
-        "uname",
-        "whoami",
-        "adduser",
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Symlink);
-        header.set_mode(0o777);
-        header.set_size(0);
-        builder
-            .append_link(&mut header, format!("bin/{applet}"), "busybox")
-            .expect("tar link");
-    }
-    let passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n";
-    let group = b"root:x:0:\nnobody:x:65534:\n";
-    for (path, content) in [("etc/passwd", &passwd[..]), ("etc/group", &group[..])] {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(0o644);
-        header.set_size(content.len() as u64);
-        builder
-            .append_data(&mut header, path, content)
-            .expect("tar file");
+    let mut base = tar::Archive::new(rootfs.stdout.as_slice());
+    for entry in base.entries().expect("the base rootfs tar") {
+        let mut entry = entry.expect("an entry of the base rootfs tar");
+        let mut header = entry.header().clone();
+        let path = entry.path().expect("an entry path").into_owned();
+        match entry
+            .link_name()
+            .expect("a link name")
+            .map(|link| link.into_owned())
+        {
+            Some(target) => builder.append_link(&mut header, &path, &target),
+            None => builder.append_data(&mut header, &path, &mut entry),
+        }
+        .expect("copy an entry of the base rootfs");
     }
     for (path, host) in extra {
         builder
@@ -232,25 +261,46 @@ pub fn busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
     builder.into_inner().expect("tar finish")
 }
 
-/// Imports a busybox rootfs as `tag` and pushes it to the local registry (idempotent).
-/// Returns `tag`.
+/// Makes `tag` (`127.0.0.1:5000/<repository>:<tag>`) the base image of
+/// `deploy/base-image.sh`, in the engine and in the registry (loaded and pushed only when
+/// missing or different). Returns `tag`.
 pub fn ensure_busybox_image(tag: &str) -> String {
     require_docker();
     require_registry();
-    let rootfs = busybox_rootfs_tar(&[]);
-    run_with_stdin(
-        &[
-            "docker",
-            "import",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "-",
-            tag,
-        ],
-        &rootfs,
-    );
-    run(&["docker", "push", tag]);
+    let script = base_image_script();
+    run(&[script.to_str().expect("a UTF-8 path"), "ensure", tag]);
     tag.to_owned()
+}
+
+/// Fails the test when a secret it configured shows in a captured log. `logs` are
+/// `(whose, text)` — every service's and the CLI's output; `secrets` are `(what, value)`:
+/// Koji and registry passwords, Koji session keys, reservation tokens. The failure names the
+/// secret and the log, and shows the line with the secret masked, never the secret.
+pub fn assert_no_secrets(logs: &[(String, String)], secrets: &[(String, String)]) {
+    assert!(
+        !secrets.is_empty(),
+        "no secret to look for: a scan over nothing cannot fail"
+    );
+    assert!(
+        logs.iter().any(|(_, text)| !text.trim().is_empty()),
+        "every captured log is empty: a scan of nothing cannot fail"
+    );
+    for (what, secret) in secrets {
+        // A short value would be found in ordinary text and tell nothing.
+        assert!(
+            secret.len() >= 8,
+            "the {what} is too short to look for ({} characters): configure a longer one",
+            secret.len()
+        );
+        for (whose, text) in logs {
+            if let Some(line) = text.lines().find(|line| line.contains(secret.as_str())) {
+                panic!(
+                    "the {what} reached the output of {whose}: {}",
+                    line.replace(secret.as_str(), "<the secret>")
+                );
+            }
+        }
+    }
 }
 
 /// Runs a command; panics with its output when it fails.
@@ -307,4 +357,71 @@ pub fn event_fixtures_dir() -> std::path::PathBuf {
         dir.display()
     );
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_log_passes() {
+        assert_no_secrets(
+            &owned(&[("worker", "password = \"***\"\nbuild done")]),
+            &owned(&[("Koji password", "pw-0123456789")]),
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "the Koji session key reached the output of bridge: key <the secret> used"
+    )]
+    fn a_leaked_secret_fails_masked() {
+        assert_no_secrets(
+            &owned(&[
+                ("worker", "fine"),
+                ("bridge", "start\nkey 3-abcdefghij used\n"),
+            ]),
+            &owned(&[("Koji session key", "3-abcdefghij")]),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "no secret to look for")]
+    fn no_secrets_is_a_test_bug() {
+        assert_no_secrets(&owned(&[("worker", "text")]), &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "every captured log is empty")]
+    fn no_output_is_a_test_bug() {
+        assert_no_secrets(&owned(&[("worker", "")]), &owned(&[("x", "0123456789")]));
+    }
+
+    #[test]
+    fn the_base_rootfs_is_deterministic_and_has_no_rpm_tools() {
+        let first = busybox_rootfs_tar(&[]);
+        assert_eq!(first, busybox_rootfs_tar(&[]), "same recipe, same bytes");
+        let mut names = Vec::new();
+        for entry in tar::Archive::new(first.as_slice()).entries().unwrap() {
+            names.push(entry.unwrap().path().unwrap().display().to_string());
+        }
+        assert!(
+            names.iter().any(|name| name.ends_with("bin/sh")),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|name| name.ends_with("bin/busybox")));
+        for tool in ["bin/rpm", "bin/rpm2cpio"] {
+            assert!(
+                !names.iter().any(|name| name.ends_with(tool)),
+                "{tool} is linked"
+            );
+        }
+    }
 }

@@ -351,19 +351,17 @@ impl Engine {
         }
     }
 
-    /// Runs `command` (as root, no network) in a new container of `image` and returns its
-    /// output; `None` when none of the `needs_any_of` paths exists in the image (checked on
-    /// the created container, before paying for a start). The container is removed whatever
-    /// happens; `on_created` learns its id first, so that a caller whose future is dropped
-    /// midway can still remove it. Start failures come back as `Api` errors carrying the
-    /// engine's message.
-    pub async fn run(
+    /// A new container of `image` that will run `command` (as root, no network), created
+    /// but not started: [`Prepared::existing`] looks at its filesystem first, so that
+    /// nothing runs in an image that has nothing to run. `on_created` learns the container's
+    /// id first, so that a caller whose future is dropped midway can still remove it; the
+    /// container is removed when the [`Prepared`] is dropped.
+    pub async fn prepare(
         &self,
         image: &str,
         command: &[String],
-        needs_any_of: &[&str],
         on_created: impl FnOnce(&str),
-    ) -> Result<Option<RunOutput>, DockerError> {
+    ) -> Result<Prepared, DockerError> {
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             entrypoint: Some(command[..1].to_vec()),
@@ -382,41 +380,11 @@ impl Engine {
             .create_container(None, body)
             .await
             .map_err(self.api("container create", image))?;
-        let id = created.id;
-        on_created(&id);
-        let outcome = match self.any_path_exists(&id, needs_any_of).await {
-            Ok(true) => self.run_created(&id).await.map(Some),
-            Ok(false) => Ok(None),
-            Err(error) => Err(error),
-        };
-        // Removing takes a while and nobody waits for it.
-        let engine = self.clone();
-        tokio::spawn(async move { engine.remove_container(&id).await });
-        outcome
-    }
-
-    /// Whether one of `paths` exists in the filesystem of container `id` (`[]`: yes).
-    async fn any_path_exists(&self, id: &str, paths: &[&str]) -> Result<bool, DockerError> {
-        if paths.is_empty() {
-            return Ok(true);
-        }
-        for path in paths {
-            let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
-                .path(path)
-                .build();
-            match self
-                .docker
-                .get_container_archive_info(id, Some(options))
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(BollardError::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(error) => return Err(self.api("container path stat", id)(error)),
-            }
-        }
-        Ok(false)
+        on_created(&created.id);
+        Ok(Prepared {
+            engine: self.clone(),
+            id: created.id,
+        })
     }
 
     async fn run_created(&self, id: &str) -> Result<RunOutput, DockerError> {
@@ -541,6 +509,55 @@ impl Engine {
             Err(error) => {
                 tracing::warn!(container = id, error = %error, "cannot remove a container")
             }
+        }
+    }
+}
+
+/// A created container of [`Engine::prepare`]; removed when dropped (nobody waits for that).
+#[derive(Debug)]
+pub struct Prepared {
+    engine: Engine,
+    id: String,
+}
+
+impl Prepared {
+    /// Which of `paths` exist in the container's filesystem (a symlink counts as it is; the
+    /// directories on the way are resolved inside the container).
+    pub async fn existing<'p>(&self, paths: &[&'p str]) -> Result<Vec<&'p str>, DockerError> {
+        let mut found = Vec::new();
+        for path in paths {
+            let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+                .path(path)
+                .build();
+            match self
+                .engine
+                .docker
+                .get_container_archive_info(&self.id, Some(options))
+                .await
+            {
+                Ok(_) => found.push(*path),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(error) => return Err(self.engine.api("container path stat", &self.id)(error)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Starts the command and waits for its end: its output and exit code. Start failures
+    /// come back as `Api` errors carrying the engine's message.
+    pub async fn run(&self) -> Result<RunOutput, DockerError> {
+        self.engine.run_created(&self.id).await
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // Outside a runtime (a panic unwinding) the worker's end-of-build cleanup removes it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
+            runtime.spawn(async move { engine.remove_container(&id).await });
         }
     }
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The one recipe of the base image the quickstart and the tests build on: the host's
+# busybox-static as a one-layer image, made byte for byte the same from the same busybox (no
+# clock, owner or order in the bytes), so that the same recipe always gives the same image id.
+#
+#   base-image.sh rootfs          the layer: a tar of the root filesystem, on stdout
+#   base-image.sh id              the image id the recipe makes (sha256:…)
+#   base-image.sh ensure IMAGE    IMAGE (registry/repository:tag) in the engine and in its
+#                                 registry is exactly that image: loaded, tagged and pushed
+#                                 when missing or different (an old base in the registry is
+#                                 replaced); prints the image id
+#
+# Every busybox applet is linked but `rpm` and `rpm2cpio`: they are not RPM's tools (busybox's
+# rpm reads package files, not the rpm database), and an image that offers them as `rpm`
+# misleads whoever inspects it.
+set -euo pipefail
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+log() { printf 'base-image: %s\n' "$*" >&2; }
+busybox=${OSBS_BASE_BUSYBOX:-/bin/busybox}
+# Applets that must not look like RPM's tools (see above).
+not_linked=" busybox rpm rpm2cpio "
+
+rootfs() {
+  [ -x "$busybox" ] || { log "$busybox is missing: apt-get install -y busybox-static (deploy/setup.sh does)"; exit 1; }
+  local stage=$work/rootfs
+  rm -rf "$stage"
+  mkdir "$stage"
+  umask 022
+  chmod 0755 "$stage"
+  mkdir -p "$stage"/{bin,etc,root,tmp,usr/bin,var}
+  chmod 1777 "$stage/tmp"
+  cp "$busybox" "$stage/bin/busybox"
+  chmod 0755 "$stage/bin/busybox"
+  local applet
+  for applet in $("$busybox" --list); do
+    case "$not_linked" in *" $applet "*) continue ;; esac
+    ln -s busybox "$stage/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$stage/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\n' >"$stage/etc/group"
+  tar --sort=name --format=gnu --mtime=@0 --owner=0 --group=0 --numeric-owner \
+    -C "$stage" -cf - .
+  rm -rf "$stage"
+}
+
+# The architecture of the busybox binary (the host's), in the engine's names.
+architecture() {
+  local arch
+  arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+  case "$arch" in
+    amd64 | x86_64) echo amd64 ;;
+    arm64 | aarch64) echo arm64 ;;
+    armhf | armel | armv7l) echo arm ;;
+    i386 | i686) echo 386 ;;
+    ppc64el | ppc64le) echo ppc64le ;;
+    *) echo "$arch" ;;
+  esac
+}
+
+# Writes layer.tar and config.json into $work; prints the image id (the config's digest).
+make_image() {
+  local dir=$work diff_id version
+  rootfs >"$dir/layer.tar"
+  diff_id=sha256:$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
+  version=$("$busybox" --help 2>&1 | head -n1 | sed -e 's/^BusyBox //' -e 's/ multi-call binary.*//' -e 's/["\\]//g')
+  # Fixed bytes: no creation time, keys in a fixed order. No label: every image built on
+  # the base would inherit it.
+  printf '{"architecture":"%s","config":{"Cmd":["/bin/sh"]},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"deploy/base-image.sh: busybox-static %s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$(architecture)" "$version" "$diff_id" >"$dir/config.json"
+  echo "sha256:$(sha256sum "$dir/config.json" | cut -d' ' -f1)"
+}
+
+# The config digest of IMAGE's manifest in its registry; empty when the registry has none.
+registry_config_digest() {
+  local image=$1 registry rest repository tag
+  registry=${image%%/*}
+  rest=${image#*/}
+  repository=${rest%:*}
+  tag=${rest##*:}
+  [ "$repository" != "$rest" ] || tag=latest
+  curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$registry/v2/$repository/manifests/$tag" 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null \
+    || true
+}
+
+ensure() {
+  local image=$1 id have
+  case "${image%%/*}" in
+    *.* | *:* | localhost) ;;
+    *) log "ensure wants registry/repository[:tag], not $image"; exit 2 ;;
+  esac
+  id=$(make_image)
+  have=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  if [ "$have" != "$id" ]; then
+    if docker image inspect "$id" >/dev/null 2>&1; then
+      docker tag "$id" "$image"
+    else
+      log "making $image from $busybox (${have:-none in the engine} → $id)"
+      mkdir "$work/archive"
+      mv "$work/layer.tar" "$work/config.json" "$work/archive/"
+      printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' \
+        "$image" >"$work/archive/manifest.json"
+      tar -C "$work/archive" -cf - . | docker load -q >/dev/null
+    fi
+    have=$(docker image inspect --format '{{.Id}}' "$image")
+    [ "$have" = "$id" ] || { log "the engine made $have of the recipe of $id"; exit 1; }
+  fi
+  if [ "$(registry_config_digest "$image")" != "$id" ]; then
+    log "pushing $image ($id)"
+    docker push -q "$image" >/dev/null
+    have=$(registry_config_digest "$image")
+    [ "$have" = "$id" ] || { log "the registry holds ${have:-nothing} for $image after the push of $id"; exit 1; }
+  fi
+  echo "$id"
+}
+
+case "${1:-}" in
+  rootfs) rootfs ;;
+  id) make_image ;;
+  ensure)
+    [ $# -eq 2 ] || { log "usage: $0 ensure REGISTRY/REPOSITORY[:TAG]"; exit 2; }
+    ensure "$2"
+    ;;
+  *)
+    log "usage: $0 rootfs | id | ensure REGISTRY/REPOSITORY[:TAG]"
+    exit 2
+    ;;
+esac
