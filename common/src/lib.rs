@@ -12,10 +12,12 @@
 //! - [`state`]: the one way to change a build's state: compare-and-set, history entry, one
 //!   confirmed announcement.
 //! - [`http`]: `/healthz` and Prometheus `/metrics`.
+//! - [`queues`]: the operators' view of the broker: depths, rates, dead letters peeked.
 
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod queues;
 pub mod shutdown;
 pub mod state;
 pub mod store;
