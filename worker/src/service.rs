@@ -723,6 +723,9 @@ async fn conclude(
     let mut fields = pipeline::final_fields(progress, error, worker);
     fields.push((field::LOG_PATH, log.path().display().to_string()));
     fields.push((field::RESULT_PUBLISHED, "0".into()));
+    if state == BuildState::Failed {
+        fields.push((field::BLAME, blame.name().to_owned()));
+    }
     let reason = if error.is_empty() {
         "built and pushed"
     } else {
