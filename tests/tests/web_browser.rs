@@ -128,10 +128,8 @@ RUN sleep 3
 RUN echo "the-late-line-@MARK@"
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pushed_build_is_followed_live_in_a_browser() {
-    let driver = Driver::start();
-    let cluster = Cluster::start().await;
+/// osbs-web on the cluster's configuration plus a `[web]` section; its base URL.
+async fn start_web(cluster: &Cluster) -> (Service, String) {
     let port = free_port();
     let config = cluster.dir.path().join("web.toml");
     let mut text = std::fs::read_to_string(&cluster.config).unwrap();
@@ -143,9 +141,12 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
     let web = Service::start("web", "osbs-web", &config, cluster.dir.path());
     wait_healthy(&web, port, Duration::from_secs(60)).await;
     let base = format!("http://127.0.0.1:{port}");
-    let browser = driver.browser(1280, 900).await;
 
-    // Another repository's build, recorded as the dispatcher records one, for the filter.
+    (web, base)
+}
+
+/// Another repository's build, recorded as the dispatcher records one, for the filter.
+async fn record_another_build(cluster: &Cluster) {
     let other = BuildJob {
         build_id: format!("other-{}", uuid::Uuid::new_v4().simple()),
         repo: "other-web".into(),
@@ -164,16 +165,23 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         .create(&other, &other.build_id, now, "test", &[])
         .await
         .unwrap();
+}
 
+/// Pushes a build while the list is open; returns its link once its row shows, unreloaded.
+async fn a_pushed_build_appears(
+    browser: &Client,
+    base: &str,
+    cluster: &Cluster,
+    mark: &str,
+) -> String {
     browser.goto(&format!("{base}/builds")).await.unwrap();
     browser
         .execute("window.notReloaded = true;", vec![])
         .await
         .unwrap();
-    let mark = uuid::Uuid::new_v4().simple().to_string();
     let repo = cluster.dist_git_repo("web-e2e");
     repo.commit_and_push(
-        &[("Dockerfile", DOCKERFILE.replace("@MARK@", &mark).as_bytes())],
+        &[("Dockerfile", DOCKERFILE.replace("@MARK@", mark).as_bytes())],
         "A build to watch",
     );
 
@@ -182,7 +190,7 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         "the pushed build's row",
         Duration::from_secs(60),
         || async {
-            let rows = text_of(&browser, "#rows").await;
+            let rows = text_of(browser, "#rows").await;
             if !rows.contains("web-e2e") {
                 return None;
             }
@@ -205,16 +213,26 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         serde_json::json!(true),
         "the list was reloaded"
     );
-    screenshot(&browser, "builds.png").await;
+    screenshot(browser, "builds.png").await;
+    link
+}
 
-    // Its page: the log as the worker writes it, to the line of the last step, then the end.
+/// The build's page: the log as the worker writes it, to the last step's line, then the end
+/// and the final state; the page's source.
+async fn its_page_follows_the_log(
+    browser: &Client,
+    base: &str,
+    cluster: &Cluster,
+    link: &str,
+    mark: &str,
+) -> String {
     browser.goto(&format!("{base}{link}")).await.unwrap();
     let late_line = format!("the-late-line-{mark}");
     eventually(
         "the late log line in the page",
         Duration::from_secs(240),
         || async {
-            text_of(&browser, "#log")
+            text_of(browser, "#log")
                 .await
                 .contains(&late_line)
                 .then_some(())
@@ -226,7 +244,7 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         "the final state on the page",
         Duration::from_secs(120),
         || async {
-            let state = text_of(&browser, "#state").await;
+            let state = text_of(browser, "#state").await;
             ["complete", "imported", "failed"]
                 .contains(&state.as_str())
                 .then_some(state)
@@ -256,33 +274,39 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         "the page ended on {shown}"
     );
     assert_eq!(
-        text_of(&browser, "#logstatus").await,
+        text_of(browser, "#logstatus").await,
         "build ended: complete"
     );
-    let log = text_of(&browser, "#log").await;
+    let log = text_of(browser, "#log").await;
     assert!(
         log.find("an early step").unwrap() < log.find(&late_line).unwrap(),
         "log lines in order:\n{log}"
     );
+    the_page_reloads_whole(browser, &late_line).await
+}
+
+/// Reloaded after the end, the page shows the final state and the whole log again; its
+/// source.
+async fn the_page_reloads_whole(browser: &Client, late_line: &str) -> String {
     browser.refresh().await.unwrap();
     eventually(
         "the reloaded page's state",
         Duration::from_secs(20),
-        || async { (text_of(&browser, "#state").await == "imported").then_some(()) },
+        || async { (text_of(browser, "#state").await == "imported").then_some(()) },
     )
     .await;
     eventually(
         "the log replayed after reload",
         Duration::from_secs(20),
         || async {
-            text_of(&browser, "#log")
+            text_of(browser, "#log")
                 .await
-                .contains(&late_line)
+                .contains(late_line)
                 .then_some(())
         },
     )
     .await;
-    screenshot(&browser, "build.png").await;
+    screenshot(browser, "build.png").await;
     let build_page = browser.source().await.unwrap();
     assert!(
         build_page.contains("https://koji.example.org/koji/buildinfo?buildID="),
@@ -292,11 +316,14 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         .execute("document.getElementById('log').scrollIntoView();", vec![])
         .await
         .unwrap();
-    screenshot(&browser, "build-log.png").await;
+    screenshot(browser, "build-log.png").await;
+    build_page
+}
 
-    // A filter narrows the list.
+/// A filter narrows the list.
+async fn a_filter_narrows_the_list(browser: &Client, base: &str) {
     browser.goto(&format!("{base}/builds")).await.unwrap();
-    let all = text_of(&browser, "#rows").await;
+    let all = text_of(browser, "#rows").await;
     assert!(
         all.contains("web-e2e") && all.contains("other-web"),
         "{all}"
@@ -305,7 +332,7 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
     form.set_by_name("repo", "other-web").await.unwrap();
     form.submit().await.unwrap();
     eventually("the filtered list", Duration::from_secs(20), || async {
-        let rows = text_of(&browser, "#rows").await;
+        let rows = text_of(browser, "#rows").await;
         (rows.contains("other-web") && !rows.contains("web-e2e")).then_some(())
     })
     .await;
@@ -317,8 +344,16 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
             .as_str()
             .contains("repo=other-web")
     );
+}
 
-    // A dead letter, with the reason the bus records, on the queues page.
+/// A dead letter, with the reason the bus records, on the queues page; the page's source.
+async fn the_queues_show_a_dead_letter(
+    browser: &Client,
+    base: &str,
+    cluster: &Cluster,
+    id: &str,
+    mark: &str,
+) -> String {
     let bus = Bus::connect(&cluster.env.amqp, "test").await.unwrap();
     let reason = format!("registry unreachable while pushing ({mark})");
     let mut headers = FieldTable::default();
@@ -333,7 +368,7 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         )),
     );
     let body = osbs_proto::Message::encode_to_vec(&BuildJob {
-        build_id: id.clone(),
+        build_id: id.to_owned(),
         ..Default::default()
     });
     bus.publish(Outgoing {
@@ -350,19 +385,21 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
         "the dead letter's reason on the queues page",
         Duration::from_secs(30),
         || async {
-            text_of(&browser, "#queues")
+            text_of(browser, "#queues")
                 .await
                 .contains(&reason)
                 .then_some(())
         },
     )
     .await;
-    screenshot(&browser, "queues.png").await;
+    screenshot(browser, "queues.png").await;
     let queues_page = browser.source().await.unwrap();
     bus.close().await;
-    browser.close().await.unwrap();
+    queues_page
+}
 
-    // The builds page on a phone-sized screen.
+/// The builds page on a phone-sized screen.
+async fn the_list_on_a_phone(driver: &Driver, base: &str) {
     let phone = driver.browser(390, 844).await;
     phone.goto(&format!("{base}/builds")).await.unwrap();
     eventually("the list on a phone", Duration::from_secs(20), || async {
@@ -374,7 +411,23 @@ async fn a_pushed_build_is_followed_live_in_a_browser() {
     .await;
     screenshot(&phone, "builds-phone.png").await;
     phone.close().await.unwrap();
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_build_is_followed_live_in_a_browser() {
+    let driver = Driver::start();
+    let cluster = Cluster::start().await;
+    let (web, base) = start_web(&cluster).await;
+    record_another_build(&cluster).await;
+    let browser = driver.browser(1280, 900).await;
+    let mark = uuid::Uuid::new_v4().simple().to_string();
+    let link = a_pushed_build_appears(&browser, &base, &cluster, &mark).await;
+    let build_page = its_page_follows_the_log(&browser, &base, &cluster, &link, &mark).await;
+    a_filter_narrows_the_list(&browser, &base).await;
+    let id = link.trim_start_matches("/builds/");
+    let queues_page = the_queues_show_a_dead_letter(&browser, &base, &cluster, id, &mark).await;
+    browser.close().await.unwrap();
+    the_list_on_a_phone(&driver, &base).await;
     cluster.assert_no_secrets_in(&[
         ("the build page".into(), build_page),
         ("the queues page".into(), queues_page),
