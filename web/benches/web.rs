@@ -193,6 +193,10 @@ async fn main() {
     let lines = number("LINES", 100);
     let env = TestEnv::new();
     let store = Store::connect(&env.redis).await.unwrap();
+    // The queues the services declare, so that the web's sampler reads them as in production.
+    let bus = osbs_common::Bus::connect(&env.amqp, "bench").await.unwrap();
+    bus.declare_topology().await.unwrap();
+    bus.close().await;
     store.index_listing().await.unwrap();
     let took = seed(&store, builds).await;
     println!("seeded {builds} builds in {:.1} s", took.as_secs_f64());
