@@ -5,7 +5,6 @@
 
 use crate::bus::{Bus, BusError, header_string};
 use lapin::BasicProperties;
-use lapin::options::BasicNackOptions;
 use lapin::types::AMQPValue;
 use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
 use osbs_proto::{Message, names};
@@ -221,11 +220,14 @@ fn first_death(properties: &BasicProperties) -> Option<(String, Option<String>)>
     Some((exchange, key))
 }
 
-/// Reads up to `limit` messages of `queue`'s dead queue and puts every one back, in order:
-/// they are taken with basic.get and held unacked (so none is handed out twice), then
-/// returned with one nack-requeue each; if the channel is lost midway the broker returns the
-/// rest by itself. Nothing is removed. A replay running at the same moment sees fewer
-/// messages until the peek returns them (milliseconds).
+/// Reads up to `limit` messages of `queue`'s dead queue and puts every one back: they are
+/// taken with basic.get and held unacked (so none is handed out twice), then returned by
+/// closing the channel, which puts them back at their original positions. Not with a nack:
+/// on a quorum queue a nack-requeue counts towards the delivery limit (20 by default since
+/// RabbitMQ 4.0) and a dead queue has nowhere to send a message past it, so a view peeking
+/// every few seconds would drop dead letters; a channel's closing does not count. Nothing
+/// is removed. A replay running at the same moment sees fewer messages until the peek
+/// returns them (milliseconds).
 pub async fn peek_dead(
     bus: &Bus,
     queue: DeadQueue,
@@ -234,33 +236,27 @@ pub async fn peek_dead(
     let dead = queue.dead();
     let depth = bus.queue_depth(&dead).await?.messages as usize;
     let channel = bus.channel().await?;
-    let mut held = Vec::new();
     let mut views = Vec::new();
+    let mut failure = None;
     for _ in 0..depth.min(limit) {
         match bus.get_one(&channel, &dead).await {
             Ok(Some(message)) => {
-                views.push(DeadMessage::read(queue, &message.properties, &message.data));
-                held.push(message);
+                views.push(DeadMessage::read(queue, &message.properties, &message.data))
             }
             Ok(None) => break,
             Err(error) => {
-                // Closing the channel hands back what was taken.
-                let _ = channel.close(200, "peek failed".into()).await;
-                return Err(error);
+                failure = Some(error);
+                break;
             }
         }
     }
-    for message in held {
-        // RabbitMQ puts a requeued message back at its original position.
-        let _ = message
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await;
+    let _ = channel
+        .close(200, "peek done: returning the messages".into())
+        .await;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(views),
     }
-    let _ = channel.close(200, "peek done".into()).await;
-    Ok(views)
 }
 
 #[cfg(test)]
