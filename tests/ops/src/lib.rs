@@ -795,6 +795,9 @@ auto_branches = ["main", "f*"]
 registry = "{registry}"
 registry_namespace = "osbs-ops-{tag}"
 base_registry = "127.0.0.1:5000"
+# The hub double has no build targets (and nothing is tagged): a destination tag set here
+# stands in for every branch's target, which the worker would otherwise look up first.
+dest_tag = "osbs-ops-candidate"
 
 [worker]
 concurrency = 1
