@@ -461,6 +461,9 @@ pub struct Options {
     pub extra_toml: String,
     /// `[koji] tag_mode`: empty = `none` (nothing is tagged).
     pub koji_tag_mode: String,
+    /// No hub configured (`hub_url` empty): the bridge writes import bundles into the
+    /// world's `bundles/` and the worker derives releases without Koji.
+    pub no_hub: bool,
 }
 
 /// One test's world.
@@ -528,7 +531,7 @@ impl World {
         let secrets = [koji_password.as_str(), registry_password.as_str()];
         let world_config = config_toml(
             dir.path(),
-            &hub.url,
+            if options.no_hub { "" } else { &hub.url },
             &registry,
             &tag,
             secrets,
@@ -831,6 +834,7 @@ password = "{registry_password}"
 
 [koji]
 hub_url = "{hub_url}"
+bundle_dir = "{bundles}"
 cg_name = "osbs"
 tag_mode = "{tag_mode}"
 retry_secs = 20
@@ -843,6 +847,7 @@ password = "{koji_password}"
 {extra}"#,
         artifacts = dir.join("artifacts").display(),
         work = dir.join("work").display(),
+        bundles = dir.join("bundles").display(),
     )
 }
 
