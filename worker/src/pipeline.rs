@@ -578,7 +578,10 @@ impl Attempt<'_> {
                         )));
                     }
                 },
-                None => None,
+                None => {
+                    self.check_not_pushed(nvr, &fixed).await?;
+                    None
+                }
             }
             .map(|reservation| KojiReservation {
                 build_id: reservation.build_id,
@@ -620,6 +623,21 @@ impl Attempt<'_> {
         let nvr_text = format!("{}-{}-{release}", nvr.component, nvr.version);
         store.set_fields(id, &[(field::NVR, nvr_text)]).await?;
         Ok(release)
+    }
+
+    /// Without a hub, a release set by the Dockerfile or the request that a build of the same
+    /// name-version pushed before (from any repository) is refused now, as the hub's
+    /// `CGInitBuild` would refuse it, rather than at import.
+    async fn check_not_pushed(&self, nvr: &ComponentNvr, fixed: &str) -> Result<(), WorkerError> {
+        let recorded =
+            keys::recorded_releases(&self.worker.store, &nvr.component, &nvr.version).await?;
+        if release::already_pushed(fixed, &recorded) {
+            return Err(packager(format!(
+                "{}-{}-{fixed} was pushed by an earlier build (of this or another repository with the same component and version); change the release label",
+                nvr.component, nvr.version
+            )));
+        }
+        Ok(())
     }
 
     /// Remembers the release held in the in-flight set, to free when the build ends.

@@ -123,6 +123,12 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Without a hub: whether `release` is among the releases recorded as pushed for its
+/// name-version (a release set by hand must not be built twice, as Koji would refuse it).
+pub fn already_pushed(release: &str, recorded: &[String]) -> bool {
+    recorded.iter().any(|pushed| pushed == release)
+}
+
 /// The Koji build target to look up before a release is reserved, if any: the build will be
 /// imported and tagged through it (a hub is configured, the build is not scratch, and no
 /// `dest_tag` set in the configuration stands in for the target's).
@@ -287,6 +293,16 @@ mod tests {
             missing_target("f99-container-candidate", "f99", "container")
                 .starts_with("Koji has no build target f99-container-candidate")
         );
+    }
+
+    #[test]
+    fn a_release_set_by_hand_is_refused_once_pushed() {
+        let recorded = ["1".to_owned(), "18.1".to_owned()];
+        let table = [("1", true), ("18.1", true), ("18", false), ("2", false)];
+        for (release, expected) in table {
+            assert_eq!(already_pushed(release, &recorded), expected, "{release}");
+        }
+        assert!(!already_pushed("1", &[]));
     }
 
     #[test]

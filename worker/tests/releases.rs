@@ -1,7 +1,8 @@
 //! Releases as Koji and atomic-reactor derive them, end to end on the real services: after an
 //! isolated build `1.0-18.1` the next normal build is `1.0-19` (not the hub's `19.1`); a
 //! build whose Koji target is missing is refused before any release is reserved; without a
-//! hub, two repositories sharing a component and version get releases 1 and 2.
+//! hub, two repositories sharing a component and version get releases 1 and 2 (and a third
+//! that sets release 2 by hand is refused before it builds).
 
 mod support;
 
@@ -183,5 +184,23 @@ async fn without_a_hub_two_repositories_sharing_a_component_get_releases_1_and_2
             .len(),
         2
     );
+
+    // A third repository that sets release 2 by hand is refused before it builds.
+    let dockerfile = format!(
+        "FROM {base}\nLABEL com.redhat.component={component} name=shared-c-{} version=1.0 release=2\n",
+        harness.tag
+    );
+    let (url, commit) = harness.repo("shared-c", &[("Dockerfile", dockerfile.as_bytes())]);
+    let job = harness.job("shared-c", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let results = harness.results().await;
+    assert_failed_with(
+        &record,
+        &harness.log(&job.build_id),
+        results.last().unwrap(),
+        &format!("{component}-1.0-2 was pushed by an earlier build"),
+    );
+    assert!(!harness.log(&job.build_id).contains("step build"));
     worker.stop().await;
 }
