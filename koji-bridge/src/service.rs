@@ -1,6 +1,7 @@
 //! The `osbs-koji-bridge` service: consumes `osbs.results`, imports complete builds (or
 //! writes bundles), refunds the reservations of failed and canceled ones, records the
-//! outcome (`imported` / `import_failed`) and publishes it, exactly once per build.
+//! outcome (`imported` / `import_failed`, the latter with Koji's build id and NVR when only
+//! the tagging failed) and publishes it, exactly once per build.
 //!
 //! A delivery is acknowledged only once its outcome is recorded and announced (one state
 //! change, `osbs_common::state::change`); a refusal is recorded, announced, then
@@ -92,6 +93,25 @@ pub fn imported_fields(imported: &Imported) -> (Vec<(&'static str, String)>, Str
             ),
         ),
     }
+}
+
+/// The record fields and reason of an import whose tagging was refused (pure): what Koji
+/// holds, so that the record is true to it.
+pub fn untagged_fields(error: &ImportError) -> (Vec<(&'static str, String)>, String) {
+    let reason = format!("{error}; once fixed, `osbs replay` tags it (no second import)");
+    let mut fields = vec![(field::ERROR, reason.clone())];
+    if let ImportError::Untagged {
+        koji_build_id, nvr, ..
+    } = error
+    {
+        fields.extend([
+            (field::KOJI_BUILD_ID, koji_build_id.to_string()),
+            (field::KOJI_IMPORT, "hub".to_owned()),
+            (field::KOJI_TAG, String::new()),
+            (field::NVR, nvr.clone()),
+        ]);
+    }
+    (fields, reason)
 }
 
 fn marker_of(imported: &Imported) -> Marker {
@@ -319,6 +339,9 @@ impl Handler {
                         imported
                     }
                     Err(ImportError::Refused(reason)) => return self.refused(result, reason).await,
+                    Err(error @ ImportError::Untagged { .. }) => {
+                        return self.untagged(result, error).await;
+                    }
                     Err(ImportError::Transient(reason)) => {
                         tracing::warn!(build_id = id, error = %reason, "import not finished; the result goes back to the queue and resumes later");
                         return Done::Requeue;
@@ -347,6 +370,23 @@ impl Handler {
         let id = result.build_id.as_str();
         tracing::error!(build_id = id, reason = %reason, "import refused");
         let fields = vec![(field::ERROR, reason.clone())];
+        if let Err(done) = self
+            .record(id, BuildState::ImportFailed, &reason, fields)
+            .await
+        {
+            return done;
+        }
+        self.metrics.count_state(BuildState::ImportFailed);
+        Done::DeadLetter(reason)
+    }
+
+    /// Koji holds the build but tagging was refused: the record says `import_failed` and
+    /// what Koji holds (its build id and NVR), the result is dead-lettered; once the cause is
+    /// fixed, `osbs replay` brings it back and the bridge only tags.
+    async fn untagged(&self, result: &BuildResult, error: ImportError) -> Done {
+        let id = result.build_id.as_str();
+        let (fields, reason) = untagged_fields(&error);
+        tracing::error!(build_id = id, reason = %reason, "imported but not tagged");
         if let Err(done) = self
             .record(id, BuildState::ImportFailed, &reason, fields)
             .await
@@ -431,8 +471,8 @@ impl Handler {
         {
             Ok(_) => {}
             Err(ImportError::Transient(_)) => return Done::Requeue,
-            Err(ImportError::Refused(reason)) => {
-                tracing::warn!(build_id = id, reason = %reason, "cannot release the reservation of a scratch build")
+            Err(refused) => {
+                tracing::warn!(build_id = id, reason = %refused, "cannot release the reservation of a scratch build")
             }
         }
         match self
@@ -476,9 +516,9 @@ impl Handler {
                 tracing::warn!(build_id = id, error = %reason, "cannot release the Koji reservation yet; the result goes back to the queue");
                 Done::Requeue
             }
-            Err(ImportError::Refused(reason)) => {
-                tracing::error!(build_id = id, reason = %reason, "Koji refused to release the reservation");
-                Done::DeadLetter(format!("CGRefundBuild refused: {reason}"))
+            Err(refused) => {
+                tracing::error!(build_id = id, reason = %refused, "Koji refused to release the reservation");
+                Done::DeadLetter(format!("CGRefundBuild refused: {refused}"))
             }
         }
     }
@@ -613,6 +653,19 @@ mod tests {
         });
         assert!(fields.contains(&(field::KOJI_IMPORT, "bundle".into())));
         assert!(reason.contains("import bundle"));
+        let (fields, reason) = untagged_fields(&ImportError::Untagged {
+            koji_build_id: 7,
+            nvr: "httpd-2.4-3".into(),
+            reason: "tag permission required (logged in as osbs)".into(),
+        });
+        assert!(fields.contains(&(field::KOJI_BUILD_ID, "7".into())));
+        assert!(fields.contains(&(field::NVR, "httpd-2.4-3".into())));
+        assert!(
+            reason.starts_with(
+                "imported into Koji as httpd-2.4-3 (build 7) but not tagged: tag permission required"
+            ),
+            "{reason}"
+        );
         let marker = marker_of(&Imported::Bundle {
             dir: "/b/x".into(),
             nvr: "x-1-1".into(),

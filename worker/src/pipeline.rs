@@ -247,6 +247,7 @@ impl Attempt<'_> {
             self.target().name,
             self.worker.host
         ));
+        self.check_target().await?;
         let commit = self.step(step::SOURCE, self.source()).await?;
         let dockerfile =
             Dockerfile::parse(&commit.dockerfile).map_err(|error| packager(error.to_string()))?;
@@ -303,7 +304,45 @@ impl Attempt<'_> {
                 parent_pullspecs,
             ),
         )
-        .await
+        .await?;
+        self.record_pushed_release(&nvr, &release).await
+    }
+
+    /// The Koji build target is looked up before anything is spent (koji-containerbuild
+    /// does the same): a build whose target the hub lacks would otherwise be reserved,
+    /// built, pushed and imported, then never tagged.
+    async fn check_target(&self) -> Result<(), WorkerError> {
+        let target = self.target();
+        let Some(koji) = &self.worker.koji else {
+            return Ok(());
+        };
+        let scratch = self.kind() == BuildKind::Scratch;
+        let Some(name) = release::target_to_check(&target.name, &target.dest_tag, true, scratch)
+        else {
+            return Ok(());
+        };
+        if koji.has_target(name).await? {
+            return Ok(());
+        }
+        Err(packager(release::missing_target(
+            name,
+            &self.job.branch,
+            &self.job.namespace,
+        )))
+    }
+
+    /// Without a hub, the pushed release is recorded for its name-version, so that a build of
+    /// the same component and version pushed to another repository takes the next one.
+    async fn record_pushed_release(
+        &self,
+        nvr: &ComponentNvr,
+        release: &str,
+    ) -> Result<(), WorkerError> {
+        if self.worker.koji.is_some() || self.kind() == BuildKind::Scratch {
+            return Ok(());
+        }
+        keys::record_release(&self.worker.store, &nvr.component, &nvr.version, release).await?;
+        Ok(())
     }
 
     /// Clone at the commit; read the files the worker reads itself (Dockerfile,
@@ -539,7 +578,10 @@ impl Attempt<'_> {
                         )));
                     }
                 },
-                None => None,
+                None => {
+                    self.check_not_pushed(nvr, &fixed).await?;
+                    None
+                }
             }
             .map(|reservation| KojiReservation {
                 build_id: reservation.build_id,
@@ -583,6 +625,21 @@ impl Attempt<'_> {
         Ok(release)
     }
 
+    /// Without a hub, a release set by the Dockerfile or the request that a build of the same
+    /// name-version pushed before (from any repository) is refused now, as the hub's
+    /// `CGInitBuild` would refuse it, rather than at import.
+    async fn check_not_pushed(&self, nvr: &ComponentNvr, fixed: &str) -> Result<(), WorkerError> {
+        let recorded =
+            keys::recorded_releases(&self.worker.store, &nvr.component, &nvr.version).await?;
+        if release::already_pushed(fixed, &recorded) {
+            return Err(packager(format!(
+                "{}-{}-{fixed} was pushed by an earlier build (of this or another repository with the same component and version); change the release label",
+                nvr.component, nvr.version
+            )));
+        }
+        Ok(())
+    }
+
     /// Remembers the release held in the in-flight set, to free when the build ends.
     fn hold(&self, nvr: &ComponentNvr, release: &str) {
         *self.progress.held_release.lock().expect("progress lock") = Some(HeldRelease {
@@ -592,7 +649,8 @@ impl Attempt<'_> {
         });
     }
 
-    /// The first release after what Koji has (without a hub: what the registry has).
+    /// The first release after what Koji has, patched as atomic-reactor does (without a hub:
+    /// after what the repository's tags and the name-version's recorded releases say).
     async fn next_release(
         &self,
         nvr: &ComponentNvr,
@@ -600,17 +658,30 @@ impl Attempt<'_> {
     ) -> Result<String, WorkerError> {
         let worker = self.worker;
         match &worker.koji {
-            Some(koji) => koji.next_release(&nvr.component, &nvr.version).await,
+            Some(koji) => {
+                let answer = koji.next_release(&nvr.component, &nvr.version).await?;
+                let patched = release::patch(&answer);
+                if patched != answer {
+                    self.log.note(&format!(
+                        "Koji's next release for {}-{} is {answer}; building {patched} (a numeric second part is dropped, as atomic-reactor does)",
+                        nvr.component, nvr.version
+                    ));
+                }
+                Ok(patched)
+            }
             None => {
                 let registry = &self.target().registry;
                 let path = repository
                     .strip_prefix(&format!("{registry}/"))
                     .unwrap_or(repository);
                 let tags = worker.registries.tags(registry, path).await?;
-                Ok(release::next_from_tags(
+                let recorded =
+                    keys::recorded_releases(&worker.store, &nvr.component, &nvr.version).await?;
+                Ok(release::next_without_hub(
                     &nvr.component,
                     &nvr.version,
                     &tags,
+                    &recorded,
                 )?)
             }
         }
@@ -662,7 +733,7 @@ impl Attempt<'_> {
                         .expect("progress lock")
                         .take();
                     free_release(store, held).await;
-                    first = release::bump(&release).ok_or_else(|| {
+                    first = release::next(&release).ok_or_else(|| {
                         packager(format!(
                             "cannot compute the release after {release} for {}-{}; set a release label",
                             nvr.component, nvr.version

@@ -594,13 +594,15 @@ async fn missing_engine_is_a_clear_error_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koji_reserves_exactly_the_release_built() {
     use osbs_koji::{AuthMethod, KojiAuth};
-    use osbs_koji_hub::{HubConfig, KojiHub, UserSpec};
+    use osbs_koji_hub::{HubConfig, KojiHub, TargetSpec, UserSpec};
     let base = busybox_base();
     let harness = Harness::new().await;
     let password = format!("pw-{}", harness.tag);
     let hub = KojiHub::start(HubConfig {
         users: vec![UserSpec::new("osbs", Some(&password))],
         content_generators: vec![("osbs".into(), vec!["osbs".into()])],
+        // The worker looks the job's target up before it reserves anything.
+        targets: vec![TargetSpec::named("main-container-candidate", &[])],
         ..HubConfig::default()
     })
     .await

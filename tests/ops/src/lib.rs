@@ -17,7 +17,7 @@
 use osbs_common::config::{AmqpConfig, CredentialUrl};
 use osbs_common::store::{BuildRecord, Store};
 use osbs_common::{Bus, store};
-use osbs_koji_hub::{HubConfig, KojiHub, RunningHub};
+use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TagSpec};
 use osbs_proto::v1::BuildState;
 use osbs_testkit::TestEnv;
 use std::future::Future;
@@ -446,6 +446,10 @@ impl Drop for PrivateRegistry {
     }
 }
 
+/// The destination tag of every build of a world (set as `dest_tag`: the hub double has no
+/// targets).
+pub const DEST_TAG: &str = "osbs-ops-candidate";
+
 /// How a world is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -455,6 +459,11 @@ pub struct Options {
     pub registry: Option<String>,
     /// Extra TOML appended to the configuration file.
     pub extra_toml: String,
+    /// `[koji] tag_mode`: empty = `none` (nothing is tagged).
+    pub koji_tag_mode: String,
+    /// No hub configured (`hub_url` empty): the bridge writes import bundles into the
+    /// world's `bundles/` and the worker derives releases without Koji.
+    pub no_hub: bool,
 }
 
 /// One test's world.
@@ -508,6 +517,8 @@ impl World {
         let registry_password = format!("registry-pw-{}", uuid::Uuid::new_v4().simple());
         let hub = KojiHub::start(HubConfig {
             users: vec![osbs_koji_hub::UserSpec::new("osbs", Some(&koji_password))],
+            // Every build's destination tag (its package list starts empty).
+            tags: vec![TagSpec::new(DEST_TAG, &[])],
             ..HubConfig::default()
         })
         .await
@@ -520,10 +531,15 @@ impl World {
         let secrets = [koji_password.as_str(), registry_password.as_str()];
         let world_config = config_toml(
             dir.path(),
-            &hub.url,
+            if options.no_hub { "" } else { &hub.url },
             &registry,
             &tag,
             secrets,
+            if options.koji_tag_mode.is_empty() {
+                "none"
+            } else {
+                &options.koji_tag_mode
+            },
             &options.extra_toml,
         );
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
@@ -763,6 +779,7 @@ fn config_toml(
     registry: &str,
     tag: &str,
     [koji_password, registry_password]: [&str; 2],
+    tag_mode: &str,
     extra: &str,
 ) -> String {
     let dist_git = format!("file://{}", dir.join("dist-git").display());
@@ -795,6 +812,9 @@ auto_branches = ["main", "f*"]
 registry = "{registry}"
 registry_namespace = "osbs-ops-{tag}"
 base_registry = "127.0.0.1:5000"
+# The hub double has no build targets (and nothing is tagged): a destination tag set here
+# stands in for every branch's target, which the worker would otherwise look up first.
+dest_tag = "{DEST_TAG}"
 
 [worker]
 concurrency = 1
@@ -814,8 +834,9 @@ password = "{registry_password}"
 
 [koji]
 hub_url = "{hub_url}"
+bundle_dir = "{bundles}"
 cg_name = "osbs"
-tag_mode = "none"
+tag_mode = "{tag_mode}"
 retry_secs = 20
 requeue_delay_secs = 1
 
@@ -826,6 +847,7 @@ password = "{koji_password}"
 {extra}"#,
         artifacts = dir.join("artifacts").display(),
         work = dir.join("work").display(),
+        bundles = dir.join("bundles").display(),
     )
 }
 
