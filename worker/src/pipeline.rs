@@ -917,10 +917,10 @@ impl Attempt<'_> {
         let pushed =
             osbs_squash::squash_to_registry(worker.engine.client(), image, &base, &push_target)
                 .await
-                .map_err(|error| {
-                    WorkerError::Infrastructure(format!(
-                        "squashing {image} and pushing it to {repository}: {error}"
-                    ))
+                .map_err(|source| WorkerError::Squash {
+                    image: image.to_owned(),
+                    repository: repository.to_owned(),
+                    source: Box::new(source),
                 })?;
         for retried in &pushed.retries {
             worker.metrics.count_retry("push");
@@ -982,7 +982,11 @@ impl Attempt<'_> {
             &worker.instance,
         )
         .only_from(&[BuildState::Running]);
-        match change_state(worker, change).await? {
+        let mut changed = change_state(worker, change.clone()).await?;
+        if matches!(changed, Changed::Missing) && self.restore_record().await? {
+            changed = change_state(worker, change).await?;
+        }
+        match changed {
             Changed::Done(_) => {}
             Changed::Refused(record) => {
                 return Err(WorkerError::Infrastructure(format!(
@@ -996,6 +1000,47 @@ impl Attempt<'_> {
         worker.metrics.count_state(BuildState::Pushing);
         Ok(())
     }
+}
+
+/// The history's reason of a record brought back from the job.
+pub const RESTORED: &str = "re-created from its job: Redis had lost the record";
+
+impl Attempt<'_> {
+    /// Brings back the record Redis lost, from the job this attempt holds, in the state the
+    /// attempt is in, with what the attempt knows so far. `false` when the record exists.
+    pub async fn restore_record(&self) -> Result<bool, StoreError> {
+        let worker = self.worker;
+        let mut fields = final_fields(self.progress, "", worker);
+        fields.push((field::ATTEMPTS, self.number.to_string()));
+        fields.push((
+            field::HEARTBEAT_MS,
+            osbs_common::telemetry::now_ms().to_string(),
+        ));
+        let restored = restore(worker, self.job, self.progress.state(), &fields).await?;
+        if restored {
+            self.log
+                .note("Redis had lost this build's record: re-created from its job");
+        }
+        Ok(restored)
+    }
+}
+
+/// Re-creates the record of `job`'s build in `state` ([`Store::recreate`]), logged.
+pub async fn restore(
+    worker: &Worker,
+    job: &BuildJob,
+    state: BuildState,
+    fields: &[(&str, String)],
+) -> Result<bool, StoreError> {
+    let now = osbs_common::telemetry::now_ms();
+    let restored = worker
+        .store
+        .recreate(job, state, RESTORED, &worker.instance, now, fields)
+        .await?;
+    if restored {
+        tracing::warn!(build_id = %job.build_id, %state, "Redis had lost the build's record: re-created from the job");
+    }
+    Ok(restored)
 }
 
 /// Every image the build names, each held to the base registry (FROMs first, then the images

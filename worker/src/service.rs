@@ -20,6 +20,7 @@ use crate::report;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::bus::{self, Bus, Delivery, Outgoing, Subscription};
 use osbs_common::http::{Health, Metrics};
+use osbs_common::retry::{self, Retry, RetryState};
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
 use osbs_common::store::field;
 use osbs_common::{BusError, Store, StoreError};
@@ -207,6 +208,26 @@ enum End {
     Lost,
     /// SIGTERM and the grace period is over.
     Drained,
+    /// Failed on a passing outage: try again after `delay`.
+    Retry {
+        error: WorkerError,
+        delay: Duration,
+        next: RetryState,
+    },
+}
+
+impl End {
+    /// A failure that [`retry::decide`] says to retry becomes [`End::Retry`].
+    fn or_retry(self, earlier: RetryState, window: Duration) -> End {
+        let End::Finished(Err(error)) = self else {
+            return self;
+        };
+        let now = osbs_common::telemetry::now_ms();
+        match retry::decide(error.outage(), earlier, now, window) {
+            Retry::After { delay, next } => End::Retry { error, delay, next },
+            Retry::GiveUp => End::Finished(Err(error)),
+        }
+    }
 }
 
 /// Handles one delivery; returns whether the slot's consumer was cancelled (for a lease or
@@ -247,11 +268,11 @@ async fn handle_job(
         return false;
     }
     let id = job.build_id.clone();
-    let record = match read_record(&worker.store, &id).await {
+    let record = match read_or_restore(worker, &job).await {
         Ok(Some(record)) => record,
         Ok(None) => {
             let reason = format!(
-                "no build record for build {id}: the dispatcher records every build before enqueuing it; submit the build again"
+                "no build record for build {id}, and it could not be re-created from the job"
             );
             dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
@@ -308,20 +329,32 @@ async fn handle_job(
         }
         pickup @ (Pickup::Start | Pickup::TakeOver) => {
             job.attempt = record.attempts() + 1;
-            let previous = record.field(field::WORKER).to_owned();
-            run_attempt(
-                worker,
+            let taken = Taken {
+                retry: bus::retry_state(&delivery.properties),
+                priority: delivery.properties.priority().unwrap_or(0),
                 job,
-                record.state,
+                from: record.state,
                 pickup,
-                &previous,
-                delivery,
-                subscription,
-                shutdown,
-            )
-            .await
+                previous: record.field(field::WORKER).to_owned(),
+            };
+            run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
     }
+}
+
+/// The job's record; one that Redis lost (the dispatcher records every build before
+/// enqueuing it) is re-created from the job, as `queued`.
+async fn read_or_restore(
+    worker: &Worker,
+    job: &BuildJob,
+) -> Result<Option<osbs_common::store::BuildRecord>, StoreError> {
+    let id = &job.build_id;
+    if let Some(record) = read_record(&worker.store, id).await? {
+        return Ok(Some(record));
+    }
+    let fields = [(field::ATTEMPTS, job.attempt.saturating_sub(1).to_string())];
+    pipeline::restore(worker, job, BuildState::Queued, &fields).await?;
+    worker.store.get(id).await
 }
 
 /// Redis may blink: a few tries before the job is dead-lettered.
@@ -343,17 +376,34 @@ async fn read_record(
     Err(last.expect("three failed attempts"))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_attempt(
-    worker: &Worker,
+/// A job this worker took: what its record said and what its delivery carried.
+struct Taken {
     job: BuildJob,
+    /// The record's state when it was taken.
     from: BuildState,
     pickup: Pickup,
-    previous: &str,
+    /// The worker that ran it before (a takeover).
+    previous: String,
+    /// Earlier transient failures (the retry queue's headers).
+    retry: RetryState,
+    priority: u8,
+}
+
+async fn run_attempt(
+    worker: &Worker,
+    taken: Taken,
     delivery: Delivery,
     subscription: &Subscription,
     shutdown: &CancellationToken,
 ) -> bool {
+    let Taken {
+        job,
+        from,
+        pickup,
+        previous,
+        retry,
+        priority,
+    } = taken;
     let id = job.build_id.clone();
     let now = osbs_common::telemetry::now_ms();
     let reason = match pickup {
@@ -395,7 +445,8 @@ async fn run_attempt(
     tracing::info!(build_id = %id, attempt = job.attempt, repo = %job.repo, commit = %job.commit, "build started");
 
     let artifacts = worker.artifacts_dir.join(&id);
-    let log = match BuildLog::create(&artifacts, &id, worker.store.clone()) {
+    // A retried build keeps one log: the earlier attempts' lines, each retry said.
+    let log = match BuildLog::open(&artifacts, &id, worker.store.clone(), retry.retries > 0) {
         Ok(log) => log,
         Err(error) => {
             let error = WorkerError::Io {
@@ -437,6 +488,7 @@ async fn run_attempt(
     // Containers go at once (a canceled build's must stop now); images and the work
     // directory after the result is out, off the build's critical path.
     remove_containers(worker, &progress).await;
+    let end = end.or_retry(retry, worker.config.retry_window());
     match end {
         End::Lost => {
             log.note("another worker took this build over; stopping here");
@@ -446,6 +498,15 @@ async fn run_attempt(
             }
         }
         End::Drained => hand_back(worker, &job, &log, &progress, holding).await,
+        End::Retry { error, delay, next } => {
+            let later = Later {
+                error: &error,
+                delay,
+                next,
+                priority,
+            };
+            retry_later(worker, &job, &log, &progress, holding, later).await;
+        }
         End::Finished(outcome) => {
             let (state, error, blame) = match outcome {
                 Ok(()) => (BuildState::Complete, String::new(), Blame::Packager),
@@ -563,7 +624,11 @@ async fn supervise(
                             tracing::warn!(build_id = %id, error = %error, "cannot record the heartbeat");
                         }
                     }
-                    Ok(false) => return End::Lost,
+                    // Gone with a record Redis lost: brought back, and ours again.
+                    Ok(false) => match attempt.restore_record().await {
+                        Ok(true) if keys::claim(&worker.store, id, &worker.instance, config.heartbeat_stale()).await.unwrap_or(false) => {}
+                        _ => return End::Lost,
+                    },
                     Err(error) => tracing::warn!(build_id = %id, error = %error, "cannot renew the build's ownership"),
                 }
             }
@@ -734,7 +799,7 @@ async fn conclude(
             let change = StateChange::new(id, state, reason, &worker.instance)
                 .only_from(&sources)
                 .with_fields(fields);
-            state::change(&worker.store, &worker.bus, change).await
+            change_or_restore(worker, job, change).await
         }
         Err(error) => Err(ChangeError::Store(error)),
     };
@@ -786,6 +851,24 @@ async fn conclude(
         dead_letter(worker, holding, &job.encode_to_vec(), error).await;
     } else if let Holding::Delivery(delivery) = holding {
         bus::ack(&delivery).await;
+    }
+}
+
+/// A build's end: a record Redis lost meanwhile is re-created from the job (in the state
+/// the change starts from) and the change made on it.
+async fn change_or_restore(
+    worker: &Worker,
+    job: &BuildJob,
+    change: StateChange<'_>,
+) -> Result<Changed, ChangeError> {
+    match state::change(&worker.store, &worker.bus, change.clone()).await? {
+        Changed::Missing => {
+            let from = change.from.and_then(|from| from.first().copied());
+            let from = from.unwrap_or(BuildState::Running);
+            pipeline::restore(worker, job, from, &change.fields).await?;
+            state::change(&worker.store, &worker.bus, change).await
+        }
+        changed => Ok(changed),
     }
 }
 
@@ -845,6 +928,72 @@ async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, de
             tracing::error!(build_id = %id, error = %error, "cannot publish the stored result; requeued");
             sleep(Duration::from_secs(1)).await;
             bus::requeue(&delivery).await;
+        }
+    }
+}
+
+/// A transient failure and when to try again.
+struct Later<'a> {
+    error: &'a WorkerError,
+    delay: Duration,
+    next: RetryState,
+    priority: u8,
+}
+
+/// A transient outage ended this attempt: the record goes back to `queued`, the job waits in
+/// the retry queue of `later.delay` (and then comes back to `osbs.jobs`), and only then is
+/// the delivery acked. The release and its Koji reservation stay held for the next attempt.
+async fn retry_later(
+    worker: &Worker,
+    job: &BuildJob,
+    log: &BuildLog,
+    progress: &Progress,
+    holding: Holding,
+    later: Later<'_>,
+) {
+    let id = &job.build_id;
+    let outage = later.error.outage().map_or("outside", retry::Outage::name);
+    let until = osbs_proto::external::iso8601(retry::window_closes_at(
+        later.next.failing_since_ms,
+        worker.config.retry_window(),
+    ));
+    let reason = format!(
+        "transient {outage} failure: retry {} in {} (retried until {until}): {}",
+        later.next.retries,
+        humane(later.delay),
+        later.error.reason()
+    );
+    log.note(&reason);
+    worker.metrics.count_retry(outage);
+    tracing::warn!(build_id = %id, retry = later.next.retries, delay = ?later.delay, error = %later.error, "transient {outage} failure: the job waits in a retry queue");
+    let _ = log.finish(None).await;
+    let from = [progress.state()];
+    let change =
+        StateChange::new(id, BuildState::Queued, &reason, &worker.instance).only_from(&from);
+    if let Err(error) = pipeline::change_state(worker, change).await {
+        tracing::warn!(build_id = %id, error = %error, "cannot record the retry; the next attempt decides from the record");
+    }
+    release_owner(worker, id).await;
+    let properties = bus::protobuf_properties(names::TYPE_BUILD_JOB).with_priority(later.priority);
+    let parked = worker
+        .bus
+        .retry_later(
+            names::QUEUE_JOBS,
+            &job.encode_to_vec(),
+            &properties,
+            later.delay,
+            later.next,
+        )
+        .await;
+    match (parked, holding) {
+        (Ok(()), Holding::Delivery(delivery)) => bus::ack(&delivery).await,
+        (Ok(()), Holding::Leased) => {}
+        (Err(error), Holding::Delivery(delivery)) => {
+            tracing::error!(build_id = %id, error = %error, "cannot put the job in a retry queue; it goes back to osbs.jobs at once");
+            bus::requeue(&delivery).await;
+        }
+        (Err(error), Holding::Leased) => {
+            tracing::error!(build_id = %id, error = %error, "cannot put a leased job in a retry queue; its lease brings it back when it expires");
         }
     }
 }

@@ -446,6 +446,61 @@ impl Drop for PrivateRegistry {
     }
 }
 
+/// A Redis of the test's own on a free port (no persistence), which a test may empty.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    process: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> PrivateRedis {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        let process = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install -y redis-server)");
+        wait_for(
+            Duration::from_secs(20),
+            "the private Redis",
+            || async move { port_open(port).then_some(()) },
+        )
+        .await;
+        PrivateRedis {
+            port,
+            _dir: dir,
+            process,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Empties it, as a restart without persistence would.
+    pub fn flush(&self) {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let mut connection = client.get_connection().expect("the private Redis");
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut connection)
+            .expect("FLUSHALL");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 /// How a world is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -455,6 +510,10 @@ pub struct Options {
     pub registry: Option<String>,
     /// Extra TOML appended to the configuration file.
     pub extra_toml: String,
+    /// Redis: `None` = a key prefix in the shared one; `Some(url)` = a private one.
+    pub redis_url: Option<String>,
+    /// `[worker]` and `[koji]` `retry_window_secs`: `None` = the default (10 min).
+    pub retry_window_secs: Option<u64>,
 }
 
 /// One test's world.
@@ -490,7 +549,10 @@ impl World {
         osbs_testkit::require_registry();
         bins();
         base_image();
-        let env = TestEnv::new();
+        let mut env = TestEnv::new();
+        if let Some(url) = &options.redis_url {
+            env.redis.url = CredentialUrl::new(url.clone());
+        }
         let amqp = options.amqp.clone().unwrap_or_else(|| env.amqp.clone());
         let dir = tempfile::tempdir().expect("temporary directory");
         for sub in [
@@ -525,6 +587,7 @@ impl World {
             &tag,
             secrets,
             &options.extra_toml,
+            options.retry_window_secs.unwrap_or(600),
         );
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
         let store = Store::connect(&env.redis).await.expect("Redis");
@@ -558,6 +621,10 @@ impl World {
         vec![
             ("OSBS_CONFIG".into(), self.config_path.display().to_string()),
             ("OSBS_AMQP__URL".into(), self.amqp.url.expose().to_owned()),
+            (
+                "OSBS_REDIS__URL".into(),
+                self.env.redis.url.expose().to_owned(),
+            ),
             (
                 "OSBS_REDIS__KEY_PREFIX".into(),
                 self.env.redis.key_prefix.clone(),
@@ -764,6 +831,7 @@ fn config_toml(
     tag: &str,
     [koji_password, registry_password]: [&str; 2],
     extra: &str,
+    retry_window_secs: u64,
 ) -> String {
     let dist_git = format!("file://{}", dir.join("dist-git").display());
     format!(
@@ -805,6 +873,7 @@ heartbeat_stale_secs = 3
 cancel_poll_ms = 250
 registry_attempts = 2
 drain_grace_secs = 30
+retry_window_secs = {retry_window_secs}
 
 # The base registry asks for no password: this one is loaded, printed masked and handed to
 # the engine with every pull all the same.
@@ -818,6 +887,7 @@ cg_name = "osbs"
 tag_mode = "none"
 retry_secs = 20
 requeue_delay_secs = 1
+retry_window_secs = {retry_window_secs}
 
 [koji.auth]
 method = "password"
