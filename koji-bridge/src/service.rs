@@ -4,8 +4,11 @@
 //!
 //! A delivery is acknowledged only once its outcome is recorded and announced (one state
 //! change, `osbs_common::state::change`); a refusal is recorded, announced, then
-//! dead-lettered with its reason; a transient failure hands the
-//! delivery back to the queue after a pause, and the next attempt resumes.
+//! dead-lettered with its reason; a hub that stays down past the quick retries sends the
+//! result to a retry queue of growing delay (`osbs_common::retry`) for `[koji]
+//! retry_window_secs`, after which the import ends `import_failed`; other transient failures
+//! (Redis) hand the delivery back to the queue after a pause. The next attempt resumes. A
+//! record Redis lost is re-created from the result.
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
