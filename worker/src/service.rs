@@ -214,39 +214,14 @@ async fn handle_job(
     subscription: &Subscription,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut job: BuildJob = match bus::decode(&delivery, names::TYPE_BUILD_JOB) {
-        Ok(job) => job,
+    let (mut job, record) = match look(worker, &delivery).await {
+        Ok(found) => found,
         Err(reason) => {
             dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
         }
     };
-    if job.build_id.is_empty() {
-        dead_letter(
-            worker,
-            Holding::Delivery(Box::new(delivery)),
-            &[],
-            "job without a build_id",
-        )
-        .await;
-        return false;
-    }
     let id = job.build_id.clone();
-    let record = match read_or_restore(worker, &job).await {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            let reason = format!(
-                "no build record for build {id}, and it could not be re-created from the job"
-            );
-            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
-            return false;
-        }
-        Err(error) => {
-            let reason = format!("cannot read build {id}'s record: {error}");
-            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
-            return false;
-        }
-    };
     let pending_result = record.field(field::RESULT_PUBLISHED) == "0";
     match lease::first_look(record.state, pending_result) {
         FirstLook::Skip(why) => {
@@ -305,6 +280,25 @@ async fn handle_job(
             };
             run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
+    }
+}
+
+/// The job a delivery carries and its build's record; `Err` says why the job is refused.
+async fn look(
+    worker: &Worker,
+    delivery: &Delivery,
+) -> Result<(BuildJob, osbs_common::store::BuildRecord), String> {
+    let job: BuildJob = bus::decode(delivery, names::TYPE_BUILD_JOB)?;
+    if job.build_id.is_empty() {
+        return Err("job without a build_id".to_owned());
+    }
+    let id = &job.build_id;
+    match read_or_restore(worker, &job).await {
+        Ok(Some(record)) => Ok((job, record)),
+        Ok(None) => Err(format!(
+            "no build record for build {id}, and it could not be re-created from the job"
+        )),
+        Err(error) => Err(format!("cannot read build {id}'s record: {error}")),
     }
 }
 
