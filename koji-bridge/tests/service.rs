@@ -545,7 +545,7 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
     })
     .await;
     eventually("the record refused to move from pushing", WAIT, || async {
-        retries(metrics, "redis").await >= 1
+        retries(metrics, "record behind").await >= 1
     })
     .await;
     assert_eq!(
