@@ -404,38 +404,48 @@ impl Bus {
         queue: &str,
         reason: &str,
     ) -> Result<(), BusError> {
-        let mut headers = without_retry_state(delivery.properties.headers().clone());
-        headers.insert(
-            names::HEADER_DEAD_REASON.into(),
-            long_string(&one_line(reason, 4000)),
-        );
-        headers.insert(names::HEADER_DEAD_QUEUE.into(), long_string(queue));
-        headers.insert(
-            names::HEADER_DEAD_EXCHANGE.into(),
-            long_string(delivery.exchange.as_str()),
-        );
-        headers.insert(
-            names::HEADER_DEAD_ROUTING_KEY.into(),
-            long_string(delivery.routing_key.as_str()),
-        );
-        headers.insert(
-            names::HEADER_DEAD_AT.into(),
-            long_string(&osbs_proto::external::iso8601(crate::telemetry::now_ms())),
-        );
-        self.publish(Outgoing {
-            exchange: names::EXCHANGE_DEAD,
-            routing_key: queue,
-            body: &delivery.data,
-            properties: delivery
-                .properties
-                .clone()
-                .with_headers(headers)
-                .with_delivery_mode(2),
-            mandatory: true,
-        })
-        .await?;
+        let dead = Dead {
+            queue,
+            original_exchange: delivery.exchange.as_str(),
+            original_routing_key: delivery.routing_key.as_str(),
+            reason,
+        };
+        self.dead_letter_copy(&delivery.data, &delivery.properties, dead)
+            .await?;
         ack(delivery).await;
         Ok(())
+    }
+
+    /// Publishes a copy of a message to `<queue>.dead` (for one no longer held as a
+    /// delivery: a leased job), with the dead-letter headers of `dead`.
+    pub async fn dead_letter_copy(
+        &self,
+        body: &[u8],
+        properties: &BasicProperties,
+        dead: Dead<'_>,
+    ) -> Result<(), BusError> {
+        let mut headers = without_retry_state(properties.headers().clone());
+        for (name, value) in [
+            (names::HEADER_DEAD_REASON, one_line(dead.reason, 4000)),
+            (names::HEADER_DEAD_QUEUE, dead.queue.to_owned()),
+            (
+                names::HEADER_DEAD_EXCHANGE,
+                dead.original_exchange.to_owned(),
+            ),
+            (
+                names::HEADER_DEAD_ROUTING_KEY,
+                dead.original_routing_key.to_owned(),
+            ),
+            (
+                names::HEADER_DEAD_AT,
+                osbs_proto::external::iso8601(crate::telemetry::now_ms()),
+            ),
+        ] {
+            headers.insert(name.into(), long_string(&value));
+        }
+        let copy = properties.clone().with_headers(headers);
+        self.publish_persistent(names::EXCHANGE_DEAD, dead.queue, body, copy)
+            .await
     }
 
     /// Puts a message aside for `delay` (one of `names::RETRY_DELAYS_SECS`) in the retry queue
@@ -459,15 +469,24 @@ impl Bus {
             long_string(&state.failing_since_ms.to_string()),
         );
         let retry_queue = names::retry_queue(queue, delay.as_secs());
+        let copy = properties.clone().with_headers(headers);
+        // The default exchange routes by queue name: no binding to declare.
+        self.publish_persistent("", &retry_queue, body, copy).await
+    }
+
+    /// Publishes `body` persistent and mandatory, confirmed.
+    async fn publish_persistent(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BusError> {
         self.publish(Outgoing {
-            // The default exchange routes by queue name: no binding to declare.
-            exchange: "",
-            routing_key: &retry_queue,
+            exchange,
+            routing_key,
             body,
-            properties: properties
-                .clone()
-                .with_headers(headers)
-                .with_delivery_mode(2),
+            properties: properties.with_delivery_mode(2),
             mandatory: true,
         })
         .await
@@ -544,6 +563,17 @@ pub async fn requeue(delivery: &Delivery) {
 pub struct QueueDepth {
     pub messages: u32,
     pub consumers: u32,
+}
+
+/// Where a dead letter came from and why it is dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Dead<'a> {
+    /// The queue it was refused on: it goes to `<queue>.dead`.
+    pub queue: &'a str,
+    /// Where `osbs replay` sends it back.
+    pub original_exchange: &'a str,
+    pub original_routing_key: &'a str,
+    pub reason: &'a str,
 }
 
 /// A consumer on its own channel.

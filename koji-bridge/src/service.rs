@@ -18,7 +18,7 @@ use osbs_common::bus::{self, Bus, Delivery};
 use osbs_common::http::{Health, Metrics};
 use osbs_common::retry::{self, Outage, Retry, RetryState};
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
-use osbs_common::store::{Store, StoreError, field};
+use osbs_common::store::{Store, StoreError, field, output_fields};
 use osbs_common::telemetry::{hostname, now_ms};
 use osbs_koji::{KojiClient, RefundState, retry_policy};
 use osbs_proto::names;
@@ -111,21 +111,7 @@ pub fn restored_fields(result: &BuildResult) -> Vec<(&'static str, String)> {
     if let Some(job) = &result.job {
         fields.push((field::ATTEMPTS, job.attempt.to_string()));
     }
-    if let Some(nvr) = &result.nvr {
-        fields.push((
-            field::NVR,
-            format!("{}-{}-{}", nvr.name, nvr.version, nvr.release),
-        ));
-    }
-    if let Some(image) = &result.image {
-        fields.push((
-            field::PULLSPECS,
-            serde_json::to_string(&image.pullspecs).unwrap_or_default(),
-        ));
-        if let Some(digest) = image.digests.first() {
-            fields.push((field::DIGEST, digest.digest.clone()));
-        }
-    }
+    fields.extend(output_fields(result.nvr.as_ref(), result.image.as_ref()));
     if let Some(log) = result.logs.iter().find(|log| log.name == "build.log") {
         fields.push((field::LOG_PATH, log.path.clone()));
     }

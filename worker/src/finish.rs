@@ -9,8 +9,7 @@ use crate::ending::{Ending, humane};
 use crate::error::WorkerError;
 use crate::pipeline::{self, Progress, Worker};
 use crate::report::{self, Ended};
-use lapin::types::{AMQPValue, FieldTable, LongString};
-use osbs_common::bus::{self, Delivery, Outgoing};
+use osbs_common::bus::{self, Dead, Delivery};
 use osbs_common::retry::{self, Outage, RetryState};
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
 use osbs_common::store::field;
@@ -149,13 +148,7 @@ fn summarize(run: &Run<'_>, state: BuildState, error: &str) {
 /// or never will be).
 async fn let_go_of_release(run: &Run<'_>) {
     let (worker, id) = (run.worker, &run.job.build_id);
-    let held = run
-        .progress
-        .held_release
-        .lock()
-        .expect("progress lock")
-        .take();
-    pipeline::free_release(&worker.store, held).await;
+    free_hold(run).await;
     if let Err(error) = keys::forget_reservation(&worker.store, id).await {
         tracing::warn!(build_id = %id, error = %error, "cannot drop the kept reservation; it expires by itself");
     }
@@ -184,6 +177,17 @@ async fn close_log_and_assemble(run: &Run<'_>, state: BuildState, error: &str) -
         finished_at_ms: run.finished_at,
     };
     report::build_result(run.job, ended, &outputs, &timings, &run.worker.buildroot())
+}
+
+/// Lets go of the release this attempt holds in the in-flight set.
+async fn free_hold(run: &Run<'_>) {
+    let held = run
+        .progress
+        .held_release
+        .lock()
+        .expect("progress lock")
+        .take();
+    pipeline::free_release(&run.worker.store, held).await;
 }
 
 /// What recording a build's end did.
@@ -394,13 +398,7 @@ async fn hand_back(run: &Run<'_>, holding: Holding) {
     let (worker, id) = (run.worker, &run.job.build_id);
     run.log
         .note("the worker stopped before the build ended: handed back to the queue");
-    let held = run
-        .progress
-        .held_release
-        .lock()
-        .expect("progress lock")
-        .take();
-    pipeline::free_release(&worker.store, held).await;
+    free_hold(run).await;
     back_to_queued(run, "worker stopping: handed back to the queue").await;
     match holding {
         Holding::Delivery(delivery) => bus::requeue(&delivery).await,
@@ -477,39 +475,14 @@ pub(crate) async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], 
             }
         }
         Holding::Leased => {
-            let mut headers = FieldTable::default();
-            for (name, value) in [
-                (names::HEADER_DEAD_REASON, bus::one_line(reason, 4000)),
-                (names::HEADER_DEAD_QUEUE, names::QUEUE_JOBS.to_owned()),
-                (
-                    names::HEADER_DEAD_EXCHANGE,
-                    names::EXCHANGE_INTERNAL.to_owned(),
-                ),
-                (
-                    names::HEADER_DEAD_ROUTING_KEY,
-                    names::ROUTING_JOB.to_owned(),
-                ),
-                (
-                    names::HEADER_DEAD_AT,
-                    osbs_proto::external::iso8601(osbs_common::telemetry::now_ms()),
-                ),
-            ] {
-                headers.insert(
-                    name.into(),
-                    AMQPValue::LongString(LongString::from(value.into_bytes())),
-                );
-            }
-            let published = worker
-                .bus
-                .publish(Outgoing {
-                    exchange: names::EXCHANGE_DEAD,
-                    routing_key: names::QUEUE_JOBS,
-                    body,
-                    properties: bus::protobuf_properties(names::TYPE_BUILD_JOB)
-                        .with_headers(headers),
-                    mandatory: true,
-                })
-                .await;
+            let dead = Dead {
+                queue: names::QUEUE_JOBS,
+                original_exchange: names::EXCHANGE_INTERNAL,
+                original_routing_key: names::ROUTING_JOB,
+                reason,
+            };
+            let properties = bus::protobuf_properties(names::TYPE_BUILD_JOB);
+            let published = worker.bus.dead_letter_copy(body, &properties, dead).await;
             if let Err(error) = published {
                 tracing::error!(error = %error, "cannot dead-letter a leased job; its lease brings it back when it expires");
             }

@@ -28,7 +28,7 @@ use osbs_common::Store;
 use osbs_common::bus::Bus;
 use osbs_common::http::Metrics;
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
-use osbs_common::store::{StoreError, field};
+use osbs_common::store::{StoreError, field, output_fields};
 use osbs_dockerfile::{
     ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
     required, rewrite_with_parent_users, yum_repo_file_name,
@@ -1185,21 +1185,7 @@ pub fn final_fields(
             progress.timings.lock().expect("progress lock").as_json(),
         ),
     ];
-    if let Some(nvr) = &outputs.nvr {
-        fields.push((
-            field::NVR,
-            format!("{}-{}-{}", nvr.name, nvr.version, nvr.release),
-        ));
-    }
-    if let Some(image) = &outputs.image {
-        fields.push((
-            field::PULLSPECS,
-            serde_json::to_string(&image.pullspecs).unwrap_or_default(),
-        ));
-        if let Some(digest) = image.digests.first() {
-            fields.push((field::DIGEST, digest.digest.clone()));
-        }
-    }
+    fields.extend(output_fields(outputs.nvr.as_ref(), outputs.image.as_ref()));
     fields
 }
 

@@ -27,7 +27,7 @@ pub use dispatch::{RequestOutcome, Tip};
 pub use koji::ImportMarker;
 pub use lock::Lock;
 pub use log::LogEntry;
-pub use record::{BuildRecord, HistoryEntry, field};
+pub use record::{BuildRecord, HistoryEntry, field, output_fields};
 pub use worker::KeptReservation;
 
 use crate::config::RedisConfig;
@@ -302,20 +302,10 @@ impl Store {
             .arg(IDEMPOTENCY_TTL.as_secs())
             .arg(entry.to_json());
         invocation.arg(field::JOB).arg(job.encode_to_vec());
-        let target = job
-            .target
-            .as_ref()
-            .map(|target| target.name.clone())
-            .unwrap_or_default();
-        for (name, value) in [
-            (field::REPO, job.repo.clone()),
-            (field::BRANCH, job.branch.clone()),
-            (field::TARGET, target),
-            (field::SUBMITTER, job.submitter.clone()),
-            (field::ATTEMPTS, "0".to_owned()),
-        ] {
+        for (name, value) in record::job_fields(job) {
             invocation.arg(name).arg(value);
         }
+        invocation.arg(field::ATTEMPTS).arg("0");
         for (name, value) in extra_fields {
             invocation.arg(*name).arg(value);
         }
@@ -459,11 +449,6 @@ impl Store {
         } else {
             now_ms
         };
-        let target = job
-            .target
-            .as_ref()
-            .map(|target| target.name.clone())
-            .unwrap_or_default();
         let mut invocation = self.scripts.recreate.prepare_invoke();
         invocation
             .key(self.key(&["build", id]))
@@ -475,15 +460,10 @@ impl Store {
             .arg(state.name())
             .arg(entry.to_json());
         invocation.arg(field::JOB).arg(job.encode_to_vec());
-        for (name, value) in [
-            (field::REPO, job.repo.clone()),
-            (field::BRANCH, job.branch.clone()),
-            (field::TARGET, target),
-            (field::SUBMITTER, job.submitter.clone()),
-            (field::ENQUEUED, "1".to_owned()),
-        ] {
+        for (name, value) in record::job_fields(job) {
             invocation.arg(name).arg(value);
         }
+        invocation.arg(field::ENQUEUED).arg("1");
         for (name, value) in fields {
             invocation.arg(*name).arg(value);
         }
