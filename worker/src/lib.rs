@@ -15,14 +15,15 @@
 //! - [`reach`]: what a build may fetch besides its context (`COPY --from`, `RUN --mount
 //!   from=`, `ADD <url>`, a parent's ONBUILD triggers), held to the target's registry and
 //!   `[worker] allowed_source_urls`.
-//! - [`context`]: the build-context tar (symlinks kept, never followed).
+//! - [`context`]: what the build context leaves out and how added files are archived (the
+//!   tar itself is written by `adapters::context`, symlinks kept, never followed).
 //!
 //! The checkout ([`checkout`]) is reached through one directory handle: every file read
 //! from or written into it is opened beneath it, never through a symlink that leads out.
 //!
 //! Adapters, one per external system ([`adapters`]): the Docker Engine (bollard), HTTP
-//! (reqwest: lookaside, yum repos, registry API), dist-git (the `git` CLI), and the worker's
-//! own Redis keys (release reservations, build ownership). The bus and the build records
+//! (reqwest: lookaside, yum repos, registry API), dist-git (the `git` CLI), the worker's
+//! own Redis keys (release reservations, build ownership) and the build context's tar. The bus and the build records
 //! come from `osbs-common`; the Dockerfile rewrite from `osbs-dockerfile`; the squash from
 //! `osbs-squash`.
 //!

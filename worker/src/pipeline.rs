@@ -841,7 +841,7 @@ impl Attempt<'_> {
         let context = self.work_dir.join("context.tar");
         let (checkout, output) = (commit.checkout.clone(), context.clone());
         tokio::task::spawn_blocking(move || {
-            crate::context::write_context(&checkout, &extra, &output)
+            crate::adapters::context::write_context(&checkout, &extra, &output)
         })
         .await
         .map_err(|error| WorkerError::Infrastructure(format!("context writer panicked: {error}")))?
