@@ -144,6 +144,14 @@ mod tests {
     }
 
     #[test]
+    fn an_attempt_that_meets_an_outage_goes_back_to_queued() {
+        for from in [Running, Pushing] {
+            assert!(from.can_become(Queued), "{from} -> queued (a retry)");
+        }
+        assert!(!Pushing.can_become(Running), "a push is never run again in place");
+    }
+
+    #[test]
     fn sources() {
         assert_eq!(BuildState::sources_of(Running), vec![Queued, Running]);
         assert_eq!(
