@@ -148,7 +148,10 @@ mod tests {
         for from in [Running, Pushing] {
             assert!(from.can_become(Queued), "{from} -> queued (a retry)");
         }
-        assert!(!Pushing.can_become(Running), "a push is never run again in place");
+        assert!(
+            !Pushing.can_become(Running),
+            "a push is never run again in place"
+        );
     }
 
     #[test]

@@ -584,12 +584,16 @@ async fn beat(attempt: &Attempt<'_>) -> bool {
             }
             true
         }
-        // Gone with a record Redis lost: brought back, and ours again.
+        // Expired, taken over, or gone with a Redis that lost everything. The record comes
+        // back if it is missing (the pipeline may have brought it back already), and the
+        // build stays ours only if no other worker holds it now.
         Ok(false) => {
-            matches!(attempt.restore_record().await, Ok(true))
-                && keys::claim(&worker.store, id, &worker.instance, stale)
-                    .await
-                    .unwrap_or(false)
+            if let Err(error) = attempt.restore_record().await {
+                tracing::warn!(build_id = %id, error = %error, "cannot re-create the build's record");
+            }
+            keys::claim(&worker.store, id, &worker.instance, stale)
+                .await
+                .unwrap_or(false)
         }
         Err(error) => {
             tracing::warn!(build_id = %id, error = %error, "cannot renew the build's ownership");

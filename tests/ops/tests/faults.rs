@@ -35,6 +35,28 @@ fn koji_builds(world: &World, name: &str) -> usize {
         .count()
 }
 
+/// The record once `imported`; past the limit, fails showing the record, its history and
+/// the services' logs.
+async fn imported_or_explain(world: &World, id: &str) -> osbs_common::store::BuildRecord {
+    let deadline = tokio::time::Instant::now() + BUILD_LIMIT;
+    loop {
+        let record = world.store.get(id).await.ok().flatten();
+        if let Some(record) = &record
+            && record.state == BuildState::Imported
+        {
+            return record.clone();
+        }
+        if tokio::time::Instant::now() > deadline {
+            let history = world.store.history(id).await.unwrap_or_default();
+            panic!(
+                "build {id} not imported: {record:#?}\n{history:#?}\n{}",
+                world.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn dead_jobs_and_results(world: &World) -> (u32, u32) {
     let bus = world.bus().await;
     let jobs = bus.queue_depth("osbs.jobs.dead").await.unwrap().messages;
@@ -157,9 +179,7 @@ async fn a_redis_emptied_mid_build_loses_no_build() {
     redis.flush();
     assert!(world.store.get(&id).await.unwrap().is_none(), "emptied");
 
-    let record = world
-        .wait_state(&id, &[BuildState::Imported], BUILD_LIMIT)
-        .await;
+    let record = imported_or_explain(&world, &id).await;
     assert!(record.koji_build_id().is_some(), "{record:?}");
     let history = world.store.history(&id).await.unwrap();
     assert!(
