@@ -1,7 +1,7 @@
 //! The build context's rules, pure: which names of the checkout it leaves out and how a file
 //! the worker adds (yum repo files, the buildinfo Dockerfile, the rewritten `Dockerfile`)
 //! is archived. Writing the tar, through the checkout's directory handles, is
-//! [`crate::adapters::context`].
+//! the context adapter (`adapters/context.rs`).
 
 use std::collections::BTreeMap;
 
