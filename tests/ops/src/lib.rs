@@ -514,6 +514,9 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// `[worker]` and `[koji]` `retry_window_secs`: `None` = the default (10 min).
     pub retry_window_secs: Option<u64>,
+    /// `[koji] retry_secs`, the bridge's quick retries before a result goes to a retry
+    /// queue: `None` = 20.
+    pub koji_retry_secs: Option<u64>,
 }
 
 /// One test's world.
@@ -580,15 +583,7 @@ impl World {
             .unwrap_or_else(|| osbs_testkit::REGISTRY.to_owned());
         let config_path = dir.path().join("osbs.toml");
         let secrets = [koji_password.as_str(), registry_password.as_str()];
-        let world_config = config_toml(
-            dir.path(),
-            &hub.url,
-            &registry,
-            &tag,
-            secrets,
-            &options.extra_toml,
-            options.retry_window_secs.unwrap_or(600),
-        );
+        let world_config = config_toml(dir.path(), &hub.url, &registry, &tag, secrets, &options);
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
         let store = Store::connect(&env.redis).await.expect("Redis");
         World {
@@ -830,9 +825,11 @@ fn config_toml(
     registry: &str,
     tag: &str,
     [koji_password, registry_password]: [&str; 2],
-    extra: &str,
-    retry_window_secs: u64,
+    options: &Options,
 ) -> String {
+    let extra = &options.extra_toml;
+    let retry_window_secs = options.retry_window_secs.unwrap_or(600);
+    let koji_retry_secs = options.koji_retry_secs.unwrap_or(20);
     let dist_git = format!("file://{}", dir.join("dist-git").display());
     format!(
         r#"[amqp]
@@ -885,7 +882,7 @@ password = "{registry_password}"
 hub_url = "{hub_url}"
 cg_name = "osbs"
 tag_mode = "none"
-retry_secs = 20
+retry_secs = {koji_retry_secs}
 requeue_delay_secs = 1
 retry_window_secs = {retry_window_secs}
 

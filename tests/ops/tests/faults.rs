@@ -1,6 +1,7 @@
 //! Faults the system rides out by itself, on the real services: a registry that stops for
-//! 20 s in the middle of a build, a Redis emptied in the middle of a build. Each test breaks
-//! a private instance of its own (never the shared registry on :5000 or Redis on :6379).
+//! 20 s in the middle of a build, a Koji hub that stops for 20 s while the build's import is
+//! due, a Redis emptied in the middle of a build. Each test breaks a private instance of its
+//! own (never the shared registry on :5000 or Redis on :6379; the hub double is the test's).
 
 use osbs_ops_tests::{Kind, Options, PrivateRedis, PrivateRegistry, World, http_body, wait_for};
 use osbs_proto::v1::BuildState;
@@ -190,5 +191,70 @@ async fn a_redis_emptied_mid_build_loses_no_build() {
     );
     assert_eq!(koji_builds(&world, &name), 1, "imported exactly once");
     assert_eq!(dead_jobs_and_results(&world).await, (0, 0));
+    world.assert_no_secrets();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_koji_hub_stopped_for_20_seconds_at_import_time_is_ridden_out() {
+    // Quick retries of 2 s: the outage outlasts them, so the result goes through the retry
+    // queues.
+    let mut world = World::new(Options {
+        koji_retry_secs: Some(2),
+        ..Options::default()
+    })
+    .await;
+    let _dispatcher = world.spawn(Kind::Dispatcher).await;
+    let bridge = world.spawn(Kind::Bridge).await;
+    let _worker = world.spawn(Kind::Worker).await;
+    let name = format!("hubdown-{}", world.tag);
+    world
+        .repo(
+            &name,
+            "main",
+            &world.dockerfile(&name, "sleep 2 && echo hub down > /hub.txt"),
+        )
+        .push(&["main"]);
+    let id = build_of(&world, &name).await;
+    // The release is reserved on the hub before pushing; the import comes after.
+    world
+        .wait_state(&id, &[BuildState::Pushing], BUILD_LIMIT)
+        .await;
+    world.hub.stop().await;
+    let stopped = tokio::time::Instant::now();
+    world
+        .wait_state(&id, &[BuildState::Complete], BUILD_LIMIT)
+        .await;
+    let counted = |metrics: String| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with("osbs_koji_bridge_retries_total{reason=\"koji\"}"))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let port = bridge.http_port;
+    wait_for(
+        Duration::from_secs(60),
+        "a result in a retry queue",
+        || async move {
+            let metrics = http_body(port, "/metrics").await.unwrap_or_default();
+            (counted(metrics) >= 1.0).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep_until(stopped + Duration::from_secs(20)).await;
+    world
+        .hub
+        .start()
+        .await
+        .expect("the hub double starts again");
+
+    let record = imported_or_explain(&world, &id).await;
+    assert!(record.koji_build_id().is_some(), "{record:?}");
+    assert_eq!(koji_builds(&world, &name), 1, "imported exactly once");
+    assert_eq!(
+        dead_jobs_and_results(&world).await,
+        (0, 0),
+        "no operator action needed"
+    );
     world.assert_no_secrets();
 }
