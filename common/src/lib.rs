@@ -12,10 +12,13 @@
 //! - [`state`]: the one way to change a build's state: compare-and-set, history entry, one
 //!   confirmed announcement.
 //! - [`http`]: `/healthz` and Prometheus `/metrics`.
+//! - [`retry`]: when a transient failure (registry, Koji hub, engine) is retried through a
+//!   retry queue, and after how long (pure).
 
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod retry;
 pub mod shutdown;
 pub mod state;
 pub mod store;

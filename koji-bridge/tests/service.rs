@@ -719,3 +719,41 @@ async fn a_refused_tagging_records_the_koji_build_and_a_replay_only_tags() {
     assert_eq!(hub.call_count("CGImport"), 2);
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_record_redis_lost_is_re_created_from_the_result_and_imported_once() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+    // No record at all: what a Redis that restarted empty leaves of a finished build.
+    let result = setup(&hub, "b-lost-1", "1", &artifacts).await;
+    publish(&bus, &result).await;
+    eventually("the record re-created and imported", WAIT, || async {
+        matches!(
+            store.get("b-lost-1").await,
+            Ok(Some(record)) if record.state == BuildState::Imported
+        )
+    })
+    .await;
+    let record = store.require("b-lost-1").await.unwrap();
+    assert_eq!(record.job.repo, result.job.as_ref().unwrap().repo);
+    assert_eq!(record.nvr(), format!("{PACKAGE}-1.0-1"));
+    assert!(record.koji_build_id().is_some());
+    let history = store.history("b-lost-1").await.unwrap();
+    assert_eq!(history[0].to, "complete", "{history:#?}");
+    assert_eq!(
+        history[0].reason,
+        osbs_koji_bridge::service::RESTORED,
+        "{history:#?}"
+    );
+    assert_eq!(history.last().unwrap().to, "imported");
+    assert_eq!(hub.call_count("CGImport"), 1);
+    bridge.stop().await;
+}

@@ -450,6 +450,61 @@ impl Drop for PrivateRegistry {
 /// targets).
 pub const DEST_TAG: &str = "osbs-ops-candidate";
 
+/// A Redis of the test's own on a free port (no persistence), which a test may empty.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    process: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> PrivateRedis {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        let process = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install -y redis-server)");
+        wait_for(
+            Duration::from_secs(20),
+            "the private Redis",
+            || async move { port_open(port).then_some(()) },
+        )
+        .await;
+        PrivateRedis {
+            port,
+            _dir: dir,
+            process,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Empties it, as a restart without persistence would.
+    pub fn flush(&self) {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let mut connection = client.get_connection().expect("the private Redis");
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut connection)
+            .expect("FLUSHALL");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 /// How a world is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -464,6 +519,13 @@ pub struct Options {
     /// No hub configured (`hub_url` empty): the bridge writes import bundles into the
     /// world's `bundles/` and the worker derives releases without Koji.
     pub no_hub: bool,
+    /// Redis: `None` = a key prefix in the shared one; `Some(url)` = a private one.
+    pub redis_url: Option<String>,
+    /// `[worker]` and `[koji]` `retry_window_secs`: `None` = the default (10 min).
+    pub retry_window_secs: Option<u64>,
+    /// `[koji] retry_secs`, the bridge's quick retries before a result goes to a retry
+    /// queue: `None` = 20.
+    pub koji_retry_secs: Option<u64>,
 }
 
 /// One test's world.
@@ -499,7 +561,10 @@ impl World {
         osbs_testkit::require_registry();
         bins();
         base_image();
-        let env = TestEnv::new();
+        let mut env = TestEnv::new();
+        if let Some(url) = &options.redis_url {
+            env.redis.url = CredentialUrl::new(url.clone());
+        }
         let amqp = options.amqp.clone().unwrap_or_else(|| env.amqp.clone());
         let dir = tempfile::tempdir().expect("temporary directory");
         for sub in [
@@ -535,12 +600,7 @@ impl World {
             &registry,
             &tag,
             secrets,
-            if options.koji_tag_mode.is_empty() {
-                "none"
-            } else {
-                &options.koji_tag_mode
-            },
-            &options.extra_toml,
+            &options,
         );
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
         let store = Store::connect(&env.redis).await.expect("Redis");
@@ -574,6 +634,10 @@ impl World {
         vec![
             ("OSBS_CONFIG".into(), self.config_path.display().to_string()),
             ("OSBS_AMQP__URL".into(), self.amqp.url.expose().to_owned()),
+            (
+                "OSBS_REDIS__URL".into(),
+                self.env.redis.url.expose().to_owned(),
+            ),
             (
                 "OSBS_REDIS__KEY_PREFIX".into(),
                 self.env.redis.key_prefix.clone(),
@@ -779,9 +843,16 @@ fn config_toml(
     registry: &str,
     tag: &str,
     [koji_password, registry_password]: [&str; 2],
-    tag_mode: &str,
-    extra: &str,
+    options: &Options,
 ) -> String {
+    let extra = &options.extra_toml;
+    let tag_mode = if options.koji_tag_mode.is_empty() {
+        "none"
+    } else {
+        &options.koji_tag_mode
+    };
+    let retry_window_secs = options.retry_window_secs.unwrap_or(600);
+    let koji_retry_secs = options.koji_retry_secs.unwrap_or(20);
     let dist_git = format!("file://{}", dir.join("dist-git").display());
     format!(
         r#"[amqp]
@@ -825,6 +896,7 @@ heartbeat_stale_secs = 3
 cancel_poll_ms = 250
 registry_attempts = 2
 drain_grace_secs = 30
+retry_window_secs = {retry_window_secs}
 
 # The base registry asks for no password: this one is loaded, printed masked and handed to
 # the engine with every pull all the same.
@@ -837,8 +909,9 @@ hub_url = "{hub_url}"
 bundle_dir = "{bundles}"
 cg_name = "osbs"
 tag_mode = "{tag_mode}"
-retry_secs = 20
+retry_secs = {koji_retry_secs}
 requeue_delay_secs = 1
+retry_window_secs = {retry_window_secs}
 
 [koji.auth]
 method = "password"

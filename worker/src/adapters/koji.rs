@@ -24,7 +24,7 @@ pub struct Koji {
 }
 
 fn infrastructure(error: KojiError) -> WorkerError {
-    WorkerError::Infrastructure(osbs_common::bus::one_line(&error.to_string(), 500))
+    WorkerError::Koji(error)
 }
 
 impl Koji {
