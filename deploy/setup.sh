@@ -56,7 +56,10 @@ fi
 if ! port_open 6379; then
   log "starting Redis"
   mkdir -p /var/lib/redis /var/log/redis
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+  # An append-only file: records, live logs and locks survive a restart of Redis (the
+  # services would rebuild lost records from their messages, but not the history of
+  # finished builds).
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes \
     --dir /var/lib/redis --logfile /var/log/osbs/redis.log
   wait_port 6379 redis 15
 fi

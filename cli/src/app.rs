@@ -51,7 +51,7 @@ pub enum Verb {
     Queue(QueueArgs),
     /// dist-git post-receive hook: announce pushed commits (reads `old new ref` lines)
     #[command(
-        after_help = "Install: `printf '#!/bin/sh\\nexec osbs git-hook\\n' > REPO.git/hooks/post-receive; chmod +x REPO.git/hooks/post-receive`.\nThe pusher is $GL_USER, else $REMOTE_USER, else [cli] user / $USER.\n\n"
+        after_help = "Install: `printf '#!/bin/sh\\nexec osbs git-hook\\n' > REPO.git/hooks/post-receive; chmod +x REPO.git/hooks/post-receive`.\nThe pusher is $GL_USER, else $REMOTE_USER, else [cli] user, else the login name as getpass.getuser() finds it ($LOGNAME, $USER, $LNAME, $USERNAME, the account of the uid).\n\n"
     )]
     GitHook(GitHookArgs),
 }

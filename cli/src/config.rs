@@ -20,7 +20,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CliSection {
-    /// Who submits, cancels and replays; empty = `$USER` (or `$LOGNAME`).
+    /// Who submits, cancels and replays; empty = the login name (`$LOGNAME`, `$USER`, `$LNAME`,
+    /// `$USERNAME`, else the account of the uid, as Python's `getpass.getuser()`).
     pub user: String,
     /// Remote whose URL `container-build` sends and whose branches must hold the commit.
     pub git_remote: String,
@@ -67,16 +68,16 @@ impl Default for CliSection {
 }
 
 impl CliSection {
-    /// The acting user: `[cli] user`, else `$USER`, else `$LOGNAME`, else `unknown`.
+    /// The acting user: `[cli] user`, else the login name as Python's `getpass.getuser()`
+    /// finds it (what Fedora's tools and `fedora-messaging-git-hook` name), else `unknown`
+    /// (a uid with no account).
     pub fn user(&self) -> String {
         user_from(
             &self.user,
-            std::env::var("USER")
-                .ok()
-                .filter(|user| !user.trim().is_empty())
-                .or_else(|| std::env::var("LOGNAME").ok()),
+            login_name(|name| std::env::var(name).ok(), account_of_uid),
         )
     }
+
     pub fn record_timeout(&self) -> Duration {
         Duration::from_secs(self.record_timeout_secs.max(1))
     }
@@ -85,13 +86,33 @@ impl CliSection {
     }
 }
 
-fn user_from(configured: &str, env_user: Option<String>) -> String {
-    [Some(configured.to_owned()), env_user]
+fn user_from(configured: &str, login: Option<String>) -> String {
+    [Some(configured.to_owned()), login]
         .into_iter()
         .flatten()
         .map(|user| user.trim().to_owned())
         .find(|user| !user.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// `getpass.getuser()`: the first non-empty of `LOGNAME`, `USER`, `LNAME`, `USERNAME`, else
+/// the account name of the process's real uid. A service, `sudo` or a container often has
+/// none of the variables; the account still names the user.
+pub fn login_name(
+    env: impl Fn(&str) -> Option<String>,
+    account: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    ["LOGNAME", "USER", "LNAME", "USERNAME"]
+        .into_iter()
+        .filter_map(env)
+        .find(|name| !name.trim().is_empty())
+        .or_else(account)
+}
+
+/// The account name of the process's real uid (getpwuid_r: /etc/passwd or any NSS source).
+pub fn account_of_uid() -> Option<String> {
+    let user = uzers::get_user_by_uid(uzers::get_current_uid())?;
+    user.name().to_str().map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -103,6 +124,38 @@ mod tests {
         assert_eq!(user_from("jdoe", Some("root".into())), "jdoe");
         assert_eq!(user_from("", Some("root".into())), "root");
         assert_eq!(user_from(" ", None), "unknown");
+    }
+
+    #[test]
+    fn login_name_is_getpass_getuser() {
+        let account = || Some("account".to_owned());
+        // (variables set, login name)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 7] = [
+            (&[("LOGNAME", "a"), ("USER", "b")], Some("a")),
+            (&[("USER", "b"), ("LNAME", "c")], Some("b")),
+            (&[("LNAME", "c"), ("USERNAME", "d")], Some("c")),
+            (&[("USERNAME", "d")], Some("d")),
+            (&[("LOGNAME", ""), ("USER", "b")], Some("b")),
+            (&[], Some("account")),
+            (&[("HOME", "/root")], Some("account")),
+        ];
+        for (vars, expected) in cases {
+            let env = |name: &str| {
+                vars.iter()
+                    .find(|(var, _)| *var == name)
+                    .map(|(_, value)| (*value).to_owned())
+            };
+            assert_eq!(login_name(env, account).as_deref(), expected, "{vars:?}");
+        }
+        assert_eq!(login_name(|_| None, || None), None, "a uid with no account");
+    }
+
+    #[test]
+    fn the_account_of_this_process_is_found() {
+        // Whatever runs the tests has an account (root in CI, a developer elsewhere).
+        let name = account_of_uid().expect("the test runner's uid has an account");
+        assert!(!name.is_empty() && name != "unknown");
     }
 
     #[test]

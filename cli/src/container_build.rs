@@ -312,7 +312,9 @@ pub fn build_request(args: &BuildArgs, resolved: &Resolved, user: &str) -> Build
 }
 
 /// The message carrying `request` on `amq.topic` (`<topic_prefix>.osbs.build.request`), with
-/// the headers fedora-messaging itself would set.
+/// the headers fedora-messaging itself would set: the filter headers are the ones the
+/// `osbs.build.request.v1` schema (proto/fedora-messaging) computes, the user and the
+/// repository named by `src`, so that FMN finds the request under both.
 pub fn request_message(
     request: &BuildRequest,
     topic_prefix: &str,
@@ -327,6 +329,10 @@ pub fn request_message(
         serde_json::to_value(request).expect("a BuildRequest always serializes"),
     )
     .with_filter("user", &request.user)
+    .with_filter(
+        "container",
+        &crate::git::repo_name(&request.src, &[]).map_or_else(String::new, |name| name.repo),
+    )
 }
 
 /// Waits for the dispatcher's answer to `request_id`: the build that answers it.
@@ -578,6 +584,10 @@ mod tests {
         let headers = message.to_json()["headers"].clone();
         assert_eq!(headers["fedora_messaging_schema"], "osbs.build.request.v1");
         assert_eq!(headers["fedora_messaging_user_jdoe"], true);
+        assert_eq!(
+            headers["fedora_messaging_container_httpd"], true,
+            "{headers:#}"
+        );
         assert_eq!(headers["sent-at"], "2025-01-15T10:22:03.000+00:00");
         let body: BuildRequest = serde_json::from_value(message.body).unwrap();
         assert_eq!(body, request);

@@ -168,7 +168,7 @@ pub fn status_text(record: &BuildRecord, history: &[HistoryEntry]) -> String {
             },
         );
     }
-    row("koji", record.field(field::KOJI_BUILD_ID).to_owned());
+    row("koji", koji_row(record));
     row("log", record.field(field::LOG_PATH).to_owned());
     row("error", record.error().to_owned());
     row("superseded", record.field(field::SUPERSEDED_BY).to_owned());
@@ -248,6 +248,26 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     out
+}
+
+/// The `koji` row: Koji's build id, and whether Koji holds the build although the import
+/// is recorded as failed (imported, then tagging refused: a replay only tags).
+fn koji_row(record: &BuildRecord) -> String {
+    let id = record.field(field::KOJI_BUILD_ID);
+    if id.is_empty() || record.state != osbs_proto::v1::BuildState::ImportFailed {
+        return id.to_owned();
+    }
+    let tag = record
+        .job
+        .target
+        .as_ref()
+        .map(|target| target.name.as_str())
+        .unwrap_or_default();
+    format!(
+        "{id}  (in Koji as {}, not tagged through target {tag}: `osbs replay {}` tags it once fixed)",
+        record.nvr(),
+        record.id
+    )
 }
 
 #[cfg(test)]
@@ -341,6 +361,24 @@ mod tests {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
         assert!(!text.contains("error"), "{text}");
+    }
+
+    #[test]
+    fn an_import_refused_only_at_tagging_says_what_koji_holds() {
+        let mut record = record();
+        record.state = BuildState::ImportFailed;
+        record
+            .fields
+            .insert(field::KOJI_BUILD_ID.to_owned(), "42".to_owned());
+        let text = status_text(&record, &[]);
+        assert!(
+            text.contains(
+                "42  (in Koji as httpd-2.4-1, not tagged through target f41-container-candidate: `osbs replay b1` tags it once fixed)"
+            ),
+            "{text}"
+        );
+        record.state = BuildState::Imported;
+        assert!(!status_text(&record, &[]).contains("not tagged"));
     }
 
     #[test]

@@ -8,10 +8,13 @@
 //! - deliveries are acked by the caller, after the work is recorded ([`ack`]);
 //! - a refused delivery is republished to `osbs.dlx` with its reason in a header and only then
 //!   acked ([`Bus::dead_letter`]);
+//! - a message whose handling met a transient outage waits in a retry queue and comes back
+//!   by itself ([`Bus::retry_later`], [`crate::retry`]);
 //! - the connection recovers by itself (lapin's auto-recover with a backon policy); a publish
 //!   that fails during recovery waits for it and is retried.
 
 use crate::config::{AmqpConfig, QueueType};
+use crate::retry::RetryState;
 use crate::state::Announcement;
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
@@ -401,38 +404,92 @@ impl Bus {
         queue: &str,
         reason: &str,
     ) -> Result<(), BusError> {
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            names::HEADER_DEAD_REASON.into(),
-            long_string(&one_line(reason, 4000)),
-        );
-        headers.insert(names::HEADER_DEAD_QUEUE.into(), long_string(queue));
-        headers.insert(
-            names::HEADER_DEAD_EXCHANGE.into(),
-            long_string(delivery.exchange.as_str()),
-        );
-        headers.insert(
-            names::HEADER_DEAD_ROUTING_KEY.into(),
-            long_string(delivery.routing_key.as_str()),
-        );
-        headers.insert(
-            names::HEADER_DEAD_AT.into(),
-            long_string(&osbs_proto::external::iso8601(crate::telemetry::now_ms())),
-        );
-        self.publish(Outgoing {
-            exchange: names::EXCHANGE_DEAD,
-            routing_key: queue,
-            body: &delivery.data,
-            properties: delivery
-                .properties
-                .clone()
-                .with_headers(headers)
-                .with_delivery_mode(2),
-            mandatory: true,
-        })
-        .await?;
+        let dead = Dead {
+            queue,
+            original_exchange: delivery.exchange.as_str(),
+            original_routing_key: delivery.routing_key.as_str(),
+            reason,
+        };
+        self.dead_letter_copy(&delivery.data, &delivery.properties, dead)
+            .await?;
         ack(delivery).await;
         Ok(())
+    }
+
+    /// Publishes a copy of a message to `<queue>.dead` (for one no longer held as a
+    /// delivery: a leased job), with the dead-letter headers of `dead`.
+    pub async fn dead_letter_copy(
+        &self,
+        body: &[u8],
+        properties: &BasicProperties,
+        dead: Dead<'_>,
+    ) -> Result<(), BusError> {
+        let mut headers = without_retry_state(properties.headers().clone());
+        for (name, value) in [
+            (names::HEADER_DEAD_REASON, one_line(dead.reason, 4000)),
+            (names::HEADER_DEAD_QUEUE, dead.queue.to_owned()),
+            (
+                names::HEADER_DEAD_EXCHANGE,
+                dead.original_exchange.to_owned(),
+            ),
+            (
+                names::HEADER_DEAD_ROUTING_KEY,
+                dead.original_routing_key.to_owned(),
+            ),
+            (
+                names::HEADER_DEAD_AT,
+                osbs_proto::external::iso8601(crate::telemetry::now_ms()),
+            ),
+        ] {
+            headers.insert(name.into(), long_string(&value));
+        }
+        let copy = properties.clone().with_headers(headers);
+        self.publish_persistent(names::EXCHANGE_DEAD, dead.queue, body, copy)
+            .await
+    }
+
+    /// Puts a message aside for `delay` (one of `names::RETRY_DELAYS_SECS`) in the retry queue
+    /// of `queue`, with `state` in its headers; it dead-letters back into `queue` when the
+    /// delay is over. Confirmed; the caller acks the original delivery only after this.
+    pub async fn retry_later(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: &BasicProperties,
+        delay: Duration,
+        state: RetryState,
+    ) -> Result<(), BusError> {
+        let mut headers = without_retry_state(properties.headers().clone());
+        headers.insert(
+            names::HEADER_RETRIES.into(),
+            long_string(&state.retries.to_string()),
+        );
+        headers.insert(
+            names::HEADER_FAILING_SINCE.into(),
+            long_string(&state.failing_since_ms.to_string()),
+        );
+        let retry_queue = names::retry_queue(queue, delay.as_secs());
+        let copy = properties.clone().with_headers(headers);
+        // The default exchange routes by queue name: no binding to declare.
+        self.publish_persistent("", &retry_queue, body, copy).await
+    }
+
+    /// Publishes `body` persistent and mandatory, confirmed.
+    async fn publish_persistent(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BusError> {
+        self.publish(Outgoing {
+            exchange,
+            routing_key,
+            body,
+            properties: properties.with_delivery_mode(2),
+            mandatory: true,
+        })
+        .await
     }
 
     /// Message and consumer counts of a queue (passive declare).
@@ -506,6 +563,17 @@ pub async fn requeue(delivery: &Delivery) {
 pub struct QueueDepth {
     pub messages: u32,
     pub consumers: u32,
+}
+
+/// Where a dead letter came from and why it is dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Dead<'a> {
+    /// The queue it was refused on: it goes to `<queue>.dead`.
+    pub queue: &'a str,
+    /// Where `osbs replay` sends it back.
+    pub original_exchange: &'a str,
+    pub original_routing_key: &'a str,
+    pub reason: &'a str,
 }
 
 /// A consumer on its own channel.
@@ -625,6 +693,26 @@ pub fn header_string(properties: &BasicProperties, name: &str) -> Option<String>
     }
 }
 
+/// The earlier failures a message carries (none when it never went through a retry queue).
+pub fn retry_state(properties: &BasicProperties) -> RetryState {
+    let number = |name| header_string(properties, name).and_then(|text| text.parse().ok());
+    RetryState {
+        retries: number(names::HEADER_RETRIES).map_or(0, |n: i64| u32::try_from(n).unwrap_or(0)),
+        failing_since_ms: number(names::HEADER_FAILING_SINCE).unwrap_or(0),
+    }
+}
+
+/// Headers without the retry state: a dead letter replayed later starts a fresh window.
+fn without_retry_state(headers: Option<FieldTable>) -> FieldTable {
+    let mut kept = FieldTable::default();
+    for (name, value) in headers.unwrap_or_default().inner() {
+        if name.as_str() != names::HEADER_RETRIES && name.as_str() != names::HEADER_FAILING_SINCE {
+            kept.insert(name.clone(), value.clone());
+        }
+    }
+    kept
+}
+
 fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.as_bytes().to_vec()))
 }
@@ -721,6 +809,22 @@ fn topology(config: &AmqpConfig) -> Vec<QueuePlan> {
             .collect(),
         },
     ];
+    // Retry queues: no consumer; each message waits the queue's delay, then dead-letters
+    // through the default exchange straight back into the queue it came from.
+    for queue in [names::QUEUE_JOBS, names::QUEUE_RESULTS] {
+        for delay in names::RETRY_DELAYS_SECS {
+            let mut arguments = base(Some(("", queue)));
+            arguments.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(i64::try_from(delay * 1000).unwrap_or(i64::MAX)),
+            );
+            plans.push(QueuePlan {
+                name: names::retry_queue(queue, delay),
+                arguments,
+                bindings: Vec::new(),
+            });
+        }
+    }
     for queue in [names::QUEUE_EVENTS, names::QUEUE_JOBS, names::QUEUE_RESULTS] {
         plans.push(QueuePlan {
             name: names::dead_queue(queue),
@@ -771,6 +875,56 @@ mod tests {
             "amq.topic".into(),
             "org.fedoraproject.prod.git.receive".into()
         )));
+    }
+
+    #[test]
+    fn every_retry_delay_has_a_queue_that_leads_back() {
+        let plans = topology(&AmqpConfig::default());
+        for queue in ["osbs.jobs", "osbs.results"] {
+            for delay in names::RETRY_DELAYS_SECS {
+                let name = names::retry_queue(queue, delay);
+                let plan = plans
+                    .iter()
+                    .find(|plan| plan.name == name)
+                    .unwrap_or_else(|| panic!("{name} declared"));
+                let arguments = plan.arguments.inner();
+                assert_eq!(
+                    arguments.get("x-message-ttl"),
+                    Some(&AMQPValue::LongLongInt((delay * 1000) as i64))
+                );
+                assert_eq!(
+                    arguments.get("x-dead-letter-routing-key"),
+                    Some(&long_string(queue))
+                );
+                assert_eq!(
+                    arguments.get("x-dead-letter-exchange"),
+                    Some(&long_string(""))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_state_round_trips_and_is_dropped_from_dead_letters() {
+        let mut headers = FieldTable::default();
+        headers.insert(names::HEADER_RETRIES.into(), long_string("3"));
+        headers.insert(names::HEADER_FAILING_SINCE.into(), long_string("1700"));
+        headers.insert("x-other".into(), long_string("kept"));
+        let properties = BasicProperties::default().with_headers(headers.clone());
+        assert_eq!(
+            retry_state(&properties),
+            RetryState {
+                retries: 3,
+                failing_since_ms: 1700
+            }
+        );
+        assert_eq!(
+            retry_state(&BasicProperties::default()),
+            RetryState::default()
+        );
+        let kept = without_retry_state(Some(headers));
+        assert_eq!(kept.inner().len(), 1);
+        assert!(kept.inner().contains_key("x-other"));
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub fn state_event(record: &BuildRecord, entry: &HistoryEntry) -> StateEvent {
         pullspecs: record.pullspecs(),
         owner: job.submitter.clone(),
         repo: job.repo.clone(),
+        namespace: Some(job.namespace.clone()).filter(|namespace| !namespace.is_empty()),
+        component: component_of(record.nvr()),
+        url: (!job.git_url.is_empty() && !job.commit.is_empty())
+            .then(|| format!("{}#{}", job.git_url, job.commit)),
         branch: job.branch.clone(),
         target: job
             .target
@@ -117,6 +121,13 @@ pub fn state_event(record: &BuildRecord, entry: &HistoryEntry) -> StateEvent {
         koji_build_id: record.koji_build_id(),
         at: iso8601(entry.at_ms),
     }
+}
+
+/// The name of `name-version-release` (a name may hold `-`; version and release may not).
+fn component_of(nvr: &str) -> Option<String> {
+    let mut parts = nvr.rsplitn(3, '-');
+    let (_release, _version, name) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(name.to_owned()).filter(|name| !name.is_empty())
 }
 
 /// What a state change did.
@@ -351,6 +362,24 @@ mod tests {
                 ("f41", "f41-container-candidate")
             );
             assert_eq!(event.at, "2025-01-15T10:22:03.120+00:00");
+            let component = (!nvr.is_empty()).then(|| "httpd".to_owned());
+            assert_eq!(event.component, component, "the NVR's name, once known");
+        }
+    }
+
+    #[test]
+    fn the_component_is_the_name_of_the_nvr() {
+        let cases = [
+            ("httpd-2.4-1", Some("httpd")),
+            (
+                "python-flask-container-3.1-4.fc41",
+                Some("python-flask-container"),
+            ),
+            ("", None),
+            ("2.4-1", None),
+        ];
+        for (nvr, component) in cases {
+            assert_eq!(component_of(nvr).as_deref(), component, "{nvr}");
         }
     }
 

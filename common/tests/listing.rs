@@ -119,6 +119,22 @@ async fn pages_of_builds_filtered_through_the_index() {
     .await;
     assert_eq!((none.total, none.records.len()), (0, 0));
 
+    // A record Redis lost, brought back by a worker (`recreate`), joins the sets too.
+    let lost = job("b5", "httpd", "f42", "ann");
+    assert!(
+        store
+            .recreate(&lost, BuildState::Failed, "record lost", "test", 9_000, &[])
+            .await
+            .unwrap()
+    );
+    let failed = page(ListQuery {
+        state: Some(BuildState::Failed),
+        repo: Some("httpd".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(ids(&failed), ["b5"]);
+
     // Records from before the index: only in `<prefix>:builds`. Indexing adds them, once.
     let prefix = &env.redis.key_prefix;
     let by_keys = osbs_testkit::run(&[
@@ -139,14 +155,14 @@ async fn pages_of_builds_filtered_through_the_index() {
         .total,
         0
     );
-    assert_eq!(store.index_listing().await.unwrap(), 4);
+    assert_eq!(store.index_listing().await.unwrap(), 5);
     assert_eq!(store.index_listing().await.unwrap(), 0, "done once");
     let httpd = page(ListQuery {
         repo: Some("httpd".into()),
         ..Default::default()
     })
     .await;
-    assert_eq!(ids(&httpd), ["b4", "b2", "b1"]);
+    assert_eq!(ids(&httpd), ["b5", "b4", "b2", "b1"]);
     let running = page(ListQuery {
         state: Some(BuildState::Running),
         ..Default::default()

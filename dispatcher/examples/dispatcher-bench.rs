@@ -277,7 +277,12 @@ async fn dispatcher(
     let config = dir.path().join("osbs.toml");
     std::fs::write(
         &config,
-        format!("[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\n"),
+        // The pushes name commits of no repository: the dispatcher trusts them (its bus and
+        // Redis path is measured here; the dist-git check costs one `git ls-remote` per push,
+        // docs/BENCHMARKS.md).
+        format!(
+            "[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\nresolve_push_tip = false\n"
+        ),
     )
     .expect("config file");
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("own path"))

@@ -57,6 +57,13 @@ pub struct DispatcherConfig {
     pub target_defaults: TargetSettings,
     /// Per-target settings; unset fields come from `target_defaults`.
     pub targets: BTreeMap<String, TargetOverrides>,
+    /// Ask dist-git (`git ls-remote` on the clone URL) for a pushed branch's head and build
+    /// that tip: a pushed commit that is not the tip is recorded `superseded`, a tag push or a
+    /// deleted branch builds nothing. `false` trusts each event's commit (only for setups
+    /// whose dispatcher cannot reach dist-git).
+    pub resolve_push_tip: bool,
+    /// How long one `git ls-remote` may take before the event is requeued.
+    pub git_timeout_secs: u64,
 }
 
 impl Default for DispatcherConfig {
@@ -79,6 +86,8 @@ impl Default for DispatcherConfig {
             repos_deny: Vec::new(),
             target_defaults: TargetSettings::default(),
             targets: BTreeMap::new(),
+            resolve_push_tip: true,
+            git_timeout_secs: 30,
         }
     }
 }

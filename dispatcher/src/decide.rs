@@ -83,6 +83,9 @@ pub struct Plan {
     /// Explicit requests only: a build for the same key that ended failed, canceled or
     /// superseded is built again rather than named as the answer.
     pub rebuild_unsuccessful: bool,
+    /// Pushes resolved to their branch's tip ([`crate::tip::tip_plan`]): a build for the same
+    /// key that was superseded is built again (the branch came back to that commit).
+    pub rebuild_superseded: bool,
     pub request_id: Option<String>,
 }
 
@@ -511,6 +514,7 @@ fn decide_push(
             push.repo, push.branch
         )),
         rebuild_unsuccessful: false,
+        rebuild_superseded: false,
         request_id: None,
         job,
     }))
@@ -661,6 +665,7 @@ fn decide_request(
         lane: lane(&location.namespace, &location.repo, &opts.git_branch),
         coalesce_key: None,
         rebuild_unsuccessful: true,
+        rebuild_superseded: false,
         request_id,
         job,
     }))

@@ -23,6 +23,8 @@
 
 use crate::build_id;
 use crate::decide::{Decision, Plan};
+use crate::distgit::{DistGit, DistGitError};
+use crate::tip::{self, Resolution};
 use osbs_common::bus::{self, Bus, BusError, Delivery};
 use osbs_common::http::Metrics;
 use osbs_common::state::{self, Announcement, ChangeError, Changed, StateChange};
@@ -112,6 +114,22 @@ pub struct Dispatcher {
     metrics: Metrics,
     retry_delay: Duration,
     by: String,
+    /// Where pushes are checked against their branch's head; `None`: trust the event.
+    dist_git: Option<DistGit>,
+}
+
+/// What a plan turned into once its branch was asked.
+#[derive(Debug)]
+enum Route {
+    /// Build `plan`; `stale`: the pushed plan, whose commit is not the tip. Boxed: plans are
+    /// large, the other variant a line of text.
+    Build {
+        plan: Box<Plan>,
+        stale: Option<Box<Plan>>,
+    },
+    NoBranch {
+        detail: String,
+    },
 }
 
 impl Dispatcher {
@@ -122,11 +140,19 @@ impl Dispatcher {
             metrics,
             retry_delay,
             by: format!("dispatcher@{}", osbs_common::telemetry::hostname()),
+            dist_git: None,
         }
     }
 
+    /// Checks pushes against dist-git before building ([`crate::tip`]).
+    pub fn with_dist_git(mut self, dist_git: DistGit) -> Dispatcher {
+        self.dist_git = Some(dist_git);
+        self
+    }
+
     /// Carries out `decision` for `delivery` and settles the delivery: acked when done,
-    /// dead-lettered when refused, requeued (after a pause) when Redis or RabbitMQ failed.
+    /// dead-lettered when refused, requeued (after a pause) when Redis, RabbitMQ or dist-git
+    /// failed.
     pub async fn handle(&self, delivery: Delivery, decision: Decision) {
         self.metrics.in_flight.inc();
         let message_id = delivery
@@ -148,53 +174,112 @@ impl Dispatcher {
                 tracing::info!(message_id, routing_key, reason = ignored.kind.label(), detail = %ignored.detail, "event ignored: not configured to build");
                 self.note_request(request_id.as_deref(), "ignored", None, &ignored.detail)
                     .await;
-                bus::ack(&delivery).await;
-                self.metrics.count_ignored(ignored.kind.label());
-                self.metrics.count_event("ignored");
+                self.acked_as_ignored(&delivery, ignored.kind.label()).await;
             }
-            Decision::Enqueue(plan) => {
-                let event_id = (!message_id.is_empty()).then_some(message_id.as_str());
-                match self.enqueue(&plan, event_id, delivery.redelivered).await {
-                    Ok(outcome) => {
-                        let job = &plan.job;
-                        match &outcome {
-                            Outcome::Duplicate { build_id } => {
-                                tracing::info!(message_id, build_id, repo = %job.repo, commit = %job.commit, "duplicate event: the build exists already; nothing new published");
-                                self.metrics.count_ignored("duplicate");
-                            }
-                            Outcome::Created {
-                                build_id,
-                                superseded,
-                            } => {
-                                tracing::info!(message_id, build_id, repo = %job.repo, branch = %job.branch, commit = %job.commit, priority = plan.priority, ?superseded, "build queued");
-                            }
-                            Outcome::Resumed { build_id } => {
-                                tracing::info!(
-                                    message_id,
-                                    build_id,
-                                    "interrupted dispatch finished: job enqueued"
-                                );
-                            }
-                        }
-                        bus::ack(&delivery).await;
-                        self.metrics.count_event(outcome.label());
-                    }
-                    Err(error) if error.is_permanent() => {
-                        let reason = format!("cannot record the build: {error}");
-                        tracing::error!(message_id, error = %error, "event dead-lettered: its build record is unusable");
-                        self.dead_letter(&delivery, &reason).await;
-                    }
-                    Err(error) => {
-                        tracing::warn!(message_id, error = %error, delay = ?self.retry_delay, "event not handled; requeued");
-                        self.metrics.count_retry("dispatch");
-                        self.metrics.count_event("requeued");
-                        tokio::time::sleep(self.retry_delay).await;
-                        bus::requeue(&delivery).await;
-                    }
-                }
-            }
+            Decision::Enqueue(plan) => self.handle_plan(&delivery, &message_id, *plan).await,
         }
         self.metrics.in_flight.dec();
+    }
+
+    async fn acked_as_ignored(&self, delivery: &Delivery, label: &str) {
+        bus::ack(delivery).await;
+        self.metrics.count_ignored(label);
+        self.metrics.count_event("ignored");
+    }
+
+    /// Requeues a delivery whose handling failed for a reason that may pass (after a pause).
+    async fn retry_later(&self, delivery: &Delivery, reason: &str) {
+        self.metrics.count_retry(reason);
+        self.metrics.count_event("requeued");
+        tokio::time::sleep(self.retry_delay).await;
+        bus::requeue(delivery).await;
+    }
+
+    /// A job to record: a push first resolved against its branch in dist-git.
+    async fn handle_plan(&self, delivery: &Delivery, message_id: &str, plan: Plan) {
+        let (plan, pushed) = match self.route(plan).await {
+            Ok(Route::Build { plan, stale }) => (*plan, stale.map(|stale| *stale)),
+            Ok(Route::NoBranch { detail }) => {
+                tracing::info!(message_id, detail, "push ignored: not a branch of dist-git");
+                self.acked_as_ignored(delivery, "not_a_branch").await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(message_id, error = %error, delay = ?self.retry_delay, "dist-git did not answer; event requeued");
+                self.retry_later(delivery, "dist_git").await;
+                return;
+            }
+        };
+        let event_id = (!message_id.is_empty()).then_some(message_id);
+        match self
+            .enqueue(&plan, event_id, delivery.redelivered, pushed.as_ref())
+            .await
+        {
+            Ok(outcome) => {
+                let job = &plan.job;
+                match &outcome {
+                    Outcome::Duplicate { build_id } => {
+                        tracing::info!(message_id, build_id, repo = %job.repo, commit = %job.commit, "duplicate event: the build exists already; nothing new published");
+                        self.metrics.count_ignored("duplicate");
+                    }
+                    Outcome::Created {
+                        build_id,
+                        superseded,
+                    } => {
+                        tracing::info!(message_id, build_id, repo = %job.repo, branch = %job.branch, commit = %job.commit, priority = plan.priority, ?superseded, "build queued");
+                    }
+                    Outcome::Resumed { build_id } => {
+                        tracing::info!(
+                            message_id,
+                            build_id,
+                            "interrupted dispatch finished: job enqueued"
+                        );
+                    }
+                }
+                bus::ack(delivery).await;
+                self.metrics.count_event(outcome.label());
+            }
+            Err(error) if error.is_permanent() => {
+                let reason = format!("cannot record the build: {error}");
+                tracing::error!(message_id, error = %error, "event dead-lettered: its build record is unusable");
+                self.dead_letter(delivery, &reason).await;
+            }
+            Err(error) => {
+                tracing::warn!(message_id, error = %error, delay = ?self.retry_delay, "event not handled; requeued");
+                self.retry_later(delivery, "dispatch").await;
+            }
+        }
+    }
+
+    /// What a plan builds: itself, or for a push checked against dist-git, its branch's tip
+    /// (with the pushed plan, to record superseded) or nothing.
+    async fn route(&self, plan: Plan) -> Result<Route, DistGitError> {
+        let is_push = plan.job.trigger == Trigger::Push as i32;
+        let Some(dist_git) = self.dist_git.as_ref().filter(|_| is_push) else {
+            return Ok(Route::Build {
+                plan: Box::new(plan),
+                stale: None,
+            });
+        };
+        let head = dist_git
+            .branch_head(&plan.job.git_url, &plan.job.branch)
+            .await?;
+        Ok(match tip::resolve(&plan.job.commit, &head) {
+            Resolution::Build => Route::Build {
+                plan: Box::new(Plan {
+                    rebuild_superseded: true,
+                    ..plan
+                }),
+                stale: None,
+            },
+            Resolution::Stale { tip } => Route::Build {
+                plan: Box::new(tip::tip_plan(&plan, &tip)),
+                stale: Some(Box::new(plan)),
+            },
+            Resolution::NoBranch => Route::NoBranch {
+                detail: tip::no_branch_detail(&plan),
+            },
+        })
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) {
@@ -241,15 +326,22 @@ impl Dispatcher {
 
     /// Steps 1–5 of the module documentation. `redelivered`: the broker's flag, when the
     /// message may have been handled before.
+    /// `pushed`: the push whose commit is not its branch's tip (`plan` builds the tip), recorded
+    /// superseded by the tip's build before the event counts as handled.
     pub async fn enqueue(
         &self,
         plan: &Plan,
         message_id: Option<&str>,
         redelivered: bool,
+        pushed: Option<&Plan>,
     ) -> Result<Outcome, DispatchError> {
         let outcome = self
             .record_and_publish(plan, message_id.filter(|_| redelivered))
             .await?;
+        if let Some(pushed) = pushed {
+            self.record_stale(pushed, &plan.job.commit, outcome.build_id())
+                .await?;
+        }
         let noted = plan.request_id.as_deref().map(|request_id| {
             (
                 request_id,
@@ -321,7 +413,9 @@ impl Dispatcher {
                         record.state,
                         BuildState::Failed | BuildState::Canceled | BuildState::Superseded
                     );
-                    if plan.rebuild_unsuccessful && unsuccessful && !same_event {
+                    let rebuild = (plan.rebuild_unsuccessful && unsuccessful)
+                        || (plan.rebuild_superseded && record.state == BuildState::Superseded);
+                    if rebuild && !same_event {
                         key = format!("{}:after:{id}", plan.idempotency_key);
                         continue;
                     }
@@ -373,7 +467,11 @@ impl Dispatcher {
                     // Handled after a newer push of its branch (a redelivery out of order):
                     // it is the one that must not build.
                     self.announce(id, queued.as_ref()).await?;
-                    if self.supersede_by(id, &newer, job).await? {
+                    let reason = format!(
+                        "superseded by build {newer}: a newer commit of {}/{} {} was pushed",
+                        job.namespace, job.repo, job.branch
+                    );
+                    if self.supersede_by(id, &newer, &reason).await? {
                         state = BuildState::Superseded;
                     }
                 }
@@ -393,7 +491,54 @@ impl Dispatcher {
 
     /// Supersedes the queued build `previous` by `newer` (a push of the same branch).
     async fn supersede(&self, previous: &str, newer: &BuildJob) -> Result<bool, DispatchError> {
-        self.supersede_by(previous, &newer.build_id, newer).await
+        let reason = format!(
+            "superseded by build {}: a newer commit of {}/{} {} was pushed",
+            newer.build_id, newer.namespace, newer.repo, newer.branch
+        );
+        self.supersede_by(previous, &newer.build_id, &reason).await
+    }
+
+    /// Records a pushed commit that is not its branch's tip as `superseded` by the tip's
+    /// build, without a job. Idempotent: a record of that commit that exists already stays as
+    /// it is, unless an interrupted earlier attempt left it queued and unpublished.
+    async fn record_stale(
+        &self,
+        pushed: &Plan,
+        tip: &str,
+        tip_build: &str,
+    ) -> Result<(), DispatchError> {
+        let mut job = pushed.job.clone();
+        job.build_id = build_id::new();
+        let now_ms = osbs_common::telemetry::now_ms();
+        job.requested_at_ms = now_ms;
+        let extra = [(field::PRIORITY, pushed.priority.to_string())];
+        let created = self
+            .store
+            .create(&job, &pushed.idempotency_key, now_ms, &self.by, &extra)
+            .await?;
+        let (id, queued) = match created {
+            Created::New(recorded) => {
+                self.metrics.count_state(BuildState::Queued);
+                (job.build_id, Some(recorded))
+            }
+            Created::Existing(id) => {
+                let record = self.store.require(&id).await?;
+                if record.state != BuildState::Queued || record.field(field::ENQUEUED) == "1" {
+                    return Ok(());
+                }
+                let recorded = self
+                    .store
+                    .recorded_announcement(&id, BuildState::Queued)
+                    .await?;
+                (id, recorded)
+            }
+        };
+        self.announce(&id, queued.as_ref()).await?;
+        let reason = tip::stale_reason(pushed, tip, tip_build);
+        if self.supersede_by(&id, tip_build, &reason).await? {
+            tracing::info!(build_id = id, commit = %pushed.job.commit, tip, tip_build, "pushed commit is not the branch's tip: recorded superseded, not built");
+        }
+        Ok(())
     }
 
     /// `queued → superseded` for `id` with `superseded_by = newer_id`, announced. A build that
@@ -403,13 +548,9 @@ impl Dispatcher {
         &self,
         id: &str,
         newer_id: &str,
-        newer: &BuildJob,
+        reason: &str,
     ) -> Result<bool, DispatchError> {
-        let reason = format!(
-            "superseded by build {newer_id}: a newer commit of {}/{} {} was pushed",
-            newer.namespace, newer.repo, newer.branch
-        );
-        let change = StateChange::new(id, BuildState::Superseded, &reason, &self.by)
+        let change = StateChange::new(id, BuildState::Superseded, reason, &self.by)
             .only_from(&[BuildState::Queued])
             .with_fields(vec![(field::SUPERSEDED_BY, newer_id.to_owned())]);
         match state::change(&self.store, &self.bus, change).await? {

@@ -13,6 +13,9 @@
 //! - [`config`]: `[dispatcher]` and its checked form [`Routing`].
 //! - [`decide`]: event bytes + headers + routing + now → [`Decision`]. Pure; every rule is
 //!   unit-tested there.
+//! - [`tip`]: a push against its branch's head in dist-git → build it, build the tip instead
+//!   (the pushed commit is recorded superseded), or nothing (a tag, a deleted branch). Pure;
+//!   [`distgit`] is the adapter asking dist-git (`git ls-remote`).
 //! - [`build_id`]: short, sortable build ids.
 //! - [`dispatch`]: carries out a decision against Redis and RabbitMQ, then settles the
 //!   delivery (ack, dead-letter, requeue).
@@ -27,9 +30,11 @@ pub mod build_id;
 pub mod config;
 pub mod decide;
 pub mod dispatch;
+pub mod distgit;
 pub mod error;
 pub mod rules;
 pub mod service;
+pub mod tip;
 
 #[cfg(test)]
 mod testing;

@@ -6,6 +6,7 @@
 use crate::config::{Config, Routing};
 use crate::decide::{self, Decision, Incoming};
 use crate::dispatch::Dispatcher;
+use crate::distgit::DistGit;
 use crate::error::Error;
 use lapin::types::AMQPValue;
 use osbs_common::bus::{self, Bus, Delivery};
@@ -62,12 +63,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     .await?;
     let prefetch = settings.prefetch.max(1);
     let subscription = bus.consume(names::QUEUE_EVENTS, prefetch).await?;
-    let dispatcher = Arc::new(Dispatcher::new(
+    let mut dispatcher = Dispatcher::new(
         bus.clone(),
         store,
         metrics.clone(),
         Duration::from_millis(settings.retry_delay_ms),
-    ));
+    );
+    if settings.resolve_push_tip {
+        let timeout = Duration::from_secs(settings.git_timeout_secs.max(1));
+        dispatcher = dispatcher.with_dist_git(DistGit::new(timeout));
+    }
+    let dispatcher = Arc::new(dispatcher);
     health.set_ready(true, "consuming osbs.events");
     tracing::info!(%http_addr, prefetch, queue = names::QUEUE_EVENTS, "osbs-dispatcher ready");
     let grace = Duration::from_secs(settings.shutdown_grace_secs);

@@ -170,7 +170,9 @@ async fn the_binary_serves_dispatches_and_stops_cleanly_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "[dispatcher]\nhttp_listen = \"127.0.0.1:{port}\"\nprefetch = 8\n\n[worker]\nignored = \"another service's section\"\n"
+            // The fixture's commit is in no repository: trust the event (tests/distgit.rs
+            // covers the check against dist-git).
+            "[dispatcher]\nhttp_listen = \"127.0.0.1:{port}\"\nprefetch = 8\nresolve_push_tip = false\n\n[worker]\nignored = \"another service's section\"\n"
         ),
     )
     .unwrap();

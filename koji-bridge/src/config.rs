@@ -78,6 +78,11 @@ pub struct KojiSection {
     /// Pause before a result that failed transiently goes back to the queue (after the
     /// hub's `retry_secs`).
     pub requeue_delay_secs: u64,
+    /// How long a result whose import or refund meets a hub that is down (after the hub's
+    /// `retry_secs` of quick retries) is retried, counted from its first failure: it waits
+    /// in a retry queue with growing delays (5 s, 10 s, 20 s… 5 min). Past it, the import
+    /// fails (`import_failed`) and the result is dead-lettered. 0: no retries.
+    pub retry_window_secs: u64,
 }
 
 impl Default for KojiSection {
@@ -97,6 +102,7 @@ impl Default for KojiSection {
             drain_grace_secs: 50,
             lock_ttl_secs: 60,
             requeue_delay_secs: 10,
+            retry_window_secs: 600,
         }
     }
 }
@@ -136,6 +142,9 @@ impl KojiSection {
     pub fn lock_ttl(&self) -> Duration {
         // Three renewals must fit in one life even when Redis is slow.
         Duration::from_secs(self.lock_ttl_secs.max(6))
+    }
+    pub fn retry_window(&self) -> Duration {
+        Duration::from_secs(self.retry_window_secs)
     }
     pub fn requeue_delay(&self) -> Duration {
         Duration::from_secs(self.requeue_delay_secs)

@@ -6,8 +6,9 @@
 //! `CGImport` whose answer was lost): a build Koji already holds *for this OSBS build*
 //! (`extra.osbs_build_id`, or the reservation's build id) is recognised and only tagged;
 //! uploads resume; the hub's own NVR checks stop a second build. Failures come out as
-//! [`ImportError::Refused`] (Koji said no, or the result cannot be imported: no retry) or
-//! [`ImportError::Transient`] (try again later).
+//! [`ImportError::Refused`] (Koji said no, or the result cannot be imported: no retry),
+//! [`ImportError::Untagged`] (imported, but tagging was refused: the next attempt tags only)
+//! or [`ImportError::Transient`] (try again later).
 
 use crate::archive::{ArchiveError, ImageArchive};
 use crate::bundle;
@@ -36,6 +37,30 @@ pub enum ImportError {
     /// The hub, the registry or the network failed; the import can resume later.
     #[error("{0}")]
     Transient(String),
+    /// `CGImport` succeeded (Koji holds the build COMPLETE) but tagging was refused (a
+    /// missing `tag` permission, a missing target...). Once fixed, the next attempt (a
+    /// replay) finds the build and only tags it.
+    #[error("imported into Koji as {nvr} (build {koji_build_id}) but not tagged: {reason}")]
+    Untagged {
+        koji_build_id: i64,
+        nvr: String,
+        reason: String,
+    },
+}
+
+impl ImportError {
+    /// A tagging refusal of the imported build `koji_build_id` becomes [`Self::Untagged`];
+    /// a transient failure stays transient (the next attempt tags only).
+    fn after_import(self, koji_build_id: i64, nvr: &str) -> ImportError {
+        match self {
+            ImportError::Refused(reason) => ImportError::Untagged {
+                koji_build_id,
+                nvr: nvr.to_owned(),
+                reason,
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<KojiError> for ImportError {
@@ -202,7 +227,10 @@ impl Importer {
     ) -> Result<Imported, ImportError> {
         if let Some(build) = self.existing_build(client, result, nvr).await? {
             tracing::info!(build_id = %result.build_id, nvr, koji_build_id = build.id, "Koji already holds this build (an earlier attempt imported it); tagging only");
-            let tag = self.tag(client, result, nvr).await?;
+            let tag = self
+                .tag(client, result, nvr)
+                .await
+                .map_err(|error| error.after_import(build.id, nvr))?;
             return Ok(Imported::Hub {
                 koji_build_id: build.id,
                 nvr: nvr.to_owned(),
@@ -272,7 +300,10 @@ impl Importer {
                 }
             }
         };
-        let tag = self.tag(client, result, nvr).await?;
+        let tag = self
+            .tag(client, result, nvr)
+            .await
+            .map_err(|error| error.after_import(build.id, nvr))?;
         Ok(Imported::Hub {
             koji_build_id: build.id,
             nvr: nvr.to_owned(),

@@ -1,11 +1,15 @@
 //! The `osbs-koji-bridge` service: consumes `osbs.results`, imports complete builds (or
 //! writes bundles), refunds the reservations of failed and canceled ones, records the
-//! outcome (`imported` / `import_failed`) and publishes it, exactly once per build.
+//! outcome (`imported` / `import_failed`, the latter with Koji's build id and NVR when only
+//! the tagging failed) and publishes it, exactly once per build.
 //!
 //! A delivery is acknowledged only once its outcome is recorded and announced (one state
 //! change, `osbs_common::state::change`); a refusal is recorded, announced, then
-//! dead-lettered with its reason; a transient failure hands the
-//! delivery back to the queue after a pause, and the next attempt resumes.
+//! dead-lettered with its reason; a hub that stays down past the quick retries sends the
+//! result to a retry queue of growing delay (`osbs_common::retry`) for `[koji]
+//! retry_window_secs`, after which the import ends `import_failed`; other transient failures
+//! (Redis) hand the delivery back to the queue after a pause. The next attempt resumes. A
+//! record Redis lost is re-created from the result.
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
@@ -13,8 +17,9 @@ use crate::guard::{Guard, ImportLock, Marker};
 use crate::import::{ImportError, Imported, Importer, Refunded};
 use osbs_common::bus::{self, Bus, Delivery};
 use osbs_common::http::{Health, Metrics};
+use osbs_common::retry::{self, Outage, Retry, RetryState};
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
-use osbs_common::store::{Store, StoreError, field};
+use osbs_common::store::{Store, StoreError, field, output_fields};
 use osbs_common::telemetry::{hostname, now_ms};
 use osbs_koji::{KojiClient, RefundState, retry_policy};
 use osbs_proto::names;
@@ -94,6 +99,45 @@ pub fn imported_fields(imported: &Imported) -> (Vec<(&'static str, String)>, Str
     }
 }
 
+/// The record fields and reason of an import whose tagging was refused (pure): what Koji
+/// holds, so that the record is true to it.
+pub fn untagged_fields(error: &ImportError) -> (Vec<(&'static str, String)>, String) {
+    let reason = format!("{error}; once fixed, `osbs replay` tags it (no second import)");
+    let mut fields = vec![(field::ERROR, reason.clone())];
+    if let ImportError::Untagged {
+        koji_build_id, nvr, ..
+    } = error
+    {
+        fields.extend([
+            (field::KOJI_BUILD_ID, koji_build_id.to_string()),
+            (field::KOJI_IMPORT, "hub".to_owned()),
+            (field::KOJI_TAG, String::new()),
+            (field::NVR, nvr.clone()),
+        ]);
+    }
+    (fields, reason)
+}
+
+/// The history's reason of a record brought back from a result.
+pub const RESTORED: &str = "re-created from its result: Redis had lost the record";
+
+/// The record fields a result carries, for a record Redis lost (pure).
+pub fn restored_fields(result: &BuildResult) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        (field::ERROR, result.error.clone()),
+        (field::WORKER, result.worker.clone()),
+        (field::RESULT_PUBLISHED, "1".to_owned()),
+    ];
+    if let Some(job) = &result.job {
+        fields.push((field::ATTEMPTS, job.attempt.to_string()));
+    }
+    fields.extend(output_fields(result.nvr.as_ref(), result.image.as_ref()));
+    if let Some(log) = result.logs.iter().find(|log| log.name == "build.log") {
+        fields.push((field::LOG_PATH, log.path.clone()));
+    }
+    fields
+}
+
 fn marker_of(imported: &Imported) -> Marker {
     match imported {
         Imported::Hub {
@@ -142,6 +186,13 @@ enum Done {
     Ack,
     Requeue,
     DeadLetter(String),
+    /// The hub is down: retried later, if the retry window allows ([`Handler::outcome`]).
+    Unavailable(String),
+    /// Put in the retry queue of `delay`, with `next` in its headers.
+    RetryLater {
+        delay: Duration,
+        next: RetryState,
+    },
 }
 
 /// Handles deliveries of `osbs.results`.
@@ -193,6 +244,28 @@ impl Handler {
                 }
                 bus::requeue(&delivery).await;
             }
+            Done::RetryLater { delay, next } => {
+                self.metrics.count_retry(Outage::Koji.name());
+                match self
+                    .bus
+                    .retry_later(
+                        names::QUEUE_RESULTS,
+                        &delivery.data,
+                        &delivery.properties,
+                        delay,
+                        next,
+                    )
+                    .await
+                {
+                    Ok(()) => bus::ack(&delivery).await,
+                    Err(error) => {
+                        tracing::error!(error = %error, "cannot put a result in a retry queue; it goes back to the queue");
+                        bus::requeue(&delivery).await;
+                    }
+                }
+            }
+            // Decided in `outcome`; kept for completeness: back to the queue.
+            Done::Unavailable(_) => bus::requeue(&delivery).await,
             Done::DeadLetter(reason) => {
                 match self
                     .bus
@@ -226,13 +299,34 @@ impl Handler {
                 return Done::DeadLetter(reason);
             }
         };
-        match decide(&result) {
+        let action = decide(&result);
+        let done = match &action {
             Action::Import => self.import(&result).await,
             Action::SkipScratch => self.skip_scratch(&result).await,
-            Action::Refund(state) => self.refund(&result, state).await,
+            Action::Refund(state) => self.refund(&result, *state).await,
             Action::Reject(reason) => {
                 tracing::error!(build_id = %result.build_id, reason = %reason, "result dead-lettered");
-                Done::DeadLetter(reason)
+                Done::DeadLetter(reason.clone())
+            }
+        };
+        let Done::Unavailable(reason) = done else {
+            return done;
+        };
+        let earlier = bus::retry_state(&delivery.properties);
+        let window = self.importer.config().retry_window();
+        match retry::decide(Some(Outage::Koji), earlier, now_ms(), window) {
+            Retry::After { delay, next } => {
+                tracing::warn!(build_id = %result.build_id, error = %reason, retry = next.retries, ?delay, "the Koji hub is unavailable; the result waits in a retry queue");
+                Done::RetryLater { delay, next }
+            }
+            Retry::GiveUp => {
+                let reason = format!(
+                    "the Koji hub stayed unavailable for the retry window (`[koji] retry_window_secs`): {reason}"
+                );
+                match action {
+                    Action::Import => self.refused(&result, reason).await,
+                    _ => Done::DeadLetter(reason),
+                }
             }
         }
     }
@@ -319,16 +413,22 @@ impl Handler {
                         imported
                     }
                     Err(ImportError::Refused(reason)) => return self.refused(result, reason).await,
+                    Err(error @ ImportError::Untagged { .. }) => {
+                        return self.untagged(result, error).await;
+                    }
                     Err(ImportError::Transient(reason)) => {
-                        tracing::warn!(build_id = id, error = %reason, "import not finished; the result goes back to the queue and resumes later");
-                        return Done::Requeue;
+                        tracing::warn!(build_id = id, error = %reason, "import not finished; the result is retried later and resumes");
+                        return Done::Unavailable(reason);
                     }
                 }
             }
             Err(error) => return self.store_unavailable(id, &error),
         };
         let (fields, reason) = imported_fields(&imported);
-        if let Err(done) = self.record(id, BuildState::Imported, &reason, fields).await {
+        if let Err(done) = self
+            .record(result, BuildState::Imported, &reason, fields)
+            .await
+        {
             return done;
         }
         let mut marker = marker_of(&imported);
@@ -348,7 +448,24 @@ impl Handler {
         tracing::error!(build_id = id, reason = %reason, "import refused");
         let fields = vec![(field::ERROR, reason.clone())];
         if let Err(done) = self
-            .record(id, BuildState::ImportFailed, &reason, fields)
+            .record(result, BuildState::ImportFailed, &reason, fields)
+            .await
+        {
+            return done;
+        }
+        self.metrics.count_state(BuildState::ImportFailed);
+        Done::DeadLetter(reason)
+    }
+
+    /// Koji holds the build but tagging was refused: the record says `import_failed` and
+    /// what Koji holds (its build id and NVR), the result is dead-lettered; once the cause is
+    /// fixed, `osbs replay` brings it back and the bridge only tags.
+    async fn untagged(&self, result: &BuildResult, error: ImportError) -> Done {
+        let id = result.build_id.as_str();
+        let (fields, reason) = untagged_fields(&error);
+        tracing::error!(build_id = id, reason = %reason, "imported but not tagged");
+        if let Err(done) = self
+            .record(result, BuildState::ImportFailed, &reason, fields)
             .await
         {
             return done;
@@ -362,24 +479,32 @@ impl Handler {
     /// the queue: the outcome is recorded on a later attempt. A record already `to` (an
     /// earlier attempt recorded it, and may not have announced it) is announced again. A
     /// record in another final state keeps it (its fields are updated; nothing changed, so
-    /// nothing is announced). A missing record (Redis was emptied) stays missing: Koji is the
-    /// record of an import.
+    /// nothing is announced). A missing record (Redis was emptied) is re-created from the
+    /// result, in the state the result reports, and the outcome recorded on it.
     async fn record(
         &self,
-        id: &str,
+        result: &BuildResult,
         to: BuildState,
         reason: &str,
         fields: Vec<(&str, String)>,
     ) -> Result<(), Done> {
+        let id = result.build_id.as_str();
         let change = StateChange::new(id, to, reason, &self.by).with_fields(fields.clone());
-        let record = match state::change(&self.store, &self.bus, change).await {
+        let mut changed = state::change(&self.store, &self.bus, change.clone()).await;
+        if matches!(changed, Ok(Changed::Missing)) {
+            changed = match self.restore(result).await {
+                Ok(()) => state::change(&self.store, &self.bus, change).await,
+                Err(error) => Err(ChangeError::Store(error)),
+            };
+        }
+        let record = match changed {
             Ok(Changed::Done(_)) => return Ok(()),
             Ok(Changed::Refused(record)) => record,
             Ok(Changed::Missing) => {
                 tracing::warn!(
                     build_id = id,
                     state = %to,
-                    "no record of this build in Redis: the Koji outcome stands, nothing is recorded or announced"
+                    "no record of this build in Redis and none could be re-created: the Koji outcome stands, nothing is recorded or announced"
                 );
                 return Ok(());
             }
@@ -416,6 +541,24 @@ impl Handler {
         }
     }
 
+    /// Brings back the record Redis lost from what the result carries (its job, outputs and
+    /// state). A result without its job leaves the record missing.
+    async fn restore(&self, result: &BuildResult) -> Result<(), StoreError> {
+        let Some(job) = &result.job else {
+            return Ok(());
+        };
+        let state = BuildState::try_from(result.state).unwrap_or(BuildState::Complete);
+        let fields = restored_fields(result);
+        let restored = self
+            .store
+            .recreate(job, state, RESTORED, &self.by, now_ms(), &fields)
+            .await?;
+        if restored {
+            tracing::warn!(build_id = %result.build_id, %state, "Redis had lost the build's record: re-created from the result");
+        }
+        Ok(())
+    }
+
     fn store_unavailable(&self, id: &str, error: &StoreError) -> Done {
         tracing::warn!(build_id = id, error = %error, "cannot record the outcome yet; the result goes back to the queue");
         self.metrics.count_retry("redis");
@@ -430,9 +573,9 @@ impl Handler {
             .await
         {
             Ok(_) => {}
-            Err(ImportError::Transient(_)) => return Done::Requeue,
-            Err(ImportError::Refused(reason)) => {
-                tracing::warn!(build_id = id, reason = %reason, "cannot release the reservation of a scratch build")
+            Err(ImportError::Transient(reason)) => return Done::Unavailable(reason),
+            Err(refused) => {
+                tracing::warn!(build_id = id, reason = %refused, "cannot release the reservation of a scratch build")
             }
         }
         match self
@@ -473,12 +616,12 @@ impl Handler {
             }
             Ok(Refunded::Nothing) => Done::Ack,
             Err(ImportError::Transient(reason)) => {
-                tracing::warn!(build_id = id, error = %reason, "cannot release the Koji reservation yet; the result goes back to the queue");
-                Done::Requeue
+                tracing::warn!(build_id = id, error = %reason, "cannot release the Koji reservation yet; the result is retried later");
+                Done::Unavailable(reason)
             }
-            Err(ImportError::Refused(reason)) => {
-                tracing::error!(build_id = id, reason = %reason, "Koji refused to release the reservation");
-                Done::DeadLetter(format!("CGRefundBuild refused: {reason}"))
+            Err(refused) => {
+                tracing::error!(build_id = id, reason = %refused, "Koji refused to release the reservation");
+                Done::DeadLetter(format!("CGRefundBuild refused: {refused}"))
             }
         }
     }
@@ -593,6 +736,45 @@ mod tests {
     }
 
     #[test]
+    fn a_result_carries_what_a_lost_record_needs() {
+        let mut full = result(BuildState::Complete, false);
+        full.worker = "w1".into();
+        full.job.as_mut().unwrap().attempt = 2;
+        full.nvr = Some(osbs_proto::v1::Nvr {
+            name: "httpd".into(),
+            version: "2.4".into(),
+            release: "3".into(),
+        });
+        full.image = Some(osbs_proto::v1::ImageInfo {
+            pullspecs: vec!["r/httpd:2.4-3".into()],
+            digests: vec![osbs_proto::v1::ImageDigest {
+                media_type: "m".into(),
+                digest: "sha256:ab".into(),
+            }],
+            ..Default::default()
+        });
+        full.logs = vec![osbs_proto::v1::LogFile {
+            name: "build.log".into(),
+            path: "/a/b1/build.log".into(),
+            ..Default::default()
+        }];
+        let fields = restored_fields(&full);
+        for expected in [
+            (field::NVR, "httpd-2.4-3".to_owned()),
+            (field::PULLSPECS, r#"["r/httpd:2.4-3"]"#.to_owned()),
+            (field::DIGEST, "sha256:ab".to_owned()),
+            (field::WORKER, "w1".to_owned()),
+            (field::ATTEMPTS, "2".to_owned()),
+            (field::LOG_PATH, "/a/b1/build.log".to_owned()),
+            (field::RESULT_PUBLISHED, "1".to_owned()),
+        ] {
+            assert!(fields.contains(&expected), "{expected:?} in {fields:?}");
+        }
+        let bare = restored_fields(&result(BuildState::Failed, false));
+        assert!(!bare.iter().any(|(name, _)| *name == field::NVR));
+    }
+
+    #[test]
     fn outcomes_become_record_fields() {
         let (fields, reason) = imported_fields(&Imported::Hub {
             koji_build_id: 12,
@@ -613,6 +795,19 @@ mod tests {
         });
         assert!(fields.contains(&(field::KOJI_IMPORT, "bundle".into())));
         assert!(reason.contains("import bundle"));
+        let (fields, reason) = untagged_fields(&ImportError::Untagged {
+            koji_build_id: 7,
+            nvr: "httpd-2.4-3".into(),
+            reason: "tag permission required (logged in as osbs)".into(),
+        });
+        assert!(fields.contains(&(field::KOJI_BUILD_ID, "7".into())));
+        assert!(fields.contains(&(field::NVR, "httpd-2.4-3".into())));
+        assert!(
+            reason.starts_with(
+                "imported into Koji as httpd-2.4-3 (build 7) but not tagged: tag permission required"
+            ),
+            "{reason}"
+        );
         let marker = marker_of(&Imported::Bundle {
             dir: "/b/x".into(),
             nvr: "x-1-1".into(),

@@ -1,7 +1,8 @@
 //! The bridge service against the real RabbitMQ, Redis and registry, and the Koji hub
 //! double: imports recorded and published, exactly once across duplicates and two bridges,
 //! recovery from a lost answer and an offline hub, refusals recorded and dead-lettered,
-//! refunds, scratch builds, bundles, an outcome recorded but not announced.
+//! refunds, scratch builds, bundles, an outcome recorded but not announced, a refused tagging
+//! recorded with the Koji build and a replay that only tags.
 
 mod support;
 
@@ -545,7 +546,7 @@ async fn a_result_ahead_of_its_record_is_recorded_once_the_record_catches_up() {
     })
     .await;
     eventually("the record refused to move from pushing", WAIT, || async {
-        retries(metrics, "redis").await >= 1
+        retries(metrics, "record behind").await >= 1
     })
     .await;
     assert_eq!(
@@ -623,5 +624,136 @@ async fn an_outcome_recorded_but_not_announced_is_announced_on_redelivery() {
         5,
         "nothing recorded twice"
     );
+    bridge.stop().await;
+}
+
+/// Takes the one dead-lettered result of `build_id` (waiting for it).
+async fn take_dead_result(bus: &Bus, build_id: &str) -> BuildResult {
+    use osbs_proto::Message;
+    let channel = bus.channel().await.unwrap();
+    let dead_queue = names::dead_queue(names::QUEUE_RESULTS);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(message) = bus.get_one(&channel, &dead_queue).await.unwrap() {
+            message.ack(BasicAckOptions::default()).await.unwrap();
+            let result = BuildResult::decode(message.delivery.data.as_slice()).unwrap();
+            if result.build_id == build_id {
+                return result;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{build_id} never reached the dead queue"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// CGImport succeeds but tagging is refused (the tag needs a permission the bridge's user
+/// lacks; a target Koji does not have): the record says what Koji holds — its build id and
+/// the NVR — and the replay of the dead-lettered result, once the cause is fixed, only tags.
+#[tokio::test]
+async fn a_refused_tagging_records_the_koji_build_and_a_replay_only_tags() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+    assert!(hub.edit_tag(TARGET, |tag| tag.perm = Some("release-eng".into())));
+
+    let result = setup(&hub, "b-untagged-1", "1", &artifacts).await;
+    let koji_build_id = result.koji_reservation.as_ref().unwrap().build_id;
+    let nvr = format!("{PACKAGE}-1.0-1");
+    record_complete(&store, &bus, &result).await;
+    publish(&bus, &result).await;
+    wait_state(&store, "b-untagged-1", BuildState::ImportFailed).await;
+    let record = store.require("b-untagged-1").await.unwrap();
+    assert_eq!(record.field("koji_build_id"), koji_build_id.to_string());
+    assert_eq!(record.field("koji_import"), "hub");
+    assert_eq!(record.nvr(), nvr);
+    assert!(
+        record.error().starts_with(&format!(
+            "imported into Koji as {nvr} (build {koji_build_id}) but not tagged: "
+        )) && record
+            .error()
+            .contains("tag requires release-eng permission"),
+        "{}",
+        record.error()
+    );
+    assert_eq!(hub.build(&nvr).unwrap().state, 1, "COMPLETE in Koji");
+    assert!(hub.tagged(TARGET).is_empty());
+    assert_eq!(hub.call_count("CGImport"), 1);
+
+    // Fixed, then replayed (the dead-lettered result republished, as `osbs replay` does).
+    let dead = take_dead_result(&bus, "b-untagged-1").await;
+    assert!(hub.edit_tag(TARGET, |tag| tag.perm = None));
+    publish(&bus, &dead).await;
+    wait_state(&store, "b-untagged-1", BuildState::Imported).await;
+    assert_eq!(hub.call_count("CGImport"), 1, "no second import");
+    assert_eq!(hub.tagged(TARGET), vec![nvr.clone()]);
+    let record = store.require("b-untagged-1").await.unwrap();
+    assert_eq!(record.field("koji_tag"), TARGET);
+    assert_eq!(record.error(), "");
+
+    // A target Koji does not have: imported, not tagged, and the record says so.
+    let mut lost = setup(&hub, "b-untagged-2", "2", &artifacts).await;
+    lost.job.as_mut().unwrap().target.as_mut().unwrap().name = "no-such-candidate".into();
+    record_complete(&store, &bus, &lost).await;
+    publish(&bus, &lost).await;
+    wait_state(&store, "b-untagged-2", BuildState::ImportFailed).await;
+    let record = store.require("b-untagged-2").await.unwrap();
+    let id = lost.koji_reservation.as_ref().unwrap().build_id;
+    assert_eq!(record.field("koji_build_id"), id.to_string());
+    assert!(
+        record
+            .error()
+            .contains("Koji has no build target no-such-candidate"),
+        "{}",
+        record.error()
+    );
+    assert_eq!(hub.call_count("CGImport"), 2);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_redis_lost_is_re_created_from_the_result_and_imported_once() {
+    let env = TestEnv::new();
+    let hub = hub().await;
+    let (_dir, artifacts) = temp_dir();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let bus = support::bus(&env).await;
+    let bridge = Bridge::start(bridge_config(
+        &env,
+        koji_config(Some(&hub), &artifacts),
+        &artifacts,
+    ));
+    // No record at all: what a Redis that restarted empty leaves of a finished build.
+    let result = setup(&hub, "b-lost-1", "1", &artifacts).await;
+    publish(&bus, &result).await;
+    eventually("the record re-created and imported", WAIT, || async {
+        matches!(
+            store.get("b-lost-1").await,
+            Ok(Some(record)) if record.state == BuildState::Imported
+        )
+    })
+    .await;
+    let record = store.require("b-lost-1").await.unwrap();
+    assert_eq!(record.job.repo, result.job.as_ref().unwrap().repo);
+    assert_eq!(record.nvr(), format!("{PACKAGE}-1.0-1"));
+    assert!(record.koji_build_id().is_some());
+    let history = store.history("b-lost-1").await.unwrap();
+    assert_eq!(history[0].to, "complete", "{history:#?}");
+    assert_eq!(
+        history[0].reason,
+        osbs_koji_bridge::service::RESTORED,
+        "{history:#?}"
+    );
+    assert_eq!(history.last().unwrap().to, "imported");
+    assert_eq!(hub.call_count("CGImport"), 1);
     bridge.stop().await;
 }

@@ -22,6 +22,17 @@ pub struct StateEvent {
     /// Who asked for the build (the pusher or the requester).
     pub owner: String,
     pub repo: String,
+    /// The dist-git namespace of `repo` (`container`). Optional in the schema: absent from
+    /// events published before it was added.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The Koji package (the image's `com.redhat.component`, the NVR's name), once the
+    /// release is known.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// What is built: `<clone url>#<commit>`, the source Koji records for the build.
+    #[serde(default)]
+    pub url: Option<String>,
     pub branch: String,
     pub target: String,
     /// The Koji build, once imported.
@@ -58,7 +69,10 @@ impl StateEvent {
 
     /// fedora-messaging's headers for this event, sent at `sent_at_ms`: schema, `sent-at`,
     /// severity, priority, and the `fedora_messaging_user_<owner>` /
-    /// `fedora_messaging_container_<repo>` markers its consumers filter on.
+    /// `fedora_messaging_container_<repo>` markers its consumers filter on — the same
+    /// fedora-messaging computes from the schema package's `usernames` and `containers`
+    /// (`Message._filter_headers`: `user`, `container`; no `rpm` header: an image's component
+    /// is not an rpm package).
     pub fn headers(&self, sent_at_ms: i64) -> Vec<(String, HeaderValue)> {
         let mut headers = vec![
             (
@@ -139,6 +153,12 @@ mod tests {
             pullspecs: vec![],
             owner: "jdoe".into(),
             repo: "httpd".into(),
+            namespace: Some("container".into()),
+            component: Some("httpd".into()),
+            url: Some(format!(
+                "https://src.fedoraproject.org/container/httpd.git#{}",
+                "a".repeat(40)
+            )),
             branch: "f41".into(),
             target: "f41-container-candidate".into(),
             koji_build_id: None,
@@ -161,6 +181,9 @@ mod tests {
                 "pullspecs": [],
                 "owner": "jdoe",
                 "repo": "httpd",
+                "namespace": "container",
+                "component": "httpd",
+                "url": format!("https://src.fedoraproject.org/container/httpd.git#{}", "a".repeat(40)),
                 "branch": "f41",
                 "target": "f41-container-candidate",
                 "koji_build_id": null,
@@ -172,6 +195,16 @@ mod tests {
         assert_eq!(
             StateEvent::from_json(&recorded.to_json()).unwrap(),
             recorded
+        );
+        // A body from before namespace, component and url reads as "unknown".
+        let mut older = body.clone();
+        for name in ["namespace", "component", "url"] {
+            older.as_object_mut().unwrap().remove(name);
+        }
+        let older = StateEvent::from_json(older.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (older.namespace, older.component, older.url),
+            (None, None, None)
         );
     }
 

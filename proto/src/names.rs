@@ -48,6 +48,26 @@ pub const HEADER_DEAD_EXCHANGE: &str = "x-osbs-original-exchange";
 pub const HEADER_DEAD_ROUTING_KEY: &str = "x-osbs-original-routing-key";
 pub const HEADER_DEAD_AT: &str = "x-osbs-dead-at";
 
+/// Headers of a copy waiting in a retry queue after a transient failure (see
+/// [`retry_queue`]): how many retries came before it, and since when (Unix ms) the message
+/// has been failing. Removed again when the message is dead-lettered, so that a replay
+/// starts a fresh retry window.
+pub const HEADER_RETRIES: &str = "x-osbs-retries";
+pub const HEADER_FAILING_SINCE: &str = "x-osbs-failing-since";
+
+/// The delays of the retry queues, shortest first: a message retried after a transient
+/// failure waits in the queue of one of these delays (its queue-wide `x-message-ttl`), then
+/// dead-letters back into the queue it came from. One queue per delay, because RabbitMQ
+/// expires messages only at the head of a queue: mixed delays in one queue would hold the
+/// short ones behind the long.
+pub const RETRY_DELAYS_SECS: [u64; 7] = [5, 10, 20, 40, 80, 160, 300];
+
+/// The retry queue of `queue` for `delay_secs` (one of [`RETRY_DELAYS_SECS`]):
+/// `osbs.jobs.retry.20s`.
+pub fn retry_queue(queue: &str, delay_secs: u64) -> String {
+    format!("{queue}.retry.{delay_secs}s")
+}
+
 /// The dead-letter queue of `queue`.
 pub fn dead_queue(queue: &str) -> String {
     format!("{queue}.dead")

@@ -71,7 +71,8 @@ impl BuildState {
     /// Whether a record may move from `self` to `to`.
     ///
     /// `running → running` is a takeover (a worker picking up the job of one that died);
-    /// `running → queued` a requeue by a draining worker; `failed/canceled/superseded/
+    /// `running → queued` a requeue by a draining worker; `running/pushing → queued` a retry
+    /// after a transient failure (the job waits in a retry queue); `failed/canceled/superseded/
     /// import_failed → queued` a replay.
     pub fn can_become(self, to: BuildState) -> bool {
         use BuildState::*;
@@ -79,7 +80,7 @@ impl BuildState {
             (self, to),
             (Queued, Running | Superseded | Canceled | Failed)
                 | (Running, Running | Queued | Pushing | Failed | Canceled)
-                | (Pushing, Complete | Failed | Canceled)
+                | (Pushing, Complete | Failed | Canceled | Queued)
                 | (Complete, Imported | ImportFailed)
                 | (ImportFailed, Imported | ImportFailed)
                 | (Failed | Canceled | Superseded, Queued)
@@ -140,6 +141,17 @@ mod tests {
         assert!(!Imported.can_become(ImportFailed));
         assert!(!Superseded.can_become(Running));
         assert!(Failed.can_become(Queued));
+    }
+
+    #[test]
+    fn an_attempt_that_meets_an_outage_goes_back_to_queued() {
+        for from in [Running, Pushing] {
+            assert!(from.can_become(Queued), "{from} -> queued (a retry)");
+        }
+        assert!(
+            !Pushing.can_become(Running),
+            "a push is never run again in place"
+        );
     }
 
     #[test]

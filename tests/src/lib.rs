@@ -243,7 +243,7 @@ impl Cluster {
         std::fs::write(
             &hook,
             format!(
-                "#!/bin/sh\nexec env OSBS_CONFIG={} USER=packager {} git-hook\n",
+                "#!/bin/sh\nexec env OSBS_CONFIG={} LOGNAME=packager USER=packager {} git-hook\n",
                 self.config.display(),
                 binaries().join("osbs").display()
             ),

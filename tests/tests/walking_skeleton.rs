@@ -54,6 +54,10 @@ async fn a_push_becomes_a_running_image_and_one_koji_build() {
         cluster.logs()
     );
     assert_eq!(record.job.commit, rev);
+    assert_eq!(
+        record.job.submitter, "packager",
+        "the pusher, from the hook's agent"
+    );
     assert_eq!(record.job.target.as_ref().unwrap().name, TARGET);
     let digest = record.digest().to_owned();
     assert!(digest.starts_with("sha256:"), "record digest {digest:?}");
@@ -82,6 +86,10 @@ async fn a_push_becomes_a_running_image_and_one_koji_build() {
     let build = &builds[0];
     assert_eq!(build.nvr(), record.nvr(), "hub NVR vs record NVR");
     assert_eq!(build.name, "e2e-container");
+    assert_eq!(
+        build.extra["submitter"], "packager",
+        "Koji names the pusher"
+    );
     assert_eq!(build.version, "1.0");
     assert_eq!(build.release, "1");
     assert_eq!(

@@ -58,6 +58,17 @@ impl std::fmt::Debug for BuildLog {
 impl BuildLog {
     /// Creates (truncates) `dir/build.log` and starts the live writer.
     pub fn create(dir: &Path, build_id: &str, store: Store) -> std::io::Result<BuildLog> {
+        BuildLog::open(dir, build_id, store, false)
+    }
+
+    /// Like [`BuildLog::create`], but keeps what earlier attempts wrote (`resume`): a build
+    /// retried after a transient outage keeps one log that says each retry, hashed whole.
+    pub fn open(
+        dir: &Path,
+        build_id: &str,
+        store: Store,
+        resume: bool,
+    ) -> std::io::Result<BuildLog> {
         std::fs::create_dir_all(dir).map_err(|error| {
             std::io::Error::new(
                 error.kind(),
@@ -68,7 +79,15 @@ impl BuildLog {
             )
         })?;
         let path = dir.join("build.log");
-        let file = std::fs::File::create(&path)?;
+        let mut hasher = Sha256::new();
+        let mut size = 0;
+        let file = if resume && path.exists() {
+            let mut earlier = std::fs::File::open(&path)?;
+            size = std::io::copy(&mut earlier, &mut hasher)?;
+            std::fs::OpenOptions::new().append(true).open(&path)?
+        } else {
+            std::fs::File::create(&path)?
+        };
         let (sender, receiver) = mpsc::unbounded_channel();
         let task = tokio::spawn(live_writer(store, build_id.to_owned(), receiver));
         Ok(BuildLog {
@@ -76,8 +95,8 @@ impl BuildLog {
             path,
             file: Mutex::new(FileSink {
                 writer: std::io::BufWriter::new(file),
-                hasher: Sha256::new(),
-                size: 0,
+                hasher,
+                size,
                 partial: String::new(),
                 failed: false,
             }),

@@ -68,8 +68,13 @@ pub struct WorkerConfig {
     pub drain_grace_secs: u64,
     /// How often a running build checks whether it was canceled.
     pub cancel_poll_ms: u64,
-    /// Attempts at each registry operation before a transient error fails the build.
+    /// Attempts at each registry operation before a transient error fails the attempt.
     pub registry_attempts: usize,
+    /// How long a build whose attempts meet a transient outage (registry, Koji hub, Docker
+    /// Engine) is retried, counted from the first failure: the job waits in a retry queue
+    /// with growing delays (5 s, 10 s, 20 s… 5 min) and runs again. Past it, the build fails
+    /// and its job is dead-lettered. 0: no retries.
+    pub retry_window_secs: u64,
     /// Registries spoken to over plain HTTP (besides loopback ones, which always are).
     pub insecure_registries: Vec<String>,
     /// Credentials per registry (`host[:port]`), for pulling base images and pushing:
@@ -110,6 +115,7 @@ impl Default for WorkerConfig {
             drain_grace_secs: 600,
             cancel_poll_ms: 1000,
             registry_attempts: 5,
+            retry_window_secs: 600,
             insecure_registries: Vec::new(),
             registry_auth: BTreeMap::new(),
             layer_compression: "gzip".to_owned(),
@@ -147,6 +153,9 @@ impl WorkerConfig {
     }
     pub fn drain_grace(&self) -> Duration {
         Duration::from_secs(self.drain_grace_secs)
+    }
+    pub fn retry_window(&self) -> Duration {
+        Duration::from_secs(self.retry_window_secs)
     }
     pub fn cancel_poll(&self) -> Duration {
         Duration::from_millis(self.cancel_poll_ms.clamp(50, 5_000))

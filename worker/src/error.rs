@@ -11,7 +11,10 @@ use crate::plan::PlanError;
 use crate::reach::ReachError;
 use crate::release::ReleaseError;
 use crate::source::SourceError;
+use osbs_common::retry::Outage;
 use osbs_common::{BusError, StoreError};
+use osbs_koji::KojiError;
+use osbs_squash::SquashError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -35,6 +38,17 @@ pub enum WorkerError {
     Inspect(#[from] InspectError),
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// The squash of the built image and its push (the registry's errors kept typed inside).
+    #[error("squashing {image} and pushing it to {repository}: {source}")]
+    Squash {
+        image: String,
+        repository: String,
+        #[source]
+        source: Box<SquashError>,
+    },
+    /// The Koji hub (next release, reservations), its fault or transport error kept whole.
+    #[error("{}", osbs_common::bus::one_line(&.0.to_string(), 500))]
+    Koji(#[from] KojiError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -89,6 +103,11 @@ impl WorkerError {
             // A reference the packager wrote that the registry grammar refuses.
             WorkerError::Registry(osbs_registry::RegistryError::Reference(_)) => true,
             WorkerError::Registry(_) => false,
+            WorkerError::Squash { source, .. } => matches!(
+                **source,
+                SquashError::Registry(osbs_registry::RegistryError::Reference(_))
+            ),
+            WorkerError::Koji(_) => false,
             WorkerError::Http(_)
             | WorkerError::Store(_)
             | WorkerError::Bus(_)
@@ -99,6 +118,27 @@ impl WorkerError {
             Blame::Packager
         } else {
             Blame::Infrastructure
+        }
+    }
+
+    /// The outside system whose passing outage caused this, if it is one (the build is then
+    /// retried later rather than failed: [`osbs_common::retry`]).
+    pub fn outage(&self) -> Option<Outage> {
+        match self {
+            WorkerError::Registry(error) if error.is_transient() => Some(Outage::Registry),
+            WorkerError::Squash { source, .. } => match &**source {
+                SquashError::Registry(error) if error.is_transient() => Some(Outage::Registry),
+                SquashError::Engine { .. } => Some(Outage::Engine),
+                _ => None,
+            },
+            WorkerError::Docker(error @ DockerError::Unreachable { .. })
+                if error.is_transient() =>
+            {
+                Some(Outage::Engine)
+            }
+            WorkerError::Docker(error) if error.is_transient() => Some(Outage::Registry),
+            WorkerError::Koji(error) if error.is_transient() => Some(Outage::Koji),
+            _ => None,
         }
     }
 
@@ -186,6 +226,87 @@ mod tests {
         for (error, blame) in table {
             assert_eq!(error.blame(), blame, "{error}");
             assert!(!error.reason().contains('\n'));
+        }
+    }
+
+    fn registry_down() -> osbs_registry::RegistryError {
+        osbs_registry::RegistryError::Unreachable {
+            registry: "127.0.0.1:5000".into(),
+            action: "push".into(),
+            detail: "connection refused".into(),
+        }
+    }
+
+    #[test]
+    fn outage_table() {
+        let table = [
+            (
+                WorkerError::Registry(registry_down()),
+                Some(Outage::Registry),
+            ),
+            (
+                WorkerError::Squash {
+                    image: "i".into(),
+                    repository: "r".into(),
+                    source: Box::new(SquashError::Registry(registry_down())),
+                },
+                Some(Outage::Registry),
+            ),
+            (
+                WorkerError::Squash {
+                    image: "i".into(),
+                    repository: "r".into(),
+                    source: Box::new(SquashError::Engine {
+                        action: "export".into(),
+                        detail: "EOF".into(),
+                    }),
+                },
+                Some(Outage::Engine),
+            ),
+            (
+                WorkerError::Docker(DockerError::Unreachable {
+                    host: "unix:///var/run/docker.sock".into(),
+                    detail: "no socket".into(),
+                }),
+                Some(Outage::Engine),
+            ),
+            (
+                WorkerError::Docker(DockerError::Pull {
+                    image: "b".into(),
+                    message: "connection refused".into(),
+                }),
+                Some(Outage::Registry),
+            ),
+            (
+                WorkerError::Koji(KojiError::Transport {
+                    method: "getNextRelease".into(),
+                    url: "https://koji/kojihub".into(),
+                    reason: "connection refused".into(),
+                }),
+                Some(Outage::Koji),
+            ),
+            (
+                WorkerError::Koji(KojiError::Setup("no certificate".into())),
+                None,
+            ),
+            (
+                WorkerError::Registry(osbs_registry::RegistryError::Denied {
+                    registry: "quay.io".into(),
+                    action: "push".into(),
+                    detail: "HTTP 401".into(),
+                }),
+                None,
+            ),
+            (
+                WorkerError::Docker(DockerError::Build {
+                    message: "returned a non-zero code: 1".into(),
+                }),
+                None,
+            ),
+            (WorkerError::Packager("no FROM".into()), None),
+        ];
+        for (error, outage) in table {
+            assert_eq!(error.outage(), outage, "{error}");
         }
     }
 }

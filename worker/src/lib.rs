@@ -9,24 +9,28 @@
 //! - [`plan`]: repositories, tags (normal, scratch, isolated), pullspecs.
 //! - [`inspect`]: the `rpm -qa` query, its parsing, the signed-content policy.
 //! - [`lease`]: pick-up decisions (start, take over, skip, defer) and the lease schedule.
+//! - [`ending`]: how an attempt ends (record an end and ack or dead-letter, retry later,
+//!   hand back, let go), from how it stopped.
 //! - [`report`]: step timings, `BuildResult` and state-change assembly.
 //! - [`reach`]: what a build may fetch besides its context (`COPY --from`, `RUN --mount
 //!   from=`, `ADD <url>`, a parent's ONBUILD triggers), held to the target's registry and
 //!   `[worker] allowed_source_urls`.
-//! - [`context`]: the build-context tar (symlinks kept, never followed).
+//! - [`context`]: what the build context leaves out and how added files are archived (the
+//!   tar itself is written by `adapters::context`, symlinks kept, never followed).
 //!
 //! The checkout ([`checkout`]) is reached through one directory handle: every file read
 //! from or written into it is opened beneath it, never through a symlink that leads out.
 //!
 //! Adapters, one per external system ([`adapters`]): the Docker Engine (bollard), HTTP
-//! (reqwest: lookaside, yum repos, registry API), dist-git (the `git` CLI), and the worker's
-//! own Redis keys (release reservations, build ownership). The bus and the build records
+//! (reqwest: lookaside, yum repos, registry API), dist-git (the `git` CLI), the worker's
+//! own Redis keys (release reservations, build ownership) and the build context's tar. The bus and the build records
 //! come from `osbs-common`; the Dockerfile rewrite from `osbs-dockerfile`; the squash from
 //! `osbs-squash`.
 //!
-//! Wiring: [`pipeline`] runs the steps of one build attempt; [`service`] consumes jobs,
-//! supervises attempts (cancel, time limit, heartbeat, leases, drain) and ends each build
-//! with its record, its published result and only then the ack. [`buildlog`] writes the
+//! Wiring: [`pipeline`] runs the steps of one build attempt; [`service`] consumes jobs and
+//! supervises attempts (cancel, time limit, heartbeat, leases, drain); [`finish`] carries
+//! out each attempt's ending: the build's record, its published result and only then the
+//! ack (or a retry queue, a hand-back). [`buildlog`] writes the
 //! build log to a file and to the live Redis stream.
 //!
 //! # Invariants
@@ -45,7 +49,9 @@ pub mod buildlog;
 pub mod checkout;
 pub mod config;
 pub mod context;
+pub mod ending;
 pub mod error;
+pub mod finish;
 pub mod inspect;
 pub mod lease;
 pub mod parent;

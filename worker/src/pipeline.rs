@@ -28,7 +28,7 @@ use osbs_common::Store;
 use osbs_common::bus::Bus;
 use osbs_common::http::Metrics;
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
-use osbs_common::store::{StoreError, field};
+use osbs_common::store::{StoreError, field, output_fields};
 use osbs_dockerfile::{
     ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
     required, rewrite_with_parent_users, yum_repo_file_name,
@@ -247,6 +247,7 @@ impl Attempt<'_> {
             self.target().name,
             self.worker.host
         ));
+        self.check_target().await?;
         let commit = self.step(step::SOURCE, self.source()).await?;
         let dockerfile =
             Dockerfile::parse(&commit.dockerfile).map_err(|error| packager(error.to_string()))?;
@@ -284,26 +285,49 @@ impl Attempt<'_> {
         // The signing policy is decided before anything leaves the engine. The unsquashed
         // image has the same filesystem as the squashed one.
         self.step(step::INSPECT, self.inspect(&built)).await?;
-        let base = parents.final_base.as_ref().map(|base| base.pinned.as_str());
-        let parent_id = parents
-            .final_base
-            .as_ref()
-            .map(|base| base.image_id.clone())
-            .unwrap_or_default();
-        let parent_pullspecs = parents.pins.values().cloned().collect();
         self.step(
             step::SQUASH_PUSH,
-            self.squash_and_push(
-                &built,
-                base,
-                &repository,
-                &nvr,
-                &release,
-                parent_id,
-                parent_pullspecs,
-            ),
+            self.squash_and_push(&built, &parents, &repository, &nvr, &release),
         )
-        .await
+        .await?;
+        self.record_pushed_release(&nvr, &release).await
+    }
+
+    /// The Koji build target is looked up before anything is spent (koji-containerbuild
+    /// does the same): a build whose target the hub lacks would otherwise be reserved,
+    /// built, pushed and imported, then never tagged.
+    async fn check_target(&self) -> Result<(), WorkerError> {
+        let target = self.target();
+        let Some(koji) = &self.worker.koji else {
+            return Ok(());
+        };
+        let scratch = self.kind() == BuildKind::Scratch;
+        let Some(name) = release::target_to_check(&target.name, &target.dest_tag, true, scratch)
+        else {
+            return Ok(());
+        };
+        if koji.has_target(name).await? {
+            return Ok(());
+        }
+        Err(packager(release::missing_target(
+            name,
+            &self.job.branch,
+            &self.job.namespace,
+        )))
+    }
+
+    /// Without a hub, the pushed release is recorded for its name-version, so that a build of
+    /// the same component and version pushed to another repository takes the next one.
+    async fn record_pushed_release(
+        &self,
+        nvr: &ComponentNvr,
+        release: &str,
+    ) -> Result<(), WorkerError> {
+        if self.worker.koji.is_some() || self.kind() == BuildKind::Scratch {
+            return Ok(());
+        }
+        keys::record_release(&self.worker.store, &nvr.component, &nvr.version, release).await?;
+        Ok(())
     }
 
     /// Clone at the commit; read the files the worker reads itself (Dockerfile,
@@ -480,10 +504,7 @@ impl Attempt<'_> {
     /// reserved in Koji. Scratch builds reserve nothing. An attempt that continues a build
     /// (takeover, drain) reuses the release and reservation of the attempt before.
     async fn release(&self, nvr: &ComponentNvr, repository: &str) -> Result<String, WorkerError> {
-        let worker = self.worker;
-        let store = &worker.store;
-        let id = &self.job.build_id;
-        let keep_for = worker.config.build_timeout() + Duration::from_secs(3600);
+        let keep_for = self.worker.config.build_timeout() + Duration::from_secs(3600);
         let kind = self.kind();
         let requested = self
             .job
@@ -497,24 +518,10 @@ impl Attempt<'_> {
         }
         let previous = match kind {
             BuildKind::Scratch => None,
-            _ => keys::kept_reservation(store, id).await?.filter(|kept| {
-                kept.name == nvr.component
-                    && kept.version == nvr.version
-                    && fixed.as_ref().is_none_or(|fixed| *fixed == kept.release)
-            }),
+            _ => self.kept(nvr, fixed.as_deref()).await?,
         };
         let (release, reservation) = if let Some(kept) = previous {
-            keys::hold_release(store, &nvr.component, &nvr.version, &kept.release, keep_for)
-                .await?;
-            self.log.note(&format!(
-                "continuing with release {} held by the previous attempt",
-                kept.release
-            ));
-            let reservation = (kept.koji_build_id != 0).then(|| KojiReservation {
-                build_id: kept.koji_build_id,
-                token: kept.koji_token.clone(),
-            });
-            (kept.release, reservation)
+            self.continue_with(nvr, kept, keep_for).await?
         } else if kind == BuildKind::Scratch {
             let release = match fixed {
                 Some(fixed) => fixed,
@@ -522,39 +529,107 @@ impl Attempt<'_> {
             };
             (release, None)
         } else if let Some(fixed) = fixed {
-            if !keys::hold_release(store, &nvr.component, &nvr.version, &fixed, keep_for).await? {
-                return Err(packager(format!(
-                    "release {fixed} of {}-{} is being built right now by another build; wait for it to end or change the release",
-                    nvr.component, nvr.version
-                )));
-            }
-            self.hold(nvr, &fixed);
-            let reservation = match &worker.koji {
-                Some(koji) => match koji.reserve(&nvr.component, &nvr.version, &fixed).await? {
-                    Reserve::Reserved(reservation) => Some(reservation),
-                    Reserve::Taken(fault) => {
-                        return Err(packager(format!(
-                            "{}-{}-{fixed} cannot be built: Koji says \"{fault}\"; change the release label",
-                            nvr.component, nvr.version
-                        )));
-                    }
-                },
-                None => None,
-            }
-            .map(|reservation| KojiReservation {
-                build_id: reservation.build_id,
-                token: reservation.token,
-            });
-            (fixed, reservation)
+            self.reserve_fixed(nvr, fixed, keep_for).await?
         } else {
             self.reserve_next(nvr, repository, keep_for).await?
         };
-        if kind != BuildKind::Scratch {
-            self.hold(nvr, &release);
+        self.remember(nvr, &release, reservation, keep_for).await?;
+        Ok(release)
+    }
+
+    /// The release an earlier attempt of this build held, if it is still the one wanted.
+    async fn kept(
+        &self,
+        nvr: &ComponentNvr,
+        fixed: Option<&str>,
+    ) -> Result<Option<keys::KeptReservation>, WorkerError> {
+        let kept = keys::kept_reservation(&self.worker.store, &self.job.build_id).await?;
+        Ok(kept.filter(|kept| {
+            kept.name == nvr.component
+                && kept.version == nvr.version
+                && fixed.is_none_or(|fixed| fixed == kept.release)
+        }))
+    }
+
+    /// Goes on with the release (and Koji reservation) of an earlier attempt.
+    async fn continue_with(
+        &self,
+        nvr: &ComponentNvr,
+        kept: keys::KeptReservation,
+        keep_for: Duration,
+    ) -> Result<(String, Option<KojiReservation>), WorkerError> {
+        let store = &self.worker.store;
+        keys::hold_release(store, &nvr.component, &nvr.version, &kept.release, keep_for).await?;
+        self.log.note(&format!(
+            "continuing with release {} held by the previous attempt",
+            kept.release
+        ));
+        let reservation = (kept.koji_build_id != 0).then(|| KojiReservation {
+            build_id: kept.koji_build_id,
+            token: kept.koji_token.clone(),
+        });
+        Ok((kept.release, reservation))
+    }
+
+    /// Holds and reserves exactly `fixed` (a release label or a requested release).
+    async fn reserve_fixed(
+        &self,
+        nvr: &ComponentNvr,
+        fixed: String,
+        keep_for: Duration,
+    ) -> Result<(String, Option<KojiReservation>), WorkerError> {
+        let worker = self.worker;
+        if !keys::hold_release(
+            &worker.store,
+            &nvr.component,
+            &nvr.version,
+            &fixed,
+            keep_for,
+        )
+        .await?
+        {
+            return Err(packager(format!(
+                "release {fixed} of {}-{} is being built right now by another build; wait for it to end or change the release",
+                nvr.component, nvr.version
+            )));
+        }
+        self.hold(nvr, &fixed);
+        let Some(koji) = &worker.koji else {
+            self.check_not_pushed(nvr, &fixed).await?;
+            return Ok((fixed, None));
+        };
+        match koji.reserve(&nvr.component, &nvr.version, &fixed).await? {
+            Reserve::Reserved(reservation) => {
+                let reservation = KojiReservation {
+                    build_id: reservation.build_id,
+                    token: reservation.token,
+                };
+                Ok((fixed, Some(reservation)))
+            }
+            Reserve::Taken(fault) => Err(packager(format!(
+                "{}-{}-{fixed} cannot be built: Koji says \"{fault}\"; change the release label",
+                nvr.component, nvr.version
+            ))),
+        }
+    }
+
+    /// Keeps the release and its reservation for a later attempt of this build, and records
+    /// the NVR.
+    async fn remember(
+        &self,
+        nvr: &ComponentNvr,
+        release: &str,
+        reservation: Option<KojiReservation>,
+        keep_for: Duration,
+    ) -> Result<(), WorkerError> {
+        let store = &self.worker.store;
+        let id = &self.job.build_id;
+        if self.kind() != BuildKind::Scratch {
+            self.hold(nvr, release);
             let kept = keys::KeptReservation {
                 name: nvr.component.clone(),
                 version: nvr.version.clone(),
-                release: release.clone(),
+                release: release.to_owned(),
                 koji_build_id: reservation.as_ref().map_or(0, |r| r.build_id),
                 koji_token: reservation
                     .as_ref()
@@ -575,12 +650,27 @@ impl Attempt<'_> {
             outputs.nvr = Some(Nvr {
                 name: nvr.component.clone(),
                 version: nvr.version.clone(),
-                release: release.clone(),
+                release: release.to_owned(),
             });
         }
         let nvr_text = format!("{}-{}-{release}", nvr.component, nvr.version);
         store.set_fields(id, &[(field::NVR, nvr_text)]).await?;
-        Ok(release)
+        Ok(())
+    }
+
+    /// Without a hub, a release set by the Dockerfile or the request that a build of the same
+    /// name-version pushed before (from any repository) is refused now, as the hub's
+    /// `CGInitBuild` would refuse it, rather than at import.
+    async fn check_not_pushed(&self, nvr: &ComponentNvr, fixed: &str) -> Result<(), WorkerError> {
+        let recorded =
+            keys::recorded_releases(&self.worker.store, &nvr.component, &nvr.version).await?;
+        if release::already_pushed(fixed, &recorded) {
+            return Err(packager(format!(
+                "{}-{}-{fixed} was pushed by an earlier build (of this or another repository with the same component and version); change the release label",
+                nvr.component, nvr.version
+            )));
+        }
+        Ok(())
     }
 
     /// Remembers the release held in the in-flight set, to free when the build ends.
@@ -592,7 +682,8 @@ impl Attempt<'_> {
         });
     }
 
-    /// The first release after what Koji has (without a hub: what the registry has).
+    /// The first release after what Koji has, patched as atomic-reactor does (without a hub:
+    /// after what the repository's tags and the name-version's recorded releases say).
     async fn next_release(
         &self,
         nvr: &ComponentNvr,
@@ -600,17 +691,30 @@ impl Attempt<'_> {
     ) -> Result<String, WorkerError> {
         let worker = self.worker;
         match &worker.koji {
-            Some(koji) => koji.next_release(&nvr.component, &nvr.version).await,
+            Some(koji) => {
+                let answer = koji.next_release(&nvr.component, &nvr.version).await?;
+                let patched = release::patch(&answer);
+                if patched != answer {
+                    self.log.note(&format!(
+                        "Koji's next release for {}-{} is {answer}; building {patched} (a numeric second part is dropped, as atomic-reactor does)",
+                        nvr.component, nvr.version
+                    ));
+                }
+                Ok(patched)
+            }
             None => {
                 let registry = &self.target().registry;
                 let path = repository
                     .strip_prefix(&format!("{registry}/"))
                     .unwrap_or(repository);
                 let tags = worker.registries.tags(registry, path).await?;
-                Ok(release::next_from_tags(
+                let recorded =
+                    keys::recorded_releases(&worker.store, &nvr.component, &nvr.version).await?;
+                Ok(release::next_without_hub(
                     &nvr.component,
                     &nvr.version,
                     &tags,
+                    &recorded,
                 )?)
             }
         }
@@ -662,7 +766,7 @@ impl Attempt<'_> {
                         .expect("progress lock")
                         .take();
                     free_release(store, held).await;
-                    first = release::bump(&release).ok_or_else(|| {
+                    first = release::next(&release).ok_or_else(|| {
                         packager(format!(
                             "cannot compute the release after {release} for {}-{}; set a release label",
                             nvr.component, nvr.version
@@ -687,28 +791,45 @@ impl Attempt<'_> {
         nvr: &ComponentNvr,
         release: &str,
     ) -> Result<PathBuf, WorkerError> {
+        let (mut extra, repo_files) = self.yum_repos().await?;
+        let buildinfo = buildinfo_name(&nvr.name, &nvr.version, release);
+        let rewrite_plan = RewritePlan {
+            pins: parents.pins.clone(),
+            labels: self.labels(labels, parents, release),
+            repo_files: repo_files.clone(),
+            buildinfo_dockerfile: Some(buildinfo.clone()),
+        };
+        let text = rewrite_with_parent_users(dockerfile, &rewrite_plan, &parents.users)
+            .map_err(|error| packager(error.to_string()))?;
+        self.keep_dockerfile(&text)?;
+        // A .dockerignore must not hide the files the rewrite COPYs.
+        if let Some(mut ignore) = commit.dockerignore.clone() {
+            for name in repo_files.iter().chain([&buildinfo]) {
+                ignore.push_str(&format!("\n!{name}"));
+            }
+            ignore.push('\n');
+            extra.insert(".dockerignore".into(), ignore.into_bytes());
+        }
+        extra.insert("Dockerfile".into(), text.clone().into_bytes());
+        extra.insert(buildinfo, text.into_bytes());
+        self.write_context(commit, extra).await
+    }
+
+    /// The yum repo files of the request and the target, fetched: the files to add to the
+    /// context and their names.
+    async fn yum_repos(&self) -> Result<(BTreeMap<String, Vec<u8>>, Vec<String>), WorkerError> {
         let worker = self.worker;
-        let config = &worker.config;
         let requested: Vec<String> = self
             .job
             .options
             .as_ref()
             .map(|options| options.yum_repourls.clone())
             .unwrap_or_default();
-        let mut urls: Vec<(String, bool)> = Vec::new();
-        for (url, from_request) in requested
-            .iter()
-            .map(|url| (url, true))
-            .chain(self.target().yum_repourls.iter().map(|url| (url, false)))
-        {
-            if !urls.iter().any(|(seen, _)| seen == url) {
-                urls.push((url.clone(), from_request));
-            }
-        }
+        let urls = yum_repo_urls(&requested, &self.target().yum_repourls);
         let mut extra: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut repo_files = Vec::new();
         for (url, from_request) in &urls {
-            source::check_repo_url(url, &config.allowed_yum_repo_urls)?;
+            source::check_repo_url(url, &worker.config.allowed_yum_repo_urls)?;
             let content = match worker.http.fetch_repo_file(url).await {
                 Ok(content) => content,
                 // A repo the packager asked for is the packager's to fix; the target's are
@@ -728,7 +849,18 @@ impl Attempt<'_> {
             .outputs
             .lock()
             .expect("progress lock")
-            .yum_repourls = urls.iter().map(|(url, _)| url.clone()).collect();
+            .yum_repourls = urls.into_iter().map(|(url, _)| url).collect();
+        Ok((extra, repo_files))
+    }
+
+    /// The labels the rewrite injects.
+    fn labels(
+        &self,
+        labels: &BTreeMap<String, String>,
+        parents: &Parents,
+        release: &str,
+    ) -> Vec<(String, String)> {
+        let (worker, config) = (self.worker, &self.worker.config);
         let parent_labels = parents
             .final_base
             .as_ref()
@@ -745,15 +877,11 @@ impl Attempt<'_> {
             authoritative_source_url: optional(&config.authoritative_source_url),
             distribution_scope: optional(&config.distribution_scope),
         };
-        let buildinfo = buildinfo_name(&nvr.name, &nvr.version, release);
-        let rewrite_plan = RewritePlan {
-            pins: parents.pins.clone(),
-            labels: labels_to_inject(labels, &parent_labels, &inputs),
-            repo_files: repo_files.clone(),
-            buildinfo_dockerfile: Some(buildinfo.clone()),
-        };
-        let text = rewrite_with_parent_users(dockerfile, &rewrite_plan, &parents.users)
-            .map_err(|error| packager(error.to_string()))?;
+        labels_to_inject(labels, &parent_labels, &inputs)
+    }
+
+    /// The final Dockerfile: into the build log and, as a file Koji keeps, the artifacts.
+    fn keep_dockerfile(&self, text: &str) -> Result<(), WorkerError> {
         for line in text.lines() {
             self.log.line(&format!("  | {line}"));
         }
@@ -770,20 +898,19 @@ impl Attempt<'_> {
             .expect("progress lock")
             .logs
             .push(dockerfile_artifact);
-        // A .dockerignore must not hide the files the rewrite COPYs.
-        if let Some(mut ignore) = commit.dockerignore.clone() {
-            for name in repo_files.iter().chain([&buildinfo]) {
-                ignore.push_str(&format!("\n!{name}"));
-            }
-            ignore.push('\n');
-            extra.insert(".dockerignore".into(), ignore.into_bytes());
-        }
-        extra.insert("Dockerfile".into(), text.clone().into_bytes());
-        extra.insert(buildinfo, text.into_bytes());
+        Ok(())
+    }
+
+    /// The build context tar: the checkout and `extra` (which wins over its files).
+    async fn write_context(
+        &self,
+        commit: &Commit,
+        extra: BTreeMap<String, Vec<u8>>,
+    ) -> Result<PathBuf, WorkerError> {
         let context = self.work_dir.join("context.tar");
         let (checkout, output) = (commit.checkout.clone(), context.clone());
         tokio::task::spawn_blocking(move || {
-            crate::context::write_context(&checkout, &extra, &output)
+            crate::adapters::context::write_context(&checkout, &extra, &output)
         })
         .await
         .map_err(|error| WorkerError::Infrastructure(format!("context writer panicked: {error}")))?
@@ -879,19 +1006,15 @@ impl Attempt<'_> {
     /// pushed straight to the registry under every tag (osbs-squash: the base layers are the
     /// registry's own blobs, mounted; transient registry errors are retried there); the
     /// config read back for the result.
-    #[allow(clippy::too_many_arguments)]
     async fn squash_and_push(
         &self,
         image: &str,
-        base: Option<&str>,
+        parents: &Parents,
         repository: &str,
         nvr: &ComponentNvr,
         release: &str,
-        parent_id: String,
-        parent_pullspecs: Vec<String>,
     ) -> Result<(), WorkerError> {
         let worker = self.worker;
-        let config = &worker.config;
         let target = self.target();
         let unique = plan::unique_tag(
             &target.name,
@@ -900,27 +1023,18 @@ impl Attempt<'_> {
         );
         let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
         self.enter_pushing().await?;
-        let base = match base {
-            Some(base) => base.to_owned(),
+        let base = match &parents.final_base {
+            Some(base) => base.pinned.clone(),
             None => worker.engine.empty_image().await?,
         };
-        let path = repository
-            .strip_prefix(&format!("{}/", target.registry))
-            .unwrap_or(repository);
-        let mut push_target = RegistryTarget::new(&target.registry, path, tags.clone());
-        push_target.insecure =
-            worker.registries.get(&target.registry)?.scheme() == osbs_registry::Scheme::Http;
-        push_target.auth = worker.registries.credentials(&target.registry);
-        push_target.layer_compression = worker.layer_compression;
-        push_target.read_from = worker.squash_read_from;
-        push_target.attempts = config.registry_attempts.max(1);
+        let push_target = self.push_target(repository, tags.clone())?;
         let pushed =
             osbs_squash::squash_to_registry(worker.engine.client(), image, &base, &push_target)
                 .await
-                .map_err(|error| {
-                    WorkerError::Infrastructure(format!(
-                        "squashing {image} and pushing it to {repository}: {error}"
-                    ))
+                .map_err(|source| WorkerError::Squash {
+                    image: image.to_owned(),
+                    repository: repository.to_owned(),
+                    source: Box::new(source),
                 })?;
         for retried in &pushed.retries {
             worker.metrics.count_retry("push");
@@ -938,37 +1052,30 @@ impl Attempt<'_> {
             tags.join(", "),
             pushed.manifest_digest
         ));
-        // The config as pushed: no need to read it back from the registry.
-        let image_config: serde_json::Value =
-            serde_json::from_str(&pushed.config_json).unwrap_or_default();
-        let image = ImageInfo {
-            image_id: pushed.config_digest.clone(),
-            parent_id,
-            config_json: pushed.config_json.clone(),
-            digests: vec![ImageDigest {
-                media_type: pushed.manifest_media_type.clone(),
-                digest: pushed.manifest_digest.clone(),
-            }],
-            layer_sizes: pushed
-                .layers
-                .iter()
-                .map(|layer| LayerSize {
-                    diff_id: layer.diff_id.clone(),
-                    size: i64::try_from(layer.size).unwrap_or(i64::MAX),
-                })
-                .collect(),
-            pullspecs: plan::pullspecs(repository, &tags, &pushed.manifest_digest),
-            tags,
-            repositories: vec![repository.to_owned()],
-            parent_pullspecs,
-            architecture: image_config["architecture"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            os: image_config["os"].as_str().unwrap_or_default().to_owned(),
-        };
+        let image = image_info(&pushed, repository, tags, parents);
         self.progress.outputs.lock().expect("progress lock").image = Some(image);
         Ok(())
+    }
+
+    /// Where and how the squash pushes: the target's registry, its scheme and credentials,
+    /// the worker's layer settings.
+    fn push_target(
+        &self,
+        repository: &str,
+        tags: Vec<String>,
+    ) -> Result<RegistryTarget, WorkerError> {
+        let (worker, target) = (self.worker, self.target());
+        let path = repository
+            .strip_prefix(&format!("{}/", target.registry))
+            .unwrap_or(repository);
+        let mut push_target = RegistryTarget::new(&target.registry, path, tags);
+        push_target.insecure =
+            worker.registries.get(&target.registry)?.scheme() == osbs_registry::Scheme::Http;
+        push_target.auth = worker.registries.credentials(&target.registry);
+        push_target.layer_compression = worker.layer_compression;
+        push_target.read_from = worker.squash_read_from;
+        push_target.attempts = worker.config.registry_attempts.max(1);
+        Ok(push_target)
     }
 
     /// `running → pushing`, announced.
@@ -982,7 +1089,11 @@ impl Attempt<'_> {
             &worker.instance,
         )
         .only_from(&[BuildState::Running]);
-        match change_state(worker, change).await? {
+        let mut changed = change_state(worker, change.clone()).await?;
+        if matches!(changed, Changed::Missing) && self.restore_record().await? {
+            changed = change_state(worker, change).await?;
+        }
+        match changed {
             Changed::Done(_) => {}
             Changed::Refused(record) => {
                 return Err(WorkerError::Infrastructure(format!(
@@ -996,6 +1107,105 @@ impl Attempt<'_> {
         worker.metrics.count_state(BuildState::Pushing);
         Ok(())
     }
+}
+
+/// What the result says of the pushed image (the config as pushed: no need to read it back
+/// from the registry).
+fn image_info(
+    pushed: &osbs_squash::Pushed,
+    repository: &str,
+    tags: Vec<String>,
+    parents: &Parents,
+) -> ImageInfo {
+    let image_config: serde_json::Value =
+        serde_json::from_str(&pushed.config_json).unwrap_or_default();
+    ImageInfo {
+        image_id: pushed.config_digest.clone(),
+        parent_id: parents
+            .final_base
+            .as_ref()
+            .map(|base| base.image_id.clone())
+            .unwrap_or_default(),
+        config_json: pushed.config_json.clone(),
+        digests: vec![ImageDigest {
+            media_type: pushed.manifest_media_type.clone(),
+            digest: pushed.manifest_digest.clone(),
+        }],
+        layer_sizes: pushed
+            .layers
+            .iter()
+            .map(|layer| LayerSize {
+                diff_id: layer.diff_id.clone(),
+                size: i64::try_from(layer.size).unwrap_or(i64::MAX),
+            })
+            .collect(),
+        pullspecs: plan::pullspecs(repository, &tags, &pushed.manifest_digest),
+        tags,
+        repositories: vec![repository.to_owned()],
+        parent_pullspecs: parents.pins.values().cloned().collect(),
+        architecture: image_config["architecture"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        os: image_config["os"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+/// The yum repo URLs of a build, each once: the request's first (`true`: the packager's),
+/// then the target's.
+pub fn yum_repo_urls(requested: &[String], target: &[String]) -> Vec<(String, bool)> {
+    let mut urls: Vec<(String, bool)> = Vec::new();
+    let all = requested
+        .iter()
+        .map(|url| (url, true))
+        .chain(target.iter().map(|url| (url, false)));
+    for (url, from_request) in all {
+        if !urls.iter().any(|(seen, _)| seen == url) {
+            urls.push((url.clone(), from_request));
+        }
+    }
+    urls
+}
+
+/// The history's reason of a record brought back from the job.
+pub const RESTORED: &str = "re-created from its job: Redis had lost the record";
+
+impl Attempt<'_> {
+    /// Brings back the record Redis lost, from the job this attempt holds, in the state the
+    /// attempt is in, with what the attempt knows so far. `false` when the record exists.
+    pub async fn restore_record(&self) -> Result<bool, StoreError> {
+        let worker = self.worker;
+        let mut fields = final_fields(self.progress, "", worker);
+        fields.push((field::ATTEMPTS, self.number.to_string()));
+        fields.push((
+            field::HEARTBEAT_MS,
+            osbs_common::telemetry::now_ms().to_string(),
+        ));
+        let restored = restore(worker, self.job, self.progress.state(), &fields).await?;
+        if restored {
+            self.log
+                .note("Redis had lost this build's record: re-created from its job");
+        }
+        Ok(restored)
+    }
+}
+
+/// Re-creates the record of `job`'s build in `state` ([`Store::recreate`]), logged.
+pub async fn restore(
+    worker: &Worker,
+    job: &BuildJob,
+    state: BuildState,
+    fields: &[(&str, String)],
+) -> Result<bool, StoreError> {
+    let now = osbs_common::telemetry::now_ms();
+    let restored = worker
+        .store
+        .recreate(job, state, RESTORED, &worker.instance, now, fields)
+        .await?;
+    if restored {
+        tracing::warn!(build_id = %job.build_id, %state, "Redis had lost the build's record: re-created from the job");
+    }
+    Ok(restored)
 }
 
 /// Every image the build names, each held to the base registry (FROMs first, then the images
@@ -1044,21 +1254,7 @@ pub fn final_fields(
             progress.timings.lock().expect("progress lock").as_json(),
         ),
     ];
-    if let Some(nvr) = &outputs.nvr {
-        fields.push((
-            field::NVR,
-            format!("{}-{}-{}", nvr.name, nvr.version, nvr.release),
-        ));
-    }
-    if let Some(image) = &outputs.image {
-        fields.push((
-            field::PULLSPECS,
-            serde_json::to_string(&image.pullspecs).unwrap_or_default(),
-        ));
-        if let Some(digest) = image.digests.first() {
-            fields.push((field::DIGEST, digest.digest.clone()));
-        }
-    }
+    fields.extend(output_fields(outputs.nvr.as_ref(), outputs.image.as_ref()));
     fields
 }
 
@@ -1086,5 +1282,35 @@ pub async fn change_state(worker: &Worker, change: StateChange<'_>) -> Result<Ch
             Ok(Changed::Done(*transition))
         }
         Err(ChangeError::Store(error)) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yum_repos_once_each_the_request_first() {
+        let urls = |list: &[&str]| list.iter().map(|url| url.to_string()).collect::<Vec<_>>();
+        let table = [
+            (vec![], vec![], vec![]),
+            (
+                vec!["http://r/a.repo"],
+                vec!["http://t/b.repo"],
+                vec![("http://r/a.repo", true), ("http://t/b.repo", false)],
+            ),
+            (
+                vec!["http://t/b.repo"],
+                vec!["http://t/b.repo", "http://t/c.repo"],
+                vec![("http://t/b.repo", true), ("http://t/c.repo", false)],
+            ),
+        ];
+        for (requested, target, expected) in table {
+            let expected: Vec<(String, bool)> = expected
+                .into_iter()
+                .map(|(url, mine)| (url.to_owned(), mine))
+                .collect();
+            assert_eq!(yum_repo_urls(&urls(&requested), &urls(&target)), expected);
+        }
     }
 }

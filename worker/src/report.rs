@@ -98,18 +98,42 @@ pub struct Buildroot {
     pub tools: Vec<(String, String)>,
 }
 
-/// The `BuildResult` of a build that ended in `state`.
-#[allow(clippy::too_many_arguments)]
+/// How and when a build ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended<'a> {
+    pub state: BuildState,
+    /// One line; empty when it succeeded.
+    pub error: &'a str,
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+}
+
+impl<'a> Ended<'a> {
+    /// An end without a run (the build never started, or its worker died): no duration.
+    pub fn at_once(state: BuildState, error: &'a str, now_ms: i64) -> Ended<'a> {
+        Ended {
+            state,
+            error,
+            started_at_ms: now_ms,
+            finished_at_ms: now_ms,
+        }
+    }
+}
+
+/// The `BuildResult` of a build that ended as `ended`.
 pub fn build_result(
     job: &BuildJob,
-    state: BuildState,
-    error: &str,
+    ended: Ended<'_>,
     outputs: &Outputs,
     timings: &Timings,
-    started_at_ms: i64,
-    finished_at_ms: i64,
     buildroot: &Buildroot,
 ) -> BuildResult {
+    let Ended {
+        state,
+        error,
+        started_at_ms,
+        finished_at_ms,
+    } = ended;
     BuildResult {
         build_id: job.build_id.clone(),
         state: state as i32,
@@ -183,14 +207,17 @@ mod tests {
             }),
             ..Outputs::default()
         };
+        let ended = Ended {
+            state: BuildState::Complete,
+            error: "",
+            started_at_ms: 1,
+            finished_at_ms: 2,
+        };
         let result = build_result(
             &job,
-            BuildState::Complete,
-            "",
+            ended,
             &outputs,
             &Timings::default(),
-            1,
-            2,
             &Buildroot {
                 worker: "host".into(),
                 tools: vec![("docker".into(), "20.10".into())],

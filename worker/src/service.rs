@@ -13,19 +13,21 @@ use crate::adapters::http::Http;
 use crate::adapters::redis as keys;
 use crate::buildlog::BuildLog;
 use crate::config::ServiceConfig;
-use crate::error::{Blame, WorkerError};
+use crate::ending::{self, Failure, Stop, humane};
+use crate::error::WorkerError;
+use crate::finish::{self, Holding, Run, dead_letter, release_owner};
 use crate::lease::{self, FirstLook, Pickup};
 use crate::pipeline::{self, Attempt, Progress, Worker};
-use crate::report;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::bus::{self, Bus, Delivery, Outgoing, Subscription};
 use osbs_common::http::{Health, Metrics};
-use osbs_common::state::{self, ChangeError, Changed, StateChange};
+use osbs_common::retry::RetryState;
+use osbs_common::state::{Changed, StateChange};
 use osbs_common::store::field;
-use osbs_common::{BusError, Store, StoreError};
+use osbs_common::{Store, StoreError};
 use osbs_proto::Message;
 use osbs_proto::names;
-use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
+use osbs_proto::v1::{BuildJob, BuildState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -192,23 +194,6 @@ async fn run_slot(worker: Worker, slot: usize, first: Subscription, shutdown: Ca
     }
 }
 
-/// Whether the worker still holds the job's delivery or swapped it for a lease.
-enum Holding {
-    Delivery(Box<Delivery>),
-    Leased,
-}
-
-/// How a supervised attempt ended.
-enum End {
-    Finished(Result<(), WorkerError>),
-    TimedOut,
-    Canceled,
-    /// Another worker took the build over (this one stalled past the heartbeat).
-    Lost,
-    /// SIGTERM and the grace period is over.
-    Drained,
-}
-
 /// Handles one delivery; returns whether the slot's consumer was cancelled (for a lease or
 /// a drain) and must be reopened.
 async fn handle(
@@ -229,39 +214,14 @@ async fn handle_job(
     subscription: &Subscription,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut job: BuildJob = match bus::decode(&delivery, names::TYPE_BUILD_JOB) {
-        Ok(job) => job,
+    let (mut job, record) = match look(worker, &delivery).await {
+        Ok(found) => found,
         Err(reason) => {
             dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
             return false;
         }
     };
-    if job.build_id.is_empty() {
-        dead_letter(
-            worker,
-            Holding::Delivery(Box::new(delivery)),
-            &[],
-            "job without a build_id",
-        )
-        .await;
-        return false;
-    }
     let id = job.build_id.clone();
-    let record = match read_record(&worker.store, &id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            let reason = format!(
-                "no build record for build {id}: the dispatcher records every build before enqueuing it; submit the build again"
-            );
-            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
-            return false;
-        }
-        Err(error) => {
-            let reason = format!("cannot read build {id}'s record: {error}");
-            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
-            return false;
-        }
-    };
     let pending_result = record.field(field::RESULT_PUBLISHED) == "0";
     match lease::first_look(record.state, pending_result) {
         FirstLook::Skip(why) => {
@@ -271,7 +231,7 @@ async fn handle_job(
             return false;
         }
         FirstLook::Republish => {
-            republish(worker, &record, delivery).await;
+            finish::republish(worker, &record, delivery).await;
             return false;
         }
         FirstLook::Claim => {}
@@ -303,25 +263,58 @@ async fn handle_job(
             false
         }
         Pickup::DiedWhilePushing => {
-            died_while_pushing(worker, &job, delivery).await;
+            let reason =
+                "the worker running this build stopped while pushing; replay it with `osbs replay`";
+            finish::fail_at_once(worker, &job, delivery, BuildState::Pushing, reason).await;
             false
         }
         pickup @ (Pickup::Start | Pickup::TakeOver) => {
             job.attempt = record.attempts() + 1;
-            let previous = record.field(field::WORKER).to_owned();
-            run_attempt(
-                worker,
+            let taken = Taken {
+                retry: bus::retry_state(&delivery.properties),
+                priority: delivery.properties.priority().unwrap_or(0),
                 job,
-                record.state,
+                from: record.state,
                 pickup,
-                &previous,
-                delivery,
-                subscription,
-                shutdown,
-            )
-            .await
+                previous: record.field(field::WORKER).to_owned(),
+            };
+            run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
     }
+}
+
+/// The job a delivery carries and its build's record; `Err` says why the job is refused.
+async fn look(
+    worker: &Worker,
+    delivery: &Delivery,
+) -> Result<(BuildJob, osbs_common::store::BuildRecord), String> {
+    let job: BuildJob = bus::decode(delivery, names::TYPE_BUILD_JOB)?;
+    if job.build_id.is_empty() {
+        return Err("job without a build_id".to_owned());
+    }
+    let id = &job.build_id;
+    match read_or_restore(worker, &job).await {
+        Ok(Some(record)) => Ok((job, record)),
+        Ok(None) => Err(format!(
+            "no build record for build {id}, and it could not be re-created from the job"
+        )),
+        Err(error) => Err(format!("cannot read build {id}'s record: {error}")),
+    }
+}
+
+/// The job's record; one that Redis lost (the dispatcher records every build before
+/// enqueuing it) is re-created from the job, as `queued`.
+async fn read_or_restore(
+    worker: &Worker,
+    job: &BuildJob,
+) -> Result<Option<osbs_common::store::BuildRecord>, StoreError> {
+    let id = &job.build_id;
+    if let Some(record) = read_record(&worker.store, id).await? {
+        return Ok(Some(record));
+    }
+    let fields = [(field::ATTEMPTS, job.attempt.saturating_sub(1).to_string())];
+    pipeline::restore(worker, job, BuildState::Queued, &fields).await?;
+    worker.store.get(id).await
 }
 
 /// Redis may blink: a few tries before the job is dead-lettered.
@@ -343,28 +336,106 @@ async fn read_record(
     Err(last.expect("three failed attempts"))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_attempt(
-    worker: &Worker,
+/// A job this worker took: what its record said and what its delivery carried.
+struct Taken {
     job: BuildJob,
+    /// The record's state when it was taken.
     from: BuildState,
     pickup: Pickup,
-    previous: &str,
+    /// The worker that ran it before (a takeover).
+    previous: String,
+    /// Earlier transient failures (the retry queue's headers).
+    retry: RetryState,
+    priority: u8,
+}
+
+async fn run_attempt(
+    worker: &Worker,
+    taken: Taken,
     delivery: Delivery,
     subscription: &Subscription,
     shutdown: &CancellationToken,
 ) -> bool {
-    let id = job.build_id.clone();
+    let Some(started_at) = begin(worker, &taken).await else {
+        // Canceled or changed between our read and now: nothing to run.
+        release_owner(worker, &taken.job.build_id).await;
+        bus::ack(&delivery).await;
+        return false;
+    };
+    let job = &taken.job;
+    let id = &job.build_id;
+    let artifacts = worker.artifacts_dir.join(id);
+    // A retried build keeps one log: the earlier attempts' lines, each retry said.
+    let resume = taken.retry.retries > 0;
+    let log = match BuildLog::open(&artifacts, id, worker.store.clone(), resume) {
+        Ok(log) => log,
+        Err(error) => {
+            let error = WorkerError::io(format!(
+                "creating the build log in {}",
+                artifacts.display()
+            ))(error);
+            let reason = error.reason();
+            finish::fail_at_once(worker, job, delivery, BuildState::Running, &reason).await;
+            return false;
+        }
+    };
+    let progress = Progress::default();
+    *progress.state.lock().expect("progress lock") = Some(BuildState::Running);
+    let work_dir = worker.config.work_dir.join(format!(
+        "{id}-{}-{}",
+        job.attempt,
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let attempt = Attempt {
+        worker,
+        job,
+        number: job.attempt,
+        log: &log,
+        progress: &progress,
+        work_dir: work_dir.clone(),
+        artifacts,
+    };
+    let mut holding = Holding::Delivery(Box::new(delivery));
+    let mut watch = Watch {
+        subscription,
+        shutdown,
+        consumer_cancelled: false,
+    };
+    let stop = supervise(&attempt, &mut holding, &mut watch).await;
+    let run = Run {
+        worker,
+        job,
+        log: &log,
+        progress: &progress,
+        started_at,
+        finished_at: osbs_common::telemetry::now_ms(),
+        priority: taken.priority,
+    };
+    // Containers go at once (a canceled build's must stop now); images and the work
+    // directory after the result is out, off the build's critical path.
+    remove_containers(worker, &progress).await;
     let now = osbs_common::telemetry::now_ms();
-    let reason = match pickup {
+    let ending = ending::ending(stop, taken.retry, now, worker.config.retry_window());
+    finish::end(&run, holding, ending).await;
+    remove_images_and_files(worker, &progress, &work_dir).await;
+    watch.consumer_cancelled
+}
+
+/// `queued → running` (or a takeover's `running → running`), announced; the start time,
+/// or `None` when the record may not start (canceled or changed since it was read).
+async fn begin(worker: &Worker, taken: &Taken) -> Option<i64> {
+    let job = &taken.job;
+    let id = &job.build_id;
+    let now = osbs_common::telemetry::now_ms();
+    let reason = match taken.pickup {
         Pickup::TakeOver => format!(
-            "taken over by {} (worker {previous} stopped renewing its heartbeat)",
-            worker.instance
+            "taken over by {} (worker {} stopped renewing its heartbeat)",
+            worker.instance, taken.previous
         ),
         _ => format!("started by {}", worker.instance),
     };
-    let sources = [from];
-    let change = StateChange::new(&id, BuildState::Running, &reason, &worker.instance)
+    let sources = [taken.from];
+    let change = StateChange::new(id, BuildState::Running, &reason, &worker.instance)
         .only_from(&sources)
         .with_fields(vec![
             (field::WORKER, worker.instance.clone()),
@@ -379,11 +450,8 @@ async fn run_attempt(
         Err(error) => Some(error.to_string()),
     };
     if let Some(why) = not_started {
-        // Canceled or changed between our read and now: nothing to run.
         tracing::info!(build_id = %id, why, "job not started");
-        release_owner(worker, &id).await;
-        bus::ack(&delivery).await;
-        return false;
+        return None;
     }
     worker.metrics.count_state(BuildState::Running);
     if job.requested_at_ms > 0 {
@@ -393,128 +461,31 @@ async fn run_attempt(
         );
     }
     tracing::info!(build_id = %id, attempt = job.attempt, repo = %job.repo, commit = %job.commit, "build started");
+    Some(now)
+}
 
-    let artifacts = worker.artifacts_dir.join(&id);
-    let log = match BuildLog::create(&artifacts, &id, worker.store.clone()) {
-        Ok(log) => log,
-        Err(error) => {
-            let error = WorkerError::Io {
-                what: format!("creating the build log in {}", artifacts.display()),
-                source: error,
-            };
-            fail_without_log(worker, &job, delivery, &error).await;
-            return false;
-        }
-    };
-    let progress = Progress::default();
-    *progress.state.lock().expect("progress lock") = Some(BuildState::Running);
-    let work_dir = worker.config.work_dir.join(format!(
-        "{id}-{}-{}",
-        job.attempt,
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
-    let attempt = Attempt {
-        worker,
-        job: &job,
-        number: job.attempt,
-        log: &log,
-        progress: &progress,
-        work_dir: work_dir.clone(),
-        artifacts,
-    };
-    let mut holding = Holding::Delivery(Box::new(delivery));
-    let mut consumer_cancelled = false;
-    let end = supervise(
-        worker,
-        &attempt,
-        &mut holding,
-        &mut consumer_cancelled,
-        subscription,
-        shutdown,
-    )
-    .await;
-    let finished_at = osbs_common::telemetry::now_ms();
-    // Containers go at once (a canceled build's must stop now); images and the work
-    // directory after the result is out, off the build's critical path.
-    remove_containers(worker, &progress).await;
-    match end {
-        End::Lost => {
-            log.note("another worker took this build over; stopping here");
-            tracing::warn!(build_id = %id, "ownership lost: another worker runs this build now");
-            if let Holding::Delivery(delivery) = holding {
-                bus::ack(&delivery).await;
-            }
-        }
-        End::Drained => hand_back(worker, &job, &log, &progress, holding).await,
-        End::Finished(outcome) => {
-            let (state, error, blame) = match outcome {
-                Ok(()) => (BuildState::Complete, String::new(), Blame::Packager),
-                Err(error) => (BuildState::Failed, error.reason(), error.blame()),
-            };
-            conclude(
-                worker,
-                &job,
-                &log,
-                &progress,
-                holding,
-                state,
-                &error,
-                blame,
-                now,
-                finished_at,
-            )
-            .await;
-        }
-        End::TimedOut => {
-            let error = format!(
-                "the build ran longer than its limit of {}; make it faster or raise `[worker] build_timeout_secs`",
-                humane(worker.config.build_timeout())
-            );
-            conclude(
-                worker,
-                &job,
-                &log,
-                &progress,
-                holding,
-                BuildState::Failed,
-                &error,
-                Blame::Packager,
-                now,
-                finished_at,
-            )
-            .await;
-        }
-        End::Canceled => {
-            conclude(
-                worker,
-                &job,
-                &log,
-                &progress,
-                holding,
-                BuildState::Canceled,
-                "canceled on request",
-                Blame::Packager,
-                now,
-                finished_at,
-            )
-            .await;
+/// The slot's consumer and the shutdown, watched while a build runs.
+struct Watch<'a> {
+    subscription: &'a Subscription,
+    shutdown: &'a CancellationToken,
+    /// Whether the consumer was cancelled (a lease, a drain) and must be reopened.
+    consumer_cancelled: bool,
+}
+
+impl Watch<'_> {
+    /// Stops new deliveries on this slot (once).
+    async fn cancel_consumer(&mut self) {
+        if !self.consumer_cancelled {
+            self.subscription.cancel().await;
+            self.consumer_cancelled = true;
         }
     }
-    remove_images_and_files(worker, &progress, &work_dir).await;
-    consumer_cancelled
 }
 
 /// Runs the pipeline while watching the cancel mark, the time limit, the heartbeat, the
-/// lease schedule and the drain.
-async fn supervise(
-    worker: &Worker,
-    attempt: &Attempt<'_>,
-    holding: &mut Holding,
-    consumer_cancelled: &mut bool,
-    subscription: &Subscription,
-    shutdown: &CancellationToken,
-) -> End {
-    let id = &attempt.job.build_id;
+/// lease schedule and the drain; says how it stopped.
+async fn supervise(attempt: &Attempt<'_>, holding: &mut Holding, watch: &mut Watch<'_>) -> Stop {
+    let (worker, id) = (attempt.worker, &attempt.job.build_id);
     let config = &worker.config;
     let started = Instant::now();
     let pipeline = attempt.run();
@@ -533,55 +504,29 @@ async fn supervise(
     tokio::pin!(drain_deadline);
     loop {
         tokio::select! {
-            outcome = &mut pipeline => return End::Finished(outcome),
-            _ = &mut deadline => return End::TimedOut,
-            _ = &mut drain_deadline, if draining => return End::Drained,
-            _ = shutdown.cancelled(), if !draining => {
+            outcome = &mut pipeline => return stop_of(outcome),
+            _ = &mut deadline => return Stop::TimedOut(config.build_timeout()),
+            _ = &mut drain_deadline, if draining => return Stop::Drained,
+            _ = watch.shutdown.cancelled(), if !draining => {
                 draining = true;
-                if !*consumer_cancelled {
-                    subscription.cancel().await;
-                    *consumer_cancelled = true;
-                }
+                watch.cancel_consumer().await;
                 drain_deadline.as_mut().reset(Instant::now() + config.drain_grace());
                 attempt.log.note(&format!("the worker is stopping: this build has {} to finish", humane(config.drain_grace())));
             }
             _ = cancel_poll.tick() => {
-                match worker.store.is_cancel_requested(id).await {
-                    Ok(true) => {
-                        attempt.log.note("cancel requested: stopping the build");
-                        return End::Canceled;
-                    }
-                    Ok(false) => {}
-                    Err(error) => tracing::warn!(build_id = %id, error = %error, "cannot read the cancel mark"),
+                if cancel_requested(attempt).await {
+                    return Stop::Canceled;
                 }
             }
             _ = heartbeat.tick() => {
-                match keys::renew(&worker.store, id, &worker.instance, config.heartbeat_stale()).await {
-                    Ok(true) => {
-                        let now = osbs_common::telemetry::now_ms().to_string();
-                        if let Err(error) = worker.store.set_fields(id, &[(field::HEARTBEAT_MS, now)]).await {
-                            tracing::warn!(build_id = %id, error = %error, "cannot record the heartbeat");
-                        }
-                    }
-                    Ok(false) => return End::Lost,
-                    Err(error) => tracing::warn!(build_id = %id, error = %error, "cannot renew the build's ownership"),
+                if !beat(attempt).await {
+                    return Stop::Lost;
                 }
             }
             _ = &mut lease_due => {
-                let next = match publish_lease(worker, attempt.job).await {
+                let next = match lease(attempt, holding, watch).await {
                     Ok(()) => {
                         leases += 1;
-                        if let Holding::Delivery(delivery) = &*holding {
-                            // Stop new deliveries first: nothing may wait unacked behind
-                            // this build once its own delivery is gone.
-                            if !*consumer_cancelled {
-                                subscription.cancel().await;
-                                *consumer_cancelled = true;
-                            }
-                            bus::ack(delivery).await;
-                            *holding = Holding::Leased;
-                            attempt.log.note("long build: its job is now held by a lease");
-                        }
                         started + lease::next_lease_at(leases, config.lease_after(), config.lease_ttl())
                     }
                     Err(error) => {
@@ -593,6 +538,88 @@ async fn supervise(
             }
         }
     }
+}
+
+/// The pipeline's outcome as values.
+fn stop_of(outcome: Result<(), WorkerError>) -> Stop {
+    match outcome {
+        Ok(()) => Stop::Succeeded,
+        Err(error) => Stop::Failed(Failure {
+            reason: error.reason(),
+            blame: error.blame(),
+            outage: error.outage(),
+        }),
+    }
+}
+
+/// Whether someone asked to cancel the build (logged when so).
+async fn cancel_requested(attempt: &Attempt<'_>) -> bool {
+    let id = &attempt.job.build_id;
+    match attempt.worker.store.is_cancel_requested(id).await {
+        Ok(true) => {
+            attempt.log.note("cancel requested: stopping the build");
+            true
+        }
+        Ok(false) => false,
+        Err(error) => {
+            tracing::warn!(build_id = %id, error = %error, "cannot read the cancel mark");
+            false
+        }
+    }
+}
+
+/// Renews the build's ownership and its heartbeat; `false` when another worker owns it now.
+async fn beat(attempt: &Attempt<'_>) -> bool {
+    let (worker, id) = (attempt.worker, &attempt.job.build_id);
+    let stale = worker.config.heartbeat_stale();
+    match keys::renew(&worker.store, id, &worker.instance, stale).await {
+        Ok(true) => {
+            let now = osbs_common::telemetry::now_ms().to_string();
+            if let Err(error) = worker
+                .store
+                .set_fields(id, &[(field::HEARTBEAT_MS, now)])
+                .await
+            {
+                tracing::warn!(build_id = %id, error = %error, "cannot record the heartbeat");
+            }
+            true
+        }
+        // Expired, taken over, or gone with a Redis that lost everything. The record comes
+        // back if it is missing (the pipeline may have brought it back already), and the
+        // build stays ours only if no other worker holds it now.
+        Ok(false) => {
+            if let Err(error) = attempt.restore_record().await {
+                tracing::warn!(build_id = %id, error = %error, "cannot re-create the build's record");
+            }
+            keys::claim(&worker.store, id, &worker.instance, stale)
+                .await
+                .unwrap_or(false)
+        }
+        Err(error) => {
+            tracing::warn!(build_id = %id, error = %error, "cannot renew the build's ownership");
+            true
+        }
+    }
+}
+
+/// Publishes the next lease; the first one takes the place of the delivery (acked).
+async fn lease(
+    attempt: &Attempt<'_>,
+    holding: &mut Holding,
+    watch: &mut Watch<'_>,
+) -> Result<(), WorkerError> {
+    publish_lease(attempt.worker, attempt.job).await?;
+    if let Holding::Delivery(delivery) = &*holding {
+        // Stop new deliveries first: nothing may wait unacked behind this build once its
+        // own delivery is gone.
+        watch.cancel_consumer().await;
+        bus::ack(delivery).await;
+        *holding = Holding::Leased;
+        attempt
+            .log
+            .note("long build: its job is now held by a lease");
+    }
+    Ok(())
 }
 
 /// Publishes a lease copy of `job`: it expires back into `osbs.jobs` after `lease_ttl`.
@@ -662,379 +689,6 @@ async fn defer(worker: &Worker, delivery: Delivery, id: &str) {
     }
 }
 
-/// Ends a build: log summary, record, result published, then ack or dead letter.
-#[allow(clippy::too_many_arguments)]
-async fn conclude(
-    worker: &Worker,
-    job: &BuildJob,
-    log: &BuildLog,
-    progress: &Progress,
-    holding: Holding,
-    state: BuildState,
-    error: &str,
-    blame: Blame,
-    started_at: i64,
-    finished_at: i64,
-) {
-    let id = &job.build_id;
-    let timings = progress.timings.lock().expect("progress lock").clone();
-    log.note(&format!("timings: {}", timings.summary()));
-    if let Some((step, took)) = timings.slowest() {
-        log.note(&format!(
-            "slowest step: {step} ({:.3} s)",
-            took.as_secs_f64()
-        ));
-    }
-    match state {
-        BuildState::Complete => log.note("build complete"),
-        BuildState::Canceled => log.note("build canceled"),
-        _ => log.note(&format!("build failed: {error}")),
-    }
-    let held = progress.held_release.lock().expect("progress lock").take();
-    pipeline::free_release(&worker.store, held).await;
-    if let Err(error) = keys::forget_reservation(&worker.store, id).await {
-        tracing::warn!(build_id = %id, error = %error, "cannot drop the kept reservation; it expires by itself");
-    }
-    match log.finish(Some(state)).await {
-        Ok(file) => progress
-            .outputs
-            .lock()
-            .expect("progress lock")
-            .logs
-            .insert(0, file),
-        Err(error) => {
-            tracing::error!(build_id = %id, error = %error, "cannot close the build log file")
-        }
-    }
-    let from = progress.state();
-    let result = {
-        let outputs = progress.outputs.lock().expect("progress lock");
-        report::build_result(
-            job,
-            state,
-            error,
-            &outputs,
-            &timings,
-            started_at,
-            finished_at,
-            &worker.buildroot(),
-        )
-    };
-    let mut fields = pipeline::final_fields(progress, error, worker);
-    fields.push((field::LOG_PATH, log.path().display().to_string()));
-    fields.push((field::RESULT_PUBLISHED, "0".into()));
-    if state == BuildState::Failed {
-        fields.push((field::BLAME, blame.name().to_owned()));
-    }
-    let reason = if error.is_empty() {
-        "built and pushed"
-    } else {
-        error
-    };
-    let recorded = match keys::keep_result(&worker.store, id, &result.encode_to_vec()).await {
-        Ok(()) => {
-            let sources = [from];
-            let change = StateChange::new(id, state, reason, &worker.instance)
-                .only_from(&sources)
-                .with_fields(fields);
-            state::change(&worker.store, &worker.bus, change).await
-        }
-        Err(error) => Err(ChangeError::Store(error)),
-    };
-    let announced: Result<(), BusError> = match recorded {
-        Ok(Changed::Done(_)) => Ok(()),
-        Err(ChangeError::NotAnnounced { source, .. }) => Err(source),
-        Ok(Changed::Refused(record)) => {
-            // Someone else ended it (an operator, another worker): theirs stands.
-            tracing::warn!(build_id = %id, current = %record.state, "the record was ended elsewhere; result not published");
-            release_owner(worker, id).await;
-            if let Holding::Delivery(delivery) = holding {
-                bus::ack(&delivery).await;
-            }
-            return;
-        }
-        Ok(Changed::Missing) => {
-            let reason = format!(
-                "cannot record the end of build {id} ({state}): {}",
-                StoreError::NotFound(id.clone())
-            );
-            dead_letter(worker, holding, &job.encode_to_vec(), &reason).await;
-            return;
-        }
-        Err(ChangeError::Store(store_error)) => {
-            let reason = format!("cannot record the end of build {id} ({state}): {store_error}");
-            dead_letter(worker, holding, &job.encode_to_vec(), &reason).await;
-            return;
-        }
-    };
-    worker.metrics.count_state(state);
-    tracing::info!(build_id = %id, %state, error, "build ended");
-    // The state event first, then the result: the bridge's `imported` follows `complete`.
-    let published = match announced {
-        Ok(()) => worker.bus.publish_result(&result).await,
-        Err(error) => Err(error),
-    };
-    if let Err(publish_error) = published {
-        // The end and the result are stored: the job's next delivery publishes both
-        // (first_look).
-        tracing::error!(build_id = %id, error = %publish_error, "cannot announce the end or publish the result; the job goes back to the queue to publish them later");
-        if let Holding::Delivery(delivery) = holding {
-            bus::requeue(&delivery).await;
-        }
-        return;
-    }
-    mark_published(worker, id).await;
-    release_owner(worker, id).await;
-    if state == BuildState::Failed && blame == Blame::Infrastructure {
-        dead_letter(worker, holding, &job.encode_to_vec(), error).await;
-    } else if let Holding::Delivery(delivery) = holding {
-        bus::ack(&delivery).await;
-    }
-}
-
-async fn mark_published(worker: &Worker, id: &str) {
-    if let Err(error) = worker
-        .store
-        .set_fields(id, &[(field::RESULT_PUBLISHED, "1".into())])
-        .await
-    {
-        tracing::warn!(build_id = %id, error = %error, "cannot mark the result published (a redelivery would publish it again; the bridge is idempotent)");
-    }
-}
-
-/// Announces the end and publishes the stored result of a build whose worker died (or
-/// failed to publish) between recording its end and publishing them.
-async fn republish(worker: &Worker, record: &osbs_common::store::BuildRecord, delivery: Delivery) {
-    let id = &record.id;
-    let decoded = keys::kept_result(&worker.store, id)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|bytes| BuildResult::decode(bytes.as_slice()).ok());
-    let Some(result) = decoded else {
-        dead_letter(
-            worker,
-            Holding::Delivery(Box::new(delivery)),
-            &[],
-            &format!("build {id}'s stored result is damaged"),
-        )
-        .await;
-        return;
-    };
-    let announced = match worker.store.recorded_announcement(id, record.state).await {
-        Ok(Some(recorded)) => worker
-            .bus
-            .announce(&recorded)
-            .await
-            .map_err(WorkerError::from),
-        Ok(None) => Ok(()),
-        Err(error) => Err(error.into()),
-    };
-    let published = match announced {
-        Ok(()) => worker
-            .bus
-            .publish_result(&result)
-            .await
-            .map_err(WorkerError::from),
-        Err(error) => Err(error),
-    };
-    match published {
-        Ok(()) => {
-            tracing::info!(build_id = %id, "published the stored result of a finished build");
-            mark_published(worker, id).await;
-            bus::ack(&delivery).await;
-        }
-        Err(error) => {
-            tracing::error!(build_id = %id, error = %error, "cannot publish the stored result; requeued");
-            sleep(Duration::from_secs(1)).await;
-            bus::requeue(&delivery).await;
-        }
-    }
-}
-
-/// The grace period ended: the build goes back to the queue for another worker.
-async fn hand_back(
-    worker: &Worker,
-    job: &BuildJob,
-    log: &BuildLog,
-    progress: &Progress,
-    holding: Holding,
-) {
-    let id = &job.build_id;
-    log.note("the worker stopped before the build ended: handed back to the queue");
-    let held = progress.held_release.lock().expect("progress lock").take();
-    pipeline::free_release(&worker.store, held).await;
-    let _ = log.finish(None).await;
-    let from = [progress.state()];
-    let change = StateChange::new(
-        id,
-        BuildState::Queued,
-        "worker stopping: handed back to the queue",
-        &worker.instance,
-    )
-    .only_from(&from);
-    let requeued = match pipeline::change_state(worker, change).await {
-        Ok(Changed::Done(_)) => Ok(()),
-        Ok(Changed::Refused(record)) => Err(format!("the build is {}", record.state)),
-        Ok(Changed::Missing) => Err("no build record".to_owned()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(why) = requeued {
-        tracing::warn!(build_id = %id, why, "cannot requeue the record; the next worker decides from its state");
-    }
-    release_owner(worker, id).await;
-    match holding {
-        Holding::Delivery(delivery) => bus::requeue(&delivery).await,
-        Holding::Leased => {
-            if let Err(error) = worker.bus.publish_job(job, 0).await {
-                tracing::error!(build_id = %id, error = %error, "cannot requeue a leased job; its lease brings it back when it expires");
-            }
-        }
-    }
-    tracing::info!(build_id = %id, "build handed back to the queue");
-}
-
-/// A takeover of a build whose worker died while pushing: `pushing` cannot go back to
-/// `running`, so the build fails and the job waits in `osbs.jobs.dead` for a replay.
-async fn died_while_pushing(worker: &Worker, job: &BuildJob, delivery: Delivery) {
-    let id = &job.build_id;
-    let reason =
-        "the worker running this build stopped while pushing; replay it with `osbs replay`";
-    let now = osbs_common::telemetry::now_ms();
-    let result = report::build_result(
-        job,
-        BuildState::Failed,
-        reason,
-        &report::Outputs::default(),
-        &report::Timings::default(),
-        now,
-        now,
-        &worker.buildroot(),
-    );
-    let fields = vec![
-        (field::ERROR, reason.to_owned()),
-        (field::RESULT_PUBLISHED, "0".to_owned()),
-    ];
-    let _ = keys::keep_result(&worker.store, id, &result.encode_to_vec()).await;
-    let change = StateChange::new(id, BuildState::Failed, reason, &worker.instance)
-        .only_from(&[BuildState::Pushing])
-        .with_fields(fields);
-    match state::change(&worker.store, &worker.bus, change).await {
-        Ok(Changed::Done(_)) => {
-            worker.metrics.count_state(BuildState::Failed);
-            if worker.bus.publish_result(&result).await.is_ok() {
-                mark_published(worker, id).await;
-            }
-        }
-        // Recorded; `result_published` stays 0: the replayed job publishes both.
-        Err(ChangeError::NotAnnounced { .. }) => worker.metrics.count_state(BuildState::Failed),
-        Ok(Changed::Refused(_) | Changed::Missing) | Err(ChangeError::Store(_)) => {}
-    }
-    release_owner(worker, id).await;
-    dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], reason).await;
-}
-
-/// The build log could not even be created: fail the record and dead-letter the job.
-async fn fail_without_log(
-    worker: &Worker,
-    job: &BuildJob,
-    delivery: Delivery,
-    error: &WorkerError,
-) {
-    let id = &job.build_id;
-    let reason = error.reason();
-    let now = osbs_common::telemetry::now_ms();
-    let result = report::build_result(
-        job,
-        BuildState::Failed,
-        &reason,
-        &report::Outputs::default(),
-        &report::Timings::default(),
-        now,
-        now,
-        &worker.buildroot(),
-    );
-    let change = StateChange::new(id, BuildState::Failed, &reason, &worker.instance)
-        .only_from(&[BuildState::Running])
-        .with_fields(vec![(field::ERROR, reason.clone())]);
-    if matches!(
-        state::change(&worker.store, &worker.bus, change).await,
-        Ok(Changed::Done(_)) | Err(ChangeError::NotAnnounced { .. })
-    ) {
-        worker.metrics.count_state(BuildState::Failed);
-        let _ = worker.bus.publish_result(&result).await;
-    }
-    release_owner(worker, id).await;
-    dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
-}
-
-/// Moves a job to `osbs.jobs.dead` with `reason`: the held delivery itself, or (leased) a
-/// copy made from `body`.
-async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &str) {
-    worker.metrics.count_dead_letter(names::QUEUE_JOBS);
-    tracing::error!(
-        reason,
-        "job dead-lettered to {}",
-        names::dead_queue(names::QUEUE_JOBS)
-    );
-    match holding {
-        Holding::Delivery(delivery) => {
-            if let Err(error) = worker
-                .bus
-                .dead_letter(&delivery, names::QUEUE_JOBS, reason)
-                .await
-            {
-                tracing::error!(error = %error, "cannot dead-letter the job; it goes back to the queue");
-                bus::requeue(&delivery).await;
-            }
-        }
-        Holding::Leased => {
-            let mut headers = FieldTable::default();
-            for (name, value) in [
-                (names::HEADER_DEAD_REASON, bus::one_line(reason, 4000)),
-                (names::HEADER_DEAD_QUEUE, names::QUEUE_JOBS.to_owned()),
-                (
-                    names::HEADER_DEAD_EXCHANGE,
-                    names::EXCHANGE_INTERNAL.to_owned(),
-                ),
-                (
-                    names::HEADER_DEAD_ROUTING_KEY,
-                    names::ROUTING_JOB.to_owned(),
-                ),
-                (
-                    names::HEADER_DEAD_AT,
-                    osbs_proto::external::iso8601(osbs_common::telemetry::now_ms()),
-                ),
-            ] {
-                headers.insert(
-                    name.into(),
-                    AMQPValue::LongString(LongString::from(value.into_bytes())),
-                );
-            }
-            let published = worker
-                .bus
-                .publish(Outgoing {
-                    exchange: names::EXCHANGE_DEAD,
-                    routing_key: names::QUEUE_JOBS,
-                    body,
-                    properties: bus::protobuf_properties(names::TYPE_BUILD_JOB)
-                        .with_headers(headers),
-                    mandatory: true,
-                })
-                .await;
-            if let Err(error) = published {
-                tracing::error!(error = %error, "cannot dead-letter a leased job; its lease brings it back when it expires");
-            }
-        }
-    }
-}
-
-async fn release_owner(worker: &Worker, id: &str) {
-    if let Err(error) = keys::disown(&worker.store, id, &worker.instance).await {
-        tracing::warn!(build_id = %id, error = %error, "cannot release the build's ownership; it expires by itself");
-    }
-}
-
 /// Stops and removes the containers the build started (a canceled or abandoned build's
 /// step container is still running).
 async fn remove_containers(worker: &Worker, progress: &Progress) {
@@ -1061,29 +715,5 @@ async fn remove_images_and_files(worker: &Worker, progress: &Progress, work_dir:
     .await;
     if let Ok(Err(error)) = removed {
         tracing::warn!(dir = %work_dir.display(), error = %error, "cannot remove the build's work directory");
-    }
-}
-
-/// `3 h`, `20 min`, `45 s`.
-pub fn humane(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    if secs >= 3600 && secs.is_multiple_of(3600) {
-        format!("{} h", secs / 3600)
-    } else if secs >= 60 && secs.is_multiple_of(60) {
-        format!("{} min", secs / 60)
-    } else {
-        format!("{secs} s")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(humane(Duration::from_secs(10_800)), "3 h");
-        assert_eq!(humane(Duration::from_secs(1200)), "20 min");
-        assert_eq!(humane(Duration::from_secs(45)), "45 s");
     }
 }

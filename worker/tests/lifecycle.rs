@@ -473,7 +473,10 @@ async fn drain_finishes_or_hands_back() {
 async fn registry_down_fails_and_dead_letters_the_job() {
     let base = busybox_base();
     let harness = Harness::new().await;
-    let worker = harness.start_worker(|_| {}).await;
+    // No retry window: the failure stands at once, as past the window of a long outage.
+    let worker = harness
+        .start_worker(|config| config.worker.retry_window_secs = 0)
+        .await;
     let name = format!("noregistry-{}", harness.tag);
     let dockerfile =
         format!("FROM {base}\nLABEL com.redhat.component={name} name={name} version=1 release=4\n");
@@ -496,6 +499,55 @@ async fn registry_down_fails_and_dead_letters_the_job() {
         osbs_common::bus::header_string(&dead[0].delivery.properties, names::HEADER_DEAD_REASON)
             .unwrap();
     assert_eq!(reason, error);
+    worker.stop().await;
+}
+
+/// A registry that is down is retried: the record goes back to `queued`, the job through
+/// the 5 s retry queue and back to the worker, which tries again and waits longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_down_is_retried_through_the_retry_queues() {
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let worker = harness.start_worker(|_| {}).await;
+    let name = format!("retried-{}", harness.tag);
+    let dockerfile =
+        format!("FROM {base}\nLABEL com.redhat.component={name} name={name} version=1 release=5\n");
+    let (url, commit) = harness.repo("retried", &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job("retried", &url, &commit);
+    job.target.as_mut().unwrap().registry = "127.0.0.1:5999".into();
+    harness.submit(&job).await;
+    let store = &harness.store;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    let retries = loop {
+        let history = store.history(&job.build_id).await.unwrap();
+        let retries: Vec<String> = history
+            .iter()
+            .filter(|entry| {
+                entry.to == "queued" && entry.reason.contains("transient registry failure")
+            })
+            .map(|entry| entry.reason.clone())
+            .collect();
+        if retries.len() >= 2 {
+            break retries;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second retry: {history:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(retries[0].contains("retry 1 in 5 s"), "{retries:?}");
+    assert!(retries[1].contains("retry 2 in 10 s"), "{retries:?}");
+    assert!(retries[0].contains("127.0.0.1:5999"), "{retries:?}");
+    let log = harness.log(&job.build_id);
+    assert!(
+        log.contains("transient registry failure: retry 1 in 5 s"),
+        "{log}"
+    );
+    assert!(
+        log.contains("transient registry failure: retry 2 in 10 s"),
+        "{log}"
+    );
     worker.stop().await;
 }
 
@@ -594,13 +646,15 @@ async fn missing_engine_is_a_clear_error_at_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koji_reserves_exactly_the_release_built() {
     use osbs_koji::{AuthMethod, KojiAuth};
-    use osbs_koji_hub::{HubConfig, KojiHub, UserSpec};
+    use osbs_koji_hub::{HubConfig, KojiHub, TargetSpec, UserSpec};
     let base = busybox_base();
     let harness = Harness::new().await;
     let password = format!("pw-{}", harness.tag);
     let hub = KojiHub::start(HubConfig {
         users: vec![UserSpec::new("osbs", Some(&password))],
         content_generators: vec![("osbs".into(), vec!["osbs".into()])],
+        // The worker looks the job's target up before it reserves anything.
+        targets: vec![TargetSpec::named("main-container-candidate", &[])],
         ..HubConfig::default()
     })
     .await

@@ -4,7 +4,7 @@
 //! first, filtered on any of them, costs one script and one pipeline whatever the number of
 //! builds recorded. Records' creation adds to them and state changes move the id between the
 //! state sets, in the same scripts that write the record ([`super::Store::create`],
-//! [`crate::state::change`]); [`Store::index_listing`] adds records made before the index.
+//! [`super::Store::recreate`], [`crate::state::change`]); [`Store::index_listing`] adds records made before the index.
 
 use super::{BuildRecord, Store, StoreError, field, redis_error};
 use osbs_proto::v1::{BuildJob, BuildState};
@@ -119,13 +119,18 @@ impl Store {
 
     /// The sets a new queued record of `job` joins, besides `<prefix>:builds`.
     pub(crate) fn listing_keys_of_new(&self, job: &BuildJob) -> Vec<String> {
+        self.listing_keys_of(job, BuildState::Queued)
+    }
+
+    /// The sets a record of `job` in `state` belongs to, besides `<prefix>:builds`.
+    pub(crate) fn listing_keys_of(&self, job: &BuildJob, state: BuildState) -> Vec<String> {
         let target = job.target.as_ref().map(|t| t.name.as_str()).unwrap_or("");
         [
             (Dimension::Repo, job.repo.as_str()),
             (Dimension::Branch, job.branch.as_str()),
             (Dimension::Target, target),
             (Dimension::Submitter, job.submitter.as_str()),
-            (Dimension::State, BuildState::Queued.name()),
+            (Dimension::State, state.name()),
         ]
         .into_iter()
         .map(|(dimension, value)| self.listing_key(dimension, value))

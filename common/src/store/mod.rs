@@ -30,7 +30,7 @@ pub use koji::ImportMarker;
 pub use listing::{Dimension, ListPage, ListQuery};
 pub use lock::Lock;
 pub use log::LogEntry;
-pub use record::{BuildRecord, HistoryEntry, field};
+pub use record::{BuildRecord, HistoryEntry, field, output_fields};
 pub use worker::KeptReservation;
 
 use crate::config::RedisConfig;
@@ -177,6 +177,31 @@ redis.call('RPUSH', KEYS[3], ARGV[4])
 return {'new', ARGV[1], redis.call('HGETALL', KEYS[2])}
 "#;
 
+const RECREATE_LUA: &str = r#"
+-- KEYS[1] record, KEYS[2] history, KEYS[3..] listing sets
+-- ARGV[1] id, ARGV[2] created_ms, ARGV[3] now_ms, ARGV[4] state, ARGV[5] history entry JSON,
+-- ARGV[6..] field/value pairs
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'created_ms', ARGV[2], 'updated_ms', ARGV[3])
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], tonumber(ARGV[2]), ARGV[1])
+end
+redis.call('RPUSH', KEYS[2], ARGV[5])
+return 1
+"#;
+
+const SET_FIELDS_LUA: &str = r#"
+-- KEYS[1] record; ARGV field/value pairs. Never creates a record without a state.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1
+"#;
+
 /// How long an idempotency key keeps naming its build.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -184,6 +209,8 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 struct Scripts {
     change: redis::Script,
     create: redis::Script,
+    recreate: redis::Script,
+    set_fields: redis::Script,
     tip: redis::Script,
     renew_lock: redis::Script,
     release_lock: redis::Script,
@@ -244,6 +271,8 @@ impl Store {
             scripts: Arc::new(Scripts {
                 change: redis::Script::new(CHANGE_LUA),
                 create: redis::Script::new(CREATE_LUA),
+                recreate: redis::Script::new(RECREATE_LUA),
+                set_fields: redis::Script::new(SET_FIELDS_LUA),
                 tip: redis::Script::new(dispatch::TIP_LUA),
                 renew_lock: redis::Script::new(lock::RENEW_LOCK_LUA),
                 release_lock: redis::Script::new(lock::RELEASE_LOCK_LUA),
@@ -291,20 +320,10 @@ impl Store {
             .arg(IDEMPOTENCY_TTL.as_secs())
             .arg(entry.to_json());
         invocation.arg(field::JOB).arg(job.encode_to_vec());
-        let target = job
-            .target
-            .as_ref()
-            .map(|target| target.name.clone())
-            .unwrap_or_default();
-        for (name, value) in [
-            (field::REPO, job.repo.clone()),
-            (field::BRANCH, job.branch.clone()),
-            (field::TARGET, target),
-            (field::SUBMITTER, job.submitter.clone()),
-            (field::ATTEMPTS, "0".to_owned()),
-        ] {
+        for (name, value) in record::job_fields(job) {
             invocation.arg(name).arg(value);
         }
+        invocation.arg(field::ATTEMPTS).arg("0");
         for (name, value) in extra_fields {
             invocation.arg(*name).arg(value);
         }
@@ -408,21 +427,75 @@ impl Store {
     }
 
     /// Sets fields without changing the state (heartbeats, progress, koji ids). The state
-    /// and the job are not among them: they change only through a state change.
+    /// and the job are not among them: they change only through a state change. A record
+    /// Redis no longer has is left missing (no record without a state is ever made):
+    /// [`Store::recreate`] brings it back.
     pub async fn set_fields(&self, id: &str, fields: &[(&str, String)]) -> Result<(), StoreError> {
         check_fields(fields)?;
         if fields.is_empty() {
             return Ok(());
         }
-        let mut command = redis::cmd("HSET");
-        command.arg(self.key(&["build", id]));
+        let mut invocation = self.scripts.set_fields.prepare_invoke();
+        invocation.key(self.key(&["build", id]));
         for (name, value) in fields {
-            command.arg(*name).arg(value);
+            invocation.arg(*name).arg(value);
         }
-        command
-            .query_async::<()>(&mut self.connection())
+        invocation
+            .invoke_async::<i64>(&mut self.connection())
             .await
+            .map(|_| ())
             .map_err(redis_error("hset"))
+    }
+
+    /// Brings back the record of a build Redis lost (emptied by a restart without
+    /// persistence, a failover to a lagging replica) from the job that carries it: in
+    /// `state`, with `fields`, and one history entry saying why (`reason`). Nothing is
+    /// announced: the state was announced when it was first reached. `false` when the
+    /// record exists (someone else brought it back first): nothing is written.
+    pub async fn recreate(
+        &self,
+        job: &BuildJob,
+        state: BuildState,
+        reason: &str,
+        by: &str,
+        now_ms: i64,
+        fields: &[(&str, String)],
+    ) -> Result<bool, StoreError> {
+        check_fields(fields)?;
+        let id = job.build_id.as_str();
+        let entry = HistoryEntry::new(None, state, reason, by, now_ms);
+        let created_ms = if job.requested_at_ms > 0 {
+            job.requested_at_ms
+        } else {
+            now_ms
+        };
+        let mut invocation = self.scripts.recreate.prepare_invoke();
+        invocation
+            .key(self.key(&["build", id]))
+            .key(self.key(&["build", id, "history"]))
+            .key(self.key(&["builds"]));
+        for key in self.listing_keys_of(job, state) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(id)
+            .arg(created_ms)
+            .arg(now_ms)
+            .arg(state.name())
+            .arg(entry.to_json());
+        invocation.arg(field::JOB).arg(job.encode_to_vec());
+        for (name, value) in record::job_fields(job) {
+            invocation.arg(name).arg(value);
+        }
+        invocation.arg(field::ENQUEUED).arg("1");
+        for (name, value) in fields {
+            invocation.arg(*name).arg(value);
+        }
+        let created: i64 = invocation
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(redis_error("recreate"))?;
+        Ok(created == 1)
     }
 
     /// The history of build `id`, oldest first.

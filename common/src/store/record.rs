@@ -3,7 +3,7 @@
 
 use super::StoreError;
 use osbs_proto::Message;
-use osbs_proto::v1::{BuildJob, BuildState};
+use osbs_proto::v1::{BuildJob, BuildState, ImageInfo, Nvr};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -158,6 +158,43 @@ pub mod field {
     pub const KOJI_BUNDLE: &str = "koji_bundle";
     /// The koji-bridge: why a build was not imported (scratch).
     pub const KOJI_NOTE: &str = "koji_note";
+}
+
+/// The record fields of what a build produced (its NVR, pullspecs and digest), from the
+/// outputs a worker holds or a result carries: one spelling for both.
+pub fn output_fields(nvr: Option<&Nvr>, image: Option<&ImageInfo>) -> Vec<(&'static str, String)> {
+    let mut fields = Vec::new();
+    if let Some(nvr) = nvr {
+        fields.push((
+            field::NVR,
+            format!("{}-{}-{}", nvr.name, nvr.version, nvr.release),
+        ));
+    }
+    if let Some(image) = image {
+        fields.push((
+            field::PULLSPECS,
+            serde_json::to_string(&image.pullspecs).unwrap_or_default(),
+        ));
+        if let Some(digest) = image.digests.first() {
+            fields.push((field::DIGEST, digest.digest.clone()));
+        }
+    }
+    fields
+}
+
+/// The record fields that name a build's job (for listing and filtering).
+pub(crate) fn job_fields(job: &BuildJob) -> [(&'static str, String); 4] {
+    let target = job
+        .target
+        .as_ref()
+        .map(|target| target.name.clone())
+        .unwrap_or_default();
+    [
+        (field::REPO, job.repo.clone()),
+        (field::BRANCH, job.branch.clone()),
+        (field::TARGET, target),
+        (field::SUBMITTER, job.submitter.clone()),
+    ]
 }
 
 /// One entry of a record's history: a state change, or the record's creation (`from` empty).

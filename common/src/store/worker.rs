@@ -4,6 +4,10 @@
 //!   that name-version. `SADD` is atomic, so two builds can never hold the same release; a
 //!   build removes its release when it ends; the set expires as a safety net for workers that
 //!   die without cleaning up.
+//! - `<prefix>:released:<name>:<version>`: without a Koji hub, the releases of that
+//!   name-version pushed by any build, whatever its registry repository: the stand-in for
+//!   the builds Koji would hold, so that the next release is unique per name-version. Kept
+//!   without expiry, as Koji keeps its builds.
 //! - `<prefix>:result:<build_id>`: the final `BuildResult` (protobuf) of a build, kept so that
 //!   a worker that died between recording the end and publishing it can be followed by one
 //!   that publishes it.
@@ -80,6 +84,31 @@ impl Store {
             .smembers(self.release_set(name, version))
             .await
             .map_err(redis_error("read held releases"))
+    }
+
+    /// Without a hub: records that `release` of `name-version` was pushed.
+    pub async fn record_release(
+        &self,
+        name: &str,
+        version: &str,
+        release: &str,
+    ) -> Result<(), StoreError> {
+        self.connection()
+            .sadd::<_, _, ()>(self.key(&["released", name, version]), release)
+            .await
+            .map_err(redis_error("record a pushed release"))
+    }
+
+    /// Without a hub: the releases of `name-version` pushed so far.
+    pub async fn recorded_releases(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.connection()
+            .smembers(self.key(&["released", name, version]))
+            .await
+            .map_err(redis_error("read pushed releases"))
     }
 
     /// Keeps a build's final result (protobuf bytes) for [`RESULT_TTL`].

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod distgit;
+
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
@@ -156,6 +158,9 @@ impl Harness {
             retry_delay_ms: 200,
             shutdown_grace_secs: 10,
             git_clone_base: base.clone(),
+            // The fixtures name commits of repositories that do not exist: these tests trust
+            // the event (tests/distgit.rs checks pushes against real repositories).
+            resolve_push_tip: false,
             ..DispatcherConfig::default()
         };
         dispatcher.allowed_git_urls.push(base);

@@ -81,6 +81,10 @@ class BuildStateChangeV1(OsbsMessage):
         ]
         if self.body.get("reason"):
             lines.append(f"Reason:  {self.body['reason']}")
+        if self.body.get("component"):
+            lines.append(f"Package: {self.body['component']}")
+        if self.body.get("url"):
+            lines.append(f"Source:  {self.body['url']}")
         if self.body.get("koji_build_id"):
             lines.append(f"Koji:    build {self.body['koji_build_id']}")
         lines.extend(f"Image:   {pullspec}" for pullspec in self.body.get("pullspecs", []))
@@ -88,9 +92,16 @@ class BuildStateChangeV1(OsbsMessage):
 
     @property
     def packages(self):
-        """The Koji package (the image's `com.redhat.component`) once the build knows it."""
-        component = self.body.get("component")
-        return [component] if component else []
+        """No rpm packages: an image's Koji component is not an rpm. The dist-git repository
+        is in `containers` (as fedora-messaging-git-hook-messages files a container push), so
+        the filter headers are `fedora_messaging_user_<owner>` and
+        `fedora_messaging_container_<repo>`, the ones OSBS publishes."""
+        return []
+
+    @property
+    def component(self):
+        """The Koji package (the image's `com.redhat.component`) once the release is known."""
+        return self.body.get("component")
 
     @property
     def url(self):

@@ -17,7 +17,7 @@
 use osbs_common::config::{AmqpConfig, CredentialUrl};
 use osbs_common::store::{BuildRecord, Store};
 use osbs_common::{Bus, store};
-use osbs_koji_hub::{HubConfig, KojiHub, RunningHub};
+use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TagSpec};
 use osbs_proto::v1::BuildState;
 use osbs_testkit::TestEnv;
 use std::future::Future;
@@ -446,6 +446,65 @@ impl Drop for PrivateRegistry {
     }
 }
 
+/// The destination tag of every build of a world (set as `dest_tag`: the hub double has no
+/// targets).
+pub const DEST_TAG: &str = "osbs-ops-candidate";
+
+/// A Redis of the test's own on a free port (no persistence), which a test may empty.
+#[derive(Debug)]
+pub struct PrivateRedis {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    process: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> PrivateRedis {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        let process = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install -y redis-server)");
+        wait_for(
+            Duration::from_secs(20),
+            "the private Redis",
+            || async move { port_open(port).then_some(()) },
+        )
+        .await;
+        PrivateRedis {
+            port,
+            _dir: dir,
+            process,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Empties it, as a restart without persistence would.
+    pub fn flush(&self) {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let mut connection = client.get_connection().expect("the private Redis");
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut connection)
+            .expect("FLUSHALL");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
 /// How a world is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -455,6 +514,18 @@ pub struct Options {
     pub registry: Option<String>,
     /// Extra TOML appended to the configuration file.
     pub extra_toml: String,
+    /// `[koji] tag_mode`: empty = `none` (nothing is tagged).
+    pub koji_tag_mode: String,
+    /// No hub configured (`hub_url` empty): the bridge writes import bundles into the
+    /// world's `bundles/` and the worker derives releases without Koji.
+    pub no_hub: bool,
+    /// Redis: `None` = a key prefix in the shared one; `Some(url)` = a private one.
+    pub redis_url: Option<String>,
+    /// `[worker]` and `[koji]` `retry_window_secs`: `None` = the default (10 min).
+    pub retry_window_secs: Option<u64>,
+    /// `[koji] retry_secs`, the bridge's quick retries before a result goes to a retry
+    /// queue: `None` = 20.
+    pub koji_retry_secs: Option<u64>,
 }
 
 /// One test's world.
@@ -490,7 +561,10 @@ impl World {
         osbs_testkit::require_registry();
         bins();
         base_image();
-        let env = TestEnv::new();
+        let mut env = TestEnv::new();
+        if let Some(url) = &options.redis_url {
+            env.redis.url = CredentialUrl::new(url.clone());
+        }
         let amqp = options.amqp.clone().unwrap_or_else(|| env.amqp.clone());
         let dir = tempfile::tempdir().expect("temporary directory");
         for sub in [
@@ -508,6 +582,8 @@ impl World {
         let registry_password = format!("registry-pw-{}", uuid::Uuid::new_v4().simple());
         let hub = KojiHub::start(HubConfig {
             users: vec![osbs_koji_hub::UserSpec::new("osbs", Some(&koji_password))],
+            // Every build's destination tag (its package list starts empty).
+            tags: vec![TagSpec::new(DEST_TAG, &[])],
             ..HubConfig::default()
         })
         .await
@@ -520,11 +596,11 @@ impl World {
         let secrets = [koji_password.as_str(), registry_password.as_str()];
         let world_config = config_toml(
             dir.path(),
-            &hub.url,
+            if options.no_hub { "" } else { &hub.url },
             &registry,
             &tag,
             secrets,
-            &options.extra_toml,
+            &options,
         );
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
         let store = Store::connect(&env.redis).await.expect("Redis");
@@ -558,6 +634,10 @@ impl World {
         vec![
             ("OSBS_CONFIG".into(), self.config_path.display().to_string()),
             ("OSBS_AMQP__URL".into(), self.amqp.url.expose().to_owned()),
+            (
+                "OSBS_REDIS__URL".into(),
+                self.env.redis.url.expose().to_owned(),
+            ),
             (
                 "OSBS_REDIS__KEY_PREFIX".into(),
                 self.env.redis.key_prefix.clone(),
@@ -763,8 +843,16 @@ fn config_toml(
     registry: &str,
     tag: &str,
     [koji_password, registry_password]: [&str; 2],
-    extra: &str,
+    options: &Options,
 ) -> String {
+    let extra = &options.extra_toml;
+    let tag_mode = if options.koji_tag_mode.is_empty() {
+        "none"
+    } else {
+        &options.koji_tag_mode
+    };
+    let retry_window_secs = options.retry_window_secs.unwrap_or(600);
+    let koji_retry_secs = options.koji_retry_secs.unwrap_or(20);
     let dist_git = format!("file://{}", dir.join("dist-git").display());
     format!(
         r#"[amqp]
@@ -795,6 +883,9 @@ auto_branches = ["main", "f*"]
 registry = "{registry}"
 registry_namespace = "osbs-ops-{tag}"
 base_registry = "127.0.0.1:5000"
+# The hub double has no build targets (and nothing is tagged): a destination tag set here
+# stands in for every branch's target, which the worker would otherwise look up first.
+dest_tag = "{DEST_TAG}"
 
 [worker]
 concurrency = 1
@@ -805,6 +896,7 @@ heartbeat_stale_secs = 3
 cancel_poll_ms = 250
 registry_attempts = 2
 drain_grace_secs = 30
+retry_window_secs = {retry_window_secs}
 
 # The base registry asks for no password: this one is loaded, printed masked and handed to
 # the engine with every pull all the same.
@@ -814,10 +906,12 @@ password = "{registry_password}"
 
 [koji]
 hub_url = "{hub_url}"
+bundle_dir = "{bundles}"
 cg_name = "osbs"
-tag_mode = "none"
-retry_secs = 20
+tag_mode = "{tag_mode}"
+retry_secs = {koji_retry_secs}
 requeue_delay_secs = 1
+retry_window_secs = {retry_window_secs}
 
 [koji.auth]
 method = "password"
@@ -826,6 +920,7 @@ password = "{koji_password}"
 {extra}"#,
         artifacts = dir.join("artifacts").display(),
         work = dir.join("work").display(),
+        bundles = dir.join("bundles").display(),
     )
 }
 

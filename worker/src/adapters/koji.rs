@@ -1,5 +1,6 @@
-//! The Koji hub adapter, through osbs-koji's client: the next release of a name-version
-//! (`getNextRelease`) and NVR reservations (`CGInitBuild`). The session is
+//! The Koji hub adapter, through osbs-koji's client: the build target (`getBuildTarget`),
+//! the next release of a name-version (`getNextRelease`) and NVR reservations
+//! (`CGInitBuild`). The session is
 //! opened on first use, so a hub that is down delays builds that need it rather than the
 //! worker's start.
 
@@ -23,7 +24,7 @@ pub struct Koji {
 }
 
 fn infrastructure(error: KojiError) -> WorkerError {
-    WorkerError::Infrastructure(osbs_common::bus::one_line(&error.to_string(), 500))
+    WorkerError::Koji(error)
 }
 
 impl Koji {
@@ -42,7 +43,18 @@ impl Koji {
             .map_err(infrastructure)
     }
 
-    /// The release after the newest build of `name-version` the hub has.
+    /// Whether the hub has the build target `name`.
+    pub async fn has_target(&self, name: &str) -> Result<bool, WorkerError> {
+        self.client()
+            .await?
+            .get_build_target(name)
+            .await
+            .map(|target| target.is_some())
+            .map_err(infrastructure)
+    }
+
+    /// The hub's answer to `getNextRelease` for `name-version`, as is (the pipeline patches
+    /// it).
     pub async fn next_release(&self, name: &str, version: &str) -> Result<String, WorkerError> {
         self.client()
             .await?

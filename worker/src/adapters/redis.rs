@@ -15,8 +15,8 @@ pub use osbs_common::store::worker::RESULT_TTL;
 /// flight is a runaway loop, not a workload).
 const MAX_RELEASE_TRIES: usize = 1000;
 
-/// Holds the first free release at or after `first` for `name-version` (bumping by Koji's
-/// rules past releases other builds hold). `keep_for` bounds how long a forgotten hold lives.
+/// Holds the first free release at or after `first` for `name-version` (the next release by
+/// [`release::next`] past releases other builds hold). `keep_for` bounds how long a forgotten hold lives.
 pub async fn reserve_release(
     store: &Store,
     name: &str,
@@ -32,7 +32,7 @@ pub async fn reserve_release(
         {
             return Ok(Some(candidate));
         }
-        match release::bump(&candidate) {
+        match release::next(&candidate) {
             Some(next) => candidate = next,
             None => return Ok(None),
         }
@@ -60,6 +60,25 @@ pub async fn free_release(
     release: &str,
 ) -> Result<(), StoreError> {
     store.free_release(name, version, release).await
+}
+
+/// Without a hub: records that `release` of `name-version` was pushed (whatever repository).
+pub async fn record_release(
+    store: &Store,
+    name: &str,
+    version: &str,
+    release: &str,
+) -> Result<(), StoreError> {
+    store.record_release(name, version, release).await
+}
+
+/// Without a hub: the releases of `name-version` pushed so far, by any build.
+pub async fn recorded_releases(
+    store: &Store,
+    name: &str,
+    version: &str,
+) -> Result<Vec<String>, StoreError> {
+    store.recorded_releases(name, version).await
 }
 
 /// Releases of `name-version` held by builds in flight.
