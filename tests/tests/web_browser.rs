@@ -68,6 +68,10 @@ impl Driver {
                          "--disable-dev-shm-usage", format!("--window-size={width},{height}")],
             }),
         );
+        // Both rustls providers are in the build (aws-lc-rs and, through another crate,
+        // ring): name one, or the WebDriver client's TLS set-up panics. (chromedriver is
+        // plain http; the connector is built all the same.)
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         ClientBuilder::rustls()
             .expect("TLS roots for the WebDriver client")
             .capabilities(capabilities)
