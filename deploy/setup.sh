@@ -32,6 +32,8 @@ need curl
 need python3-venv
 need build-essential   # the C compiler and linker that Rust builds need
 need ca-certificates
+need chromium          # the web view's browser test (issue 14)
+need chromium-driver
 if [ ${#packages[@]} -gt 0 ]; then
   log "installing ${packages[*]}"
   export DEBIAN_FRONTEND=noninteractive

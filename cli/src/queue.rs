@@ -3,76 +3,8 @@
 //! rates, is not required).
 
 use crate::error::Result;
-use osbs_common::Bus;
-use osbs_proto::names;
-use serde::Serialize;
+pub use osbs_common::queues::{QueueStats, net_rate, queues, read};
 use std::time::Duration;
-
-/// The queues OSBS declares, in the order a message travels.
-pub fn queues() -> Vec<String> {
-    let mut all: Vec<String> = [
-        names::QUEUE_EVENTS,
-        names::QUEUE_JOBS,
-        names::QUEUE_JOB_LEASES,
-        names::QUEUE_RESULTS,
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    all.extend(
-        [names::QUEUE_EVENTS, names::QUEUE_JOBS, names::QUEUE_RESULTS].map(names::dead_queue),
-    );
-    all
-}
-
-/// One queue's reading.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueueStats {
-    pub queue: String,
-    pub messages: u32,
-    pub consumers: u32,
-    /// Net change in messages per second over the sampling interval (negative: draining);
-    /// `None` without a second sample.
-    pub net_per_second: Option<f64>,
-}
-
-/// Net messages per second between two depth readings `interval` apart.
-pub fn net_rate(before: u32, after: u32, interval: Duration) -> Option<f64> {
-    let seconds = interval.as_secs_f64();
-    (seconds > 0.0).then(|| (f64::from(after) - f64::from(before)) / seconds)
-}
-
-/// Reads every queue, twice `interval` apart when `interval` is not zero.
-pub async fn read(bus: &Bus, interval: Duration) -> Result<Vec<QueueStats>> {
-    let names = queues();
-    let mut first = Vec::with_capacity(names.len());
-    for queue in &names {
-        first.push(bus.queue_depth(queue).await?);
-    }
-    if interval.is_zero() {
-        return Ok(names
-            .into_iter()
-            .zip(first)
-            .map(|(queue, depth)| QueueStats {
-                queue,
-                messages: depth.messages,
-                consumers: depth.consumers,
-                net_per_second: None,
-            })
-            .collect());
-    }
-    tokio::time::sleep(interval).await;
-    let mut stats = Vec::with_capacity(names.len());
-    for (queue, before) in names.into_iter().zip(first) {
-        let after = bus.queue_depth(&queue).await?;
-        stats.push(QueueStats {
-            net_per_second: net_rate(before.messages, after.messages, interval),
-            queue,
-            messages: after.messages,
-            consumers: after.consumers,
-        });
-    }
-    Ok(stats)
-}
 
 /// The readings as a table for people.
 pub fn text(stats: &[QueueStats]) -> String {

@@ -8,128 +8,14 @@ use lapin::BasicProperties;
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use osbs_common::bus::{Outgoing, header_string};
+use osbs_common::bus::Outgoing;
+pub use osbs_common::queues::{DeadMessage, DeadQueue};
 use osbs_common::state::{self, ChangeError, Changed, StateChange};
 use osbs_common::store::field;
 use osbs_common::{Bus, Store};
-use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
+use osbs_proto::v1::{BuildJob, BuildState};
 use osbs_proto::{Message, names};
 use serde::Serialize;
-
-/// A dead-letter queue OSBS fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeadQueue {
-    /// `osbs.jobs.dead`: jobs that failed for an infrastructure reason.
-    Jobs,
-    /// `osbs.results.dead`: results the koji-bridge could not import.
-    Results,
-    /// `osbs.events.dead`: events the dispatcher refused.
-    Events,
-}
-
-impl DeadQueue {
-    pub const ALL: [DeadQueue; 3] = [DeadQueue::Jobs, DeadQueue::Results, DeadQueue::Events];
-
-    /// The queue its messages were refused on.
-    pub fn source(self) -> &'static str {
-        match self {
-            DeadQueue::Jobs => names::QUEUE_JOBS,
-            DeadQueue::Results => names::QUEUE_RESULTS,
-            DeadQueue::Events => names::QUEUE_EVENTS,
-        }
-    }
-
-    pub fn dead(self) -> String {
-        names::dead_queue(self.source())
-    }
-}
-
-/// What replay needs to know of one dead message: a pure view of its headers and body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadMessage {
-    pub queue: DeadQueue,
-    /// The build a job or result belongs to.
-    pub build_id: Option<String>,
-    pub message_id: Option<String>,
-    pub reason: String,
-    pub dead_at: String,
-    /// Where it goes back to, when known.
-    pub exchange: Option<String>,
-    pub routing_key: Option<String>,
-}
-
-impl DeadMessage {
-    /// Reads a dead message: the `x-osbs-*` headers the bus adds, else RabbitMQ's own
-    /// `x-death` (a message dead-lettered by the broker), else what the body says.
-    pub fn read(queue: DeadQueue, properties: &BasicProperties, body: &[u8]) -> DeadMessage {
-        let header = |name: &str| header_string(properties, name).filter(|value| !value.is_empty());
-        let death = first_death(properties);
-        let (build_id, body_routing_key) = match queue {
-            DeadQueue::Jobs => (
-                BuildJob::decode(body).ok().map(|job| job.build_id),
-                Some(names::ROUTING_JOB.to_owned()),
-            ),
-            DeadQueue::Results => match BuildResult::decode(body) {
-                Ok(result) => {
-                    let state = BuildState::try_from(result.state).unwrap_or(BuildState::Failed);
-                    (Some(result.build_id), Some(names::state_routing_key(state)))
-                }
-                Err(_) => (None, None),
-            },
-            DeadQueue::Events => (None, None),
-        };
-        let exchange = header(names::HEADER_DEAD_EXCHANGE)
-            .or_else(|| death.as_ref().map(|(exchange, _)| exchange.clone()))
-            .or_else(|| (queue != DeadQueue::Events).then(|| names::EXCHANGE_INTERNAL.to_owned()));
-        let routing_key = header(names::HEADER_DEAD_ROUTING_KEY)
-            .or_else(|| death.and_then(|(_, key)| key))
-            .or(body_routing_key);
-        DeadMessage {
-            queue,
-            build_id: build_id.filter(|id| !id.is_empty()),
-            message_id: properties
-                .message_id()
-                .as_ref()
-                .map(|id| id.as_str().to_owned()),
-            reason: header(names::HEADER_DEAD_REASON)
-                .unwrap_or_else(|| "(dead-lettered by RabbitMQ: no reason recorded)".into()),
-            dead_at: header(names::HEADER_DEAD_AT).unwrap_or_default(),
-            exchange,
-            routing_key,
-        }
-    }
-
-    /// The id people select it by: the build id, else the message id.
-    pub fn id(&self) -> &str {
-        self.build_id
-            .as_deref()
-            .or(self.message_id.as_deref())
-            .unwrap_or("")
-    }
-}
-
-/// Exchange and first routing key of the first `x-death` entry, if any.
-fn first_death(properties: &BasicProperties) -> Option<(String, Option<String>)> {
-    let headers = properties.headers().as_ref()?;
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
-        return None;
-    };
-    let AMQPValue::FieldTable(death) = deaths.as_slice().first()? else {
-        return None;
-    };
-    let text = |value: &AMQPValue| match value {
-        AMQPValue::LongString(text) => Some(String::from_utf8_lossy(text.as_bytes()).into_owned()),
-        AMQPValue::ShortString(text) => Some(text.as_str().to_owned()),
-        _ => None,
-    };
-    let exchange = death.inner().get("exchange").and_then(text)?;
-    let key = match death.inner().get("routing-keys") {
-        Some(AMQPValue::FieldArray(keys)) => keys.as_slice().first().and_then(text),
-        _ => None,
-    };
-    Some((exchange, key))
-}
 
 /// Which dead messages to replay.
 #[derive(Debug, Clone, Default)]
@@ -434,7 +320,7 @@ pub struct ReplayArgs {
     /// Build ids (dead jobs and results) or AMQP message ids (any dead message)
     pub ids: Vec<String>,
     /// Dead-letter queues to look in (repeatable) [default: all three]
-    #[arg(long = "queue", value_enum)]
+    #[arg(long = "queue", value_name = "jobs|results|events", value_parser = DeadQueue::parse)]
     pub queues: Vec<DeadQueue>,
     /// Only messages whose dead-letter reason contains this text (case-insensitive)
     #[arg(long, value_name = "TEXT")]
@@ -519,6 +405,7 @@ pub async fn run(context: &crate::context::Context, args: &ReplayArgs) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use osbs_proto::v1::BuildResult;
 
     fn headers(pairs: &[(&str, &str)]) -> BasicProperties {
         let mut table = FieldTable::default();

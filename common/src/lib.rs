@@ -12,12 +12,14 @@
 //! - [`state`]: the one way to change a build's state: compare-and-set, history entry, one
 //!   confirmed announcement.
 //! - [`http`]: `/healthz` and Prometheus `/metrics`.
+//! - [`queues`]: the operators' view of the broker: depths, rates, dead letters peeked.
 //! - [`retry`]: when a transient failure (registry, Koji hub, engine) is retried through a
 //!   retry queue, and after how long (pure).
 
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod queues;
 pub mod retry;
 pub mod shutdown;
 pub mod state;

@@ -43,6 +43,8 @@ pub fn binaries() -> &'static Path {
                 "osbs-koji-bridge",
                 "-p",
                 "osbs-cli",
+                "-p",
+                "osbs-web",
             ])
             .status()
             .expect("run cargo build");
@@ -321,6 +323,12 @@ impl Cluster {
     /// registry password, every session key the hub issued, logged out or not) shows in a
     /// service's output or in the CLI's (the git hook's).
     pub fn assert_no_secrets(&self) {
+        self.assert_no_secrets_in(&[]);
+    }
+
+    /// [`Cluster::assert_no_secrets`], over `extra` outputs too (`(whose, text)`: another
+    /// service's log, the web pages a browser was shown).
+    pub fn assert_no_secrets_in(&self, extra: &[(String, String)]) {
         let keys = self.hub.issued_session_keys();
         assert!(!keys.is_empty(), "the bridge never logged in to the hub");
         let mut secrets = vec![
@@ -337,6 +345,7 @@ impl Cluster {
             .collect();
         let cli = std::fs::read_to_string(self.dir.path().join(CLI_LOG)).unwrap_or_default();
         logs.push(("the CLI (git hook)".to_owned(), cli));
+        logs.extend_from_slice(extra);
         osbs_testkit::assert_no_secrets(&logs, &secrets);
     }
 

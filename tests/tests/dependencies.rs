@@ -9,11 +9,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The service crates: binaries that run on their own.
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "osbs-dispatcher",
     "osbs-worker",
     "osbs-koji-bridge",
     "osbs-cli",
+    "osbs-web",
 ];
 
 /// The crates that may depend on dxr: the client, and the hub double (a server).

@@ -77,6 +77,16 @@ pub enum Blame {
     Infrastructure,
 }
 
+impl Blame {
+    /// As recorded in the record's `blame` field.
+    pub fn name(self) -> &'static str {
+        match self {
+            Blame::Packager => "packager",
+            Blame::Infrastructure => "infrastructure",
+        }
+    }
+}
+
 impl WorkerError {
     pub fn blame(&self) -> Blame {
         let packager = match self {

@@ -6,7 +6,7 @@
 use crate::adapters::redis as keys;
 use crate::buildlog::BuildLog;
 use crate::ending::{Ending, humane};
-use crate::error::WorkerError;
+use crate::error::{Blame, WorkerError};
 use crate::pipeline::{self, Progress, Worker};
 use crate::report::{self, Ended};
 use osbs_common::bus::{self, Dead, Delivery};
@@ -87,7 +87,7 @@ async fn conclude(run: &Run<'_>, holding: Holding, state: BuildState, error: &st
     } else {
         error
     };
-    let announced = match record_end(run, &result, state, reason).await {
+    let announced = match record_end(run, &result, state, reason, dead).await {
         Recorded::Yes(announced) => announced,
         Recorded::EndedElsewhere => {
             release_owner(worker, id).await;
@@ -206,11 +206,22 @@ async fn record_end(
     result: &BuildResult,
     state: BuildState,
     reason: &str,
+    dead: bool,
 ) -> Recorded {
     let (worker, id) = (run.worker, &run.job.build_id);
     let mut fields = pipeline::final_fields(run.progress, &result.error, worker);
     fields.push((field::LOG_PATH, run.log.path().display().to_string()));
     fields.push((field::RESULT_PUBLISHED, "0".into()));
+    if state == BuildState::Failed {
+        // Whose fault, for the people reading the record: a dead-lettered job is the
+        // infrastructure's (an operator replays it), any other failure the packager's.
+        let blame = if dead {
+            Blame::Infrastructure
+        } else {
+            Blame::Packager
+        };
+        fields.push((field::BLAME, blame.name().to_owned()));
+    }
     let recorded = match keys::keep_result(&worker.store, id, &result.encode_to_vec()).await {
         Ok(()) => {
             let sources = [run.progress.state()];

@@ -6,7 +6,8 @@
 //! - `osbs:build:<id>` hash: the record ([`BuildRecord`], fields named in [`field`]); `job`
 //!   holds the `BuildJob` protobuf;
 //! - `osbs:build:<id>:history` list of JSON entries ([`HistoryEntry`]);
-//! - `osbs:builds` sorted set of ids by creation time (listing);
+//! - `osbs:builds` sorted set of ids by creation time, and `osbs:builds:by:<field>:<value>`
+//!   the same per repository, branch, target, submitter and state ([`listing`]);
 //! - `osbs:idem:<key>` → build id (de-duplication);
 //! - `osbs:log:<id>` the live log ([`log`]); locks ([`Lock`]); the dispatcher's
 //!   ([`dispatch`]), the worker's ([`worker`]) and the koji-bridge's ([`koji`]) keys.
@@ -18,6 +19,7 @@
 
 pub mod dispatch;
 pub mod koji;
+pub mod listing;
 mod lock;
 pub mod log;
 mod record;
@@ -25,6 +27,7 @@ pub mod worker;
 
 pub use dispatch::{RequestOutcome, Tip};
 pub use koji::ImportMarker;
+pub use listing::{Dimension, ListPage, ListQuery};
 pub use lock::Lock;
 pub use log::LogEntry;
 pub use record::{BuildRecord, HistoryEntry, field, output_fields};
@@ -131,27 +134,32 @@ pub struct ListFilter {
 }
 
 const CHANGE_LUA: &str = r#"
--- KEYS[1] record, KEYS[2] history
--- ARGV[1] to, ARGV[2] now_ms, ARGV[3] n = number of allowed sources,
--- ARGV[4 .. 3+2n] (source, history entry JSON) pairs, then field/value pairs
+-- KEYS[1] record, KEYS[2] history, KEYS[3] prefix of the listing's state sets (+ state name)
+-- ARGV[1] to, ARGV[2] now_ms, ARGV[3] n = number of allowed sources, ARGV[4] build id,
+-- ARGV[5 .. 4+2n] (source, history entry JSON) pairs, then field/value pairs
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then return {'missing', '', {}} end
 local n = tonumber(ARGV[3])
 local entry = nil
 for i = 0, n - 1 do
-  if ARGV[4 + 2 * i] == current then entry = ARGV[5 + 2 * i] end
+  if ARGV[5 + 2 * i] == current then entry = ARGV[6 + 2 * i] end
 end
 if not entry then return {'refused', current, redis.call('HGETALL', KEYS[1])} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_ms', ARGV[2])
-for i = 4 + 2 * n, #ARGV, 2 do
+for i = 5 + 2 * n, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('RPUSH', KEYS[2], entry)
+if current ~= ARGV[1] then
+  local created = tonumber(redis.call('HGET', KEYS[1], 'created_ms') or ARGV[2])
+  redis.call('ZREM', KEYS[3] .. current, ARGV[4])
+  redis.call('ZADD', KEYS[3] .. ARGV[1], created, ARGV[4])
+end
 return {'ok', current, redis.call('HGETALL', KEYS[1])}
 "#;
 
 const CREATE_LUA: &str = r#"
--- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4] index
+-- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4..] listing sets
 -- ARGV[1] id, ARGV[2] now_ms, ARGV[3] idempotency ttl seconds, ARGV[4] history entry JSON,
 -- ARGV[5..] field/value pairs
 local existing = redis.call('GET', KEYS[1])
@@ -162,13 +170,15 @@ redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_m
 for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], tonumber(ARGV[2]), ARGV[1])
+end
 redis.call('RPUSH', KEYS[3], ARGV[4])
 return {'new', ARGV[1], redis.call('HGETALL', KEYS[2])}
 "#;
 
 const RECREATE_LUA: &str = r#"
--- KEYS[1] record, KEYS[2] history, KEYS[3] index
+-- KEYS[1] record, KEYS[2] history, KEYS[3..] listing sets
 -- ARGV[1] id, ARGV[2] created_ms, ARGV[3] now_ms, ARGV[4] state, ARGV[5] history entry JSON,
 -- ARGV[6..] field/value pairs
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -176,7 +186,9 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'created_ms', ARGV[2], 'updated_ms
 for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], tonumber(ARGV[2]), ARGV[1])
+end
 redis.call('RPUSH', KEYS[2], ARGV[5])
 return 1
 "#;
@@ -202,6 +214,7 @@ struct Scripts {
     tip: redis::Script,
     renew_lock: redis::Script,
     release_lock: redis::Script,
+    page: redis::Script,
 }
 
 /// The Redis store.
@@ -263,6 +276,7 @@ impl Store {
                 tip: redis::Script::new(dispatch::TIP_LUA),
                 renew_lock: redis::Script::new(lock::RENEW_LOCK_LUA),
                 release_lock: redis::Script::new(lock::RELEASE_LOCK_LUA),
+                page: redis::Script::new(listing::PAGE_LUA),
             }),
         })
     }
@@ -296,7 +310,11 @@ impl Store {
             .key(self.key(&["idem", idempotency_key]))
             .key(self.key(&["build", &job.build_id]))
             .key(self.key(&["build", &job.build_id, "history"]))
-            .key(self.key(&["builds"]))
+            .key(self.key(&["builds"]));
+        for key in self.listing_keys_of_new(job) {
+            invocation.key(key);
+        }
+        invocation
             .arg(&job.build_id)
             .arg(now_ms)
             .arg(IDEMPOTENCY_TTL.as_secs())
@@ -355,9 +373,11 @@ impl Store {
         invocation
             .key(self.key(&["build", change.build_id]))
             .key(self.key(&["build", change.build_id, "history"]))
+            .key(self.listing_state_prefix())
             .arg(change.to.name())
             .arg(now_ms)
-            .arg(candidates.len());
+            .arg(candidates.len())
+            .arg(change.build_id);
         for (source, entry) in &candidates {
             invocation.arg(source.name()).arg(entry.to_json());
         }
@@ -453,7 +473,11 @@ impl Store {
         invocation
             .key(self.key(&["build", id]))
             .key(self.key(&["build", id, "history"]))
-            .key(self.key(&["builds"]))
+            .key(self.key(&["builds"]));
+        for key in self.listing_keys_of(job, state) {
+            invocation.key(key);
+        }
+        invocation
             .arg(id)
             .arg(created_ms)
             .arg(now_ms)

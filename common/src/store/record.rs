@@ -139,6 +139,10 @@ pub mod field {
     pub const PULLSPECS: &str = "pullspecs";
     pub const DIGEST: &str = "digest";
     pub const ERROR: &str = "error";
+    /// The worker, with `error`: whose fault a failure is, `packager` (fix the repository or
+    /// the request) or `infrastructure` (an operator fixes the service; the job is
+    /// dead-lettered for replay).
+    pub const BLAME: &str = "blame";
     pub const LOG_PATH: &str = "log_path";
     /// The worker: step timings (JSON object, milliseconds).
     pub const TIMINGS: &str = "timings";

@@ -48,7 +48,7 @@ fn seq(value: &Value) -> &[Value] {
 /// The binaries the workspace builds.
 fn binary_names() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for krate in ["cli", "dispatcher", "worker", "koji-bridge"] {
+    for krate in ["cli", "dispatcher", "worker", "koji-bridge", "web"] {
         let manifest: toml::Value = toml::from_str(
             &std::fs::read_to_string(workspace().join(krate).join("Cargo.toml")).unwrap(),
         )
@@ -88,6 +88,10 @@ fn check_config_file(toml_text: &str, source: &str) {
         "cli",
         toml::from_str::<osbs_cli::config::Config>(toml_text).map(drop),
     );
+    parse(
+        "web",
+        toml::from_str::<osbs_web::Config>(toml_text).map(drop),
+    );
 }
 
 /// `OSBS_SECTION__KEY=value` as the TOML `[section] key = value`, the way the services'
@@ -119,6 +123,7 @@ fn check_env(binary: &str, name: &str, value: &str, source: &str) {
             toml::from_str::<osbs_koji_bridge::BridgeConfig>(&toml_text).map(drop)
         }
         "osbs" => toml::from_str::<osbs_cli::config::Config>(&toml_text).map(drop),
+        "osbs-web" => toml::from_str::<osbs_web::Config>(&toml_text).map(drop),
         other => panic!("{source}: unknown binary {other}"),
     };
     if let Err(error) = result {
@@ -132,6 +137,7 @@ fn check_env(binary: &str, name: &str, value: &str, source: &str) {
         "osbs-dispatcher" => &["amqp", "redis", "telemetry", "dispatcher"],
         "osbs-worker" => &["amqp", "redis", "telemetry", "storage", "worker"],
         "osbs-koji-bridge" => &["amqp", "redis", "telemetry", "storage", "koji"],
+        "osbs-web" => &["amqp", "redis", "telemetry", "storage", "web"],
         _ => &["amqp", "redis", "storage", "cli"],
     };
     assert!(
@@ -200,7 +206,7 @@ fn compose_file_matches_the_code() {
         assert!(services.get(infra).is_some(), "compose has no {infra}");
     }
     let mut binaries = BTreeMap::new();
-    for name in ["dispatcher", "worker", "koji-bridge", "cli"] {
+    for name in ["dispatcher", "worker", "koji-bridge", "cli", "web"] {
         let service = walk(services, &[name]);
         let command = service
             .get("entrypoint")
@@ -567,6 +573,10 @@ fn operations_page_names_the_real_defaults() {
         (
             "[koji] http_listen",
             osbs_koji_bridge::config::KojiSection::default().http_listen,
+        ),
+        (
+            "[web] http_listen",
+            osbs_web::config::WebConfig::default().http_listen,
         ),
     ];
     for (key, address) in defaults {
