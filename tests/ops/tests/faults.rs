@@ -1,0 +1,139 @@
+//! The fault suite of issue 17 on the real services: a service killed with `kill -9` or a
+//! dependency stopped at the worst moment, and every event still accounted for exactly once.
+
+use osbs_common::store::field;
+use osbs_ops_tests::{Kind, Options, World, wait_for};
+use osbs_proto::names;
+use osbs_proto::v1::{BuildJob, BuildState};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Branches `f1`…`fN` of `repo`'s checkout, each one commit of its own on top of `main`, in
+/// one `git fast-import` (500 `git commit` runs would take longer than the test itself).
+fn many_branches(repo: &osbs_ops_tests::Repo, count: usize) {
+    use std::io::Write;
+    let main = osbs_ops_tests::git(&repo.checkout, &["rev-parse", "main"]);
+    let mut stream = String::new();
+    for n in 1..=count {
+        let message = format!("Branch f{n}\n");
+        stream.push_str(&format!(
+            "commit refs/heads/f{n}\ncommitter Jane Doe <jdoe@example.com> 1700000000 +0000\ndata {}\n{message}from {}\n\n",
+            message.len(),
+            main.trim()
+        ));
+    }
+    let mut child = std::process::Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(&repo.checkout)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("git fast-import runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("feed git fast-import");
+    assert!(child.wait().expect("git fast-import").success());
+}
+
+/// Takes every message of `queue` (acking it) and returns the build ids of the jobs, with how
+/// many times each was enqueued.
+async fn drain_jobs(world: &World, queue: &str) -> BTreeMap<String, usize> {
+    let bus = world.bus().await;
+    let channel = bus.channel().await.expect("a channel");
+    let mut ids = BTreeMap::new();
+    while let Some(message) = bus.get_one(&channel, queue).await.expect("basic.get") {
+        let job: BuildJob = osbs_common::bus::decode(&message.delivery, names::TYPE_BUILD_JOB)
+            .expect("a BuildJob on osbs.jobs");
+        *ids.entry(job.build_id).or_insert(0) += 1;
+        message.delivery.ack(Default::default()).await.expect("ack");
+    }
+    ids
+}
+
+/// 500 pushes wait while the dispatcher is down; it starts, is killed with `kill -9` with
+/// events in hand (prefetch 64), starts again: one record and one job per event, no event
+/// left in the queue or dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatcher_killed_with_500_events_waiting_accounts_for_each_once() {
+    const EVENTS: usize = 500;
+    let started = Instant::now();
+    let world = World::new(Options::default()).await;
+    let bus = world.bus().await;
+    let name = format!("burst-{}", world.tag);
+    let repo = world.repo(&name, "main", &world.dockerfile(&name, "true"));
+    many_branches(&repo, EVENTS);
+    let mut refspecs = vec!["main".to_owned()];
+    refspecs.extend((1..=EVENTS).map(|n| format!("f{n}")));
+    let pushed = repo.push(&refspecs.iter().map(String::as_str).collect::<Vec<_>>());
+    // `main` is in every branch: one announcement per branch, none for main itself.
+    let announced = String::from_utf8_lossy(&pushed.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&pushed.stderr).lines())
+        .filter(|line| line.contains(&format!("announced {name}")))
+        .count();
+    assert_eq!(
+        announced, EVENTS,
+        "the hook announced one commit per branch"
+    );
+    let waiting = bus
+        .queue_depth(names::QUEUE_EVENTS)
+        .await
+        .expect("osbs.events");
+    assert_eq!(waiting.messages as usize, EVENTS, "every event waits");
+    let pushed_at = started.elapsed();
+
+    let doomed = world.spawn(Kind::Dispatcher).await;
+    let bus_ref = &bus;
+    let jobs_at_kill = wait_for(
+        Duration::from_secs(120),
+        "the dispatcher to enqueue 100 jobs",
+        || async move {
+            let jobs = bus_ref.queue_depth(names::QUEUE_JOBS).await.ok()?.messages;
+            (jobs >= 100).then_some(jobs)
+        },
+    )
+    .await;
+    doomed.kill9().await;
+    let left = bus
+        .queue_depth(names::QUEUE_EVENTS)
+        .await
+        .expect("osbs.events")
+        .messages;
+    assert!(
+        (jobs_at_kill as usize) < EVENTS && left > 0,
+        "the dispatcher was not killed mid-way: {jobs_at_kill} jobs, {left} events left"
+    );
+
+    let _dispatcher = world.spawn(Kind::Dispatcher).await;
+    // Settled: nothing ready and nothing unacked (the dead dispatcher's deliveries came back).
+    osbs_ops_tests::wait_settled(None, &world.env.vhost, &[names::QUEUE_EVENTS]).await;
+    let records = world.builds().await;
+    let records: Vec<_> = records.iter().filter(|r| r.job.repo == name).collect();
+    let branches: BTreeSet<&str> = records.iter().map(|r| r.job.branch.as_str()).collect();
+    assert_eq!(
+        (records.len(), branches.len()),
+        (EVENTS, EVENTS),
+        "one record per event and branch\n{}",
+        world.logs()
+    );
+    for record in &records {
+        assert_eq!(record.state, BuildState::Queued, "{}", record.id);
+        assert_eq!(record.field(field::ENQUEUED), "1", "{}", record.id);
+    }
+    let jobs = drain_jobs(&world, names::QUEUE_JOBS).await;
+    let twice: Vec<_> = jobs.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "jobs enqueued twice: {twice:?}");
+    let recorded: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let queued: BTreeSet<&str> = jobs.keys().map(String::as_str).collect();
+    assert_eq!(queued, recorded, "one job per record, no other");
+    for dead in ["osbs.events.dead", "osbs.jobs.dead"] {
+        let depth = bus.queue_depth(dead).await.expect("dead letters").messages;
+        assert_eq!(depth, 0, "nothing dead-lettered in {dead}");
+    }
+    eprintln!(
+        "dispatcher kill -9: {EVENTS} events pushed in {pushed_at:?}, killed at {jobs_at_kill} jobs with {left} events left, all accounted for after {:?}",
+        started.elapsed()
+    );
+}
