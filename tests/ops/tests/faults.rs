@@ -137,3 +137,176 @@ async fn a_dispatcher_killed_with_500_events_waiting_accounts_for_each_once() {
         started.elapsed()
     );
 }
+
+/// The id of the one build of repository `name`, once recorded.
+async fn build_of(world: &World, name: &str) -> String {
+    wait_for(
+        Duration::from_secs(60),
+        "the build recorded",
+        || async move {
+            world
+                .builds()
+                .await
+                .into_iter()
+                .find(|record| record.job.repo == name)
+                .map(|record| record.id)
+        },
+    )
+    .await
+}
+
+/// The bridge is killed with `kill -9` at the worst moment of an import: Koji carried out
+/// `CGImport` but its answer never reached the bridge (the connection cut), so Koji holds the
+/// build and OSBS does not know yet. A new bridge finds the build in Koji and records it:
+/// `imported`, one `CGImport`, one Koji build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_killed_mid_import_imports_once() {
+    let started = Instant::now();
+    let world = World::new(Options::default()).await;
+    let _dispatcher = world.spawn(Kind::Dispatcher).await;
+    let _worker = world.spawn(Kind::Worker).await;
+    let doomed = world.spawn(Kind::Bridge).await;
+    world.hub.lose_next_response("CGImport");
+    let name = format!("bridge-kill-{}", world.tag);
+    world
+        .repo(&name, "main", &world.dockerfile(&name, "echo x > /x.txt"))
+        .push(&["main"]);
+    let id = build_of(&world, &name).await;
+    let hub = &world.hub;
+    let name_ref = name.as_str();
+    wait_for(
+        Duration::from_secs(180),
+        "Koji to hold the build (CGImport carried out)",
+        || async move {
+            hub.builds()
+                .iter()
+                .any(|b| b.name == name_ref)
+                .then_some(())
+        },
+    )
+    .await;
+    doomed.kill9().await;
+    let before = world.record(&id).await.state;
+    assert_ne!(
+        before,
+        BuildState::Imported,
+        "the bridge was killed after it recorded the import: no mid-import moment"
+    );
+
+    let _bridge = world.spawn(Kind::Bridge).await;
+    let record = world
+        .wait_state(
+            &id,
+            &[BuildState::Imported, BuildState::ImportFailed],
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(
+        record.state,
+        BuildState::Imported,
+        "{}\n{}",
+        record.error(),
+        world.logs()
+    );
+    assert_eq!(world.hub.call_count("CGImport"), 1, "no second CGImport");
+    let koji: Vec<_> = world
+        .hub
+        .builds()
+        .into_iter()
+        .filter(|b| b.name == name)
+        .collect();
+    assert_eq!(koji.len(), 1, "one Koji build: {koji:?}");
+    assert_eq!(koji[0].nvr(), record.nvr());
+    assert_eq!(record.field("koji_build_id"), koji[0].id.to_string());
+    osbs_ops_tests::wait_settled(
+        None,
+        &world.env.vhost,
+        &["osbs.results", "osbs.results.dead", "osbs.jobs.dead"],
+    )
+    .await;
+    eprintln!(
+        "bridge kill -9 mid-import: imported once after {:?}",
+        started.elapsed()
+    );
+}
+
+/// The Koji hub double stops for 20 s right after the worker reserved the release
+/// (`CGInitBuild`), so that the build ends and its import starts while Koji is away: the
+/// build still ends `imported`, with no operator action, as one Koji build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_koji_hub_away_for_20_s_mid_import_is_ridden_out() {
+    const OUTAGE: Duration = Duration::from_secs(20);
+    let started = Instant::now();
+    let mut world = World::new(Options::default()).await;
+    let _dispatcher = world.spawn(Kind::Dispatcher).await;
+    let _worker = world.spawn(Kind::Worker).await;
+    let _bridge = world.spawn(Kind::Bridge).await;
+    let name = format!("koji-away-{}", world.tag);
+    world
+        .repo(
+            &name,
+            "main",
+            &world.dockerfile(&name, "sleep 3 && echo x > /x.txt"),
+        )
+        .push(&["main"]);
+    let id = build_of(&world, &name).await;
+    let hub = &world.hub;
+    wait_for(
+        Duration::from_secs(120),
+        "the worker to reserve the release (CGInitBuild)",
+        || async move { (hub.call_count("CGInitBuild") >= 1).then_some(()) },
+    )
+    .await;
+    world.hub.stop().await;
+    let stopped_at = Instant::now();
+    // The outage itself is the fault under test: a fixed 20 s, during which the build ends.
+    tokio::time::sleep(OUTAGE).await;
+    let during = world.record(&id).await.state;
+    world
+        .hub
+        .start()
+        .await
+        .expect("the hub double starts again");
+    let record = world
+        .wait_state(
+            &id,
+            &[
+                BuildState::Imported,
+                BuildState::ImportFailed,
+                BuildState::Failed,
+            ],
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(
+        record.state,
+        BuildState::Imported,
+        "state during the outage: {during:?}; {}\n{}",
+        record.error(),
+        world.logs()
+    );
+    let koji: Vec<_> = world
+        .hub
+        .builds()
+        .into_iter()
+        .filter(|b| b.name == name && b.state == 1)
+        .collect();
+    assert_eq!(koji.len(), 1, "one COMPLETE Koji build: {koji:?}");
+    assert_eq!(koji[0].nvr(), record.nvr());
+    osbs_ops_tests::wait_settled(
+        None,
+        &world.env.vhost,
+        &[
+            "osbs.jobs",
+            "osbs.results",
+            "osbs.jobs.dead",
+            "osbs.results.dead",
+        ],
+    )
+    .await;
+    eprintln!(
+        "Koji away {OUTAGE:?}: state during the outage {during:?}, imported {:?} after the hub came back, {:?} in all",
+        stopped_at.elapsed().saturating_sub(OUTAGE),
+        started.elapsed()
+    );
+}
