@@ -267,6 +267,12 @@ async fn a_koji_hub_away_for_20_s_mid_import_is_ridden_out() {
         .start()
         .await
         .expect("the hub double starts again");
+    // Complete: the worker finished and the bridge's import met the outage (the part tested).
+    assert_eq!(
+        during,
+        BuildState::Complete,
+        "the build had not finished within the 20 s outage: its import was not exercised"
+    );
     let record = world
         .wait_state(
             &id,
