@@ -58,6 +58,8 @@ async fn drain_jobs(world: &World, queue: &str) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispatcher_killed_with_500_events_waiting_accounts_for_each_once() {
     const EVENTS: usize = 500;
+    /// `[dispatcher] prefetch`'s default: the events a dispatcher holds unacked at once.
+    const PREFETCH: usize = 64;
     let started = Instant::now();
     let world = World::new(Options::default()).await;
     let bus = world.bus().await;
@@ -123,18 +125,27 @@ async fn a_dispatcher_killed_with_500_events_waiting_accounts_for_each_once() {
         assert_eq!(record.field(field::ENQUEUED), "1", "{}", record.id);
     }
     let jobs = drain_jobs(&world, names::QUEUE_JOBS).await;
-    let twice: Vec<_> = jobs.iter().filter(|(_, count)| **count > 1).collect();
-    assert!(twice.is_empty(), "jobs enqueued twice: {twice:?}");
     let recorded: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let queued: BTreeSet<&str> = jobs.keys().map(String::as_str).collect();
-    assert_eq!(queued, recorded, "one job per record, no other");
+    assert_eq!(queued, recorded, "a job for every record, and no other");
+    // A kill between the job's publish confirm and the record's `enqueued` mark makes the
+    // redelivered event publish the job again (at least once, as the dispatcher's module
+    // documentation says; the worker's first look skips a job whose record is not queued, and
+    // its ownership of the build lets one copy run). Only events in the dead dispatcher's hands can
+    // do that, each once: at most `prefetch` (64) copies, none of a job published after.
+    let copies: Vec<_> = jobs.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(
+        copies.len() <= PREFETCH && copies.iter().all(|(_, count)| **count == 2),
+        "more copies of jobs than events in the killed dispatcher's hands: {copies:?}"
+    );
     for dead in ["osbs.events.dead", "osbs.jobs.dead"] {
         let depth = bus.queue_depth(dead).await.expect("dead letters").messages;
         assert_eq!(depth, 0, "nothing dead-lettered in {dead}");
     }
     eprintln!(
-        "dispatcher kill -9: {EVENTS} events pushed in {pushed_at:?}, killed at {jobs_at_kill} jobs with {left} events left, all accounted for after {:?}",
-        started.elapsed()
+        "dispatcher kill -9: {EVENTS} events pushed in {pushed_at:?}, killed at {jobs_at_kill} jobs with {left} events left, all accounted for after {:?}, {} jobs published twice",
+        started.elapsed(),
+        copies.len()
     );
 }
 
