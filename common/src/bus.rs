@@ -13,9 +13,9 @@
 //! - the connection recovers by itself (lapin's auto-recover with a backon policy); a publish
 //!   that fails during recovery waits for it and is retried.
 
+use crate::announcement::Announcement;
 use crate::config::{AmqpConfig, QueueType};
 use crate::retry::RetryState;
-use crate::state::Announcement;
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use lapin::options::{

@@ -16,6 +16,7 @@
 //! - [`retry`]: when a transient failure (registry, Koji hub, engine) is retried through a
 //!   retry queue, and after how long (pure).
 
+pub mod announcement;
 pub mod bus;
 pub mod config;
 pub mod http;

@@ -22,7 +22,7 @@ pub mod koji;
 pub mod listing;
 mod lock;
 pub mod log;
-mod record;
+pub(crate) mod record;
 pub mod worker;
 
 pub use dispatch::{RequestOutcome, Tip};
@@ -33,8 +33,8 @@ pub use log::LogEntry;
 pub use record::{BuildRecord, HistoryEntry, field, output_fields};
 pub use worker::KeptReservation;
 
+use crate::announcement::{Announcement, StateChange};
 use crate::config::RedisConfig;
-use crate::state::{Announcement, StateChange};
 use backon::{ExponentialBuilder, Retryable};
 use osbs_proto::Message;
 use osbs_proto::v1::{BuildJob, BuildState};

@@ -225,7 +225,7 @@ fn get_metadata(
 pub fn joinpath(segments: &[&str]) -> Result<String, Fault> {
     let mut joined = String::new();
     for raw in segments {
-        let normal = crate::methods::normpath(raw);
+        let normal = normpath(raw);
         if raw.starts_with('/') || normal == ".." || normal.starts_with("../") {
             return Err(Fault::python(
                 "ValueError",
@@ -709,4 +709,23 @@ pub fn archive_type(state: &HubState, filename: &str) -> Result<String, Fault> {
         }
     }
     Err(Fault::generic(format!("unsupported file extension: {ext}")))
+}
+
+/// `os.path.normpath` of a relative path (a leading `/` is dropped: callers refuse it).
+pub(crate) fn normpath(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|last| *last != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
 }

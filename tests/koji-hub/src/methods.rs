@@ -1,7 +1,9 @@
 //! The hub's XML-RPC methods and its session rules: what `kojihub.RootExports` and
 //! `koji.auth.Session` do for the calls a content generator makes, against [`HubState`].
 
-use crate::cg_import::{ImportPlan, OutputKind, UploadArea, int_value, join, key, plan_import};
+use crate::cg_import::{
+    ImportPlan, OutputKind, UploadArea, int_value, join, key, normpath, plan_import,
+};
 use crate::config::HubConfig;
 use crate::digest::Verifier;
 use crate::fault::{Fault, code, py_dict_repr, py_str};
@@ -1113,25 +1115,6 @@ fn decode_int(value: &Json) -> Option<i64> {
         Json::Number(number) => number.as_i64(),
         Json::String(text) => text.parse().ok(),
         _ => None,
-    }
-}
-
-/// `os.path.normpath` of a relative path (a leading `/` is dropped: callers refuse it).
-pub(crate) fn normpath(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." if parts.last().is_some_and(|last| *last != "..") => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    if parts.is_empty() {
-        ".".into()
-    } else {
-        parts.join("/")
     }
 }
 
