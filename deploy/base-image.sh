@@ -64,7 +64,10 @@ make_image() {
   local dir=$work diff_id version
   rootfs >"$dir/layer.tar"
   diff_id=sha256:$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
-  version=$("$busybox" --help 2>&1 | head -n1 | sed -e 's/^BusyBox //' -e 's/ multi-call binary.*//' -e 's/["\\]//g')
+  # Read whole, then cut: `busybox --help | head -n1` under pipefail fails (and ends the
+  # script silently under set -e) whenever head closes the pipe before busybox is done.
+  version=$("$busybox" --help 2>&1 || true)
+  version=$(printf '%s\n' "$version" | sed -n -e '1{s/^BusyBox //' -e 's/ multi-call binary.*//' -e 's/["\\]//g' -e 'p;}')
   # Fixed bytes: no creation time, keys in a fixed order. No label: every image built on
   # the base would inherit it.
   printf '{"architecture":"%s","config":{"Cmd":["/bin/sh"]},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"deploy/base-image.sh: busybox-static %s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' \

@@ -291,7 +291,10 @@ fn restore_user(user: &UserSetting, escape: char) -> String {
 
 /// `value` bare when it is plain, else double-quoted.
 fn quote_word(value: &str, escape: char) -> String {
+    // A word starting with `--` at the head of an instruction is read as a builder flag
+    // (`LABEL --x=1` fails with a missing argument), so a leading `-` is quoted too.
     let plain = !value.is_empty()
+        && !value.starts_with('-')
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c));

@@ -333,3 +333,19 @@ fn rewrite_errors() {
         "no pinned reference for the parent image `r.io/other:2` (FROM on line 2); pin every parent image before rewriting"
     );
 }
+
+#[test]
+fn a_label_name_starting_with_a_dash_is_quoted_not_read_as_a_flag() {
+    let input = "FROM scratch\n";
+    for (name, written) in [("--", "\"--\""), ("-a", "\"-a\""), ("a-", "a-")] {
+        let plan = plan(&[], &[], None, &[(name, "")]);
+        let expect = format!("FROM scratch\nLABEL {written}=\"\"\n");
+        check(input, &plan, &expect);
+        let reparsed = Dockerfile::parse(&expect).expect("the rewrite parses");
+        assert_eq!(
+            reparsed.final_stage_labels().get(name).map(String::as_str),
+            Some(""),
+            "{name}"
+        );
+    }
+}
