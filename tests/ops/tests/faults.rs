@@ -215,10 +215,16 @@ async fn a_koji_hub_stopped_for_20_seconds_at_import_time_is_ridden_out() {
         )
         .push(&["main"]);
     let id = build_of(&world, &name).await;
-    // The release is reserved on the hub before pushing; the import comes after.
-    world
-        .wait_state(&id, &[BuildState::Pushing], BUILD_LIMIT)
-        .await;
+    // The release is reserved on the hub (CGInitBuild) before the build step, whose `sleep`
+    // keeps the import seconds away: stopping the hub then cannot come too late. (Waiting for
+    // `pushing` could: a small image is pushed faster than the record is polled.)
+    let hub = &world.hub;
+    wait_for(
+        BUILD_LIMIT,
+        "the worker to reserve the release (CGInitBuild)",
+        || async move { (hub.call_count("CGInitBuild") >= 1).then_some(()) },
+    )
+    .await;
     world.hub.stop().await;
     let stopped = tokio::time::Instant::now();
     world
