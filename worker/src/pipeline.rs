@@ -326,7 +326,10 @@ impl Attempt<'_> {
         if self.worker.koji.is_some() || self.kind() == BuildKind::Scratch {
             return Ok(());
         }
-        keys::record_release(&self.worker.store, &nvr.component, &nvr.version, release).await?;
+        self.worker
+            .store
+            .record_release(&nvr.component, &nvr.version, release)
+            .await?;
         Ok(())
     }
 
@@ -662,8 +665,11 @@ impl Attempt<'_> {
     /// name-version pushed before (from any repository) is refused now, as the hub's
     /// `CGInitBuild` would refuse it, rather than at import.
     async fn check_not_pushed(&self, nvr: &ComponentNvr, fixed: &str) -> Result<(), WorkerError> {
-        let recorded =
-            keys::recorded_releases(&self.worker.store, &nvr.component, &nvr.version).await?;
+        let recorded = self
+            .worker
+            .store
+            .recorded_releases(&nvr.component, &nvr.version)
+            .await?;
         if release::already_pushed(fixed, &recorded) {
             return Err(packager(format!(
                 "{}-{}-{fixed} was pushed by an earlier build (of this or another repository with the same component and version); change the release label",
@@ -708,8 +714,10 @@ impl Attempt<'_> {
                     .strip_prefix(&format!("{registry}/"))
                     .unwrap_or(repository);
                 let tags = worker.registries.tags(registry, path).await?;
-                let recorded =
-                    keys::recorded_releases(&worker.store, &nvr.component, &nvr.version).await?;
+                let recorded = worker
+                    .store
+                    .recorded_releases(&nvr.component, &nvr.version)
+                    .await?;
                 Ok(release::next_without_hub(
                     &nvr.component,
                     &nvr.version,

@@ -62,25 +62,6 @@ pub async fn free_release(
     store.free_release(name, version, release).await
 }
 
-/// Without a hub: records that `release` of `name-version` was pushed (whatever repository).
-pub async fn record_release(
-    store: &Store,
-    name: &str,
-    version: &str,
-    release: &str,
-) -> Result<(), StoreError> {
-    store.record_release(name, version, release).await
-}
-
-/// Without a hub: the releases of `name-version` pushed so far, by any build.
-pub async fn recorded_releases(
-    store: &Store,
-    name: &str,
-    version: &str,
-) -> Result<Vec<String>, StoreError> {
-    store.recorded_releases(name, version).await
-}
-
 /// Releases of `name-version` held by builds in flight.
 pub async fn held_releases(
     store: &Store,
