@@ -248,6 +248,7 @@ impl Routing {
             dest_tag: overrides
                 .dest_tag
                 .unwrap_or_else(|| defaults.dest_tag.clone()),
+            arches: Vec::new(),
         }
     }
 

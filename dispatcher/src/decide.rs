@@ -504,6 +504,7 @@ fn decide_push(
         requested_at_ms: now_ms,
         event_id: event_id.to_owned(),
         attempt: 1,
+        ..BuildJob::default()
     };
     Decision::Enqueue(Box::new(Plan {
         priority: priority(Trigger::Push),
@@ -658,6 +659,7 @@ fn decide_request(
         requested_at_ms: now_ms,
         event_id: event_id.to_owned(),
         attempt: 1,
+        ..BuildJob::default()
     };
     Decision::Enqueue(Box::new(Plan {
         priority: priority(Trigger::Request),

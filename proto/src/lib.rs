@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`arch`]: architecture names, Koji's and the engine's.
 //! - [`v1`]: generated prost types (`BuildJob`, `BuildResult`, ...).
 //! - [`state`]: names, parsing and the allowed transitions of [`v1::BuildState`].
 //! - [`names`]: exchanges, queues, routing keys and AMQP `type` values.
@@ -16,6 +17,7 @@
 //!
 //! This crate does no I/O and depends on no runtime: it is data and pure functions only.
 
+pub mod arch;
 pub mod events;
 pub mod external;
 pub mod names;

@@ -159,6 +159,7 @@ pub fn build_result(
             .collect(),
         worker_os: buildroot.os.clone(),
         worker_arch: buildroot.arch.clone(),
+        arches: Vec::new(),
     }
 }
 
