@@ -306,6 +306,12 @@ async fn symlinks_inside_the_checkout_still_build() {
         file("ctx/link.txt").is_some(),
         "the symlink itself is in the context"
     );
+    // ...and left out what it excludes, as the Docker CLI would.
+    assert_eq!(
+        file("ctx/ignored.txt"),
+        None,
+        "the .dockerignore was not applied"
+    );
     worker.stop().await;
 }
 

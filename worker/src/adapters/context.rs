@@ -11,7 +11,7 @@
 //! in the repository works as it always did.
 
 use crate::checkout::{Checkout, kind_name, open_beneath};
-use crate::context;
+use crate::context::{self, DockerIgnore};
 use rustix::fs::{AtFlags, FileType, OFlags, ResolveFlags, Stat};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -22,12 +22,17 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Writes the context tar of `checkout` to `output`; `extra` files (name at the top of the
-/// context → content) replace files of the same name.
+/// context → content) replace files of the same name. What the `.dockerignore` among them
+/// excludes is left out of the checkout's part (the added files are always sent).
 pub fn write_context(
     checkout: &Checkout,
     extra: &BTreeMap<String, Vec<u8>>,
     output: &Path,
 ) -> std::io::Result<()> {
+    let ignore = match extra.get(".dockerignore") {
+        Some(text) => DockerIgnore::parse(text).map_err(std::io::Error::other)?,
+        None => DockerIgnore::default(),
+    };
     let mut builder = tar::Builder::new(BufWriter::new(File::create(output)?));
     // Directories still to archive, relative to the top; reopened from the top when their
     // turn comes, so that no more than two handles are open however wide the tree is.
@@ -50,13 +55,20 @@ pub fn write_context(
             if context::leaves_out(relative.as_os_str().is_empty(), &name, extra) {
                 continue;
             }
+            let ignored = ignore.excludes(path.as_os_str().as_bytes());
             let stat = rustix::fs::statat(&dir, name.as_slice(), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|errno| refused(&path, errno))?;
             match FileType::from_raw_mode(stat.st_mode) {
+                // An excluded directory is still walked when an exception may let a name
+                // below it back in; the engine makes the missing parents.
+                FileType::Directory if ignored && !ignore.has_exceptions() => {}
                 FileType::Directory => {
-                    append_entry(&mut builder, &stat, tar::EntryType::Directory, &path)?;
+                    if !ignored {
+                        append_entry(&mut builder, &stat, tar::EntryType::Directory, &path)?;
+                    }
                     subdirectories.push(path);
                 }
+                _ if ignored => {}
                 FileType::RegularFile => append_file(&mut builder, &dir, &name, &path)?,
                 FileType::Symlink => {
                     let target = rustix::fs::readlinkat(&dir, name.as_slice(), Vec::new())
@@ -225,6 +237,42 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(found.keys().filter(|p| *p == "Dockerfile").count(), 1);
+    }
+
+    #[test]
+    fn dockerignore_leaves_out_what_it_excludes() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("src");
+        std::fs::create_dir_all(top.join("secrets/keep")).unwrap();
+        std::fs::create_dir_all(top.join("logs")).unwrap();
+        std::fs::write(top.join("secrets/key"), "k").unwrap();
+        std::fs::write(top.join("secrets/keep/ok"), "ok").unwrap();
+        std::fs::write(top.join("logs/a.log"), "l").unwrap();
+        std::fs::write(top.join("app.py"), "p").unwrap();
+        std::fs::write(top.join("debug.log"), "d").unwrap();
+        let ignore = "secrets\n!secrets/keep\n*.log\nlogs\nDockerfile\n";
+        let extra = BTreeMap::from([
+            ("Dockerfile".to_owned(), b"FROM x\n".to_vec()),
+            (".dockerignore".to_owned(), ignore.as_bytes().to_vec()),
+        ]);
+        let output = dir.path().join("context.tar");
+        write_context(&Checkout::open(&top).unwrap(), &extra, &output).unwrap();
+        let found = entries(&output);
+        let names: Vec<&str> = found.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app.py",
+                "secrets/keep",
+                "secrets/keep/ok"
+            ],
+            "{found:?}"
+        );
+        let bad = BTreeMap::from([(".dockerignore".to_owned(), b"[z-a]".to_vec())]);
+        let error = write_context(&Checkout::open(&top).unwrap(), &bad, &output).unwrap_err();
+        assert!(error.to_string().starts_with(".dockerignore: "), "{error}");
     }
 
     #[test]
