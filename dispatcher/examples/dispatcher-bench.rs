@@ -11,11 +11,17 @@
 //! Method, for each prefetch:
 //! 1. ceiling: EVENTS persistent messages wait in a queue; a minimal lapin loop consumes them
 //!    with that prefetch and, for each delivery concurrently, publishes it persistent to a
-//!    second queue, waits for the confirm, then acks — the least work any dispatcher must do;
+//!    second queue (declared like `osbs.jobs`) and a state event of the real size to
+//!    `amq.topic` (as the dispatcher announces `queued`), waits for both confirms, then
+//!    acks — the broker work the contract asks for per event, and nothing else;
 //! 2. dispatcher: EVENTS `git.receive` pushes (one per repository, fedora-messaging headers)
 //!    wait in `osbs.events`; the dispatcher starts as a separate process (this program with
 //!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
-//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 250 ms meanwhile.
+//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile;
+//! 3. latency: with nothing waiting, pushes are published at a steady 100 per second for
+//!    `OSBS_BENCH_LATENCY_SECS` (default 20) seconds, and each one's latency runs from its
+//!    publish to its job's delivery to a consumer of `osbs.jobs` (the job is delivered only
+//!    once the broker has taken it, i.e. after its confirm): p50, p99, max.
 
 use futures::StreamExt;
 use lapin::options::{
@@ -93,6 +99,24 @@ async fn bench(events: usize, prefetches: &[u16]) {
             rss.len()
         );
     }
+    let seconds: u64 = std::env::var("OSBS_BENCH_LATENCY_SECS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(20);
+    let latencies = latency(&TestEnv::new(), 100, seconds).await;
+    println!(
+        "latency at 100 events/s for {seconds} s ({} events), publish → job delivered: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        percentile(&latencies, 100.0),
+    );
+}
+
+/// The `p`th percentile of `values` (sorted), in milliseconds.
+fn percentile(values: &[Duration], p: f64) -> f64 {
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1].as_secs_f64() * 1000.0
 }
 
 fn cores() -> usize {
@@ -165,6 +189,9 @@ async fn fill(bus: &Bus, count: usize, exchange: &str, routing_key: &str) {
         .await;
 }
 
+/// A `queued` state event as the dispatcher announces it (fedora-messaging JSON, its size).
+const STATE_EVENT: &str = r#"{"build_id":"5f0c3a3e9d1b4c7a8e2f6a1b3c5d7e9f","repo":"bench-1","namespace":"container","branch":"f41","commit":"0000000000000000000000000000000000000001","target":"f41-container-candidate","old_state":null,"new_state":"queued","at":"2026-12-07T04:00:00.000Z","owner":"jdoe","reason":"","component":null,"url":"https://src.fedoraproject.org/container/bench-1.git#0000000000000000000000000000000000000001","scratch":false,"trigger":"push"}"#;
+
 /// The minimal consume → publish-with-confirm → ack loop; (messages per second, CPU spent).
 async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
     let connection = Connection::connect(env.amqp.url.expose(), ConnectionProperties::default())
@@ -213,6 +240,7 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
         )
         .await
         .expect("consume");
+    let state_key = names::external_state_routing_key(&env.amqp.topic_prefix);
     let before = Cpu::now(None);
     let started = Instant::now();
     let mut running = tokio::task::JoinSet::new();
@@ -222,19 +250,27 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
             Some(delivery) = consumer.next() => {
                 let delivery = delivery.expect("delivery");
                 let publisher = publisher.clone();
+                let state_key = state_key.clone();
                 running.spawn(async move {
-                    publisher
-                        .basic_publish(
-                            "".into(),
-                            "bench.out".into(),
-                            BasicPublishOptions { mandatory: true, ..Default::default() },
-                            &delivery.data,
-                            BasicProperties::default().with_delivery_mode(2).with_priority(0),
-                        )
-                        .await
-                        .expect("publish")
-                        .await
-                        .expect("confirm");
+                    let job = publisher.basic_publish(
+                        "".into(),
+                        "bench.out".into(),
+                        BasicPublishOptions { mandatory: true, ..Default::default() },
+                        &delivery.data,
+                        BasicProperties::default().with_delivery_mode(2).with_priority(0),
+                    );
+                    let event = publisher.basic_publish(
+                        names::EXCHANGE_TOPIC.into(),
+                        state_key.as_str().into(),
+                        BasicPublishOptions::default(),
+                        STATE_EVENT.as_bytes(),
+                        BasicProperties::default().with_delivery_mode(2),
+                    );
+                    let (job, event) = futures::join!(job, event);
+                    let (job, event) = (job.expect("publish"), event.expect("publish"));
+                    let (job, event) = futures::join!(job, event);
+                    job.expect("confirm");
+                    event.expect("confirm");
                     delivery.ack(BasicAckOptions::default()).await.expect("ack");
                 });
             }
@@ -273,27 +309,7 @@ async fn dispatcher(
         "the backlog waits in osbs.events"
     );
 
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let config = dir.path().join("osbs.toml");
-    std::fs::write(
-        &config,
-        // The pushes name commits of no repository: the dispatcher trusts them (its bus and
-        // Redis path is measured here; the dist-git check costs one `git ls-remote` per push,
-        // docs/BENCHMARKS.md).
-        format!(
-            "[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\nresolve_push_tip = false\n"
-        ),
-    )
-    .expect("config file");
-    let mut child = tokio::process::Command::new(std::env::current_exe().expect("own path"))
-        .arg("--serve")
-        .arg(&config)
-        .envs(env.env_vars())
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the dispatcher");
-    let pid = child.id().expect("pid");
+    let (mut child, pid, _dir) = spawn_dispatcher(env, prefetch);
     let before = Cpu::now(Some(pid));
     let started = Instant::now();
     let mut rss = Vec::new();
@@ -336,6 +352,112 @@ async fn dispatcher(
     bus.close().await;
     // The clock includes the process start (connect, topology): a fraction of a second.
     (events as f64 / elapsed.as_secs_f64(), rss, cpu)
+}
+
+/// The dispatcher as its own process (this program with `--serve`) on `env`; (process, pid,
+/// the directory of its configuration, kept while it runs).
+fn spawn_dispatcher(
+    env: &TestEnv,
+    prefetch: u16,
+) -> (tokio::process::Child, u32, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = dir.path().join("osbs.toml");
+    std::fs::write(
+        &config,
+        // The pushes name commits of no repository: the dispatcher trusts them (its bus and
+        // Redis path is measured here; the dist-git check costs one `git ls-remote` per push,
+        // docs/BENCHMARKS.md).
+        format!(
+            "[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\nresolve_push_tip = false\n"
+        ),
+    )
+    .expect("config file");
+    let child = tokio::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg("--serve")
+        .arg(&config)
+        .envs(env.env_vars())
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the dispatcher");
+    let pid = child.id().expect("pid");
+    (child, pid, dir)
+}
+
+/// Pushes published at `rate` per second for `seconds` to a running dispatcher with nothing
+/// waiting; each one's time from its publish to its job's delivery on `osbs.jobs`, sorted.
+async fn latency(env: &TestEnv, rate: u64, seconds: u64) -> Vec<Duration> {
+    let bus = std::sync::Arc::new(Bus::connect(&env.amqp, "bench").await.expect("bus"));
+    bus.declare_topology().await.expect("topology");
+    let (mut child, _pid, _dir) = spawn_dispatcher(env, 64);
+    let channel = bus.channel().await.expect("channel");
+    // The clock starts only once the dispatcher consumes: no event waits for its start.
+    while bus
+        .queue_depth(names::QUEUE_EVENTS)
+        .await
+        .expect("depth")
+        .consumers
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut jobs = channel
+        .basic_consume(
+            names::QUEUE_JOBS.into(),
+            "latency".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let count = (rate * seconds) as usize;
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(vec![None; count]));
+    let routing_key = format!("{}.{}", env.amqp.topic_prefix, names::TOPIC_GIT_RECEIVE);
+    let publisher = {
+        let (bus, sent) = (bus.clone(), sent.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+            for index in 0..count {
+                tick.tick().await;
+                sent.lock().expect("lock")[index] = Some(Instant::now());
+                let body = push_body(index);
+                bus.publish(Outgoing {
+                    exchange: names::EXCHANGE_TOPIC,
+                    routing_key: &routing_key,
+                    body: &body,
+                    properties: push_properties(index),
+                    mandatory: true,
+                })
+                .await
+                .expect("publish");
+            }
+        })
+    };
+    let mut latencies = Vec::with_capacity(count);
+    while latencies.len() < count {
+        let delivery = tokio::time::timeout(Duration::from_secs(30), jobs.next())
+            .await
+            .expect("a job within 30 s")
+            .expect("consumer")
+            .expect("delivery");
+        let arrived = Instant::now();
+        let job = <osbs_proto::BuildJob as osbs_proto::Message>::decode(delivery.data.as_slice())
+            .expect("a BuildJob");
+        let index: usize = job.repo["bench-".len()..].parse().expect("bench repo");
+        let sent_at = sent.lock().expect("lock")[index].expect("published");
+        latencies.push(arrived - sent_at);
+    }
+    publisher.await.expect("publisher");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    if let Ok(bus) = std::sync::Arc::try_unwrap(bus) {
+        bus.close().await;
+    }
+    latencies.sort();
+    latencies
 }
 
 /// CPU time (clock ticks) of the broker, Redis, this program and the dispatcher process, to
