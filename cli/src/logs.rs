@@ -165,6 +165,23 @@ pub fn logs_to_follow(only: Option<&str>, listed: &[String]) -> Vec<Option<Strin
     }
 }
 
+/// Why `--arch only` cannot be followed on a build that lists `listed` (and is over, when
+/// `over`): an arch the build does not have. A running build may not list its arches yet.
+/// Pure.
+pub fn unknown_arch(only: &str, listed: &[String], over: bool) -> Option<String> {
+    if listed.iter().any(|arch| arch == only) || (listed.is_empty() && !over) {
+        return None;
+    }
+    Some(if listed.is_empty() {
+        format!("the build has no arch logs (it was built for one arch): drop --arch {only}")
+    } else {
+        format!(
+            "the build has no {only} log: its arches are {}",
+            listed.join(", ")
+        )
+    })
+}
+
 /// A line as shown among several logs: an arch job's with `<arch>: ` in front, the build's
 /// own as it is. Pure.
 pub fn prefixed(arch: Option<&str>, line: &str) -> String {
@@ -355,6 +372,17 @@ mod tests {
             vec![Some("aarch64".into())]
         );
         assert_eq!(logs_to_follow(None, &[]), vec![None]);
+        assert_eq!(unknown_arch("aarch64", &listed, true), None);
+        assert_eq!(unknown_arch("aarch64", &[], false), None, "not listed yet");
+        assert_eq!(
+            unknown_arch("s390x", &listed, false).as_deref(),
+            Some("the build has no s390x log: its arches are x86_64, aarch64")
+        );
+        assert!(
+            unknown_arch("s390x", &[], true)
+                .unwrap()
+                .contains("built for one arch")
+        );
         assert_eq!(prefixed(Some("s390x"), "Step 1/2"), "s390x: Step 1/2");
         assert_eq!(prefixed(None, "Step 1/2"), "Step 1/2");
 

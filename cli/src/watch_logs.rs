@@ -4,7 +4,7 @@
 //! shown as `<arch>: <line>`; `--arch A` follows A's alone.
 
 use crate::context::{Context, build_outcome, print_stdout};
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::logs::{self, LogSource};
 use osbs_common::Store;
 use osbs_common::store::BuildRecord;
@@ -56,6 +56,11 @@ pub async fn print_logs(
     arch: Option<&str>,
 ) -> Result<BuildRecord> {
     let record = store.require(id).await?;
+    if let Some(reason) = arch.and_then(|only| {
+        logs::unknown_arch(only, &logs::record_arches(&record), record.state.is_final())
+    }) {
+        return Err(CliError::Refused(format!("build {id}: {reason}")));
+    }
     // A finished single-arch build's kept log may be the file; a running build may still
     // become multi-arch (the orchestrator lists the arches once it decided them), so it is
     // followed as several logs from the start.
