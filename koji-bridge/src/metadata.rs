@@ -510,7 +510,9 @@ fn build_map(input: &MetadataInput, parts: &[ImagePart]) -> Json {
 }
 
 /// The buildroot `id` of one image: its worker host, this content generator, a `docker`
-/// container of its arch, its tools.
+/// container of its arch, its tools. An arch's buildroot is a host of that arch (DESIGN.md
+/// "Architectures"), whatever engine emulated it; a single-arch build's host is the
+/// worker's own.
 fn buildroot(input: &MetadataInput, id: usize, part: &ImagePart) -> Json {
     let tools: Vec<Json> = part
         .tools
@@ -519,6 +521,7 @@ fn buildroot(input: &MetadataInput, id: usize, part: &ImagePart) -> Json {
         .collect();
     let host_os = non_empty(&part.worker_os).unwrap_or("Linux");
     let host_arch = non_empty(&part.worker_arch)
+        .filter(|_| input.result.arches.is_empty())
         .map(koji_arch)
         .unwrap_or_else(|| part.arch.clone());
     json!({
@@ -1269,6 +1272,8 @@ mod multi_arch_tests {
 
     fn multi() -> BuildResult {
         let mut aarch64 = part("aarch64", "arm64", "a2");
+        // An emulated build: the buildroot still says aarch64.
+        aarch64.worker_arch = "x86_64".into();
         aarch64
             .logs
             .push(log("Dockerfile", "b-2/aarch64/Dockerfile"));
