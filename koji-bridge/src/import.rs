@@ -224,6 +224,15 @@ impl Importer {
                 self.config.image_compression_level,
             );
             archive.prepare().await?;
+            // An arch's digest must name that arch's image: another arch's would be
+            // imported under the wrong arch.
+            let found = archive.image_id().await?;
+            if !result.arches.is_empty() && found != image.image_id {
+                return Err(ImportError::Refused(format!(
+                    "the {} image {pullspec} is image {found}, not the image {} the result names for {}",
+                    part.arch, image.image_id, part.arch
+                )));
+            }
             archives.push((image_filename(&image.image_id, &part.arch), archive));
         }
         Ok(archives)

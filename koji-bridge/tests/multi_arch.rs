@@ -325,6 +325,33 @@ async fn a_multi_arch_build_is_one_koji_build_with_an_image_per_arch() {
     .await;
     assert_eq!(hub.builds().len(), 1);
     assert_eq!(hub.call_count("CGImport"), 1, "imported once");
+
+    // A part whose digest names another arch's image is refused, nothing imported.
+    let mut crossed = multi_result("b-multi-crossed", "3", &pushed, &artifacts).await;
+    let amd64_digest = pushed.arches[0].3.clone();
+    let arm = crossed.arches[1].image.as_mut().unwrap();
+    arm.digests[0].digest.clone_from(&amd64_digest);
+    arm.pullspecs = vec![format!("{}@{amd64_digest}", pushed.repository)];
+    record_complete(&store, &bus, &crossed).await;
+    publish(&bus, &crossed).await;
+    eventually("refused", WAIT, || async {
+        store.require("b-multi-crossed").await.unwrap().state == BuildState::ImportFailed
+    })
+    .await;
+    let error = store
+        .require("b-multi-crossed")
+        .await
+        .unwrap()
+        .error()
+        .to_owned();
+    assert!(
+        error.contains(&format!(
+            "the aarch64 image {}@{amd64_digest} is image {}",
+            pushed.repository, pushed.arches[0].2
+        )),
+        "{error}"
+    );
+    assert_eq!(hub.call_count("CGImport"), 1, "nothing more imported");
     bridge.stop().await;
 }
 
