@@ -1,11 +1,13 @@
 //! Following a build's log: the live Redis stream from its first line to its end entry, or —
 //! once the build is over and the stream was trimmed — the complete log file the worker
-//! keeps under `[storage] artifacts_dir`.
+//! keeps under `[storage] artifacts_dir`. A multi-arch build (DESIGN.md "Architectures")
+//! has its own log and one per arch job, followed together ([`follow_many`]).
 
 use crate::error::{CliError, Result};
 use crate::progress::Progress;
 use osbs_common::Store;
-use osbs_common::store::{BuildRecord, LogEntry, field};
+use osbs_common::store::{BuildRecord, LogCursor, LogEntry, field};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -139,6 +141,176 @@ pub async fn follow(
     }
 }
 
+/// The record field in which the worker's orchestrator lists a multi-arch build's arches,
+/// space-separated (the worker's name for it; empty for a single-arch build).
+pub const ARCHES_FIELD: &str = "arches";
+
+/// The arches `record` lists.
+pub fn record_arches(record: &BuildRecord) -> Vec<String> {
+    record
+        .field(ARCHES_FIELD)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The logs to follow: `only`'s alone (`--arch`), else the build's own and each of
+/// `listed`'s. Pure.
+pub fn logs_to_follow(only: Option<&str>, listed: &[String]) -> Vec<Option<String>> {
+    match only {
+        Some(arch) => vec![Some(arch.to_owned())],
+        None => std::iter::once(None)
+            .chain(listed.iter().cloned().map(Some))
+            .collect(),
+    }
+}
+
+/// Why `--arch only` cannot be followed on a build that lists `listed` (and is over, when
+/// `over`): an arch the build does not have. A running build may not list its arches yet.
+/// Pure.
+pub fn unknown_arch(only: &str, listed: &[String], over: bool) -> Option<String> {
+    if listed.iter().any(|arch| arch == only) || (listed.is_empty() && !over) {
+        return None;
+    }
+    Some(if listed.is_empty() {
+        format!("the build has no arch logs (it was built for one arch): drop --arch {only}")
+    } else {
+        format!(
+            "the build has no {only} log: its arches are {}",
+            listed.join(", ")
+        )
+    })
+}
+
+/// A line as shown among several logs: an arch job's with `<arch>: ` in front, the build's
+/// own as it is. Pure.
+pub fn prefixed(arch: Option<&str>, line: &str) -> String {
+    match arch {
+        Some(arch) => format!("{arch}: {line}"),
+        None => line.to_owned(),
+    }
+}
+
+/// A stream entry id (`<ms>-<seq>`) as numbers, for ordering entries of several streams.
+fn entry_order(entry: &LogEntry) -> (u64, u64) {
+    let (LogEntry::Line { id, .. } | LogEntry::End { id, .. }) = entry;
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// One read of several logs in the order their entries were written (Redis stamps every
+/// entry with its time). Pure.
+pub fn interleave(mut entries: Vec<(Option<String>, LogEntry)>) -> Vec<(Option<String>, LogEntry)> {
+    entries.sort_by_key(|(_, entry)| entry_order(entry));
+    entries
+}
+
+/// Where following several logs stands: a cursor per log, and the logs that ended.
+#[derive(Debug, Default)]
+struct Cursors {
+    cursors: Vec<LogCursor>,
+    ended: BTreeSet<Option<String>>,
+}
+
+impl Cursors {
+    /// Adds the logs not followed yet (the orchestrator lists the arches once it decided
+    /// them, maybe after following began).
+    fn follow(&mut self, logs: Vec<Option<String>>) {
+        for arch in logs {
+            if !self.cursors.iter().any(|cursor| cursor.arch == arch) {
+                self.cursors.push(LogCursor {
+                    arch,
+                    after: "0".to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Moves past `entry` of log `arch`; a line after an end (a replayed or taken-over job
+    /// goes on) reopens the log.
+    fn advance(&mut self, arch: &Option<String>, entry: &LogEntry) {
+        let (LogEntry::Line { id, .. } | LogEntry::End { id, .. }) = entry;
+        if let Some(cursor) = self.cursors.iter_mut().find(|cursor| &cursor.arch == arch) {
+            cursor.after.clone_from(id);
+        }
+        match entry {
+            LogEntry::Line { .. } => self.ended.remove(arch),
+            LogEntry::End { .. } => self.ended.insert(arch.clone()),
+        };
+    }
+
+    fn all_ended(&self) -> bool {
+        self.cursors
+            .iter()
+            .all(|cursor| self.ended.contains(&cursor.arch))
+    }
+}
+
+/// Follows several logs of build `id` together — `only`'s alone, or the build's own and
+/// every arch's the record lists — printing each line through `sink` with the arch of its
+/// log, in the order they were written, until the build is over (its record final and
+/// every log ended, or quiet for a grace), or fails after `timeout`.
+pub async fn follow_many(
+    store: &Store,
+    id: &str,
+    only: Option<&str>,
+    timeout: Duration,
+    progress: &Progress,
+    sink: &mut dyn FnMut(Option<&str>, &str),
+) -> Result<Followed> {
+    let deadline = Instant::now() + timeout;
+    let mut record = store.require(id).await?;
+    let mut cursors = Cursors::default();
+    cursors.follow(logs_to_follow(only, &record_arches(&record)));
+    let mut lines = 0u64;
+    let mut record_read_at = Instant::now();
+    let mut final_since: Option<Instant> = None;
+    progress.waiting(&record);
+    loop {
+        if Instant::now() >= deadline {
+            return Err(CliError::Timeout(format!(
+                "build {id} is still {} after {}s: it goes on; follow it with `osbs watch-logs {id}` (or raise [cli] build_timeout_secs)",
+                record.state,
+                timeout.as_secs()
+            )));
+        }
+        let entries = store
+            .read_logs(id, &cursors.cursors, 500, Some(READ_BLOCK))
+            .await?;
+        let quiet = entries.is_empty();
+        for (arch, entry) in interleave(entries) {
+            if let LogEntry::Line { text, .. } = &entry {
+                progress.suspend(|| sink(arch.as_deref(), text));
+                lines += 1;
+            }
+            cursors.advance(&arch, &entry);
+        }
+        if !quiet {
+            progress.running(&record, lines);
+        }
+        if record_read_at.elapsed() < RECORD_EVERY && !quiet {
+            continue;
+        }
+        record = store.require(id).await?;
+        record_read_at = Instant::now();
+        if only.is_none() {
+            cursors.follow(logs_to_follow(None, &record_arches(&record)));
+        }
+        if quiet {
+            progress.waiting(&record);
+        }
+        if !record.state.is_final() {
+            final_since = None;
+            continue;
+        }
+        let since = *final_since.get_or_insert_with(Instant::now);
+        if quiet && (cursors.all_ended() || since.elapsed() >= NO_END_GRACE) {
+            progress.finish();
+            return Ok(Followed { record, lines });
+        }
+    }
+}
+
 /// Prints a finished build's kept log: the stream, or the complete file when the stream was
 /// trimmed. Returns the source used.
 pub async fn print_finished(
@@ -187,6 +359,68 @@ pub async fn print_finished(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_logs_are_told_apart_and_interleaved() {
+        let listed = vec!["x86_64".to_owned(), "aarch64".to_owned()];
+        assert_eq!(
+            logs_to_follow(None, &listed),
+            vec![None, Some("x86_64".into()), Some("aarch64".into())]
+        );
+        assert_eq!(
+            logs_to_follow(Some("aarch64"), &listed),
+            vec![Some("aarch64".into())]
+        );
+        assert_eq!(logs_to_follow(None, &[]), vec![None]);
+        assert_eq!(unknown_arch("aarch64", &listed, true), None);
+        assert_eq!(unknown_arch("aarch64", &[], false), None, "not listed yet");
+        assert_eq!(
+            unknown_arch("s390x", &listed, false).as_deref(),
+            Some("the build has no s390x log: its arches are x86_64, aarch64")
+        );
+        assert!(
+            unknown_arch("s390x", &[], true)
+                .unwrap()
+                .contains("built for one arch")
+        );
+        assert_eq!(prefixed(Some("s390x"), "Step 1/2"), "s390x: Step 1/2");
+        assert_eq!(prefixed(None, "Step 1/2"), "Step 1/2");
+
+        let line = |id: &str, text: &str| LogEntry::Line {
+            id: id.into(),
+            text: text.into(),
+        };
+        let read = vec![
+            (None, line("1700000000000-0", "a")),
+            (None, line("1700000000900-0", "d")),
+            (Some("x86_64".into()), line("1700000000100-1", "c")),
+            (Some("x86_64".into()), line("1700000000100-0", "b")),
+        ];
+        let texts: Vec<String> = interleave(read)
+            .into_iter()
+            .map(|(_, entry)| match entry {
+                LogEntry::Line { text, .. } => text,
+                LogEntry::End { .. } => String::new(),
+            })
+            .collect();
+        assert_eq!(texts, vec!["a", "b", "c", "d"]);
+
+        let mut cursors = Cursors::default();
+        cursors.follow(vec![None, Some("x86_64".into())]);
+        cursors.follow(vec![None, Some("x86_64".into())]);
+        assert_eq!(cursors.cursors.len(), 2, "each log followed once");
+        let end = |id: &str| LogEntry::End {
+            id: id.into(),
+            state: "complete".into(),
+        };
+        cursors.advance(&None, &end("5-0"));
+        assert!(!cursors.all_ended());
+        cursors.advance(&Some("x86_64".into()), &end("6-0"));
+        assert!(cursors.all_ended());
+        cursors.advance(&Some("x86_64".into()), &line("7-0", "taken over"));
+        assert!(!cursors.all_ended(), "a line after the end reopens the log");
+        assert_eq!(cursors.cursors[1].after, "7-0");
+    }
 
     #[test]
     fn trimmed_streams_fall_back_to_the_file() {

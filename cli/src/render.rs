@@ -168,6 +168,9 @@ pub fn status_text(record: &BuildRecord, history: &[HistoryEntry]) -> String {
             },
         );
     }
+    // A multi-arch build: `osbs watch-logs ID --arch A` follows one of these.
+    let arches = crate::logs::record_arches(record);
+    row("arches", arches.join(" "));
     row("koji", koji_row(record));
     row("log", record.field(field::LOG_PATH).to_owned());
     row("error", record.error().to_owned());
@@ -361,6 +364,13 @@ mod tests {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");
         }
         assert!(!text.contains("error"), "{text}");
+        assert!(!text.contains("arches"), "a single-arch build lists none");
+        let mut multi = record();
+        multi
+            .fields
+            .insert("arches".to_owned(), "x86_64 aarch64".to_owned());
+        let text = status_text(&multi, &[]);
+        assert!(text.contains("  arches     x86_64 aarch64\n"), "{text}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use osbs_common::bus::{self, Bus};
 use osbs_common::state::{self, Changed, StateChange};
-use osbs_common::store::{Created, Lock, LogEntry, Store, field};
+use osbs_common::store::{Created, Lock, LogCursor, LogEntry, Store, field};
 use osbs_proto::StateEvent;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildState, Target};
@@ -341,6 +341,127 @@ async fn live_logs_are_followed_to_their_end() {
         .await
         .unwrap();
     assert!(after.is_empty());
+}
+
+#[tokio::test]
+async fn each_arch_job_has_its_own_live_log_beside_the_builds() {
+    use redis::AsyncCommands;
+    let env = TestEnv::new();
+    let store = Store::connect(&env.redis).await.unwrap();
+    store
+        .append_log("b2", &["orchestrating".into()])
+        .await
+        .unwrap();
+    store
+        .append_arch_log("b2", "x86_64", &["x86 line".into()])
+        .await
+        .unwrap();
+    store
+        .append_arch_log("b2", "aarch64", &["arm line 1".into(), "arm line 2".into()])
+        .await
+        .unwrap();
+    store
+        .end_arch_log("b2", "aarch64", BuildState::Complete)
+        .await
+        .unwrap();
+
+    // Seen from outside, as an operator would: one stream per arch, named after it.
+    let mut redis = redis::Client::open(env.redis.url.expose())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let prefix = &env.redis.key_prefix;
+    let len: usize = redis
+        .xlen(format!("{prefix}:log:b2:aarch64"))
+        .await
+        .unwrap();
+    assert_eq!(len, 3);
+    let len: usize = redis.xlen(format!("{prefix}:log:b2")).await.unwrap();
+    assert_eq!(
+        len, 1,
+        "the build's own log holds none of the arches' lines"
+    );
+
+    let own = store.read_log("b2", "0", 10, None).await.unwrap();
+    assert!(matches!(&own[..], [LogEntry::Line { text, .. }] if text == "orchestrating"));
+    let arm = store
+        .read_arch_log("b2", Some("aarch64"), "0", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(arm.len(), 3);
+    assert!(matches!(&arm[2], LogEntry::End { state, .. } if state == "complete"));
+
+    // All three at once, each from its own cursor.
+    let cursor = |arch: Option<&str>, after: &str| LogCursor {
+        arch: arch.map(str::to_owned),
+        after: after.to_owned(),
+    };
+    let LogEntry::Line { id: first_arm, .. } = &arm[0] else {
+        unreachable!()
+    };
+    let all = store
+        .read_logs(
+            "b2",
+            &[
+                cursor(None, "0"),
+                cursor(Some("x86_64"), "0"),
+                cursor(Some("aarch64"), first_arm),
+            ],
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    let seen: Vec<(Option<&str>, &str)> = all
+        .iter()
+        .map(|(arch, entry)| {
+            let text = match entry {
+                LogEntry::Line { text, .. } => text.as_str(),
+                LogEntry::End { .. } => "<end>",
+            };
+            (arch.as_deref(), text)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (None, "orchestrating"),
+            (Some("x86_64"), "x86 line"),
+            (Some("aarch64"), "arm line 2"),
+            (Some("aarch64"), "<end>"),
+        ]
+    );
+    assert_eq!(
+        store
+            .arch_log_lines_dropped("b2", Some("aarch64"))
+            .await
+            .unwrap(),
+        0
+    );
+    // Nothing new anywhere: a blocking read waits and comes back empty.
+    let last = |arch: Option<&str>| {
+        all.iter()
+            .rev()
+            .find(|(a, _)| a.as_deref() == arch)
+            .map(|(_, entry)| match entry {
+                LogEntry::Line { id, .. } | LogEntry::End { id, .. } => id.clone(),
+            })
+            .unwrap()
+    };
+    let none = store
+        .read_logs(
+            "b2",
+            &[
+                cursor(None, &last(None)),
+                cursor(Some("aarch64"), &last(Some("aarch64"))),
+            ],
+            10,
+            Some(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }
 
 #[tokio::test]

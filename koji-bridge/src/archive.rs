@@ -234,6 +234,11 @@ impl ImageArchive {
         self.plan().await.map(drop)
     }
 
+    /// The image id (config digest) of the image the archive holds; reads the image once.
+    pub async fn image_id(&self) -> Result<String, ArchiveError> {
+        Ok(self.plan().await?.manifest.config.digest.clone())
+    }
+
     async fn plan(&self) -> Result<&Plan, ArchiveError> {
         self.plan
             .get_or_try_init(|| async {

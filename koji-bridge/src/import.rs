@@ -14,8 +14,8 @@ use crate::archive::{ArchiveError, ImageArchive};
 use crate::bundle;
 use crate::config::{KojiSection, TagMode};
 use crate::metadata::{
-    MetadataInput, OutputFile, ParentBuild, build_metadata, digest_pullspec, image_filename,
-    nvr_string, validate_metadata, validate_result,
+    MetadataInput, OutputFile, ParentBuild, build_metadata, image_filename, image_parts, koji_logs,
+    nvr_string, part_pullspec, validate_metadata, validate_result,
 };
 use osbs_koji::upload::{BytesSource, FileSource, KnownSha256, UploadApi, UploadSource};
 use osbs_koji::{KojiBuild, KojiBuildState, KojiClient, KojiError, RefundState, TaskInfo, fault};
@@ -156,12 +156,16 @@ impl Importer {
         imported
     }
 
-    /// Each log's file under the artifacts directory (refusing paths that leave it).
+    /// Each log's file under the artifacts directory (refusing paths that leave it), named
+    /// as Koji keeps it (`orchestrator.log`, `<arch>.log` for a multi-arch build).
     fn log_sources(&self, result: &BuildResult) -> Result<Vec<(LogFile, PathBuf)>, ImportError> {
-        result
-            .logs
-            .iter()
-            .map(|log| {
+        koji_logs(result)
+            .into_iter()
+            .map(|koji| {
+                let log = LogFile {
+                    name: koji.name,
+                    ..koji.file
+                };
                 let relative = Path::new(&log.path);
                 let inside = relative.strip_prefix(&self.artifacts_dir).unwrap_or(relative);
                 if inside.is_absolute()
@@ -184,37 +188,54 @@ impl Importer {
                         path.display()
                     )));
                 }
-                Ok((log.clone(), path))
+                Ok((log, path))
             })
             .collect()
     }
 
-    /// The image archive of the result's image, first pass done.
-    async fn image_archive(
+    /// The image archives of the result, first pass done: its image, or each arch's image
+    /// read by that arch's manifest digest (in the order of `image_parts`).
+    async fn image_archives(
         &self,
         result: &BuildResult,
-    ) -> Result<(String, ImageArchive), ImportError> {
-        let image = result.image.clone().unwrap_or_default();
-        let pullspec = digest_pullspec(result).unwrap_or_default();
-        let image_ref = parse_pullspec(&pullspec).map_err(RegistryError::from)?;
-        let repo_tags: Vec<String> = image
-            .pullspecs
-            .iter()
-            .filter(|pullspec| !pullspec.contains('@'))
-            .cloned()
-            .collect();
-        let archive = ImageArchive::new(
-            self.registries.get(&image_ref.registry)?,
-            image_ref,
-            &image.architecture,
-            repo_tags,
-            self.config.image_compression_level,
-        );
-        archive.prepare().await?;
-        Ok((
-            image_filename(&image.image_id, &image.architecture),
-            archive,
-        ))
+    ) -> Result<Vec<(String, ImageArchive)>, ImportError> {
+        let list = result.image.clone().unwrap_or_default();
+        let mut archives = Vec::new();
+        for part in image_parts(result) {
+            let image = &part.image;
+            let pullspec = part_pullspec(image, &list).unwrap_or_default();
+            let image_ref = parse_pullspec(&pullspec).map_err(RegistryError::from)?;
+            let repo_tags: Vec<String> = image
+                .pullspecs
+                .iter()
+                .filter(|pullspec| !pullspec.contains('@'))
+                .cloned()
+                .collect();
+            let architecture = if image.architecture.is_empty() {
+                &part.arch
+            } else {
+                &image.architecture
+            };
+            let archive = ImageArchive::new(
+                self.registries.get(&image_ref.registry)?,
+                image_ref,
+                architecture,
+                repo_tags,
+                self.config.image_compression_level,
+            );
+            archive.prepare().await?;
+            // An arch's digest must name that arch's image: another arch's would be
+            // imported under the wrong arch.
+            let found = archive.image_id().await?;
+            if !result.arches.is_empty() && found != image.image_id {
+                return Err(ImportError::Refused(format!(
+                    "the {} image {pullspec} is image {found}, not the image {} the result names for {}",
+                    part.arch, image.image_id, part.arch
+                )));
+            }
+            archives.push((image_filename(&image.image_id, &part.arch), archive));
+        }
+        Ok(archives)
     }
 
     async fn import_into(
@@ -263,8 +284,12 @@ impl Importer {
             };
             uploaded_logs.push(output_file(done));
         }
-        let (filename, archive) = self.image_archive(result).await?;
-        let image = output_file(client.upload(api, &dir, &filename, &archive).await?);
+        let mut images = Vec::new();
+        for (filename, archive) in self.image_archives(result).await? {
+            images.push(output_file(
+                client.upload(api, &dir, &filename, &archive).await?,
+            ));
+        }
         let parents = self.parent_builds(client, result).await;
 
         let metadata = build_metadata(&MetadataInput {
@@ -272,7 +297,7 @@ impl Importer {
             cg_name: &self.config.hub.cg_name,
             cg_version: CG_VERSION,
             logs: &uploaded_logs,
-            image: &image,
+            images: &images,
             parent_builds: &parents,
             now_ms,
         });
@@ -351,7 +376,19 @@ impl Importer {
     /// Koji builds of the parent images, found through their NVR labels. Informative only:
     /// a parent Koji does not know is left out.
     async fn parent_builds(&self, client: &KojiClient, result: &BuildResult) -> Vec<ParentBuild> {
-        let image = result.image.clone().unwrap_or_default();
+        // A multi-arch build's parents are pinned per arch: the first arch's stand for all
+        // (what the metadata names as `parent_images`).
+        let Some(part) = image_parts(result).into_iter().next() else {
+            return Vec::new();
+        };
+        let mut image = part.image;
+        if let Some(list) = result
+            .image
+            .as_ref()
+            .filter(|list| !list.parent_pullspecs.is_empty())
+        {
+            image.parent_pullspecs.clone_from(&list.parent_pullspecs);
+        }
         let mut parents = Vec::new();
         for pullspec in &image.parent_pullspecs {
             let platform = Platform::new("", &image.architecture);
@@ -503,16 +540,20 @@ impl Importer {
                         .map_err(|error| io(&log.name, error))?,
                 );
             }
-            let (filename, archive) = self.image_archive(result).await?;
-            let image = write(&partial, &filename, &archive)
-                .await
-                .map_err(|error| io(&filename, error))?;
+            let mut images = Vec::new();
+            for (filename, archive) in self.image_archives(result).await? {
+                images.push(
+                    write(&partial, &filename, &archive)
+                        .await
+                        .map_err(|error| io(&filename, error))?,
+                );
+            }
             let metadata = build_metadata(&MetadataInput {
                 result,
                 cg_name: &self.config.hub.cg_name,
                 cg_version: CG_VERSION,
                 logs: &files,
-                image: &image,
+                images: &images,
                 parent_builds: &[],
                 now_ms,
             });

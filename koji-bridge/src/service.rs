@@ -135,8 +135,20 @@ pub fn restored_fields(result: &BuildResult) -> Vec<(&'static str, String)> {
     if let Some(log) = result.logs.iter().find(|log| log.name == "build.log") {
         fields.push((field::LOG_PATH, log.path.clone()));
     }
+    if !result.arches.is_empty() {
+        let arches: Vec<&str> = result
+            .arches
+            .iter()
+            .map(|part| part.arch.as_str())
+            .collect();
+        fields.push((ARCHES_FIELD, arches.join(" ")));
+    }
     fields
 }
+
+/// The record field in which the worker's orchestrator lists a multi-arch build's arches,
+/// space-separated (the worker's name for it: `osbs watch-logs` follows their logs).
+const ARCHES_FIELD: &str = "arches";
 
 fn marker_of(imported: &Imported) -> Marker {
     match imported {
@@ -770,8 +782,18 @@ mod tests {
         ] {
             assert!(fields.contains(&expected), "{expected:?} in {fields:?}");
         }
+        assert!(!fields.iter().any(|(name, _)| *name == ARCHES_FIELD));
         let bare = restored_fields(&result(BuildState::Failed, false));
         assert!(!bare.iter().any(|(name, _)| *name == field::NVR));
+        // A multi-arch build's record lists its arches again.
+        full.arches = ["x86_64", "aarch64"]
+            .into_iter()
+            .map(|arch| osbs_proto::v1::ArchBuild {
+                arch: arch.into(),
+                ..Default::default()
+            })
+            .collect();
+        assert!(restored_fields(&full).contains(&(ARCHES_FIELD, "x86_64 aarch64".into())));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Live build logs: `<prefix>:log:<id>` is a stream of lines capped at `log_max_lines` (oldest
-//! dropped); a final entry with field `end` closes it.
+//! dropped); a final entry with field `end` closes it. A multi-arch build (DESIGN.md
+//! "Architectures") has one more per arch job, `<prefix>:log:<id>:<arch>`, written and read
+//! the same way through the `*_arch_log` operations; [`Store::read_logs`] reads several of
+//! a build's logs at once.
 
 use super::{Store, StoreError, redis_error};
 use osbs_proto::v1::BuildState;
@@ -20,13 +23,42 @@ pub enum LogEntry {
     },
 }
 
+/// One of a build's live logs and where to read it from: its own (`arch: None`) or an arch
+/// job's, after stream id `after` (`"0"` = from the start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCursor {
+    pub arch: Option<String>,
+    pub after: String,
+}
+
 impl Store {
+    /// The key of build `id`'s own live log, or of its `arch` job's.
+    fn log_key(&self, id: &str, arch: Option<&str>) -> String {
+        match arch {
+            None => self.key(&["log", id]),
+            Some(arch) => self.key(&["log", id, arch]),
+        }
+    }
+
     /// Appends lines to build `id`'s live log (capped at `log_max_lines`, oldest dropped).
     pub async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
+        self.append_to(self.log_key(id, None), lines).await
+    }
+
+    /// Appends lines to the live log of build `id`'s `arch` job.
+    pub async fn append_arch_log(
+        &self,
+        id: &str,
+        arch: &str,
+        lines: &[String],
+    ) -> Result<(), StoreError> {
+        self.append_to(self.log_key(id, Some(arch)), lines).await
+    }
+
+    async fn append_to(&self, key: String, lines: &[String]) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
-        let key = self.key(&["log", id]);
         let mut pipe = redis::pipe();
         for line in lines {
             pipe.cmd("XADD")
@@ -46,8 +78,22 @@ impl Store {
 
     /// Closes build `id`'s live log: followers stop after this entry.
     pub async fn end_log(&self, id: &str, state: BuildState) -> Result<(), StoreError> {
+        self.end(self.log_key(id, None), state).await
+    }
+
+    /// Closes the live log of build `id`'s `arch` job (`state`: how that job ended).
+    pub async fn end_arch_log(
+        &self,
+        id: &str,
+        arch: &str,
+        state: BuildState,
+    ) -> Result<(), StoreError> {
+        self.end(self.log_key(id, Some(arch)), state).await
+    }
+
+    async fn end(&self, key: String, state: BuildState) -> Result<(), StoreError> {
         redis::cmd("XADD")
-            .arg(self.key(&["log", id]))
+            .arg(key)
             .arg("MAXLEN")
             .arg("~")
             .arg(self.log_max_lines)
@@ -68,6 +114,43 @@ impl Store {
         count: usize,
         block: Option<Duration>,
     ) -> Result<Vec<LogEntry>, StoreError> {
+        self.read_arch_log(id, None, after, count, block).await
+    }
+
+    /// Like [`Store::read_log`], for build `id`'s `arch` job's log (`None`: the build's own).
+    pub async fn read_arch_log(
+        &self,
+        id: &str,
+        arch: Option<&str>,
+        after: &str,
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let cursor = LogCursor {
+            arch: arch.map(str::to_owned),
+            after: after.to_owned(),
+        };
+        let entries = self.read_logs(id, &[cursor], count, block).await?;
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    /// Entries of several of build `id`'s logs in one read (up to `count` of each), each
+    /// after its own cursor, with the arch of the log it comes from; waits up to `block`
+    /// when none has new ones.
+    pub async fn read_logs(
+        &self,
+        id: &str,
+        cursors: &[LogCursor],
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<(Option<String>, LogEntry)>, StoreError> {
+        if cursors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = cursors
+            .iter()
+            .map(|cursor| self.log_key(id, cursor.arch.as_deref()))
+            .collect();
         let mut command = redis::cmd("XREAD");
         command.arg("COUNT").arg(count.max(1));
         if let Some(block) = block {
@@ -75,21 +158,36 @@ impl Store {
                 .arg("BLOCK")
                 .arg(block.as_millis().min(5_000) as u64);
         }
-        command
-            .arg("STREAMS")
-            .arg(self.key(&["log", id]))
-            .arg(after);
+        command.arg("STREAMS").arg(&keys);
+        for cursor in cursors {
+            command.arg(&cursor.after);
+        }
         let reply: Value = command
             .query_async(&mut self.connection())
             .await
             .map_err(redis_error("xread"))?;
-        Ok(parse_xread(reply))
+        Ok(parse_xread(reply)
+            .into_iter()
+            .filter_map(|(key, entry)| {
+                let index = keys.iter().position(|known| *known == key)?;
+                Some((cursors[index].arch.clone(), entry))
+            })
+            .collect())
     }
 
     /// Lines dropped from the start of build `id`'s stream by its cap: `entries-added` minus
     /// `length` (Redis ≥ 7; older servers report 0). 0 when there is no stream.
     pub async fn log_lines_dropped(&self, id: &str) -> Result<u64, StoreError> {
-        let key = self.key(&["log", id]);
+        self.arch_log_lines_dropped(id, None).await
+    }
+
+    /// Like [`Store::log_lines_dropped`], for build `id`'s `arch` job's log.
+    pub async fn arch_log_lines_dropped(
+        &self,
+        id: &str,
+        arch: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let key = self.log_key(id, arch);
         let mut connection = self.connection();
         let exists: bool = connection
             .exists(&key)
@@ -108,8 +206,9 @@ impl Store {
     }
 }
 
-/// XREAD's reply (`[[key, [[id, [field, value, ...]], ...]]]`) → log entries.
-fn parse_xread(reply: Value) -> Vec<LogEntry> {
+/// XREAD's reply (`[[key, [[id, [field, value, ...]], ...]]]`) → log entries, each with the
+/// key of its stream.
+fn parse_xread(reply: Value) -> Vec<(String, LogEntry)> {
     let mut entries = Vec::new();
     let streams = match reply {
         Value::Array(streams) => streams,
@@ -126,6 +225,7 @@ fn parse_xread(reply: Value) -> Vec<LogEntry> {
         let Some(Value::Array(items)) = parts.pop() else {
             continue;
         };
+        let key = parts.pop().map(|key| value_text(&key)).unwrap_or_default();
         for item in items {
             let Value::Array(mut pair) = item else {
                 continue;
@@ -137,14 +237,20 @@ fn parse_xread(reply: Value) -> Vec<LogEntry> {
             let mut iter = fields.iter();
             while let (Some(name), Some(value)) = (iter.next(), iter.next()) {
                 match value_text(name).as_str() {
-                    "l" => entries.push(LogEntry::Line {
-                        id: id.clone(),
-                        text: value_text(value),
-                    }),
-                    "end" => entries.push(LogEntry::End {
-                        id: id.clone(),
-                        state: value_text(value),
-                    }),
+                    "l" => entries.push((
+                        key.clone(),
+                        LogEntry::Line {
+                            id: id.clone(),
+                            text: value_text(value),
+                        },
+                    )),
+                    "end" => entries.push((
+                        key.clone(),
+                        LogEntry::End {
+                            id: id.clone(),
+                            state: value_text(value),
+                        },
+                    )),
                     _ => {}
                 }
             }
@@ -211,14 +317,20 @@ mod tests {
         assert_eq!(
             parse_xread(reply),
             vec![
-                LogEntry::Line {
-                    id: "1-0".into(),
-                    text: "Step 1/2".into()
-                },
-                LogEntry::End {
-                    id: "2-0".into(),
-                    state: "complete".into()
-                },
+                (
+                    "osbs:log:b1".into(),
+                    LogEntry::Line {
+                        id: "1-0".into(),
+                        text: "Step 1/2".into()
+                    }
+                ),
+                (
+                    "osbs:log:b1".into(),
+                    LogEntry::End {
+                        id: "2-0".into(),
+                        state: "complete".into()
+                    }
+                ),
             ]
         );
         assert!(parse_xread(Value::Nil).is_empty());

@@ -29,7 +29,7 @@ pub use dispatch::{RequestOutcome, Tip};
 pub use koji::ImportMarker;
 pub use listing::{Dimension, ListPage, ListQuery};
 pub use lock::Lock;
-pub use log::LogEntry;
+pub use log::{LogCursor, LogEntry};
 pub use record::{BuildRecord, HistoryEntry, field, output_fields};
 pub use worker::KeptReservation;
 

@@ -1,7 +1,8 @@
 //! `CGImport`'s checks, in the order of DESIGN.md "Koji hub facts" (koji's `CG_Importer`:
 //! `get_metadata`, `assert_cg_access`, `prep_build`, `prep_brs`, `prep_outputs`,
 //! `check_build_dir`, then the archive checks of `import_archive_internal`), each failing
-//! with the fault code and text of the real hub. Nothing here changes the hub: the result is
+//! with the fault code and text of the real hub — plus one check of the double's own, an
+//! output's arch against its buildroot's (README.md). Nothing here changes the hub: the result is
 //! an [`ImportPlan`] that [`crate::methods`] applies, so a refused import leaves no trace,
 //! as the real hub's rolled-back transaction does.
 
@@ -496,6 +497,7 @@ pub fn plan_import(
                 py_repr(&buildroot_id)
             )));
         }
+        check_output_arch(output, &filename, &buildroot_id, &buildroots)?;
         let kind = match key(output, "type")?.as_str() {
             Some("log") => OutputKind::Log,
             Some("rpm") => {
@@ -562,6 +564,32 @@ pub fn plan_import(
         outputs: outputs_plan,
         raw_metadata,
     })
+}
+
+/// The double's own check (DESIGN.md "Architectures"; the real hub stores an output's
+/// `arch` without comparing it to its buildroot's): an output of an architecture, not
+/// `noarch`, was made in a buildroot whose container is of that architecture. Worded as
+/// the hub words its other buildroot refusals.
+fn check_output_arch(
+    output: &Json,
+    filename: &str,
+    buildroot_id: &Json,
+    buildroots: &[Json],
+) -> Result<(), Fault> {
+    let Some(arch) = output.get("arch").and_then(Json::as_str) else {
+        return Ok(());
+    };
+    let container_arch = buildroots
+        .iter()
+        .find(|buildroot| buildroot.get("id") == Some(buildroot_id))
+        .and_then(|buildroot| buildroot.get("container")?.get("arch")?.as_str());
+    match container_arch {
+        Some(container) if arch != "noarch" && arch != container => Err(Fault::generic(format!(
+            "Output arch {arch} does not match the container arch {container} of buildroot {}: {filename}",
+            py_repr(buildroot_id)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The type info of an archive's `extra` for `btype` (legacy key or `typeinfo`).

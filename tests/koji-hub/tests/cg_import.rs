@@ -784,3 +784,89 @@ async fn refusals_of_reservations_types_buildroots_paths_and_json_are_the_hubs()
     );
     assert_eq!(imported["package_id"], json!(2));
 }
+
+/// `metadata` with a second arch: an aarch64 buildroot (id 2) and its image archive.
+fn two_arch_metadata(name: &str) -> Json {
+    let mut metadata = metadata(name, None);
+    let mut buildroot = metadata["buildroots"][0].clone();
+    buildroot["id"] = json!(2);
+    buildroot["host"]["arch"] = json!("aarch64");
+    buildroot["container"]["arch"] = json!("aarch64");
+    metadata["buildroots"]
+        .as_array_mut()
+        .unwrap()
+        .push(buildroot);
+    let mut image = metadata["output"][1].clone();
+    image["buildroot_id"] = json!(2);
+    image["filename"] = json!("docker-image-abc.aarch64.tar.gz");
+    image["arch"] = json!("aarch64");
+    image["extra"]["image"]["arch"] = json!("aarch64");
+    metadata["output"].as_array_mut().unwrap().push(image);
+    metadata
+}
+
+#[tokio::test]
+async fn each_arch_image_is_made_in_a_buildroot_of_its_arch() {
+    let hub = KojiHub::start(config()).await.unwrap();
+    let mut client = Client::login(&hub.url, "osbs", "osbs").await;
+    let dir = "cg_import/two-arches";
+    upload_files(&mut client, dir).await;
+    client
+        .upload(
+            dir,
+            "docker-image-abc.aarch64.tar.gz",
+            0,
+            image_bytes(),
+            false,
+        )
+        .await
+        .unwrap();
+
+    let cases: Vec<(&str, Mutation, String)> = vec![
+        (
+            "aarch64 image in the x86_64 buildroot",
+            |m| m["output"][2]["buildroot_id"] = json!(1),
+            // Before that: the aarch64 buildroot is used by nothing, as the real hub says.
+            "Buildroot id not used in output: 2".into(),
+        ),
+        (
+            "aarch64 image in the x86_64 buildroot, its log in the aarch64 one",
+            |m| {
+                m["output"][2]["buildroot_id"] = json!(1);
+                m["output"][0]["buildroot_id"] = json!(2);
+            },
+            "Output arch aarch64 does not match the container arch x86_64 of buildroot 1: docker-image-abc.aarch64.tar.gz"
+                .into(),
+        ),
+        (
+            "an arch the buildroot does not have",
+            |m| m["output"][2]["arch"] = json!("s390x"),
+            "Output arch s390x does not match the container arch aarch64 of buildroot 2: docker-image-abc.aarch64.tar.gz"
+                .into(),
+        ),
+    ];
+    for (case, mutate, text) in cases {
+        let mut bad = two_arch_metadata("httpd");
+        mutate(&mut bad);
+        let got = client.call("CGImport", vec![bad, json!(dir)]).await;
+        assert_eq!(got, Err((1000, text)), "case {case}");
+    }
+    assert!(hub.builds().is_empty(), "a refused import leaves nothing");
+
+    // A noarch log may sit in any buildroot; each image in its own arch's: imported.
+    let mut good = two_arch_metadata("httpd");
+    good["output"][0]["buildroot_id"] = json!(2);
+    client
+        .call("CGImport", vec![good, json!(dir)])
+        .await
+        .expect("a two-arch import");
+    let build = hub.build("httpd-2.4-1").unwrap();
+    assert_eq!(build.buildroots.len(), 2);
+    let arches: Vec<&Json> = build
+        .archives
+        .iter()
+        .map(|archive| &archive.extra["image"]["arch"])
+        .collect();
+    assert_eq!(arches, vec![&json!("x86_64"), &json!("aarch64")]);
+    assert_eq!(build.logs.len(), 1);
+}
