@@ -19,6 +19,7 @@
 pub mod announcement;
 pub mod bus;
 pub mod config;
+mod connect;
 pub mod http;
 pub mod queues;
 pub mod retry;
