@@ -104,20 +104,9 @@ pub fn build_outcome(record: &BuildRecord) -> Result<()> {
 mod tests {
     use super::*;
     use osbs_proto::v1::BuildJob;
-    use std::collections::HashMap;
 
     fn record(state: BuildState, fields: &[(&str, &str)]) -> BuildRecord {
-        BuildRecord {
-            id: "b1".into(),
-            state,
-            created_ms: 0,
-            updated_ms: 0,
-            job: BuildJob::default(),
-            fields: fields
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-                .collect::<HashMap<_, _>>(),
-        }
+        BuildRecord::new("b1", state, BuildJob::default(), fields)
     }
 
     #[test]

@@ -129,29 +129,23 @@ mod tests {
     use BuildState::*;
     use osbs_proto::names;
     use osbs_proto::v1::{BuildJob, Target};
-    use std::collections::HashMap;
 
     fn record(state: BuildState, fields: &[(&str, &str)]) -> BuildRecord {
+        let job = BuildJob {
+            build_id: "b1".into(),
+            repo: "httpd".into(),
+            branch: "f41".into(),
+            submitter: "jdoe".into(),
+            target: Some(Target {
+                name: "f41-container-candidate".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         BuildRecord {
-            id: "b1".into(),
-            state,
             created_ms: 1,
             updated_ms: 2,
-            job: BuildJob {
-                build_id: "b1".into(),
-                repo: "httpd".into(),
-                branch: "f41".into(),
-                submitter: "jdoe".into(),
-                target: Some(Target {
-                    name: "f41-container-candidate".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            fields: fields
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-                .collect::<HashMap<_, _>>(),
+            ..BuildRecord::new("b1", state, job, fields)
         }
     }
 

@@ -16,7 +16,7 @@
 use crate::announcement::Announcement;
 use crate::config::{AmqpConfig, QueueType};
 use crate::retry::RetryState;
-use backon::{ExponentialBuilder, Retryable};
+use backon::ExponentialBuilder;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
@@ -122,24 +122,15 @@ impl Bus {
                     .with_max_times(usize::MAX),
             );
         let url = config.url.expose().to_owned();
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs);
-        let connection = (|| Connection::connect(&url, properties.clone()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(3))
-                    .with_max_times(usize::MAX),
-            )
-            .when(|_| tokio::time::Instant::now() < deadline)
-            .notify(|error, wait| {
-                tracing::warn!(url = %config.url, error = %error, ?wait, "RabbitMQ not reachable yet; retrying");
-            })
-            .await
-            .map_err(|source| BusError::Connect {
-                url: config.url.masked(),
-                source,
-            })?;
+        let timeout = Duration::from_secs(config.connect_timeout_secs);
+        let connection = crate::connect::until_reachable("RabbitMQ", &config.url, timeout, || {
+            Connection::connect(&url, properties.clone())
+        })
+        .await
+        .map_err(|source| BusError::Connect {
+            url: config.url.masked(),
+            source,
+        })?;
         let publisher = connection
             .create_channel()
             .await
@@ -718,18 +709,7 @@ fn long_string(value: &str) -> AMQPValue {
 }
 
 /// Collapses a reason onto one line and bounds its length (headers and log lines).
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    match flat.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-        None => flat,
-    }
-}
+pub use osbs_proto::text::one_line;
 
 /// One queue to declare: name, arguments, bindings (exchange, routing key).
 #[derive(Debug)]
@@ -925,11 +905,5 @@ mod tests {
         let kept = without_retry_state(Some(headers));
         assert_eq!(kept.inner().len(), 1);
         assert!(kept.inner().contains_key("x-other"));
-    }
-
-    #[test]
-    fn reasons_fit_on_one_line() {
-        assert_eq!(one_line("a\n\n  b\r\nc", 100), "a | b | c");
-        assert_eq!(one_line("abcdef", 3), "abc…");
     }
 }

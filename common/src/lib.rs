@@ -13,15 +13,19 @@
 //!   confirmed announcement.
 //! - [`http`]: `/healthz` and Prometheus `/metrics`.
 //! - [`queues`]: the operators' view of the broker: depths, rates, dead letters peeked.
+//! - [`service`]: what every service's `main` does: command line, configuration, tracing,
+//!   shutdown token, runtime.
 //! - [`retry`]: when a transient failure (registry, Koji hub, engine) is retried through a
 //!   retry queue, and after how long (pure).
 
 pub mod announcement;
 pub mod bus;
 pub mod config;
+mod connect;
 pub mod http;
 pub mod queues;
 pub mod retry;
+pub mod service;
 pub mod shutdown;
 pub mod state;
 pub mod store;

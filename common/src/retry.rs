@@ -104,13 +104,11 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
     const T0: i64 = 1_700_000_000_000;
 
-    fn after(delay: u64, retries: u32, since: i64) -> Retry {
+    /// Wait `delay` seconds, the window opened at `T0`.
+    fn after(delay: u64, retries: u32) -> Retry {
         Retry::After {
             delay: Duration::from_secs(delay),
-            next: RetryState {
-                retries,
-                failing_since_ms: since,
-            },
+            next: state(retries, T0),
         }
     }
 
@@ -121,78 +119,40 @@ mod tests {
         }
     }
 
+    /// `seconds` after `T0`.
+    fn at(seconds: i64) -> i64 {
+        T0 + seconds * 1000
+    }
+
     #[test]
     fn decisions() {
-        let registry = Some(Outage::Registry);
+        let (registry, koji, engine) = (
+            Some(Outage::Registry),
+            Some(Outage::Koji),
+            Some(Outage::Engine),
+        );
+        let (ten, hour) = (10 * MIN, 60 * MIN);
         let table = [
             // Not transient: at once.
-            (None, state(0, 0), T0, 10 * MIN, Retry::GiveUp),
+            (None, state(0, 0), T0, ten, Retry::GiveUp),
             // The first failure starts the window and waits the shortest delay.
-            (registry, state(0, 0), T0, 10 * MIN, after(5, 1, T0)),
+            (registry, state(0, 0), T0, ten, after(5, 1)),
             // Growing delays.
-            (
-                registry,
-                state(1, T0),
-                T0 + 5_000,
-                10 * MIN,
-                after(10, 2, T0),
-            ),
-            (
-                registry,
-                state(2, T0),
-                T0 + 15_000,
-                10 * MIN,
-                after(20, 3, T0),
-            ),
-            (
-                Some(Outage::Koji),
-                state(3, T0),
-                T0 + 35_000,
-                10 * MIN,
-                after(40, 4, T0),
-            ),
+            (registry, state(1, T0), at(5), ten, after(10, 2)),
+            (registry, state(2, T0), at(15), ten, after(20, 3)),
+            (koji, state(3, T0), at(35), ten, after(40, 4)),
             // The longest delay repeats.
-            (
-                Some(Outage::Engine),
-                state(12, T0),
-                T0 + 60_000,
-                60 * MIN,
-                after(300, 13, T0),
-            ),
+            (engine, state(12, T0), at(60), hour, after(300, 13)),
             // Never past the window: 100 s left → 80 s, not 160 s.
-            (
-                registry,
-                state(5, T0),
-                T0 + 500_000,
-                10 * MIN,
-                after(80, 6, T0),
-            ),
+            (registry, state(5, T0), at(500), ten, after(80, 6)),
             // Less than the shortest delay left: the failure stands.
-            (
-                registry,
-                state(6, T0),
-                T0 + 597_000,
-                10 * MIN,
-                Retry::GiveUp,
-            ),
+            (registry, state(6, T0), at(597), ten, Retry::GiveUp),
             // The window is over.
-            (
-                registry,
-                state(7, T0),
-                T0 + 601_000,
-                10 * MIN,
-                Retry::GiveUp,
-            ),
+            (registry, state(7, T0), at(601), ten, Retry::GiveUp),
             // A window of zero: no retries at all.
             (registry, state(0, 0), T0, Duration::ZERO, Retry::GiveUp),
             // A first failure time in the future (clocks of two hosts): counted as now.
-            (
-                registry,
-                state(1, T0 + 9_000),
-                T0,
-                10 * MIN,
-                after(10, 2, T0),
-            ),
+            (registry, state(1, at(9)), T0, ten, after(10, 2)),
         ];
         for (outage, state, now, window, expected) in table {
             assert_eq!(

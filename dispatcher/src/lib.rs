@@ -45,3 +45,10 @@ pub use error::Error;
 pub use osbs_common::store::RequestOutcome;
 pub use osbs_proto::events::{BuildRequest, BuildRequestOptions, CommitV1Body, LegacyBody};
 pub use service::{Running, run, start};
+
+/// What `osbs_common::service::main` needs of the configuration.
+impl osbs_common::service::ServiceConfig for Config {
+    fn telemetry(&self) -> &osbs_common::config::TelemetryConfig {
+        &self.telemetry
+    }
+}

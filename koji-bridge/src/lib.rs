@@ -30,3 +30,10 @@ pub mod service;
 pub use config::{BridgeConfig, KojiSection};
 pub use error::BridgeError;
 pub use service::run;
+
+/// What `osbs_common::service::main` needs of the configuration.
+impl osbs_common::service::ServiceConfig for BridgeConfig {
+    fn telemetry(&self) -> &osbs_common::config::TelemetryConfig {
+        &self.telemetry
+    }
+}

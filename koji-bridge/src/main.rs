@@ -1,26 +1,13 @@
-//! `osbs-koji-bridge`: imports finished builds into Koji (see the library).
+//! `osbs-koji-bridge --config PATH`: imports finished builds into Koji (see the library)
+//! until SIGTERM/SIGINT.
 
-use anyhow::Context;
-use clap::Parser;
-use osbs_koji_bridge::BridgeConfig;
+use osbs_common::service::Binary;
 
-/// Imports finished OSBS builds into Koji as a content generator.
-#[derive(Debug, Parser)]
-#[command(name = "osbs-koji-bridge", version)]
-struct Args {
-    /// Configuration file (default: $OSBS_CONFIG, then /etc/osbs/osbs.toml if present).
-    #[arg(long)]
-    config: Option<std::path::PathBuf>,
-}
+const BRIDGE: Binary = Binary {
+    name: "osbs-koji-bridge",
+    about: "Imports finished OSBS builds into Koji as a content generator.",
+};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let config: BridgeConfig = osbs_common::config::load(args.config.as_deref())
-        .context("cannot load the configuration")?;
-    osbs_common::telemetry::init(&config.telemetry);
-    let shutdown = osbs_common::shutdown::on_signal();
-    osbs_koji_bridge::run(config, shutdown)
-        .await
-        .context("osbs-koji-bridge failed")
+fn main() -> anyhow::Result<()> {
+    Ok(osbs_common::service::main(BRIDGE, osbs_koji_bridge::run)?)
 }

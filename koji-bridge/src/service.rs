@@ -459,14 +459,7 @@ impl Handler {
         let id = result.build_id.as_str();
         tracing::error!(build_id = id, reason = %reason, "import refused");
         let fields = vec![(field::ERROR, reason.clone())];
-        if let Err(done) = self
-            .record(result, BuildState::ImportFailed, &reason, fields)
-            .await
-        {
-            return done;
-        }
-        self.metrics.count_state(BuildState::ImportFailed);
-        Done::DeadLetter(reason)
+        self.import_failed(result, reason, fields).await
     }
 
     /// Koji holds the build but tagging was refused: the record says `import_failed` and
@@ -476,6 +469,17 @@ impl Handler {
         let id = result.build_id.as_str();
         let (fields, reason) = untagged_fields(&error);
         tracing::error!(build_id = id, reason = %reason, "imported but not tagged");
+        self.import_failed(result, reason, fields).await
+    }
+
+    /// Records `import_failed` with `fields` and announces it; the result is dead-lettered
+    /// with `reason`.
+    async fn import_failed(
+        &self,
+        result: &BuildResult,
+        reason: String,
+        fields: Vec<(&str, String)>,
+    ) -> Done {
         if let Err(done) = self
             .record(result, BuildState::ImportFailed, &reason, fields)
             .await

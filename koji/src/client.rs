@@ -9,9 +9,10 @@
 //! success: the caller checks, see the koji-bridge's `import`).
 
 use crate::config::{AuthMethod, KojiConfig};
+use crate::fault;
 use crate::xmlrpc::{self, Answer};
-use crate::{fault, one_line};
 use backon::{ExponentialBuilder, Retryable};
+use osbs_proto::text::one_line;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::time::Duration;
@@ -373,16 +374,28 @@ impl KojiClient {
         args: &[Json],
         kwargs: &[(&str, Json)],
     ) -> Result<Json, KojiError> {
-        let first = {
+        self.again_if_session_lost(method, || async move {
             let mut session = self.session.lock().await;
             self.send(&mut session, method, args, kwargs).await
-        };
-        match first {
+        })
+        .await
+    }
+
+    /// Runs `attempt`; when the hub lost the session, logs in and runs it once more.
+    async fn again_if_session_lost<F, Fut>(
+        &self,
+        method: &str,
+        attempt: F,
+    ) -> Result<Json, KojiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Json, KojiError>>,
+    {
+        match attempt().await {
             Err(error) if error.session_lost() => {
                 tracing::info!(hub = %self.url(), method, "Koji session lost; logging in again");
                 self.login().await?;
-                let mut session = self.session.lock().await;
-                self.send(&mut session, method, args, kwargs).await
+                attempt().await
             }
             other => other,
         }
@@ -590,29 +603,6 @@ impl KojiClient {
         overwrite: bool,
         chunk: bytes::Bytes,
     ) -> Result<Json, KojiError> {
-        match self
-            .raw_upload_once(dir, name, offset, overwrite, chunk.clone())
-            .await
-        {
-            Err(error) if error.session_lost() => {
-                tracing::info!(hub = %self.url(), "Koji session lost; logging in again");
-                self.login().await?;
-                self.raw_upload_once(dir, name, offset, overwrite, chunk)
-                    .await
-            }
-            other => other,
-        }
-    }
-
-    async fn raw_upload_once(
-        &self,
-        dir: &str,
-        name: &str,
-        offset: u64,
-        overwrite: bool,
-        chunk: bytes::Bytes,
-    ) -> Result<Json, KojiError> {
-        let mut session = self.session.lock().await;
         let mut query = vec![
             ("filename", name.to_owned()),
             ("filepath", dir.to_owned()),
@@ -622,10 +612,21 @@ impl KojiClient {
         if overwrite {
             query.push(("overwrite", "1".to_owned()));
         }
+        self.again_if_session_lost("upload", || self.post_chunk(&query, chunk.clone()))
+            .await
+    }
+
+    /// One upload POST with the session headers, under the session lock.
+    async fn post_chunk(
+        &self,
+        query: &[(&str, String)],
+        chunk: bytes::Bytes,
+    ) -> Result<Json, KojiError> {
+        let mut session = self.session.lock().await;
         let mut request = self
             .http
             .post(&self.url)
-            .query(&query)
+            .query(query)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .timeout(self.config.call_timeout())
             .body(chunk);

@@ -30,19 +30,3 @@ pub use client::{
     TaskInfo, UploadCheck, retry_policy,
 };
 pub use config::{AuthMethod, KojiAuth, KojiConfig, UploadMode};
-
-/// `text` on one line (line breaks as ` | `), cut after `max` characters: what the hub
-/// answered, fit for an error message. (osbs-common's `bus::one_line`; this crate stays off
-/// the bus.)
-fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    match flat.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &flat[..cut]),
-        None => flat,
-    }
-}

@@ -14,6 +14,7 @@
 //!   `osbs.build.state.change`: how a state change is announced, and how it is read back.
 //! - [`secret`]: [`Secret`](secret::Secret) and [`CredentialUrl`](secret::CredentialUrl),
 //!   credentials that print masked.
+//! - [`text`]: text from elsewhere made fit for one header or log line.
 //!
 //! This crate does no I/O and depends on no runtime: it is data and pure functions only.
 
@@ -23,6 +24,7 @@ pub mod external;
 pub mod names;
 pub mod secret;
 pub mod state;
+pub mod text;
 
 /// Generated from `osbs/v1/osbs.proto`.
 #[allow(missing_debug_implementations)]

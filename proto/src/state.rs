@@ -13,7 +13,8 @@ use crate::v1::BuildState;
 pub struct UnknownState(pub String);
 
 impl BuildState {
-    /// Every meaningful state, in life order.
+    /// Every meaningful state, in the order a build goes through them (the web view's state
+    /// filter lists them so): the way to `imported`, then the ends short of it.
     pub const ALL: [BuildState; 9] = [
         BuildState::Queued,
         BuildState::Running,
@@ -21,9 +22,9 @@ impl BuildState {
         BuildState::Complete,
         BuildState::Imported,
         BuildState::Failed,
+        BuildState::ImportFailed,
         BuildState::Canceled,
         BuildState::Superseded,
-        BuildState::ImportFailed,
     ];
 
     /// Lower-case name used in records, routing keys and JSON events.

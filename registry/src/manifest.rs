@@ -631,34 +631,20 @@ mod tests {
 
     #[test]
     fn a_written_list_names_each_platform_and_reads_back() {
-        let amd = image_manifest(
-            ManifestFormat::Oci,
-            &Descriptor {
-                media_type: ManifestFormat::Oci.config_type().into(),
-                size: 1,
-                digest: CFG.into(),
-            },
-            &[],
-            &Descriptor {
+        let config = Descriptor {
+            media_type: ManifestFormat::Oci.config_type().into(),
+            size: 1,
+            digest: CFG.into(),
+        };
+        let image = |layer: &str| {
+            let layer = Descriptor {
                 media_type: ManifestFormat::Oci.layer_type(true).into(),
                 size: 2,
-                digest: D1.into(),
-            },
-        );
-        let arm = image_manifest(
-            ManifestFormat::Oci,
-            &Descriptor {
-                media_type: ManifestFormat::Oci.config_type().into(),
-                size: 1,
-                digest: CFG.into(),
-            },
-            &[],
-            &Descriptor {
-                media_type: ManifestFormat::Oci.layer_type(true).into(),
-                size: 2,
-                digest: D2.into(),
-            },
-        );
+                digest: layer.into(),
+            };
+            image_manifest(ManifestFormat::Oci, &config, &[], &layer)
+        };
+        let (amd, arm) = (image(D1), image(D2));
         for format in [ManifestFormat::Oci, ManifestFormat::DockerV2] {
             let list = list_manifest(
                 format,

@@ -8,11 +8,15 @@
 //!   is already known (an uncompressed layer's digest is its diff_id).
 //! - [`Registry::mount_blob`]: oci-client's mount takes the spec's fallback answer (202, an
 //!   upload opened instead of a mount) for an error and leaves that upload open; here it
-//!   is closed and reported as "not mounted".
+//!   is closed and reported as "not mounted". And oci-client's tokens name one repository,
+//!   which a token-auth registry will not mount from: the mount asks the registry's token
+//!   service for one token naming both (`repository:<into>:pull,push` and
+//!   `repository:<from>:pull`).
 //!
 //! Both authenticate as oci-client does — the same token, fetched by its flow for a push to
-//! the repository (or the Basic credentials when the registry asks for those) — and send it
-//! to the registry's own origin only, never to a `Location` on another host.
+//! the repository (or the Basic credentials when the registry asks for those), the mount's
+//! from the same token service — and send it to the registry's own origin only, never to a
+//! `Location` on another host.
 
 use crate::client::{Blob, Registry};
 use crate::digest::HashingWriter;
@@ -21,7 +25,9 @@ use crate::reference::Reference;
 use base64::Engine as _;
 use bytes::Bytes;
 use oci_client::RegistryOperation;
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +94,53 @@ impl Write for ChannelWriter {
     }
 }
 
+/// What a request's `Authorization` must allow.
+#[derive(Debug, Clone, Copy)]
+enum Access<'a> {
+    /// A push to (and reads of) one repository.
+    Push(&'a str),
+    /// A mount into `into` of a blob of `from`.
+    Mount { into: &'a str, from: &'a str },
+}
+
+impl Access<'_> {
+    /// Where its authorization is kept (a repository name holds no space).
+    fn key(&self) -> String {
+        match self {
+            Access::Push(repository) => (*repository).to_owned(),
+            Access::Mount { into, from } => format!("{into} from {from}"),
+        }
+    }
+}
+
+/// The token service a registry names in its `Bearer` challenge.
+#[derive(Debug, PartialEq, Eq)]
+struct TokenService {
+    realm: String,
+    service: Option<String>,
+}
+
+/// The `Bearer` challenge of a `WWW-Authenticate` value, if it has one (the scheme and the
+/// parameter names in any case).
+fn token_service(challenge: &str) -> Option<TokenService> {
+    http_auth::ChallengeParser::new(challenge)
+        .filter_map(Result::ok)
+        .find(|challenge| challenge.scheme.eq_ignore_ascii_case("bearer"))
+        .and_then(|challenge| {
+            let param = |name: &str| {
+                challenge
+                    .params
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                    .map(|(_, value)| value.to_unescaped())
+            };
+            Some(TokenService {
+                realm: param("realm")?,
+                service: param("service"),
+            })
+        })
+}
+
 fn sensitive(text: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(text).ok()?;
     value.set_sensitive(true);
@@ -95,18 +148,79 @@ fn sensitive(text: &str) -> Option<HeaderValue> {
 }
 
 impl Registry {
-    /// The `Authorization` of a push to `repository`: oci-client's token for it, or the
-    /// Basic credentials, or nothing. Kept until the registry refuses it (`refresh`).
+    /// The `Authorization` that allows `access`: for a push, oci-client's token, or the
+    /// Basic credentials, or nothing; for a mount, a token naming both repositories when the
+    /// registry's token service gives one, else the push's. Kept until the registry refuses
+    /// it (`refresh`).
     async fn authorization(
         &self,
         context: &Context<'_>,
-        repository: &str,
+        access: Access<'_>,
         refresh: bool,
     ) -> Result<Option<HeaderValue>, RegistryError> {
         let mut kept = self.inner.authorizations.lock().await;
-        if !refresh && let Some(value) = kept.get(repository) {
+        if !refresh && let Some(value) = kept.get(&access.key()) {
             return Ok(value.clone());
         }
+        let value = match access {
+            Access::Mount { into, from } => match self.mount_token(context, into, from).await {
+                Some(token) => Some(token),
+                None => self.push_authorization(context, into).await?,
+            },
+            Access::Push(repository) => self.push_authorization(context, repository).await?,
+        };
+        kept.insert(access.key(), value.clone());
+        Ok(value)
+    }
+
+    /// A token for a mount into `into` from `from`, from the token service of the registry's
+    /// `Bearer` challenge; `None` when it challenges otherwise (Basic, or no authentication)
+    /// or its token service gives none (the push's authorization is used then, and the
+    /// registry copies or refuses the mount as it would have).
+    async fn mount_token(
+        &self,
+        context: &Context<'_>,
+        into: &str,
+        from: &str,
+    ) -> Option<HeaderValue> {
+        let probe = self.inner.base.join("v2/").expect("a constant path");
+        let answer = self.inner.http.get(probe).send().await.ok()?;
+        let challenge = answer.headers().get(WWW_AUTHENTICATE)?.to_str().ok()?;
+        let TokenService { realm, service } = token_service(challenge)?;
+        let scopes = [
+            format!("repository:{into}:pull,push"),
+            format!("repository:{from}:pull"),
+        ];
+        let mut request = self.inner.http.get(&realm);
+        for scope in &scopes {
+            request = request.query(&[("scope", scope)]);
+        }
+        if let Some(service) = &service {
+            request = request.query(&[("service", service)]);
+        }
+        if let Some(credentials) = &self.inner.credentials {
+            request =
+                request.basic_auth(&credentials.username, Some(credentials.password.expose()));
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer = request.send().await.ok()?.error_for_status().ok()?;
+        let token: Token = answer.json().await.ok()?;
+        let token = token.token.or(token.access_token)?;
+        tracing::debug!(registry = %self.inner.name, action = context.action, "a token for both repositories of a mount");
+        sensitive(&format!("Bearer {token}"))
+    }
+
+    /// The `Authorization` of a push to `repository`: oci-client's token for it, or the Basic
+    /// credentials, or nothing.
+    async fn push_authorization(
+        &self,
+        context: &Context<'_>,
+        repository: &str,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
         let image = self.repository(repository)?;
         let auth = match &self.inner.credentials {
             Some(c) => oci_client::secrets::RegistryAuth::Basic(
@@ -132,7 +246,6 @@ impl Registry {
             }
             (None, None) => None,
         };
-        kept.insert(repository.to_owned(), value.clone());
         Ok(value)
     }
 
@@ -144,13 +257,13 @@ impl Registry {
             && url.port_or_known_default() == base.port_or_known_default()
     }
 
-    /// Sends `method url`, decorated by `decorate`, authenticated for a push to
-    /// `repository`. On a 401 the authorization is fetched again and, if `replayable`,
-    /// the request sent once more (a token may have expired).
+    /// Sends `method url`, decorated by `decorate`, authenticated for `access`. On a 401 the
+    /// authorization is fetched again and, if `replayable`, the request sent once more (a
+    /// token may have expired).
     async fn send(
         &self,
         context: &Context<'_>,
-        repository: &str,
+        access: Access<'_>,
         replayable: bool,
         (method, url): (Method, url::Url),
         decorate: impl Fn(RequestBuilder) -> RequestBuilder,
@@ -159,7 +272,7 @@ impl Registry {
         loop {
             let mut request = decorate(self.inner.http.request(method.clone(), url.clone()));
             if self.is_own_origin(&url)
-                && let Some(value) = self.authorization(context, repository, refresh).await?
+                && let Some(value) = self.authorization(context, access, refresh).await?
             {
                 request = request.header(AUTHORIZATION, value);
             }
@@ -218,8 +331,12 @@ impl Registry {
             url.query_pairs_mut()
                 .append_pair("mount", digest)
                 .append_pair("from", from);
+            let access = Access::Mount {
+                into: repository,
+                from,
+            };
             let response = self
-                .send(&context, repository, true, (Method::POST, url), |r| {
+                .send(&context, access, true, (Method::POST, url), |r| {
                     r.header(CONTENT_LENGTH, "0")
                 })
                 .await?;
@@ -228,13 +345,7 @@ impl Registry {
                 StatusCode::ACCEPTED => {
                     if let Ok(location) = self.location(&context, &response) {
                         let _ = self
-                            .send(
-                                &context,
-                                repository,
-                                true,
-                                (Method::DELETE, location),
-                                |r| r,
-                            )
+                            .send(&context, access, true, (Method::DELETE, location), |r| r)
                             .await;
                     }
                     Ok(false)
@@ -368,9 +479,13 @@ impl Registry {
     ) -> Result<url::Url, RegistryError> {
         let url = self.upload_url(repository);
         let response = self
-            .send(context, repository, true, (Method::POST, url), |r| {
-                r.header(CONTENT_LENGTH, "0")
-            })
+            .send(
+                context,
+                Access::Push(repository),
+                true,
+                (Method::POST, url),
+                |r| r.header(CONTENT_LENGTH, "0"),
+            )
             .await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(self.fail(context, response).await);
@@ -391,7 +506,7 @@ impl Registry {
         let response = self
             .send(
                 context,
-                repository,
+                Access::Push(repository),
                 false,
                 (Method::PATCH, location.clone()),
                 |r| {
@@ -419,14 +534,55 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         location.query_pairs_mut().append_pair("digest", digest);
         let response = self
-            .send(context, repository, true, (Method::PUT, location), |r| {
-                r.header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, "0")
-            })
+            .send(
+                context,
+                Access::Push(repository),
+                true,
+                (Method::PUT, location),
+                |r| {
+                    r.header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, "0")
+                },
+            )
             .await?;
         if !response.status().is_success() {
             return Err(self.fail(context, response).await);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_service_is_read_from_a_bearer_challenge() {
+        let service = |realm: &str, service: Option<&str>| {
+            Some(TokenService {
+                realm: realm.to_owned(),
+                service: service.map(str::to_owned),
+            })
+        };
+        let table = [
+            (
+                r#"Bearer realm="https://auth.example/token",service="registry.example""#,
+                service("https://auth.example/token", Some("registry.example")),
+            ),
+            (
+                r#"bearer Service="r", REALM="https://a/t", scope="repository:x:pull""#,
+                service("https://a/t", Some("r")),
+            ),
+            (
+                r#"Bearer realm="https://a/t""#,
+                service("https://a/t", None),
+            ),
+            (r#"Basic realm="registry""#, None),
+            (r#"Bearer service="r""#, None),
+            ("", None),
+        ];
+        for (challenge, expected) in table {
+            assert_eq!(token_service(challenge), expected, "{challenge}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! streamed upload) get through; wrong or missing credentials are "refused access" without
 //! the password in the message; a real htpasswd registry takes a push; a blob whose bytes do
 //! not match its digest is refused as it ends; a registry that will not mount gets the blob
-//! copied through the client, the upload it opened instead closed.
+//! copied through the client, the upload it opened instead closed; a token registry mounts
+//! with one token naming both repositories.
 //!
 //! The fake registries here are axum servers on loopback: each serves the few distribution
 //! endpoints the test needs, and a token endpoint.
@@ -19,10 +20,14 @@ use futures::StreamExt;
 use osbs_registry::{Credentials, Producer, Registry, RegistryError, Secret, Settings};
 use osbs_testkit::registry::{PASSWORD, PrivateRegistry, USER};
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "tok-3f9a";
+/// The token service's answer to a request naming both repositories of a mount.
+const MOUNT_TOKEN: &str = "tok-mount-77";
+/// The scopes of a mount of a `base` blob into `app`, as they are sent.
+const MOUNT_SCOPES: &str = "scope=repository%3Aapp%3Apull%2Cpush&scope=repository%3Abase%3Apull";
 /// The one blob of the fake's `base` repository.
 const BASE_BLOB: &[u8] = b"a base layer in another repository";
 const WRONG: &str = "wrong-password-xyz";
@@ -43,6 +48,8 @@ struct Seen {
     scopes: Mutex<Vec<String>>,
     uploaded: Mutex<Vec<u8>>,
     uploads_closed: AtomicUsize,
+    /// Whether a mount with a token for both repositories is done (else: an upload opened).
+    mounts: AtomicBool,
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -97,11 +104,16 @@ async fn serve(request: Request, challenge: &Challenge, address: &str, seen: &Se
                 r#"{"details":"bad credentials"}"#,
             );
         }
+        let token = if query.contains(MOUNT_SCOPES) {
+            MOUNT_TOKEN
+        } else {
+            TOKEN
+        };
         // Both spellings of the token answer: `token` (Docker) and `access_token` (OAuth2).
         return answer(
             StatusCode::OK,
             &[],
-            format!(r#"{{"access_token":"{TOKEN}"}}"#),
+            format!(r#"{{"access_token":"{token}"}}"#),
         );
     }
     let (expected, header) = match challenge {
@@ -111,7 +123,8 @@ async fn serve(request: Request, challenge: &Challenge, address: &str, seen: &Se
         ),
         Challenge::Basic(text) => (basic(USER, PASSWORD), (*text).to_owned()),
     };
-    if given != expected {
+    let mount_token = format!("Bearer {MOUNT_TOKEN}");
+    if given != expected && given != mount_token {
         return answer(
             StatusCode::UNAUTHORIZED,
             &[("www-authenticate", header)],
@@ -123,6 +136,13 @@ async fn serve(request: Request, challenge: &Challenge, address: &str, seen: &Se
         (&Method::GET, "/v2/") => answer(StatusCode::OK, &[], "{}"),
         (&Method::GET, "/v2/app/tags/list") => {
             answer(StatusCode::OK, &[], r#"{"name":"app","tags":["a","b"]}"#)
+        }
+        (&Method::POST, "/v2/app/blobs/uploads/")
+            if seen.mounts.load(Ordering::SeqCst)
+                && parts.uri.query().is_some_and(|q| q.contains("mount="))
+                && given == mount_token =>
+        {
+            answer(StatusCode::CREATED, &[], "")
         }
         (&Method::POST, "/v2/app/blobs/uploads/") => {
             answer(StatusCode::ACCEPTED, &[("location", upload)], "")
@@ -289,6 +309,36 @@ async fn a_registry_that_will_not_mount_gets_the_blob_copied_and_its_upload_clos
     );
     assert_eq!(seen.uploads_closed.load(Ordering::SeqCst), 2);
     assert_eq!(*seen.uploaded.lock().unwrap(), BASE_BLOB);
+}
+
+#[tokio::test]
+async fn a_token_registry_mounts_with_one_token_for_both_repositories() {
+    // oci-client's token names one repository; a registry checks the token of a mount for
+    // a pull of the repository mounted from too.
+    let (address, seen) = fake_registry(Challenge::Bearer(
+        r#"Bearer realm="{realm}",service="fake.registry""#,
+    ))
+    .await;
+    seen.mounts.store(true, Ordering::SeqCst);
+    let (with_password, anonymous) = (registry(&address, Some(PASSWORD)), registry(&address, None));
+    let digest = osbs_registry::digest::sha256_digest(BASE_BLOB);
+    assert_eq!(
+        with_password
+            .ensure_blob("app", &digest, "base")
+            .await
+            .unwrap(),
+        osbs_registry::Arrival::Mounted
+    );
+    assert_eq!(seen.uploads_closed.load(Ordering::SeqCst), 0);
+    assert!(seen.uploaded.lock().unwrap().is_empty(), "nothing copied");
+    let scopes = seen.scopes.lock().unwrap().join(" ");
+    assert!(
+        scopes.contains(&format!("{MOUNT_SCOPES}&service=fake.registry")),
+        "{scopes}"
+    );
+    // The same registry without credentials: no token for the mount, so no mount, and
+    // the copy is refused as every push is.
+    assert!(anonymous.ensure_blob("app", &digest, "base").await.is_err());
 }
 
 #[tokio::test]

@@ -116,7 +116,7 @@ fn filter_input(label: &str, name: &str, value: Option<&str>) -> String {
 fn state_select(selected: Option<BuildState>) -> String {
     let mut out =
         String::from("<label>State<select name=\"state\"><option value=\"\">any</option>");
-    for state in ALL_STATES {
+    for state in BuildState::ALL {
         let chosen = if Some(state) == selected {
             " selected"
         } else {
@@ -127,19 +127,6 @@ fn state_select(selected: Option<BuildState>) -> String {
     out.push_str("</select></label>");
     out
 }
-
-/// The states people filter on, in the order a build goes through them.
-const ALL_STATES: [BuildState; 9] = [
-    BuildState::Queued,
-    BuildState::Running,
-    BuildState::Pushing,
-    BuildState::Complete,
-    BuildState::Imported,
-    BuildState::Failed,
-    BuildState::ImportFailed,
-    BuildState::Canceled,
-    BuildState::Superseded,
-];
 
 /// The builds page: filters, the table (refreshed live on the first page), pagination.
 pub fn builds_page(query: &ListQuery, page: &ListPage, now_ms: i64) -> String {
@@ -425,21 +412,16 @@ mod tests {
     use osbs_proto::v1::BuildJob;
 
     fn record(id: &str, state: BuildState, fields: &[(&str, &str)]) -> BuildRecord {
+        let job = BuildJob {
+            repo: "<script>alert(1)</script>".into(),
+            branch: "f41".into(),
+            submitter: "jdoe".into(),
+            ..Default::default()
+        };
         BuildRecord {
-            id: id.into(),
-            state,
             created_ms: 1_736_936_523_120,
             updated_ms: 1_736_936_583_120,
-            job: BuildJob {
-                repo: "<script>alert(1)</script>".into(),
-                branch: "f41".into(),
-                submitter: "jdoe".into(),
-                ..Default::default()
-            },
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            ..BuildRecord::new(id, state, job, fields)
         }
     }
 

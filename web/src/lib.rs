@@ -26,6 +26,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// What `osbs_common::service::main` needs of the configuration.
+impl osbs_common::service::ServiceConfig for Config {
+    fn telemetry(&self) -> &osbs_common::config::TelemetryConfig {
+        &self.telemetry
+    }
+}
+
 /// Binds `[web] http_listen`, then serves until `shutdown`; `bound` receives the address (the port
 /// may be 0 in tests).
 pub async fn run(

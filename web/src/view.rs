@@ -193,24 +193,18 @@ pub fn valid_build_id(id: &str) -> bool {
 mod tests {
     use super::*;
     use osbs_proto::v1::BuildJob;
-    use std::collections::HashMap;
 
     fn record(state: BuildState, fields: &[(&str, &str)]) -> BuildRecord {
+        let job = BuildJob {
+            repo: "httpd".into(),
+            namespace: "container".into(),
+            commit: "abc123".into(),
+            ..Default::default()
+        };
         BuildRecord {
-            id: "b1".into(),
-            state,
             created_ms: 1_000,
             updated_ms: 61_000,
-            job: BuildJob {
-                repo: "httpd".into(),
-                namespace: "container".into(),
-                commit: "abc123".into(),
-                ..Default::default()
-            },
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
+            ..BuildRecord::new("b1", state, job, fields)
         }
     }
 

@@ -66,3 +66,10 @@ pub mod source;
 pub use config::ServiceConfig;
 pub use error::WorkerError;
 pub use service::run;
+
+/// What `osbs_common::service::main` needs of the configuration.
+impl osbs_common::service::ServiceConfig for ServiceConfig {
+    fn telemetry(&self) -> &osbs_common::config::TelemetryConfig {
+        &self.telemetry
+    }
+}

@@ -35,7 +35,6 @@ pub use worker::KeptReservation;
 
 use crate::announcement::{Announcement, StateChange};
 use crate::config::RedisConfig;
-use backon::{ExponentialBuilder, Retryable};
 use osbs_proto::Message;
 use osbs_proto::v1::{BuildJob, BuildState};
 use redis::AsyncCommands;
@@ -249,21 +248,12 @@ impl Store {
             // XREAD BLOCK waits up to 5 s: answers may take that long.
             .set_response_timeout(Some(Duration::from_secs(15)))
             .set_connection_timeout(Some(Duration::from_secs(2)));
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs);
-        let connection = (|| ConnectionManager::new_with_config(client.clone(), manager_config.clone()))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(3))
-                    .with_max_times(usize::MAX),
-            )
-            .when(|_| tokio::time::Instant::now() < deadline)
-            .notify(|error, wait| {
-                tracing::warn!(url = %config.url, error = %error, ?wait, "Redis not reachable yet; retrying");
-            })
-            .await
-            .map_err(connect_error)?;
+        let timeout = Duration::from_secs(config.connect_timeout_secs);
+        let connection = crate::connect::until_reachable("Redis", &config.url, timeout, || {
+            ConnectionManager::new_with_config(client.clone(), manager_config.clone())
+        })
+        .await
+        .map_err(connect_error)?;
         Ok(Store {
             connection,
             prefix: config.key_prefix.clone(),

@@ -21,6 +21,22 @@ pub struct BuildRecord {
 }
 
 impl BuildRecord {
+    /// A record made in memory, not read back from Redis (tests, benches): `fields` as
+    /// name–value pairs, times at zero.
+    pub fn new(id: &str, state: BuildState, job: BuildJob, fields: &[(&str, &str)]) -> BuildRecord {
+        BuildRecord {
+            id: id.to_owned(),
+            state,
+            created_ms: 0,
+            updated_ms: 0,
+            job,
+            fields: fields
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
     pub fn field(&self, name: &str) -> &str {
         self.fields.get(name).map(String::as_str).unwrap_or("")
     }

@@ -20,6 +20,9 @@ use super::{Store, StoreError, redis_error};
 use redis::AsyncCommands;
 use std::time::Duration;
 
+/// What the store's operations answer.
+type Answer<T> = Result<T, StoreError>;
+
 /// How long a build's final result is kept for a late publication.
 pub const RESULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -42,6 +45,31 @@ impl Store {
         self.key(&["releases", name, version])
     }
 
+    fn pushed_set(&self, name: &str, version: &str) -> String {
+        self.key(&["released", name, version])
+    }
+
+    async fn add_member(&self, set: String, member: &str, doing: &'static str) -> Answer<()> {
+        self.connection()
+            .sadd(set, member)
+            .await
+            .map_err(redis_error(doing))
+    }
+
+    async fn remove_member(&self, set: String, member: &str, doing: &'static str) -> Answer<()> {
+        self.connection()
+            .srem(set, member)
+            .await
+            .map_err(redis_error(doing))
+    }
+
+    async fn members(&self, set: String, doing: &'static str) -> Answer<Vec<String>> {
+        self.connection()
+            .smembers(set)
+            .await
+            .map_err(redis_error(doing))
+    }
+
     /// Holds `release` of `name-version` for a build in flight; `false` if another build
     /// holds it. `keep_for` bounds how long a forgotten hold lives.
     pub async fn hold_release(
@@ -62,53 +90,28 @@ impl Store {
     }
 
     /// Lets go of a release when the build ends.
-    pub async fn free_release(
-        &self,
-        name: &str,
-        version: &str,
-        release: &str,
-    ) -> Result<(), StoreError> {
-        self.connection()
-            .srem::<_, _, ()>(self.release_set(name, version), release)
+    pub async fn free_release(&self, name: &str, version: &str, release: &str) -> Answer<()> {
+        self.remove_member(self.release_set(name, version), release, "free a release")
             .await
-            .map_err(redis_error("free a release"))
     }
 
     /// Releases of `name-version` held by builds in flight.
-    pub async fn held_releases(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        self.connection()
-            .smembers(self.release_set(name, version))
+    pub async fn held_releases(&self, name: &str, version: &str) -> Answer<Vec<String>> {
+        self.members(self.release_set(name, version), "read held releases")
             .await
-            .map_err(redis_error("read held releases"))
     }
 
     /// Without a hub: records that `release` of `name-version` was pushed.
-    pub async fn record_release(
-        &self,
-        name: &str,
-        version: &str,
-        release: &str,
-    ) -> Result<(), StoreError> {
-        self.connection()
-            .sadd::<_, _, ()>(self.key(&["released", name, version]), release)
+    pub async fn record_release(&self, name: &str, version: &str, release: &str) -> Answer<()> {
+        let key = self.pushed_set(name, version);
+        self.add_member(key, release, "record a pushed release")
             .await
-            .map_err(redis_error("record a pushed release"))
     }
 
     /// Without a hub: the releases of `name-version` pushed so far.
-    pub async fn recorded_releases(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        self.connection()
-            .smembers(self.key(&["released", name, version]))
+    pub async fn recorded_releases(&self, name: &str, version: &str) -> Answer<Vec<String>> {
+        self.members(self.pushed_set(name, version), "read pushed releases")
             .await
-            .map_err(redis_error("read pushed releases"))
     }
 
     /// Keeps a build's final result (protobuf bytes) for [`RESULT_TTL`].

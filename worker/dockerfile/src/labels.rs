@@ -65,26 +65,26 @@ pub struct ComponentNvr {
     pub release: Option<String>,
 }
 
-/// Koji's default `RegexNameInternal` and `MaxNameLengthInternal`.
-fn koji_name_problem(value: &str) -> Option<String> {
-    if value.len() > 256 {
-        return Some("is longer than the 256 characters Koji accepts".to_owned());
-    }
-    if !value
+/// Whether `value` holds only ASCII letters, digits and the characters of `others`.
+fn made_of(value: &str, others: &str) -> bool {
+    value
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/_.+-".contains(c))
-    {
-        return Some(
-            "holds characters Koji refuses in a name (allowed: letters, digits, `/`, `_`, `.`, `+`, `-`)"
-                .to_owned(),
-        );
+        .all(|c| c.is_ascii_alphanumeric() || others.contains(c))
+}
+
+/// Koji's default `RegexNameInternal` and `MaxNameLengthInternal`.
+fn koji_name_problem(value: &str) -> Option<&'static str> {
+    if value.len() > 256 {
+        return Some("is longer than the 256 characters Koji accepts");
     }
-    None
+    (!made_of(value, "/_.+-")).then_some(
+        "holds characters Koji refuses in a name (allowed: letters, digits, `/`, `_`, `.`, `+`, `-`)",
+    )
 }
 
 /// The distribution spec's repository name: lower-case components `[a-z0-9]+` joined by `.`,
 /// `_`, `__` or `-`s, separated by `/`.
-fn repository_problem(value: &str) -> Option<String> {
+fn repository_problem(value: &str) -> Option<&'static str> {
     let component_ok = |component: &str| {
         let bytes = component.as_bytes();
         if bytes.is_empty()
@@ -113,36 +113,24 @@ fn repository_problem(value: &str) -> Option<String> {
         }
         true
     };
-    if value.len() > 255 || !value.split('/').all(component_ok) {
-        return Some(
-            "is not a valid registry repository name (lower-case letters and digits, separated by `.`, `_`, `-` or `/`)"
-                .to_owned(),
-        );
-    }
-    None
+    (value.len() > 255 || !value.split('/').all(component_ok)).then_some(
+        "is not a valid registry repository name (lower-case letters and digits, separated by `.`, `_`, `-` or `/`)",
+    )
 }
 
 /// Version and release: Koji refuses `-` in them, and `<version>-<release>` must be a
 /// registry tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
-fn version_problem(value: &str) -> Option<String> {
+fn version_problem(value: &str) -> Option<&'static str> {
     if value.contains('-') {
-        return Some("holds a `-`, which Koji refuses in a version or release".to_owned());
+        return Some("holds a `-`, which Koji refuses in a version or release");
     }
     let first_ok = value
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !first_ok
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
-    {
-        return Some(
-            "cannot be part of a registry tag (use letters, digits, `_` and `.`, starting with a letter or digit)"
-                .to_owned(),
-        );
-    }
-    None
+    (!first_ok || !made_of(value, "_.")).then_some(
+        "cannot be part of a registry tag (use letters, digits, `_` and `.`, starting with a letter or digit)",
+    )
 }
 
 /// Checks the labels an OSBS build needs (aliases accepted) and returns its NVR.
@@ -185,7 +173,7 @@ pub fn required(labels: &BTreeMap<String, String>) -> Result<ComponentNvr, Missi
             return Err(MissingLabels::Invalid {
                 label: view.set_as(label).unwrap_or(label).to_owned(),
                 value: value.to_owned(),
-                reason,
+                reason: reason.to_owned(),
             });
         }
     }

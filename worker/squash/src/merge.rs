@@ -6,7 +6,7 @@ use crate::SquashError;
 use crate::index::{self, LayerIndex, Paths};
 use crate::plan::{self, Action, Plan};
 use crate::tarfmt::{self, HARD_LINK, Sequential, Source, TarReader};
-use sha2::{Digest, Sha256};
+use osbs_registry::digest::HashingWriter;
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 /// Layers indexed so far (in the order they were added, which need not be stack order).
@@ -121,21 +121,16 @@ impl LayerStack {
         open: impl FnMut(usize) -> io::Result<S>,
         out: impl Write,
     ) -> Result<MergedLayer, SquashError> {
-        let mut out = HashingWriter {
-            inner: out,
-            hasher: Some(Sha256::new()),
-            count: 0,
-        };
+        let mut out = HashingWriter::new(out, true);
         let size = {
             let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut out);
             let size = self.pass(plan, open, &mut buffered, true)?;
             buffered.flush()?;
             size
         };
-        let digest = out.hasher.take().expect("hasher").finalize();
         debug_assert_eq!(size, out.count);
         Ok(MergedLayer {
-            diff_id: format!("sha256:{}", hex::encode(digest)),
+            diff_id: out.digest().expect("hashed"),
             size,
         })
     }
@@ -257,26 +252,4 @@ pub fn decompress<'a, R: Read + Send + 'a>(
     } else {
         Box::new(reader)
     }))
-}
-
-/// Hashes (when asked) and counts what passes through.
-pub(crate) struct HashingWriter<W> {
-    pub(crate) inner: W,
-    pub(crate) hasher: Option<Sha256>,
-    pub(crate) count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }

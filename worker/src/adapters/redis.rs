@@ -71,32 +71,25 @@ pub async fn held_releases(
     store.held_releases(name, version).await
 }
 
+/// What the store answers.
+type Answer<T> = Result<T, StoreError>;
+
 /// Takes ownership of `build_id` for `instance` unless another live worker has it.
-pub async fn claim(
-    store: &Store,
-    build_id: &str,
-    instance: &str,
-    ttl: Duration,
-) -> Result<bool, StoreError> {
+pub async fn claim(store: &Store, build_id: &str, instance: &str, ttl: Duration) -> Answer<bool> {
     store
         .take_lock(Lock::BuildOwner(build_id), instance, ttl)
         .await
 }
 
 /// Extends `instance`'s ownership; `false` when it lost it (expired and taken over).
-pub async fn renew(
-    store: &Store,
-    build_id: &str,
-    instance: &str,
-    ttl: Duration,
-) -> Result<bool, StoreError> {
+pub async fn renew(store: &Store, build_id: &str, instance: &str, ttl: Duration) -> Answer<bool> {
     store
         .renew_lock(Lock::BuildOwner(build_id), instance, ttl)
         .await
 }
 
 /// Gives ownership up (only if `instance` still has it).
-pub async fn disown(store: &Store, build_id: &str, instance: &str) -> Result<(), StoreError> {
+pub async fn disown(store: &Store, build_id: &str, instance: &str) -> Answer<()> {
     store
         .release_lock(Lock::BuildOwner(build_id), instance)
         .await

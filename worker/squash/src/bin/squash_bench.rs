@@ -285,7 +285,10 @@ fn check_read(read_from: &str, read: &osbs_squash::LayerRead) -> anyhow::Result<
     Ok(())
 }
 
-fn squash_once(image: &str, base: &str, tag: &str, read_from: &str) -> anyhow::Result<()> {
+/// Runs `work` on a two-thread runtime, with a connection to the engine.
+fn with_engine(
+    work: impl AsyncFnOnce(bollard::Docker) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -294,6 +297,12 @@ fn squash_once(image: &str, base: &str, tag: &str, read_from: &str) -> anyhow::R
         let docker = bollard::Docker::connect_with_defaults()?
             .negotiate_version()
             .await?;
+        work(docker).await
+    })
+}
+
+fn squash_once(image: &str, base: &str, tag: &str, read_from: &str) -> anyhow::Result<()> {
+    with_engine(async |docker| {
         let from = read_from.parse().map_err(anyhow::Error::msg)?;
         let squashed = osbs_squash::squash_in_engine(&docker, image, base, tag, from).await?;
         check_read(read_from, &squashed.read)?;
@@ -309,14 +318,7 @@ fn push_once(
     compression: &str,
     read_from: &str,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let docker = bollard::Docker::connect_with_defaults()?
-            .negotiate_version()
-            .await?;
+    with_engine(async |docker| {
         let mut target =
             osbs_squash::RegistryTarget::new(REGISTRY, repository, vec!["bench".into()]);
         target.layer_compression = compression.parse().map_err(anyhow::Error::msg)?;
