@@ -15,6 +15,7 @@
 
 use crate::announcement::Announcement;
 use crate::config::{AmqpConfig, QueueType};
+use crate::failover;
 use crate::retry::RetryState;
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
@@ -32,6 +33,7 @@ use osbs_proto::external::HeaderValue;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,8 @@ pub enum BusError {
         #[source]
         source: lapin::Error,
     },
+    #[error(transparent)]
+    Nodes(#[from] failover::NodesError),
     #[error("AMQP {operation} failed: {source}")]
     Amqp {
         operation: String,
@@ -108,6 +112,9 @@ pub struct Bus {
 
 impl Bus {
     /// Connects, retrying with backoff for `connect_timeout_secs`, with auto-recovery on.
+    /// With several URLs (a cluster's nodes, `[amqp] urls`), the first connection and every
+    /// reconnection try them in turn ([`crate::failover`]): a service whose node died goes
+    /// on with a node still up, no operator.
     pub async fn connect(config: &AmqpConfig, service: &str) -> Result<Bus, BusError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from(format!(
@@ -121,10 +128,11 @@ impl Bus {
                     .with_max_delay(Duration::from_secs(5))
                     .with_max_times(usize::MAX),
             );
-        let url = config.url.expose().to_owned();
+        let shown = config.masked_urls();
+        let nodes = Arc::new(failover::Nodes::new(&config.broker_urls())?);
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs);
-        let connection = (|| Connection::connect(&url, properties.clone()))
+        let connection = (|| connect_to_nodes(nodes.clone(), properties.clone()))
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(200))
@@ -133,11 +141,11 @@ impl Bus {
             )
             .when(|_| tokio::time::Instant::now() < deadline)
             .notify(|error, wait| {
-                tracing::warn!(url = %config.url, error = %error, ?wait, "RabbitMQ not reachable yet; retrying");
+                tracing::warn!(url = %shown, error = %error, ?wait, "RabbitMQ not reachable yet; retrying");
             })
             .await
             .map_err(|source| BusError::Connect {
-                url: config.url.masked(),
+                url: shown.clone(),
                 source,
             })?;
         let publisher = connection
@@ -536,6 +544,47 @@ impl Bus {
             .await
             .map_err(amqp("channel.open"))
     }
+}
+
+/// One connection whose TCP dialer walks the nodes in [`failover::Nodes::order`]; lapin
+/// calls the dialer again for each reconnection of its auto-recovery, so the connection
+/// comes back on whichever node answers. The handshake's login and vhost are the first
+/// URL's (the URLs were checked to share them).
+async fn connect_to_nodes(
+    nodes: Arc<failover::Nodes>,
+    properties: ConnectionProperties,
+) -> Result<Connection, lapin::Error> {
+    use lapin::tcp::{AMQPUriTcpExt, OwnedTLSConfig};
+    let runtime = lapin::runtime::default_runtime()?;
+    let first = nodes.first().clone();
+    let dial = async move |_uri, runtime| {
+        let mut last_failure = None;
+        for index in nodes.order() {
+            match nodes
+                .uri(index)
+                .connect_with_config_async(OwnedTLSConfig::default().as_ref(), &runtime)
+                .await
+            {
+                Ok(stream) => {
+                    if nodes.len() > 1 {
+                        tracing::info!(node = nodes.shown(index), "connected to RabbitMQ node");
+                    }
+                    nodes.connected(index);
+                    return Ok(stream);
+                }
+                Err(error) => {
+                    if nodes.len() > 1 {
+                        tracing::warn!(node = nodes.shown(index), error = %error, "RabbitMQ node not reachable; trying the next");
+                    }
+                    last_failure = Some(error);
+                }
+            }
+        }
+        Err(lapin::Error::from(last_failure.unwrap_or_else(|| {
+            std::io::Error::other("no RabbitMQ node configured")
+        })))
+    };
+    Connection::connector(first, runtime, dial, properties).await
 }
 
 /// Acks a delivery. A failure means the channel was lost: the broker will redeliver it, and
