@@ -10,8 +10,9 @@
 //!   acked ([`Bus::dead_letter`]);
 //! - a message whose handling met a transient outage waits in a retry queue and comes back
 //!   by itself ([`Bus::retry_later`], [`crate::retry`]);
-//! - the connection recovers by itself (lapin's auto-recover with a backon policy); a publish
-//!   that fails during recovery waits for it and is retried.
+//! - the connection recovers by itself (lapin's auto-recover with a backon policy), on the
+//!   next node of a cluster (`[amqp] urls`, [`crate::failover`]) when its node is gone; a
+//!   publish that fails during recovery waits for it and is retried.
 
 use crate::announcement::Announcement;
 use crate::config::{AmqpConfig, QueueType};

@@ -1,11 +1,12 @@
 //! The production shape of the broker (issue 17): a three-node RabbitMQ cluster on loopback
 //! with quorum queues, and the node leading `osbs.jobs` killed with `kill -9` during a
 //! burst of 100 pushes; every build is still imported once, with no operator. Also: `osbs
-//! replay --dry-run` leaves a quorum dead queue as it found it (no delivery counted).
+//! replay --dry-run` leaves a quorum dead queue's letters in place (peeked, never nacked).
 
 use osbs_common::bus::{Dead, protobuf_properties};
+use osbs_common::store::BuildRecord;
 use osbs_ops_tests::cluster::PrivateCluster;
-use osbs_ops_tests::{Kind, Options, World, expect_exit, wait_for};
+use osbs_ops_tests::{Kind, Options, Service, World, expect_exit, wait_for};
 use osbs_proto::v1::{BuildJob, BuildState};
 use osbs_proto::{Message, names};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,12 +55,7 @@ async fn the_node_leading_the_jobs_killed_mid_burst_loses_no_build() {
     ];
 
     let name = format!("cluster-{}", world.tag);
-    let repo = world.repo(&name, "main", &world.dockerfile(&name, "true"));
-    osbs_ops_tests::many_branches(&repo, PUSHES);
-    let mut refspecs = vec!["main".to_owned()];
-    refspecs.extend((1..=PUSHES).map(|n| format!("f{n}")));
-    let pushed_at = Instant::now();
-    repo.push(&refspecs.iter().map(String::as_str).collect::<Vec<_>>());
+    let pushed_at = push_branches(&world, &name, PUSHES);
 
     let hub = &world.hub;
     let name_ref = name.as_str();
@@ -79,60 +75,15 @@ async fn the_node_leading_the_jobs_killed_mid_burst_loses_no_build() {
         "the node was not killed mid-burst: {imported_at_kill} builds already imported"
     );
 
-    let world_ref = &world;
-    let records = wait_for(
-        Duration::from_secs(900),
-        "every build to end",
-        || async move {
-            let records: Vec<_> = world_ref
-                .builds()
-                .await
-                .into_iter()
-                .filter(|r| r.job.repo == name_ref)
-                .collect();
-            (records.len() >= PUSHES && records.iter().all(|r| ENDS.contains(&r.state)))
-                .then_some(records)
-        },
-    )
-    .await;
-    let all_ended = pushed_at.elapsed();
+    wait_reconnected(&services).await;
+    let reconnected = killed_at.elapsed();
+
+    let records = all_ended(&world, &name, PUSHES).await;
+    let ended_after_push = pushed_at.elapsed();
     let after_kill = killed_at.elapsed();
     let new_leader = cluster.leader(names::QUEUE_JOBS).await;
 
-    let branches: BTreeSet<&str> = records.iter().map(|r| r.job.branch.as_str()).collect();
-    assert_eq!(
-        (records.len(), branches.len()),
-        (PUSHES, PUSHES),
-        "one build per push\n{}",
-        world.logs()
-    );
-    let not_imported: Vec<_> = records
-        .iter()
-        .filter(|r| r.state != BuildState::Imported)
-        .map(|r| format!("{} {}: {}", r.id, r.state, r.error()))
-        .collect();
-    assert!(
-        not_imported.is_empty(),
-        "builds not imported: {not_imported:?}\n{}",
-        world.logs()
-    );
-    // Exactly one COMPLETE Koji build per OSBS build: the one its record names.
-    let mut koji_per_nvr: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for build in world.hub.builds().into_iter().filter(|b| b.name == name) {
-        if build.state == 1 {
-            koji_per_nvr.entry(build.nvr()).or_default().push(build.id);
-        }
-    }
-    assert_eq!(koji_per_nvr.len(), PUSHES, "one Koji build per OSBS build");
-    for record in &records {
-        let ids = koji_per_nvr.get(record.nvr());
-        assert_eq!(
-            ids.map(|ids| ids.iter().map(i64::to_string).collect::<Vec<_>>()),
-            Some(vec![record.field("koji_build_id").to_owned()]),
-            "{}: its Koji build",
-            record.id
-        );
-    }
+    assert_imported_once(&world, &records, PUSHES);
     cluster
         .wait_settled(&[
             names::QUEUE_EVENTS,
@@ -149,7 +100,105 @@ async fn the_node_leading_the_jobs_killed_mid_burst_loses_no_build() {
     }
     // No operator: the services that lost their node are the same processes, still up,
     // each connected again to a node still running.
-    let killed_url = leader_url.masked();
+    assert_moved_off(services, &leader_url.masked());
+    eprintln!(
+        "cluster: up in {cluster_up:?}; {PUSHES} pushes; {leader} (leading osbs.jobs, every service on it) killed at {imported_at_kill} imports, {:?} after the push; new leader {new_leader}; all 4 services connected to another node within {reconnected:?}; all {PUSHES} builds imported once {after_kill:?} after the kill, {ended_after_push:?} after the push",
+        killed_at.duration_since(pushed_at),
+    );
+}
+
+/// Repository `name` with branches `f1`…`fN`, one commit each, pushed at once: the burst.
+fn push_branches(world: &World, name: &str, count: usize) -> Instant {
+    let repo = world.repo(name, "main", &world.dockerfile(name, "true"));
+    osbs_ops_tests::many_branches(&repo, count);
+    let mut refspecs = vec!["main".to_owned()];
+    refspecs.extend((1..=count).map(|n| format!("f{n}")));
+    let pushed_at = Instant::now();
+    repo.push(&refspecs.iter().map(String::as_str).collect::<Vec<_>>());
+    pushed_at
+}
+
+/// Waits until every service logged a second connection (the first was to the killed node).
+async fn wait_reconnected(services: &[Service]) {
+    wait_for(
+        Duration::from_secs(60),
+        "every service to connect to another node",
+        || async move {
+            services
+                .iter()
+                .all(|service| {
+                    service
+                        .log_text()
+                        .matches("connected to RabbitMQ node")
+                        .count()
+                        >= 2
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// The records of repository `name` once there are `count` and each has ended.
+async fn all_ended(world: &World, name: &str, count: usize) -> Vec<BuildRecord> {
+    wait_for(
+        Duration::from_secs(900),
+        "every build to end",
+        || async move {
+            let records: Vec<_> = world
+                .builds()
+                .await
+                .into_iter()
+                .filter(|r| r.job.repo == name)
+                .collect();
+            (records.len() >= count && records.iter().all(|r| ENDS.contains(&r.state)))
+                .then_some(records)
+        },
+    )
+    .await
+}
+
+/// One record per push, each `imported`, as exactly one COMPLETE Koji build: the one its
+/// record names.
+fn assert_imported_once(world: &World, records: &[BuildRecord], count: usize) {
+    let branches: BTreeSet<&str> = records.iter().map(|r| r.job.branch.as_str()).collect();
+    assert_eq!(
+        (records.len(), branches.len()),
+        (count, count),
+        "one build per push\n{}",
+        world.logs()
+    );
+    let not_imported: Vec<_> = records
+        .iter()
+        .filter(|r| r.state != BuildState::Imported)
+        .map(|r| format!("{} {}: {}", r.id, r.state, r.error()))
+        .collect();
+    assert!(
+        not_imported.is_empty(),
+        "builds not imported: {not_imported:?}\n{}",
+        world.logs()
+    );
+    let name = &records[0].job.repo;
+    let mut koji_per_nvr: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for build in world.hub.builds().into_iter().filter(|b| &b.name == name) {
+        if build.state == 1 {
+            koji_per_nvr.entry(build.nvr()).or_default().push(build.id);
+        }
+    }
+    assert_eq!(koji_per_nvr.len(), count, "one Koji build per OSBS build");
+    for record in records {
+        let ids = koji_per_nvr.get(record.nvr());
+        assert_eq!(
+            ids.map(|ids| ids.iter().map(i64::to_string).collect::<Vec<_>>()),
+            Some(vec![record.field("koji_build_id").to_owned()]),
+            "{}: its Koji build",
+            record.id
+        );
+    }
+}
+
+/// Every service still runs, and its connections went from `killed_url` to another node.
+fn assert_moved_off(services: [Service; 4], killed_url: &str) {
     for mut service in services {
         let log = service.log_text();
         assert!(
@@ -168,18 +217,14 @@ async fn the_node_leading_the_jobs_killed_mid_burst_loses_no_build() {
             connections.len() >= 2
                 && connections
                     .first()
-                    .is_some_and(|line| line.contains(&killed_url))
+                    .is_some_and(|line| line.contains(killed_url))
                 && connections
                     .last()
-                    .is_some_and(|line| !line.contains(&killed_url)),
+                    .is_some_and(|line| !line.contains(killed_url)),
             "{:?} did not move from {killed_url} to another node: {connections:?}",
             service.kind
         );
     }
-    eprintln!(
-        "cluster: up in {cluster_up:?}; {PUSHES} pushes; {leader} (leading osbs.jobs, every service on it) killed at {imported_at_kill} imports, {:?} after the push; new leader {new_leader}; all 4 services reconnected to another node; all {PUSHES} builds imported once {after_kill:?} after the kill, {all_ended:?} after the push",
-        killed_at.duration_since(pushed_at),
-    );
 }
 
 /// `x-delivery-count` of a quorum queue's message: how many times the broker counted it as
