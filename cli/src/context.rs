@@ -58,8 +58,8 @@ pub async fn connect_bus(amqp: &AmqpConfig, who: &str) -> Result<Bus> {
     .await;
     connected.unwrap_or_else(|_| {
         Err(CliError::Tool(format!(
-            "cannot reach RabbitMQ at {} within {}s: is it running? Start it with `rabbitmq-server -detached` (or set OSBS_AMQP__URL)",
-            amqp.url,
+            "cannot reach RabbitMQ at {} within {}s: is it running? Start it with `rabbitmq-server -detached` (or set OSBS_AMQP__URL, or OSBS_AMQP__URLS for a cluster)",
+            amqp.masked_urls(),
             limit.as_secs()
         )))
     })

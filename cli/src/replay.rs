@@ -1,12 +1,14 @@
 //! `osbs replay`: takes dead-lettered jobs, results and events back to where they came from,
 //! once their cause is fixed. A replayed job keeps its build id and history (record
 //! `failed → queued`, attempt + 1). Every selected message is republished with a confirm
-//! and only then removed from its dead queue; the others go back untouched.
+//! and only then removed from its dead queue; the others go back untouched, by the closing
+//! of the channel that held them, never by a nack (which a quorum queue counts as a failed
+//! delivery): a dry run changes nothing.
 
 use crate::error::{CliError, Result};
 use lapin::BasicProperties;
 use lapin::message::BasicGetMessage;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::options::BasicAckOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use osbs_common::bus::Outgoing;
 pub use osbs_common::queues::{DeadMessage, DeadQueue};
@@ -174,25 +176,25 @@ impl Replayer<'_> {
                         }
                     }
                 };
-                let settled = if keep {
-                    message
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await
-                } else {
-                    message.ack(BasicAckOptions::default()).await
-                };
-                if let Err(error) = settled {
+                if keep {
+                    // Left unacked: closing the channel below returns it to its place. Not a
+                    // nack: on a quorum queue every nack-requeue counts towards the delivery
+                    // limit, and a dead queue has nowhere to send a message past it, so dry
+                    // runs would drop dead letters (see `osbs_common::queues::peek_dead`).
+                    continue;
+                }
+                if let Err(error) = message.ack(BasicAckOptions::default()).await {
                     // The channel is gone: every unsettled message goes back to its queue.
                     return Err(CliError::Tool(format!(
-                        "lost the channel to {dead} while settling a message: {error}; nothing unconfirmed was removed, run the replay again"
+                        "lost the channel to {dead} while removing a replayed message: {error}; it may be replayed twice (every handler is idempotent), run the replay again"
                     )));
                 }
             }
         }
-        let _ = channel.close(200, "replay done".into()).await;
+        // Returns every message not replayed (held unacked) to its dead queue, in place.
+        let _ = channel
+            .close(200, "replay done: returning the others".into())
+            .await;
         match failure {
             Some(error) => Err(error),
             None => Ok(outcomes),

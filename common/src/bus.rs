@@ -10,11 +10,13 @@
 //!   acked ([`Bus::dead_letter`]);
 //! - a message whose handling met a transient outage waits in a retry queue and comes back
 //!   by itself ([`Bus::retry_later`], [`crate::retry`]);
-//! - the connection recovers by itself (lapin's auto-recover with a backon policy); a publish
-//!   that fails during recovery waits for it and is retried.
+//! - the connection recovers by itself (lapin's auto-recover with a backon policy), on the
+//!   next node of a cluster (`[amqp] urls`, [`crate::failover`]) when its node is gone; a
+//!   publish that fails during recovery waits for it and is retried.
 
 use crate::announcement::Announcement;
 use crate::config::{AmqpConfig, QueueType};
+use crate::failover;
 use crate::retry::RetryState;
 use backon::ExponentialBuilder;
 use futures::StreamExt;
@@ -32,6 +34,7 @@ use osbs_proto::external::HeaderValue;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +54,8 @@ pub enum BusError {
         #[source]
         source: lapin::Error,
     },
+    #[error(transparent)]
+    Nodes(#[from] failover::NodesError),
     #[error("AMQP {operation} failed: {source}")]
     Amqp {
         operation: String,
@@ -108,6 +113,9 @@ pub struct Bus {
 
 impl Bus {
     /// Connects, retrying with backoff for `connect_timeout_secs`, with auto-recovery on.
+    /// With several URLs (a cluster's nodes, `[amqp] urls`), the first connection and every
+    /// reconnection try them in turn ([`crate::failover`]): a service whose node died goes
+    /// on with a node still up, no operator.
     pub async fn connect(config: &AmqpConfig, service: &str) -> Result<Bus, BusError> {
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from(format!(
@@ -121,14 +129,15 @@ impl Bus {
                     .with_max_delay(Duration::from_secs(5))
                     .with_max_times(usize::MAX),
             );
-        let url = config.url.expose().to_owned();
+        let shown = config.masked_urls();
+        let nodes = Arc::new(failover::Nodes::new(&config.broker_urls())?);
         let timeout = Duration::from_secs(config.connect_timeout_secs);
-        let connection = crate::connect::until_reachable("RabbitMQ", &config.url, timeout, || {
-            Connection::connect(&url, properties.clone())
+        let connection = crate::connect::until_reachable("RabbitMQ", &shown, timeout, || {
+            connect_to_nodes(nodes.clone(), properties.clone())
         })
         .await
         .map_err(|source| BusError::Connect {
-            url: config.url.masked(),
+            url: shown.clone(),
             source,
         })?;
         let publisher = connection
@@ -527,6 +536,47 @@ impl Bus {
             .await
             .map_err(amqp("channel.open"))
     }
+}
+
+/// One connection whose TCP dialer walks the nodes in [`failover::Nodes::order`]; lapin
+/// calls the dialer again for each reconnection of its auto-recovery, so the connection
+/// comes back on whichever node answers. The handshake's login and vhost are the first
+/// URL's (the URLs were checked to share them).
+async fn connect_to_nodes(
+    nodes: Arc<failover::Nodes>,
+    properties: ConnectionProperties,
+) -> Result<Connection, lapin::Error> {
+    use lapin::tcp::{AMQPUriTcpExt, OwnedTLSConfig};
+    let runtime = lapin::runtime::default_runtime()?;
+    let first = nodes.first().clone();
+    let dial = async move |_uri, runtime| {
+        let mut last_failure = None;
+        for index in nodes.order() {
+            match nodes
+                .uri(index)
+                .connect_with_config_async(OwnedTLSConfig::default().as_ref(), &runtime)
+                .await
+            {
+                Ok(stream) => {
+                    if nodes.len() > 1 {
+                        tracing::info!(node = nodes.shown(index), "connected to RabbitMQ node");
+                    }
+                    nodes.connected(index);
+                    return Ok(stream);
+                }
+                Err(error) => {
+                    if nodes.len() > 1 {
+                        tracing::warn!(node = nodes.shown(index), error = %error, "RabbitMQ node not reachable; trying the next");
+                    }
+                    last_failure = Some(error);
+                }
+            }
+        }
+        Err(lapin::Error::from(last_failure.unwrap_or_else(|| {
+            std::io::Error::other("no RabbitMQ node configured")
+        })))
+    };
+    Connection::connector(first, runtime, dial, properties).await
 }
 
 /// Acks a delivery. A failure means the channel was lost: the broker will redeliver it, and

@@ -33,7 +33,7 @@ pub enum ConfigError {
 /// Loads `T` from defaults, then `file` (or `$OSBS_CONFIG`, or [`DEFAULT_CONFIG_PATH`] when it
 /// exists), then environment variables: `OSBS_AMQP__URL` sets `amqp.url`,
 /// `OSBS_WORKER__CONCURRENCY` sets `worker.concurrency`. Lists in the environment are
-/// comma-separated.
+/// comma-separated (`OSBS_AMQP__URLS=amqp://…@n1:5672/%2f,amqp://…@n2:5672/%2f`).
 pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> {
     let explicit = file
         .map(Path::to_path_buf)
@@ -60,6 +60,7 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> 
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
+                .with_list_parse_key("amqp.urls")
                 .with_list_parse_key("dispatcher.allowed_git_urls")
                 .with_list_parse_key("dispatcher.namespaces")
                 .with_list_parse_key("worker.allowed_git_urls"),
@@ -92,7 +93,12 @@ pub enum QueueType {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
+    /// The broker, when it is one node.
     pub url: CredentialUrl,
+    /// The nodes of a RabbitMQ cluster, tried in turn on connecting and on every
+    /// reconnection ([`crate::failover`]); when set, `url` is not used. They differ only in
+    /// host and port: one login and one vhost for the whole cluster.
+    pub urls: Vec<CredentialUrl>,
     /// fedora-messaging topic prefix: `org.fedoraproject.prod` in Fedora.
     pub topic_prefix: String,
     pub queue_type: QueueType,
@@ -104,10 +110,31 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
             url: CredentialUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            urls: Vec::new(),
             topic_prefix: "org.fedoraproject.prod".into(),
             queue_type: QueueType::Classic,
             connect_timeout_secs: 30,
         }
+    }
+}
+
+impl AmqpConfig {
+    /// The URLs to connect to, in the order they are tried: `urls` when set, else `url`.
+    pub fn broker_urls(&self) -> Vec<&CredentialUrl> {
+        if self.urls.is_empty() {
+            vec![&self.url]
+        } else {
+            self.urls.iter().collect()
+        }
+    }
+
+    /// Every broker URL, masked, for messages.
+    pub fn masked_urls(&self) -> String {
+        self.broker_urls()
+            .iter()
+            .map(|url| url.masked())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -203,6 +230,33 @@ mod tests {
         assert_eq!(sample.redis.key_prefix, "osbs");
         let shown = effective(&sample);
         assert!(shown.contains("a:***@file"), "{shown}");
+
+        // Several nodes: `urls` wins over `url`, and prints masked.
+        let clustered_path = dir.path().join("cluster.toml");
+        std::fs::write(
+            &clustered_path,
+            "[amqp]\nurl = \"amqp://a:b@single:5672\"\nurls = [\"amqp://a:b@n1:5672/%2f\", \"amqp://a:b@n2:5673/%2f\"]\n",
+        )
+        .unwrap();
+        let clustered: Sample = load(Some(&clustered_path)).unwrap();
+        let urls: Vec<&str> = clustered
+            .amqp
+            .broker_urls()
+            .into_iter()
+            .map(CredentialUrl::expose)
+            .collect();
+        assert_eq!(urls, ["amqp://a:b@n1:5672/%2f", "amqp://a:b@n2:5673/%2f"]);
+        let shown = effective(&clustered);
+        assert!(!shown.contains("a:b@"), "{shown}");
+        assert_eq!(
+            clustered.amqp.masked_urls(),
+            "amqp://a:***@n1:5672/%2f, amqp://a:***@n2:5673/%2f"
+        );
+        assert_eq!(
+            sample.amqp.broker_urls(),
+            [&sample.amqp.url],
+            "one node: url alone"
+        );
 
         let missing = load::<Sample>(Some(&dir.path().join("nope.toml"))).unwrap_err();
         assert!(missing.to_string().contains("nope.toml"), "{missing}");

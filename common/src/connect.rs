@@ -3,16 +3,16 @@
 //! time is over, each failure logged.
 
 use backon::{ExponentialBuilder, Retryable};
-use osbs_proto::secret::CredentialUrl;
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
 /// Calls `connect` until it succeeds or `timeout` has passed since the first call; the last
-/// error is the answer. `service` names what is not reachable in the log line.
+/// error is the answer. `service` names what is not reachable in the log line, `url` where
+/// (masked: a `CredentialUrl`, or a list of them already masked).
 pub(crate) async fn until_reachable<T, E, F, Fut>(
     service: &'static str,
-    url: &CredentialUrl,
+    url: &(dyn Display + Sync),
     timeout: Duration,
     connect: F,
 ) -> Result<T, E>

@@ -7,6 +7,8 @@
 //! - [`shutdown`]: SIGTERM/SIGINT → a cancellation token.
 //! - [`bus`]: the AMQP adapter (lapin): topology, confirmed publishing, consuming,
 //!   dead-lettering, recovery.
+//! - [`failover`]: the nodes of a RabbitMQ cluster behind one connection: which one a
+//!   (re)connection tries first, what their URLs may differ in (pure).
 //! - [`store`]: the Redis adapter: build records and their compare-and-set, idempotency
 //!   keys, cancel marks, live logs, locks, and each service's keys as named operations.
 //! - [`state`]: the one way to change a build's state: compare-and-set, history entry, one
@@ -22,6 +24,7 @@ pub mod announcement;
 pub mod bus;
 pub mod config;
 mod connect;
+pub mod failover;
 pub mod http;
 pub mod queues;
 pub mod retry;

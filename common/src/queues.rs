@@ -225,8 +225,9 @@ fn first_death(properties: &BasicProperties) -> Option<(String, Option<String>)>
 /// closing the channel, which puts them back at their original positions. Not with a nack:
 /// on a quorum queue a nack-requeue counts towards the delivery limit (20 by default since
 /// RabbitMQ 4.0) and a dead queue has nowhere to send a message past it, so a view peeking
-/// every few seconds would drop dead letters; a channel's closing does not count. Nothing
-/// is removed. A replay running at the same moment sees fewer messages until the peek
+/// every few seconds would drop dead letters. RabbitMQ 3.10 counts a return by a channel's
+/// closing too (seen by tests/ops/tests/cluster.rs) but sets no limit unless a policy does:
+/// OPERATIONS.md says to set none on the dead queues. Nothing is removed. A replay running at the same moment sees fewer messages until the peek
 /// returns them (milliseconds).
 pub async fn peek_dead(
     bus: &Bus,

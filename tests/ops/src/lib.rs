@@ -12,9 +12,13 @@
 //! - [`Service`]: a running child process (SIGTERM, SIGKILL, its log).
 //! - [`PrivateRabbit`]: a RabbitMQ node of the test's own, on free ports, that it may
 //!   stop and start (never the shared one on :5672).
+//! - [`cluster::PrivateCluster`]: three such nodes joined in one cluster, for the quorum
+//!   queues of production and the loss of a node.
 //! - [`PrivateRegistry`]: a registry of the test's own, that it may stop and start.
 
-use osbs_common::config::{AmqpConfig, CredentialUrl};
+pub mod cluster;
+
+use osbs_common::config::{AmqpConfig, CredentialUrl, QueueType};
 use osbs_common::store::{BuildRecord, Store};
 use osbs_common::{Bus, store};
 use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TagSpec};
@@ -337,7 +341,8 @@ impl PrivateRabbit {
         .await;
     }
 
-    async fn ctl(&self, args: &[&str]) {
+    /// `rabbitmqctl -n <node> args…`, which must succeed; its standard output.
+    pub async fn ctl(&self, args: &[&str]) -> String {
         let output = Command::new("rabbitmqctl")
             .args(["-n", &self.node])
             .args(args)
@@ -350,6 +355,34 @@ impl PrivateRabbit {
             self.node,
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The node's Erlang VM (beam) process, from its pid file, while it runs.
+    pub fn beam_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.dir.path().join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // The pid file outlives the process: only a process that still is this node counts
+        // (the node name is not on beam's command line: the node names itself at boot).
+        let environment = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let name = format!("RABBITMQ_NODENAME={}", self.node);
+        environment
+            .split(|byte| *byte == 0)
+            .any(|entry| entry == name.as_bytes())
+            .then_some(pid)
+    }
+
+    /// `kill -9` of the node's Erlang VM: no goodbye to its peers or clients.
+    pub fn kill9(&self) {
+        let pid = self.beam_pid().expect("the node runs");
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -9 {pid} ({})", self.node);
     }
 
     pub fn amqp(&self) -> AmqpConfig {
@@ -366,6 +399,12 @@ impl Drop for PrivateRabbit {
         let _ = std::process::Command::new("rabbitmqctl")
             .args(["-n", &self.node, "shutdown"])
             .output();
+        // A node that would not stop (or whose rabbitmqctl failed) is not left behind.
+        if let Some(pid) = self.beam_pid() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
 }
 
@@ -510,6 +549,8 @@ impl Drop for PrivateRedis {
 pub struct Options {
     /// The broker: `None` = a vhost of the shared RabbitMQ.
     pub amqp: Option<AmqpConfig>,
+    /// `[amqp] queue_type = "quorum"` (on the shared RabbitMQ's vhost, or on `amqp`).
+    pub quorum: bool,
     /// Registry builds are pushed to: `None` = the shared 127.0.0.1:5000.
     pub registry: Option<String>,
     /// Extra TOML appended to the configuration file.
@@ -565,7 +606,10 @@ impl World {
         if let Some(url) = &options.redis_url {
             env.redis.url = CredentialUrl::new(url.clone());
         }
-        let amqp = options.amqp.clone().unwrap_or_else(|| env.amqp.clone());
+        let mut amqp = options.amqp.clone().unwrap_or_else(|| env.amqp.clone());
+        if options.quorum {
+            amqp.queue_type = QueueType::Quorum;
+        }
         let dir = tempfile::tempdir().expect("temporary directory");
         for sub in [
             "dist-git/container",
@@ -631,9 +675,14 @@ impl World {
 
     /// `OSBS_…` variables pointing a process at this world.
     pub fn env_vars(&self) -> Vec<(String, String)> {
-        vec![
+        let queue_type = match self.amqp.queue_type {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        };
+        let mut vars: Vec<(String, String)> = vec![
             ("OSBS_CONFIG".into(), self.config_path.display().to_string()),
             ("OSBS_AMQP__URL".into(), self.amqp.url.expose().to_owned()),
+            ("OSBS_AMQP__QUEUE_TYPE".into(), queue_type.into()),
             (
                 "OSBS_REDIS__URL".into(),
                 self.env.redis.url.expose().to_owned(),
@@ -643,7 +692,12 @@ impl World {
                 self.env.redis.key_prefix.clone(),
             ),
             ("RUST_LOG".into(), "info,lapin=warn,bollard=warn".into()),
-        ]
+        ];
+        if !self.amqp.urls.is_empty() {
+            let urls: Vec<&str> = self.amqp.urls.iter().map(CredentialUrl::expose).collect();
+            vars.push(("OSBS_AMQP__URLS".into(), urls.join(",")));
+        }
+        vars
     }
 
     /// Starts a service and waits until its `/healthz` answers 200.
@@ -963,6 +1017,35 @@ impl Repo {
         );
         output
     }
+}
+
+/// Branches `f1`…`fN` of `repo`'s checkout, each one commit of its own on top of `main`, in
+/// one `git fast-import` (500 `git commit` runs would take longer than the test itself).
+pub fn many_branches(repo: &Repo, count: usize) {
+    use std::io::Write;
+    let main = git(&repo.checkout, &["rev-parse", "main"]);
+    let mut stream = String::new();
+    for n in 1..=count {
+        let message = format!("Branch f{n}\n");
+        stream.push_str(&format!(
+            "commit refs/heads/f{n}\ncommitter Jane Doe <jdoe@example.com> 1700000000 +0000\ndata {}\n{message}from {}\n\n",
+            message.len(),
+            main.trim()
+        ));
+    }
+    let mut child = std::process::Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(&repo.checkout)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("git fast-import runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("feed git fast-import");
+    assert!(child.wait().expect("git fast-import").success());
 }
 
 /// Stdout of a CLI run, asserting its exit code.

@@ -8,35 +8,6 @@ use osbs_proto::v1::{BuildJob, BuildState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Branches `f1`…`fN` of `repo`'s checkout, each one commit of its own on top of `main`, in
-/// one `git fast-import` (500 `git commit` runs would take longer than the test itself).
-fn many_branches(repo: &osbs_ops_tests::Repo, count: usize) {
-    use std::io::Write;
-    let main = osbs_ops_tests::git(&repo.checkout, &["rev-parse", "main"]);
-    let mut stream = String::new();
-    for n in 1..=count {
-        let message = format!("Branch f{n}\n");
-        stream.push_str(&format!(
-            "commit refs/heads/f{n}\ncommitter Jane Doe <jdoe@example.com> 1700000000 +0000\ndata {}\n{message}from {}\n\n",
-            message.len(),
-            main.trim()
-        ));
-    }
-    let mut child = std::process::Command::new("git")
-        .args(["fast-import", "--quiet"])
-        .current_dir(&repo.checkout)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("git fast-import runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stream.as_bytes())
-        .expect("feed git fast-import");
-    assert!(child.wait().expect("git fast-import").success());
-}
-
 /// Takes every message of `queue` (acking it) and returns the build ids of the jobs, with how
 /// many times each was enqueued.
 async fn drain_jobs(world: &World, queue: &str) -> BTreeMap<String, usize> {
@@ -65,7 +36,7 @@ async fn a_dispatcher_killed_with_500_events_waiting_accounts_for_each_once() {
     let bus = world.bus().await;
     let name = format!("burst-{}", world.tag);
     let repo = world.repo(&name, "main", &world.dockerfile(&name, "true"));
-    many_branches(&repo, EVENTS);
+    osbs_ops_tests::many_branches(&repo, EVENTS);
     let mut refspecs = vec!["main".to_owned()];
     refspecs.extend((1..=EVENTS).map(|n| format!("f{n}")));
     let pushed = repo.push(&refspecs.iter().map(String::as_str).collect::<Vec<_>>());
