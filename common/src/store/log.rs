@@ -1,5 +1,7 @@
 //! Live build logs: `<prefix>:log:<id>` is a stream of lines capped at `log_max_lines` (oldest
-//! dropped); a final entry with field `end` closes it.
+//! dropped); a final entry with field `end` closes it. An arch job of a multi-arch build
+//! writes its own, `<prefix>:log:<id>:<arch>`: every function here takes a log's name,
+//! [`stream`] of the build id and the arch (the build id alone names the build's log).
 
 use super::{Store, StoreError, redis_error};
 use osbs_proto::v1::BuildState;
@@ -18,6 +20,16 @@ pub enum LogEntry {
         id: String,
         state: String,
     },
+}
+
+/// The name of the live log of build `id` (`arch` empty) or of its arch job of `arch`:
+/// `id` or `id:arch`, what every log function of the store takes.
+pub fn stream(id: &str, arch: &str) -> String {
+    if arch.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{id}:{arch}")
+    }
 }
 
 impl Store {
