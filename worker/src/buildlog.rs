@@ -1,6 +1,8 @@
 //! A build's log, written twice: complete, to `<artifacts_dir>/<build_id>/build.log` (the file
 //! Koji keeps, hashed as it is written), and live, to the build's capped Redis stream in
-//! batches (what `osbs watch-logs` follows while the build runs).
+//! batches (what `osbs watch-logs` follows while the build runs). An arch job of a
+//! multi-arch build writes its own: `<artifacts_dir>/<build_id>/<arch>/<arch>.log` and the
+//! stream `<build_id>:<arch>`.
 
 use osbs_common::Store;
 use osbs_proto::BuildState;
@@ -40,6 +42,8 @@ struct FileSink {
 /// never fails the build: a log that cannot be written is reported once in the service log.
 pub struct BuildLog {
     build_id: String,
+    /// The file's name for Koji: `build.log`, or an arch job's `<arch>.log`.
+    name: String,
     path: PathBuf,
     file: Mutex<FileSink>,
     live: mpsc::UnboundedSender<Live>,
@@ -69,6 +73,18 @@ impl BuildLog {
         store: Store,
         resume: bool,
     ) -> std::io::Result<BuildLog> {
+        BuildLog::open_for(dir, build_id, "", store, resume)
+    }
+
+    /// Like [`BuildLog::open`], for the build (`arch` empty) or one of its arch jobs:
+    /// `dir/<arch>.log`, live on the stream `<build_id>:<arch>`.
+    pub fn open_for(
+        dir: &Path,
+        build_id: &str,
+        arch: &str,
+        store: Store,
+        resume: bool,
+    ) -> std::io::Result<BuildLog> {
         std::fs::create_dir_all(dir).map_err(|error| {
             std::io::Error::new(
                 error.kind(),
@@ -78,7 +94,12 @@ impl BuildLog {
                 ),
             )
         })?;
-        let path = dir.join("build.log");
+        let name = if arch.is_empty() {
+            "build.log".to_owned()
+        } else {
+            format!("{arch}.log")
+        };
+        let path = dir.join(&name);
         let mut hasher = Sha256::new();
         let mut size = 0;
         let file = if resume && path.exists() {
@@ -89,9 +110,11 @@ impl BuildLog {
             std::fs::File::create(&path)?
         };
         let (sender, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(live_writer(store, build_id.to_owned(), receiver));
+        let stream = osbs_common::store::log::stream(build_id, arch);
+        let task = tokio::spawn(live_writer(store, stream, receiver));
         Ok(BuildLog {
             build_id: build_id.to_owned(),
+            name,
             path,
             file: Mutex::new(FileSink {
                 writer: std::io::BufWriter::new(file),
@@ -193,7 +216,7 @@ impl BuildLog {
             let _ = task.await;
         }
         Ok(LogFile {
-            name: "build.log".into(),
+            name: self.name.clone(),
             path: self.path.display().to_string(),
             size: i64::try_from(size).unwrap_or(i64::MAX),
             sha256: digest,
