@@ -1,8 +1,8 @@
 //! A build's log, written twice: complete, to `<artifacts_dir>/<build_id>/build.log` (the file
 //! Koji keeps, hashed as it is written), and live, to the build's capped Redis stream in
 //! batches (what `osbs watch-logs` follows while the build runs). An arch job of a
-//! multi-arch build writes its own: `<artifacts_dir>/<build_id>/<arch>/<arch>.log` and the
-//! stream `<build_id>:<arch>`.
+//! multi-arch build writes its own: `<artifacts_dir>/<build_id>/<arch>/build.log` (its part's
+//! `build.log`, which the bridge names `<arch>.log` in Koji) and the stream `<build_id>:<arch>`.
 
 use osbs_common::Store;
 use osbs_proto::BuildState;
@@ -42,8 +42,6 @@ struct FileSink {
 /// never fails the build: a log that cannot be written is reported once in the service log.
 pub struct BuildLog {
     build_id: String,
-    /// The file's name for Koji: `build.log`, or an arch job's `<arch>.log`.
-    name: String,
     path: PathBuf,
     file: Mutex<FileSink>,
     live: mpsc::UnboundedSender<Live>,
@@ -76,8 +74,8 @@ impl BuildLog {
         BuildLog::open_for(dir, build_id, "", store, resume)
     }
 
-    /// Like [`BuildLog::open`], for the build (`arch` empty) or one of its arch jobs:
-    /// `dir/<arch>.log`, live on the stream `<build_id>:<arch>`.
+    /// Like [`BuildLog::open`], for the build (`arch` empty) or one of its arch jobs (whose
+    /// `dir` is its own), live on the stream `<build_id>:<arch>`.
     pub fn open_for(
         dir: &Path,
         build_id: &str,
@@ -94,12 +92,7 @@ impl BuildLog {
                 ),
             )
         })?;
-        let name = if arch.is_empty() {
-            "build.log".to_owned()
-        } else {
-            format!("{arch}.log")
-        };
-        let path = dir.join(&name);
+        let path = dir.join("build.log");
         let mut hasher = Sha256::new();
         let mut size = 0;
         let file = if resume && path.exists() {
@@ -114,7 +107,6 @@ impl BuildLog {
         let task = tokio::spawn(live_writer(store, stream, receiver));
         Ok(BuildLog {
             build_id: build_id.to_owned(),
-            name,
             path,
             file: Mutex::new(FileSink {
                 writer: std::io::BufWriter::new(file),
@@ -216,7 +208,7 @@ impl BuildLog {
             let _ = task.await;
         }
         Ok(LogFile {
-            name: self.name.clone(),
+            name: "build.log".into(),
             path: self.path.display().to_string(),
             size: i64::try_from(size).unwrap_or(i64::MAX),
             sha256: digest,

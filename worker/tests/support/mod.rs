@@ -355,6 +355,7 @@ impl Harness {
             requested_at_ms: osbs_common::telemetry::now_ms(),
             event_id: uuid::Uuid::new_v4().to_string(),
             attempt: 0,
+            ..BuildJob::default()
         }
     }
 

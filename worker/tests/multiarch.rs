@@ -1,0 +1,191 @@
+//! Multi-arch builds end to end (DESIGN.md "Architectures"), on the real RabbitMQ, Redis,
+//! Docker Engine and registry: one worker serving x86_64 and aarch64 (arm64 emulated by
+//! qemu-user-static through binfmt_misc, as `deploy/setup.sh` registers it) builds a target
+//! of both arches from the multi-arch busybox base of `deploy/base-image.sh ensure-multi`.
+
+mod support;
+
+use osbs_proto::names;
+use osbs_proto::v1::{BuildState, Target};
+use support::*;
+
+const LIST_TYPES: &str = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";
+
+fn both_arches(target: &mut Option<Target>) {
+    target.as_mut().unwrap().arches = vec!["x86_64".into(), "aarch64".into()];
+}
+
+async fn emulating_worker(harness: &Harness) -> RunningWorker {
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+        })
+        .await
+}
+
+fn repository_of(job: &osbs_proto::v1::BuildJob, name: &str) -> String {
+    let target = job.target.as_ref().unwrap();
+    format!("{}/{name}", target.registry_namespace)
+}
+
+/// What `RUN uname -m > /uname-m` left in the image at `digest`.
+async fn uname_in(path: &str, digest: &str) -> String {
+    let image = pushed_image(&format!("{}/{path}", osbs_testkit::REGISTRY), digest).await;
+    image
+        .layers
+        .iter()
+        .flatten()
+        .find(|(name, _)| name == "uname-m")
+        .map(|(_, content)| String::from_utf8_lossy(content).trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_of_two_arches_ends_in_one_manifest_list() {
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert_eq!(record.field("arches"), "x86_64,aarch64");
+    assert!(
+        log.contains("aarch64: arch job published on osbs.jobs.aarch64"),
+        "{log}"
+    );
+    assert!(
+        log.contains("pushed the manifest list of x86_64, aarch64"),
+        "{log}"
+    );
+    let arch_log = std::fs::read_to_string(
+        harness
+            .artifacts_dir()
+            .join(&job.build_id)
+            .join("aarch64")
+            .join("build.log"),
+    )
+    .unwrap();
+    assert!(
+        arch_log.contains("building for aarch64 (linux/arm64)"),
+        "{arch_log}"
+    );
+
+    // One result, with both parts; its image is the list.
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    let result = &results[0];
+    assert_eq!(result.state, BuildState::Complete as i32);
+    let parts: Vec<&str> = result
+        .arches
+        .iter()
+        .map(|part| part.arch.as_str())
+        .collect();
+    assert_eq!(parts, ["x86_64", "aarch64"]);
+    let image = result.image.as_ref().unwrap();
+    assert_eq!(
+        image.digests[0].media_type,
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(
+        image.tags[..3],
+        ["1-1".to_owned(), "1".into(), "latest".into()]
+    );
+    assert_eq!(image.tags.len(), 4);
+    let nvr = result.nvr.as_ref().unwrap();
+    assert_eq!(nvr.release, "1");
+
+    // The registry holds the list under every tag, naming an amd64 and an arm64 image.
+    let path = repository_of(&job, &name);
+    for tag in &image.tags {
+        let list: serde_json::Value = serde_json::from_slice(
+            &registry_get(&format!("{path}/manifests/{tag}"), LIST_TYPES).await,
+        )
+        .unwrap();
+        let platforms: Vec<&str> = list["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["amd64", "arm64"], "{tag}: {list}");
+    }
+    let mut unames = Vec::new();
+    for part in &result.arches {
+        let digest = &part.image.as_ref().unwrap().digests[0].digest;
+        unames.push(uname_in(&path, digest).await);
+        let tags = &part.image.as_ref().unwrap().tags;
+        assert_eq!(tags.len(), 1, "{tags:?}");
+        assert!(tags[0].ends_with(&format!("-{}", part.arch)), "{tags:?}");
+    }
+    assert_eq!(unames, ["x86_64", "aarch64"], "RUN ran once per arch");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_arch_failing_fails_the_build_and_pushes_no_list() {
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-fail-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN test \"$(uname -m)\" = x86_64\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Failed, "{:?}", record.fields);
+    let error = record.field("error");
+    assert!(error.starts_with("aarch64: "), "{error}");
+    assert_eq!(record.field("cancel_requested"), "1");
+    let results = harness.results().await;
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|result| result.state == BuildState::Failed as i32)
+        .collect();
+    assert_eq!(failed.len(), 1, "{results:?}");
+    assert!(failed[0].error.starts_with("aarch64: "));
+    assert!(
+        results
+            .iter()
+            .all(|result| result.state != BuildState::Complete as i32),
+        "{results:?}"
+    );
+    // No list: the build's tags were never pushed.
+    let path = repository_of(&job, &name);
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v2/{path}/manifests/1-1",
+            osbs_testkit::REGISTRY
+        ))
+        .header("accept", LIST_TYPES)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // Nothing waits in the arch queues once both arch jobs ended.
+    for arch in ["x86_64", "aarch64"] {
+        let depth = harness
+            .bus
+            .queue_depth(&names::jobs_queue(arch))
+            .await
+            .unwrap();
+        assert_eq!(depth.messages, 0, "{arch}");
+    }
+    worker.stop().await;
+}
