@@ -17,8 +17,7 @@ use osbs_proto::v1::{
     ArchBuild, BuildJob, BuildState, BuildTool, ImageDigest, ImageInfo, KojiReservation, LogFile,
     Nvr, Trigger,
 };
-use osbs_registry::manifest::{list_entry, list_manifest};
-use osbs_registry::{ManifestFormat, Platform, RawManifest, Reference};
+use osbs_registry::ManifestFormat;
 use sha2::{Digest, Sha256};
 
 /// The arch job of `arch` for the build of `job`: the same job with its arch, every arch of
@@ -289,29 +288,20 @@ async fn list_and_push(
         .unwrap_or(&repository)
         .to_owned();
     let registry = worker.registries.get(&target.registry)?;
-    let mut entries = Vec::new();
+    let mut members = Vec::new();
     for part in &parts {
         let image = part.image.clone().unwrap_or_default();
-        let digest = image.digests.first().cloned().unwrap_or_default();
-        let at = Reference::digest(&digest.digest).map_err(osbs_registry::RegistryError::from)?;
-        let (bytes, _) = registry.manifest_bytes(&path, &at).await?;
+        let digest = image.digests.first().cloned().unwrap_or_default().digest;
         let known = arch::lookup(&part.arch).ok_or_else(|| {
             WorkerError::Infrastructure(format!("unknown arch {:?} in a part", part.arch))
         })?;
-        let mut platform = Platform::new("linux", known.oci);
-        platform.variant = known.variant.map(str::to_owned);
-        let manifest = RawManifest {
-            media_type: digest.media_type.clone(),
-            bytes,
-        };
-        entries.push(list_entry(&manifest, &platform));
+        members.push((known, digest));
     }
     let format = if worker.oci_index {
         ManifestFormat::Oci
     } else {
         ManifestFormat::DockerV2
     };
-    let list = list_manifest(format, entries);
     let tags = plan::tags(
         kind(job),
         &nvr.version,
@@ -319,7 +309,7 @@ async fn list_and_push(
         &unique_tag(job, &nvr.release),
     )?;
     enter_pushing(worker, job, progress).await?;
-    let digest = registry.push_manifest(&path, &list, &tags).await?;
+    let digest = registry.push_list(&path, &members, &tags, format).await?;
     log.note(&format!(
         "pushed the manifest list of {} to {repository} as {} ({digest})",
         job.arches.join(", "),
@@ -336,7 +326,7 @@ async fn list_and_push(
     outputs.koji_reservation = job.koji_reservation.clone();
     outputs.image = Some(ImageInfo {
         digests: vec![ImageDigest {
-            media_type: list.media_type.clone(),
+            media_type: format.list_type().to_owned(),
             digest: digest.clone(),
         }],
         pullspecs: plan::pullspecs(&repository, &tags, &digest),

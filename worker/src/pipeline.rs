@@ -641,19 +641,17 @@ impl Attempt<'_> {
         digest: &str,
         arch: &osbs_proto::arch::Arch,
     ) -> Result<String, WorkerError> {
-        let platform = osbs_registry::Platform::new("linux", arch.oci);
         let client = self.worker.registries.get(registry)?;
         let at =
             osbs_registry::Reference::digest(digest).map_err(osbs_registry::RegistryError::from)?;
         match client
-            .image_manifest(&wanted.reference.repository, &at, &platform)
+            .arch_manifest(&wanted.reference.repository, &at, arch)
             .await
         {
-            Ok((_, arch_digest)) => Ok(arch_digest),
-            Err(error) if error.is_not_found() => Err(packager(format!(
-                "{} has no {} ({}) image: its manifest list lacks the arch; build it for {} or drop the arch",
-                wanted.shown, arch.koji, platform, arch.koji
-            ))),
+            Ok(found) => Ok(found.digest),
+            Err(error @ osbs_registry::RegistryError::NoArch { .. }) => {
+                Err(packager(format!("{}: {error}", wanted.shown)))
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -1115,7 +1113,8 @@ impl Attempt<'_> {
     async fn build(&self, context: &Path) -> Result<String, WorkerError> {
         let tag = format!(
             "{}:{}",
-            temporary_repository("build", &self.job.build_id),
+            // Per arch: the arch jobs of one build run at once on one engine.
+            temporary_repository("build", &crate::multiarch::owner(self.job)),
             self.number
         );
         self.progress

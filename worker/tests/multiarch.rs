@@ -132,6 +132,15 @@ async fn a_target_of_two_arches_ends_in_one_manifest_list() {
         assert!(tags[0].ends_with(&format!("-{}", part.arch)), "{tags:?}");
     }
     assert_eq!(unames, ["x86_64", "aarch64"], "RUN ran once per arch");
+    let configs: Vec<(&str, &str)> = result
+        .arches
+        .iter()
+        .map(|part| {
+            let image = part.image.as_ref().unwrap();
+            (part.arch.as_str(), image.architecture.as_str())
+        })
+        .collect();
+    assert_eq!(configs, [("x86_64", "amd64"), ("aarch64", "arm64")]);
     worker.stop().await;
 }
 
