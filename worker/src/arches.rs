@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn platforms_are_read_as_atomic_reactor_reads_them() {
-        let table: [(&str, Option<&[&str]>, &[&str]); 7] = [
+        type Row<'a> = (&'a str, Option<&'a [&'a str]>, &'a [&'a str]);
+        let table: [Row; 7] = [
             ("", None, &[]),
             ("compose:\n  packages: [a]\n", None, &[]),
             ("platforms:\n  only: aarch64\n", Some(&["aarch64"]), &[]),
@@ -186,7 +187,14 @@ mod tests {
         };
         let none = Platforms::default();
         let arm = strings(&["aarch64"]);
-        let table: [(&[String], &Platforms, &[String], bool, &[&str]); 8] = [
+        type Row<'a> = (
+            &'a [String],
+            &'a Platforms,
+            &'a [String],
+            bool,
+            &'a [&'a str],
+        );
+        let table: [Row; 8] = [
             (&[], &none, &[], false, &["x86_64"]),
             (&both, &none, &[], false, &["x86_64", "aarch64"]),
             (&both, &only_arm, &[], false, &["aarch64"]),

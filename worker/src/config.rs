@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn served_arches_default_to_the_engine_s_own() {
-        let table: [(&[&str], &str, Result<&[&str], &str>); 5] = [
+        type Row<'a> = (&'a [&'a str], &'a str, Result<&'a [&'a str], &'a str>);
+        let table: [Row; 5] = [
             (&[], "x86_64", Ok(&["x86_64"])),
             (&[], "aarch64", Ok(&["aarch64"])),
             (&["x86_64", "arm64"], "x86_64", Ok(&["x86_64", "aarch64"])),

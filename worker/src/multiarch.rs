@@ -260,22 +260,7 @@ async fn list_and_push(
     progress: &Progress,
 ) -> Result<Vec<ArchBuild>, crate::error::WorkerError> {
     use crate::error::WorkerError;
-    let id = &job.build_id;
-    let mut parts = Vec::new();
-    if job.arches.is_empty() {
-        return Err(WorkerError::Infrastructure(
-            "an arch job without the build's arches".into(),
-        ));
-    }
-    for arch in &job.arches {
-        let bytes = worker.store.arch_part(id, arch).await?.ok_or_else(|| {
-            WorkerError::Infrastructure(format!("the part of {arch} is not recorded"))
-        })?;
-        let part = ArchBuild::decode(bytes.as_slice()).map_err(|error| {
-            WorkerError::Infrastructure(format!("the part of {arch} is damaged: {error}"))
-        })?;
-        parts.push(part);
-    }
+    let parts = read_parts(worker, job).await?;
     let nvr = job.nvr.clone().unwrap_or_default();
     let target = job.target.clone().unwrap_or_default();
     // The repository is the `name` label's, as every arch pushed to it.
@@ -336,6 +321,31 @@ async fn list_and_push(
         os: first.os,
         ..ImageInfo::default()
     });
+    Ok(parts)
+}
+
+/// Every arch's recorded part, in the build's order.
+async fn read_parts(
+    worker: &Worker,
+    job: &BuildJob,
+) -> Result<Vec<ArchBuild>, crate::error::WorkerError> {
+    use crate::error::WorkerError;
+    let id = &job.build_id;
+    let mut parts = Vec::new();
+    if job.arches.is_empty() {
+        return Err(WorkerError::Infrastructure(
+            "an arch job without the build's arches".into(),
+        ));
+    }
+    for arch in &job.arches {
+        let bytes = worker.store.arch_part(id, arch).await?.ok_or_else(|| {
+            WorkerError::Infrastructure(format!("the part of {arch} is not recorded"))
+        })?;
+        let part = ArchBuild::decode(bytes.as_slice()).map_err(|error| {
+            WorkerError::Infrastructure(format!("the part of {arch} is damaged: {error}"))
+        })?;
+        parts.push(part);
+    }
     Ok(parts)
 }
 

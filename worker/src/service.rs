@@ -264,9 +264,7 @@ async fn handle_job(
         return handle_arch_job(worker, job, &record, delivery, subscription, shutdown).await;
     }
     if crate::multiarch::orchestrated(record.state, record.field(field::ARCHES)) {
-        tracing::info!(build_id = %id, state = %record.state, "job skipped: its arch jobs build it");
-        worker.metrics.count_ignored("handed to arch jobs");
-        bus::ack(&delivery).await;
+        skip_orchestrated(worker, &record, &delivery).await;
         return false;
     }
     match lease::first_look(record.state, pending_result) {
@@ -328,6 +326,17 @@ async fn handle_job(
             run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
     }
+}
+
+/// The build's own job of a build its arch jobs run now (a redelivery, an old lease): acked.
+async fn skip_orchestrated(
+    worker: &Worker,
+    record: &osbs_common::store::BuildRecord,
+    delivery: &Delivery,
+) {
+    tracing::info!(build_id = %record.id, state = %record.state, "job skipped: its arch jobs build it");
+    worker.metrics.count_ignored("handed to arch jobs");
+    bus::ack(delivery).await;
 }
 
 /// An arch job (DESIGN.md "Architectures"): judged on the build's record and its arch's

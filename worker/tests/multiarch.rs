@@ -24,6 +24,15 @@ async fn emulating_worker(harness: &Harness) -> RunningWorker {
         .await
 }
 
+async fn metrics(worker: &RunningWorker) -> String {
+    reqwest::get(format!("http://{}/metrics", worker.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn repository_of(job: &osbs_proto::v1::BuildJob, name: &str) -> String {
     let target = job.target.as_ref().unwrap();
     format!("{}/{name}", target.registry_namespace)
@@ -141,6 +150,28 @@ async fn a_target_of_two_arches_ends_in_one_manifest_list() {
         })
         .collect();
     assert_eq!(configs, [("x86_64", "amd64"), ("aarch64", "arm64")]);
+
+    // A replayed (or redelivered) arch job of the finished build does not build again.
+    let again = osbs_proto::v1::BuildJob {
+        arch: "aarch64".into(),
+        ..result.job.clone().unwrap()
+    };
+    assert_eq!(again.arches, ["x86_64", "aarch64"]);
+    harness.bus.publish_job(&again, 0).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !metrics(&worker)
+        .await
+        .contains("reason=\"the build is not running\"")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the arch job was never judged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(harness.results().await.is_empty(), "no second result");
+    let after = harness.store.get(&job.build_id).await.unwrap().unwrap();
+    assert_eq!(after.state, BuildState::Complete);
     worker.stop().await;
 }
 
