@@ -506,12 +506,7 @@ mod tests {
         let arm64 = osbs_proto::arch::lookup("aarch64").unwrap();
         let x86 = osbs_proto::arch::lookup("x86_64").unwrap();
         let armv7 = osbs_proto::arch::lookup("armv7hl").unwrap();
-        let table: [(
-            &str,
-            Vec<(&str, Option<&str>, &str)>,
-            osbs_proto::arch::Arch,
-            Option<&str>,
-        ); 6] = [
+        let table = [
             (
                 "both",
                 vec![("amd64", None, D1), ("arm64", Some("v8"), D2)],

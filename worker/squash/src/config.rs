@@ -1,9 +1,12 @@
 //! The squashed image's config, a pure function of the original config: base diff_ids plus
 //! the new layer's, the squashed build steps kept in the history but marked `empty_layer`,
-//! one history entry for the new layer, and everything else (labels, env, cmd, entrypoint,
-//! user, workdir, ports, volumes, healthcheck...) left exactly as it was.
+//! one history entry for the new layer, the platform (`os`, `architecture`, `variant`) set
+//! when one is given (an arch build: whatever the builder wrote), and everything else
+//! (labels, env, cmd, entrypoint, user, workdir, ports, volumes, healthcheck...) left exactly
+//! as it was.
 
 use crate::SquashError;
+use osbs_registry::Platform;
 use serde_json::{Map, Value, json};
 
 /// Inputs besides the original config.
@@ -17,6 +20,8 @@ pub(crate) struct Squash<'a> {
     pub diff_id: &'a str,
     /// Layers merged into it.
     pub squashed_layers: usize,
+    /// The platform the image is for, written over the builder's (`None`: kept as it is).
+    pub platform: Option<&'a Platform>,
 }
 
 fn config_error(reason: impl Into<String>) -> SquashError {
@@ -46,6 +51,10 @@ pub(crate) fn squashed_config(
         json!({"type": "layers", "diff_ids": diff_ids}),
     );
 
+    if let Some(platform) = squash.platform {
+        set_platform(&mut config, platform);
+    }
+
     let created = config.get("created").cloned();
     let history = config
         .entry("history")
@@ -72,6 +81,23 @@ pub(crate) fn squashed_config(
     );
     history.push(Value::Object(step));
     serde_json::to_vec(&config).map_err(|e| config_error(e.to_string()))
+}
+
+/// `architecture` and `variant` (removed when the platform has none) and, when it names
+/// one, `os`: the engine's classic builder writes its own host's or the base's, not
+/// necessarily the arch built for.
+fn set_platform(config: &mut Map<String, Value>, platform: &Platform) {
+    if !platform.os.is_empty() {
+        config.insert("os".into(), Value::String(platform.os.clone()));
+    }
+    config.insert(
+        "architecture".into(),
+        Value::String(platform.architecture.clone()),
+    );
+    match &platform.variant {
+        Some(variant) => config.insert("variant".into(), Value::String(variant.clone())),
+        None => config.remove("variant"),
+    };
 }
 
 #[cfg(test)]
@@ -102,6 +128,7 @@ mod tests {
             base_history_len: 2,
             diff_id: "sha256:new",
             squashed_layers: 2,
+            platform: None,
         };
         serde_json::from_slice(&squashed_config(ORIGINAL.as_bytes(), &squash).unwrap()).unwrap()
     }
@@ -146,6 +173,57 @@ mod tests {
     }
 
     #[test]
+    fn the_platform_given_is_written_over_the_builders() {
+        let base = vec!["sha256:b".to_owned()];
+        let arm64 = Platform::of_arch(&osbs_registry::arch::lookup("aarch64").unwrap());
+        let amd64 = Platform::of_arch(&osbs_registry::arch::lookup("x86_64").unwrap());
+        let with_variant =
+            ORIGINAL.replace(r#""os": "linux","#, r#""os": "linux", "variant": "v7","#);
+        let table = [
+            (
+                "arm64 over amd64",
+                ORIGINAL.to_owned(),
+                Some(&arm64),
+                ("arm64", Some("v8")),
+            ),
+            (
+                "amd64 over amd64",
+                ORIGINAL.to_owned(),
+                Some(&amd64),
+                ("amd64", None),
+            ),
+            (
+                "a stale variant goes",
+                with_variant.clone(),
+                Some(&amd64),
+                ("amd64", None),
+            ),
+            (
+                "none given: kept",
+                with_variant,
+                None,
+                ("amd64", Some("v7")),
+            ),
+        ];
+        for (what, original, platform, (architecture, variant)) in table {
+            let squash = Squash {
+                base_diff_ids: &base,
+                base_history_len: 2,
+                diff_id: "sha256:new",
+                squashed_layers: 2,
+                platform,
+            };
+            let config: Value =
+                serde_json::from_slice(&squashed_config(original.as_bytes(), &squash).unwrap())
+                    .unwrap();
+            assert_eq!(config["architecture"], architecture, "{what}");
+            assert_eq!(config["variant"].as_str(), variant, "{what}");
+            assert_eq!(config["os"], "linux", "{what}");
+            assert_eq!(config["config"]["Cmd"], json!(["/bin/sh"]), "{what}");
+        }
+    }
+
+    #[test]
     fn same_input_same_bytes_and_bad_input_is_an_error() {
         assert_eq!(squashed(), squashed());
         let squash = Squash {
@@ -153,6 +231,7 @@ mod tests {
             base_history_len: 0,
             diff_id: "sha256:n",
             squashed_layers: 1,
+            platform: None,
         };
         assert!(squashed_config(b"[]", &squash).is_err());
         assert!(squashed_config(br#"{"history": 3}"#, &squash).is_err());

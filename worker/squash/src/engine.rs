@@ -373,6 +373,7 @@ fn write_load_archive(
             base_history_len,
             diff_id: &merged.diff_id,
             squashed_layers: saved.layers.len() - base_count,
+            platform: None,
         },
     )?;
     let hex = hex::encode(Sha256::digest(&config));

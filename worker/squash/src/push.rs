@@ -15,8 +15,8 @@ use bytes::Bytes;
 use osbs_registry::manifest::{self, Document, ImageManifest};
 use osbs_registry::reference::{parse_repo_digest, valid_registry, valid_repository, valid_tag};
 use osbs_registry::{
-    Arrival, Credentials, Descriptor, ManifestFormat, Producer, Reference, Registry, RegistryError,
-    Settings,
+    Arrival, Credentials, Descriptor, ManifestFormat, Platform, Producer, Reference, Registry,
+    RegistryError, Settings,
 };
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
@@ -43,6 +43,10 @@ pub struct RegistryTarget {
     pub attempts: usize,
     /// Where the image's layers are read from.
     pub read_from: ReadFrom,
+    /// The platform written into the pushed image's config (`os`, `architecture`,
+    /// `variant`), whatever the builder wrote: an arch build's
+    /// (`Platform::of_arch(arch)`: arm64 → `arm64` + `v8`). `None`: the builder's, kept.
+    pub platform: Option<Platform>,
 }
 
 impl RegistryTarget {
@@ -60,6 +64,7 @@ impl RegistryTarget {
             layer_compression: LayerCompression::default(),
             attempts: osbs_registry::DEFAULT_ATTEMPTS,
             read_from: ReadFrom::Auto,
+            platform: None,
         }
     }
 
@@ -357,6 +362,7 @@ pub async fn squash_to_registry(
             base_history_len,
             diff_id: &merged.diff_id,
             squashed_layers: saved.layers.len() - base_count,
+            platform: target.platform.as_ref(),
         },
     )?;
     let config_bytes = Bytes::from(config_bytes);
