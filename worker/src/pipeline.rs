@@ -602,58 +602,35 @@ impl Attempt<'_> {
     async fn pin(&self, wanted: &Wanted) -> Result<(String, ImageInspect), WorkerError> {
         let reference = &wanted.reference;
         let registry = reference.registry.clone().unwrap_or_default();
-        let digest = match &reference.digest {
-            Some(digest) => digest.clone(),
-            None => self
-                .worker
-                .registries
-                .get(&registry)?
-                .manifest_digest(
-                    &reference.repository,
-                    &osbs_registry::Reference::parse(reference.reference())
-                        .map_err(osbs_registry::RegistryError::from)?,
-                )
-                .await?
-                .ok_or_else(|| {
-                    packager(format!(
-                        "{} not found in registry {registry}; check that line",
-                        wanted.shown
-                    ))
-                })?,
-        };
-        let digest = match self.arch.get() {
-            Some(arch) => self.arch_digest(wanted, &registry, &digest, arch).await?,
-            None => digest,
-        };
-        let pinned = reference.pinned(&digest);
-        let inspect = self.pulled(&pinned).await?;
-        self.log
-            .note(&format!("{} pinned to {pinned}", wanted.shown));
-        Ok((pinned, inspect))
-    }
-
-    /// The digest of `arch`'s image where `digest` is a manifest list (a single image is
-    /// kept as it is); a list without the arch fails the build, naming base and arch.
-    async fn arch_digest(
-        &self,
-        wanted: &Wanted,
-        registry: &str,
-        digest: &str,
-        arch: &osbs_proto::arch::Arch,
-    ) -> Result<String, WorkerError> {
-        let client = self.worker.registries.get(registry)?;
-        let at =
-            osbs_registry::Reference::digest(digest).map_err(osbs_registry::RegistryError::from)?;
-        match client
-            .arch_manifest(&wanted.reference.repository, &at, arch)
+        // An arch build pins to that arch's image of a list (a list without it fails the
+        // build naming base and arch: `RegistryError::NoArch`, the packager's).
+        let pin = parent::pin_digest(&self.worker.registries, reference, self.arch.get())
             .await
-        {
-            Ok(found) => Ok(found.digest),
-            Err(error @ osbs_registry::RegistryError::NoArch { .. }) => {
-                Err(packager(format!("{}: {error}", wanted.shown)))
-            }
-            Err(error) => Err(error.into()),
+            .map_err(|error| match error {
+                error @ osbs_registry::RegistryError::NoArch { .. } => {
+                    packager(format!("{}: {error}", wanted.shown))
+                }
+                error => error.into(),
+            })?
+            .ok_or_else(|| {
+                packager(format!(
+                    "{} not found in registry {registry}; check that line",
+                    wanted.shown
+                ))
+            })?;
+        let pinned = reference.pinned(&pin.digest);
+        let inspect = self.pulled(&pinned).await?;
+        match &pin.list_digest {
+            Some(list) => self.log.note(&format!(
+                "{} pinned to {pinned} (its {} image of the list {list})",
+                wanted.shown,
+                self.arch.get().map_or("", |arch| arch.koji)
+            )),
+            None => self
+                .log
+                .note(&format!("{} pinned to {pinned}", wanted.shown)),
         }
+        Ok((pinned, inspect))
     }
 
     /// The engine's view of `pinned` (`registry/name@sha256:…`), pulled first if it lacks it.
@@ -662,21 +639,26 @@ impl Attempt<'_> {
         if let Some(found) = worker.engine.inspect_image(pinned).await? {
             return Ok(found);
         }
-        (|| worker.engine.pull(pinned, self.log))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(500))
-                    .with_max_delay(Duration::from_secs(10))
-                    .with_max_times(worker.config.registry_attempts.max(1) - 1),
-            )
-            .when(DockerError::is_transient)
-            .notify(|error, wait| {
-                worker.metrics.count_retry("pull");
-                self.log.note(&format!(
-                    "pulling {pinned} failed ({error}); retrying in {wait:?}"
-                ));
-            })
-            .await?;
+        let platform = self.platform();
+        (|| {
+            worker
+                .engine
+                .pull_for_platform(pinned, platform.as_deref(), self.log)
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(worker.config.registry_attempts.max(1) - 1),
+        )
+        .when(DockerError::is_transient)
+        .notify(|error, wait| {
+            worker.metrics.count_retry("pull");
+            self.log.note(&format!(
+                "pulling {pinned} failed ({error}); retrying in {wait:?}"
+            ));
+        })
+        .await?;
         worker.engine.inspect_image(pinned).await?.ok_or_else(|| {
             WorkerError::Infrastructure(format!("the engine pulled {pinned} but does not list it"))
         })
@@ -1125,13 +1107,19 @@ impl Attempt<'_> {
         let image_id = self
             .worker
             .engine
-            .build(context, &tag, self.log, |container| {
-                self.progress
-                    .containers
-                    .lock()
-                    .expect("progress lock")
-                    .push(container.to_owned())
-            })
+            .build_for_platform(
+                context,
+                &tag,
+                self.platform().as_deref(),
+                self.log,
+                |container| {
+                    self.progress
+                        .containers
+                        .lock()
+                        .expect("progress lock")
+                        .push(container.to_owned())
+                },
+            )
             .await?;
         self.log.note(&format!("built {image_id}"));
         Ok(image_id)
@@ -1275,6 +1263,8 @@ impl Attempt<'_> {
         push_target.layer_compression = worker.layer_compression;
         push_target.read_from = worker.squash_read_from;
         push_target.attempts = worker.config.registry_attempts.max(1);
+        // An arch build's config says its arch, whatever the builder wrote.
+        push_target.platform = self.arch.get().map(osbs_registry::Platform::of_arch);
         Ok(push_target)
     }
 

@@ -150,6 +150,30 @@ async fn a_target_of_two_arches_ends_in_one_manifest_list() {
         })
         .collect();
     assert_eq!(configs, [("x86_64", "amd64"), ("aarch64", "arm64")]);
+    let arm = result.arches[1].image.as_ref().unwrap();
+    let pushed = pushed_image(
+        &format!("{}/{path}", osbs_testkit::REGISTRY),
+        &arm.digests[0].digest,
+    )
+    .await;
+    assert_eq!(pushed.config["architecture"], "arm64");
+    assert_eq!(
+        pushed.config["variant"], "v8",
+        "the squash wrote the arch's platform"
+    );
+    let list: serde_json::Value = serde_json::from_slice(
+        &registry_get(
+            &format!("{path}/manifests/{}", image.digests[0].digest),
+            LIST_TYPES,
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(list["manifests"][1]["platform"]["variant"], "v8", "{list}");
+    assert_eq!(
+        list["manifests"][1]["digest"].as_str(),
+        Some(arm.digests[0].digest.as_str())
+    );
 
     // A replayed (or redelivered) arch job of the finished build does not build again.
     let again = osbs_proto::v1::BuildJob {
