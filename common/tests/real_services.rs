@@ -471,3 +471,38 @@ async fn an_arch_job_has_its_own_live_log() {
     assert!(matches!(&build[..], [LogEntry::Line { text, .. }] if text == "orchestrating"));
     assert!(matches!(&arch[..], [LogEntry::Line { text, .. }] if text == "aarch64"));
 }
+
+#[tokio::test]
+async fn arch_queues_are_declared_on_demand_and_listed_once_they_exist() {
+    let env = TestEnv::new();
+    let bus = Bus::connect(&env.amqp, "test").await.unwrap();
+    bus.declare_topology().await.unwrap();
+    let listed = |stats: &[osbs_common::queues::QueueStats]| -> Vec<String> {
+        stats.iter().map(|stat| stat.queue.clone()).collect()
+    };
+    let before = osbs_common::queues::read_once(&bus).await.unwrap();
+    assert!(!listed(&before).contains(&"osbs.jobs.aarch64".to_owned()));
+    bus.declare_arch_queues("aarch64").await.unwrap();
+    let mut arm = job("b-arm");
+    arm.arch = "aarch64".into();
+    bus.publish_job(&arm, 0).await.unwrap();
+    assert_eq!(
+        bus.queue_depth(names::QUEUE_JOBS).await.unwrap().messages,
+        0
+    );
+    let after = osbs_common::queues::read_once(&bus).await.unwrap();
+    let names_after = listed(&after);
+    assert!(
+        names_after.contains(&"osbs.jobs.aarch64.dead".to_owned()),
+        "{names_after:?}"
+    );
+    assert!(!names_after.contains(&"osbs.jobs.s390x".to_owned()));
+    let depth = after
+        .iter()
+        .find(|stat| stat.queue == "osbs.jobs.aarch64")
+        .unwrap();
+    assert_eq!(
+        depth.messages, 1,
+        "an arch job goes to its arch's queue only"
+    );
+}
