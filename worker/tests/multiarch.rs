@@ -5,8 +5,10 @@
 
 mod support;
 
+use osbs_common::store::LogEntry;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildState, Target};
+use std::time::Duration;
 use support::*;
 
 const LIST_TYPES: &str = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";
@@ -252,4 +254,89 @@ async fn one_arch_failing_fails_the_build_and_pushes_no_list() {
         assert_eq!(depth.messages, 0, "{arch}");
     }
     worker.stop().await;
+}
+
+/// Waits until the live log `stream` (a build's, or `<id>:<arch>`) has a line starting with
+/// `needle` (a hang detector, not a timing).
+async fn wait_live_log(harness: &Harness, stream: &str, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let entries = harness
+            .store
+            .read_log(stream, "0", 100_000, None)
+            .await
+            .unwrap();
+        if entries
+            .iter()
+            .any(|entry| matches!(entry, LogEntry::Line { text, .. } if text.starts_with(needle)))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stream} never showed {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn containers_running(marker: &str) -> usize {
+    osbs_testkit::run(&["docker", "ps", "--no-trunc", "--format", "{{.Command}}"])
+        .lines()
+        .filter(|command| command.contains(marker))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arch_jobs_of_a_stopping_worker_go_back_to_their_queues() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let hasty = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.worker.drain_grace_secs = 1;
+        })
+        .await;
+    let name = format!("multi-drain-{}", harness.tag);
+    let marker = format!("slow-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN echo {marker} && sleep 8\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    for arch in ["x86_64", "aarch64"] {
+        let stream = osbs_common::store::log::stream(&job.build_id, arch);
+        wait_live_log(&harness, &stream, &marker).await;
+    }
+    hasty.stop().await;
+    let record = harness.store.get(&job.build_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        BuildState::Running,
+        "the build runs on in its arch jobs: {:?}",
+        record.fields
+    );
+    assert_eq!(
+        containers_running(&marker),
+        0,
+        "the arch builds were stopped"
+    );
+    for arch in ["x86_64", "aarch64"] {
+        let depth = harness
+            .bus
+            .queue_depth(&names::jobs_queue(arch))
+            .await
+            .unwrap();
+        assert_eq!(depth.messages, 1, "{arch}'s job is back in its queue");
+    }
+    let successor = emulating_worker(&harness).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].arches.len(), 2);
+    successor.stop().await;
 }
