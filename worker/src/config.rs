@@ -35,7 +35,8 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
-    /// Builds run at once by one replica (= the AMQP prefetch).
+    /// Builds run at once by one replica from each queue it consumes (`osbs.jobs` and each
+    /// `osbs.jobs.<arch>`): one consumer at prefetch 1 per slot.
     pub concurrency: usize,
     /// `/healthz` and `/metrics`; port 0 picks a free port (several replicas on one host).
     pub http_listen: SocketAddr,
