@@ -340,3 +340,85 @@ async fn arch_jobs_of_a_stopping_worker_go_back_to_their_queues() {
     assert_eq!(results[0].arches.len(), 2);
     successor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_build_gets_an_oci_index_under_its_unique_tag_only() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let worker = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.worker.manifest_list = "oci".into();
+        })
+        .await;
+    let name = format!("multi-oci-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    job.options.as_mut().unwrap().scratch = true;
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let results = harness.results().await;
+    let image = results[0].image.as_ref().unwrap();
+    assert_eq!(
+        image.digests[0].media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        image.tags.len(),
+        1,
+        "scratch: the unique tag only: {:?}",
+        image.tags
+    );
+    let path = repository_of(&job, &name);
+    let list: serde_json::Value = serde_json::from_slice(
+        &registry_get(&format!("{path}/manifests/{}", image.tags[0]), LIST_TYPES).await,
+    )
+    .unwrap();
+    assert_eq!(list["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(list["manifests"].as_array().unwrap().len(), 2);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_yaml_narrowing_to_one_served_arch_builds_in_place() {
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-only-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(
+        &name,
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("container.yaml", b"platforms:\n  only: aarch64\n"),
+        ],
+    );
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert_eq!(record.field("arches"), "", "no arch jobs: built in place");
+    assert!(log.contains("building for aarch64 (linux/arm64)"), "{log}");
+    let results = harness.results().await;
+    assert!(results[0].arches.is_empty());
+    let image = results[0].image.as_ref().unwrap();
+    assert_eq!(image.architecture, "arm64");
+    let path = repository_of(&job, &name);
+    assert_eq!(uname_in(&path, &image.digests[0].digest).await, "aarch64");
+    worker.stop().await;
+}
