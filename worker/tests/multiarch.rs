@@ -35,6 +35,52 @@ async fn metrics(worker: &RunningWorker) -> String {
         .unwrap()
 }
 
+/// A copy of the build of `job` left `running` with every part of `parts` recorded and its
+/// list never pushed, and one of its arch jobs redelivered; returns its id.
+async fn orphaned_build(
+    harness: &Harness,
+    job: &osbs_proto::v1::BuildJob,
+    parts: &[osbs_proto::v1::ArchBuild],
+) -> String {
+    use osbs_proto::Message;
+    let id = format!("{}-orphan", job.build_id);
+    let orphan = osbs_proto::v1::BuildJob {
+        build_id: id.clone(),
+        ..job.clone()
+    };
+    let now = osbs_common::telemetry::now_ms();
+    harness
+        .store
+        .create(&orphan, &id, now, "test", &[])
+        .await
+        .unwrap();
+    let change = osbs_common::state::StateChange::new(&id, BuildState::Running, "test", "test")
+        .only_from(&[BuildState::Queued]);
+    osbs_common::state::change(&harness.store, &harness.bus, change)
+        .await
+        .unwrap();
+    let nvr = orphan.nvr.clone().unwrap();
+    let nvr_text = format!("{}-{}-{}", nvr.name, nvr.version, nvr.release);
+    harness
+        .store
+        .set_fields(&id, &[("nvr", nvr_text)])
+        .await
+        .unwrap();
+    for part in parts {
+        harness
+            .store
+            .record_arch_part(&id, &part.arch, &part.encode_to_vec(), &orphan.arches)
+            .await
+            .unwrap();
+    }
+    let redelivered = osbs_proto::v1::BuildJob {
+        arch: "x86_64".into(),
+        ..orphan
+    };
+    harness.bus.publish_job(&redelivered, 0).await.unwrap();
+    id
+}
+
 fn repository_of(job: &osbs_proto::v1::BuildJob, name: &str) -> String {
     let target = job.target.as_ref().unwrap();
     format!("{}/{name}", target.registry_namespace)
@@ -198,6 +244,24 @@ async fn a_target_of_two_arches_ends_in_one_manifest_list() {
     assert!(harness.results().await.is_empty(), "no second result");
     let after = harness.store.get(&job.build_id).await.unwrap().unwrap();
     assert_eq!(after.state, BuildState::Complete);
+
+    // An arch job that finds every part recorded and its build still running (its last
+    // arch's worker died before assembling) assembles the build without building.
+    let orphan = orphaned_build(&harness, &result.job.clone().unwrap(), &result.arches).await;
+    let record = harness.wait_final(&orphan).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].build_id, orphan);
+    assert_eq!(
+        results[0].arches, result.arches,
+        "the recorded parts, not new builds"
+    );
+    let list = results[0].image.as_ref().unwrap();
+    assert_eq!(
+        list.digests[0].digest, image.digests[0].digest,
+        "the same list"
+    );
     worker.stop().await;
 }
 
