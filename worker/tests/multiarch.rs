@@ -486,3 +486,70 @@ async fn container_yaml_narrowing_to_one_served_arch_builds_in_place() {
     assert_eq!(uname_in(&path, &image.digests[0].digest).await, "aarch64");
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_arch_job_is_held_by_a_lease_on_its_arch_s_lease_queue() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let worker = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.worker.lease_after_secs = 1;
+            config.worker.lease_ttl_secs = 60;
+        })
+        .await;
+    let name = format!("multi-lease-{}", harness.tag);
+    let marker = format!("long-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN echo {marker} && sleep 4\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let lease_queue = names::job_lease_queue("aarch64");
+    assert_eq!(lease_queue, "osbs.jobs.aarch64.lease");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while harness
+        .bus
+        .queue_depth(&lease_queue)
+        .await
+        .unwrap()
+        .messages
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no lease in {lease_queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let arch_log = harness
+        .store
+        .read_log(
+            &osbs_common::store::log::stream(&job.build_id, "aarch64"),
+            "0",
+            100_000,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        arch_log.iter().any(|entry| matches!(entry, LogEntry::Line { text, .. } if text.contains("now held by a lease"))),
+        "{arch_log:?}"
+    );
+    assert_eq!(
+        harness
+            .bus
+            .queue_depth(names::QUEUE_JOB_LEASES)
+            .await
+            .unwrap()
+            .messages,
+        0,
+        "no arch job's lease in the build jobs' lease queue"
+    );
+    worker.stop().await;
+}
