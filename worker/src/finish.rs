@@ -586,3 +586,25 @@ pub(crate) async fn release_owner(worker: &Worker, job: &BuildJob) {
         tracing::warn!(build_id = %job.build_id, error = %error, "cannot release the build's ownership; it expires by itself");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_dead_lettered_to_its_own_queue() {
+        let arm = BuildJob {
+            build_id: "b".into(),
+            arch: "aarch64".into(),
+            ..BuildJob::default()
+        };
+        let table: [(Vec<u8>, &str); 3] = [
+            (arm.encode_to_vec(), "osbs.jobs.aarch64.dead"),
+            (BuildJob::default().encode_to_vec(), "osbs.jobs.dead"),
+            (b"\xff not a job".to_vec(), "osbs.jobs.dead"),
+        ];
+        for (body, dead) in table {
+            assert_eq!(names::dead_queue(&names::jobs_queue(&arch_of(&body))), dead);
+        }
+    }
+}
