@@ -187,7 +187,33 @@ impl Bus {
                 .await
                 .map_err(amqp(format!("exchange.declare {exchange}")))?;
         }
-        for plan in topology(&self.config) {
+        self.declare_plans(&channel, topology(&self.config)).await?;
+        let _ = channel.close(200, "topology declared".into()).await;
+        Ok(())
+    }
+
+    /// Declares the arch jobs queue of `arch` and its lease, retry and dead queues
+    /// (`osbs.jobs.<arch>`, DESIGN.md "Architectures"). Idempotent: a worker serving `arch`
+    /// declares them before it consumes, an orchestrator before it publishes arch jobs (so
+    /// that they wait for a worker of that arch rather than being unroutable).
+    pub async fn declare_arch_queues(&self, arch: &str) -> Result<(), BusError> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .map_err(amqp("channel.open"))?;
+        self.declare_plans(&channel, jobs_topology(&self.config, arch))
+            .await?;
+        let _ = channel.close(200, "arch queues declared".into()).await;
+        Ok(())
+    }
+
+    async fn declare_plans(
+        &self,
+        channel: &Channel,
+        plans: Vec<QueuePlan>,
+    ) -> Result<(), BusError> {
+        for plan in plans {
             channel
                 .queue_declare(
                     plan.name.as_str().into(),
@@ -212,7 +238,6 @@ impl Bus {
                     .map_err(amqp(format!("queue.bind {} {exchange}/{key}", plan.name)))?;
             }
         }
-        let _ = channel.close(200, "topology declared".into()).await;
         Ok(())
     }
 
@@ -275,12 +300,13 @@ impl Bus {
         }
     }
 
-    /// Enqueues a job on `osbs.jobs`. `priority` 0 (automatic) to [`MAX_PRIORITY`] (explicit).
+    /// Enqueues a job on `osbs.jobs` (an arch job, whose `arch` is set, on
+    /// `osbs.jobs.<arch>`). `priority` 0 (automatic) to [`MAX_PRIORITY`] (explicit).
     pub async fn publish_job(&self, job: &BuildJob, priority: u8) -> Result<(), BusError> {
         let body = job.encode_to_vec();
         self.publish(Outgoing {
             exchange: names::EXCHANGE_INTERNAL,
-            routing_key: names::ROUTING_JOB,
+            routing_key: &names::job_routing_key(&job.arch),
             body: &body,
             properties: protobuf_properties(names::TYPE_BUILD_JOB)
                 .with_priority(priority.min(MAX_PRIORITY)),
@@ -771,98 +797,121 @@ struct QueuePlan {
 
 /// The queues of DESIGN.md, as pure data.
 fn topology(config: &AmqpConfig) -> Vec<QueuePlan> {
-    let base = |dead_letter_to: Option<(&str, &str)>| {
-        let mut arguments = FieldTable::default();
-        let kind = match config.queue_type {
-            QueueType::Classic => "classic",
-            QueueType::Quorum => "quorum",
-        };
-        arguments.insert("x-queue-type".into(), long_string(kind));
-        if let Some((exchange, key)) = dead_letter_to {
-            arguments.insert("x-dead-letter-exchange".into(), long_string(exchange));
-            arguments.insert("x-dead-letter-routing-key".into(), long_string(key));
-        }
-        arguments
-    };
     let internal = names::EXCHANGE_INTERNAL.to_owned();
     let prefix = &config.topic_prefix;
-    let mut jobs_arguments = base(Some((names::EXCHANGE_DEAD, names::QUEUE_JOBS)));
+    let mut plans = vec![QueuePlan {
+        name: names::QUEUE_EVENTS.into(),
+        // One active dispatcher at a time: coalescing ("the newest commit of a branch
+        // wins") needs the events of a branch handled in the order they were sent; more
+        // dispatcher replicas are hot standbys.
+        arguments: {
+            let mut arguments = base(config, Some((names::EXCHANGE_DEAD, names::QUEUE_EVENTS)));
+            arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+            arguments
+        },
+        bindings: vec![
+            (
+                names::EXCHANGE_TOPIC.into(),
+                format!("{prefix}.{}", names::TOPIC_GIT_RECEIVE),
+            ),
+            (
+                names::EXCHANGE_TOPIC.into(),
+                format!("{prefix}.{}", names::TOPIC_BUILD_REQUEST),
+            ),
+        ],
+    }];
+    plans.extend(jobs_topology(config, ""));
+    plans.push(QueuePlan {
+        name: names::QUEUE_RESULTS.into(),
+        arguments: base(config, Some((names::EXCHANGE_DEAD, names::QUEUE_RESULTS))),
+        bindings: [
+            BuildState::Complete,
+            BuildState::Failed,
+            BuildState::Canceled,
+        ]
+        .into_iter()
+        .map(|state| (internal.clone(), names::state_routing_key(state)))
+        .collect(),
+    });
+    plans.extend(retry_queues(config, names::QUEUE_RESULTS));
+    for queue in [names::QUEUE_EVENTS, names::QUEUE_RESULTS] {
+        plans.push(dead_queue(config, queue));
+    }
+    plans
+}
+
+/// The queue arguments every queue has (its type) and, when given, where it dead-letters.
+fn base(config: &AmqpConfig, dead_letter_to: Option<(&str, &str)>) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    let kind = match config.queue_type {
+        QueueType::Classic => "classic",
+        QueueType::Quorum => "quorum",
+    };
+    arguments.insert("x-queue-type".into(), long_string(kind));
+    if let Some((exchange, key)) = dead_letter_to {
+        arguments.insert("x-dead-letter-exchange".into(), long_string(exchange));
+        arguments.insert("x-dead-letter-routing-key".into(), long_string(key));
+    }
+    arguments
+}
+
+/// A jobs queue and its company: `osbs.jobs` (`arch` empty) or an arch's `osbs.jobs.<arch>`
+/// (DESIGN.md "Architectures"), each with its lease queue, retry queues and dead queue.
+fn jobs_topology(config: &AmqpConfig, arch: &str) -> Vec<QueuePlan> {
+    let internal = names::EXCHANGE_INTERNAL.to_owned();
+    let queue = names::jobs_queue(arch);
+    let routing_key = names::job_routing_key(arch);
+    let mut arguments = base(config, Some((names::EXCHANGE_DEAD, &queue)));
     if config.queue_type == QueueType::Classic {
-        jobs_arguments.insert(
+        arguments.insert(
             "x-max-priority".into(),
             AMQPValue::ShortShortUInt(MAX_PRIORITY),
         );
     }
     let mut plans = vec![
         QueuePlan {
-            name: names::QUEUE_EVENTS.into(),
-            // One active dispatcher at a time: coalescing ("the newest commit of a branch
-            // wins") needs the events of a branch handled in the order they were sent; more
-            // dispatcher replicas are hot standbys.
-            arguments: {
-                let mut arguments = base(Some((names::EXCHANGE_DEAD, names::QUEUE_EVENTS)));
-                arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-                arguments
-            },
-            bindings: vec![
-                (
-                    names::EXCHANGE_TOPIC.into(),
-                    format!("{prefix}.{}", names::TOPIC_GIT_RECEIVE),
-                ),
-                (
-                    names::EXCHANGE_TOPIC.into(),
-                    format!("{prefix}.{}", names::TOPIC_BUILD_REQUEST),
-                ),
-            ],
+            name: queue.clone(),
+            arguments,
+            bindings: vec![(internal.clone(), routing_key.clone())],
         },
         QueuePlan {
-            name: names::QUEUE_JOBS.into(),
-            arguments: jobs_arguments,
-            bindings: vec![(internal.clone(), names::ROUTING_JOB.into())],
-        },
-        QueuePlan {
-            // No consumer: lease copies wait here and expire back into osbs.jobs.
-            name: names::QUEUE_JOB_LEASES.into(),
-            arguments: base(Some((names::EXCHANGE_INTERNAL, names::ROUTING_JOB))),
-            bindings: vec![(internal.clone(), names::ROUTING_JOB_LEASE.into())],
-        },
-        QueuePlan {
-            name: names::QUEUE_RESULTS.into(),
-            arguments: base(Some((names::EXCHANGE_DEAD, names::QUEUE_RESULTS))),
-            bindings: [
-                BuildState::Complete,
-                BuildState::Failed,
-                BuildState::Canceled,
-            ]
-            .into_iter()
-            .map(|state| (internal.clone(), names::state_routing_key(state)))
-            .collect(),
+            // No consumer: lease copies wait here and expire back into the jobs queue.
+            name: names::job_lease_queue(arch),
+            arguments: base(config, Some((names::EXCHANGE_INTERNAL, &routing_key))),
+            bindings: vec![(internal, names::job_lease_routing_key(arch))],
         },
     ];
-    // Retry queues: no consumer; each message waits the queue's delay, then dead-letters
-    // through the default exchange straight back into the queue it came from.
-    for queue in [names::QUEUE_JOBS, names::QUEUE_RESULTS] {
-        for delay in names::RETRY_DELAYS_SECS {
-            let mut arguments = base(Some(("", queue)));
+    plans.extend(retry_queues(config, &queue));
+    plans.push(dead_queue(config, &queue));
+    plans
+}
+
+/// Retry queues: no consumer; each message waits the queue's delay, then dead-letters
+/// through the default exchange straight back into the queue it came from.
+fn retry_queues(config: &AmqpConfig, queue: &str) -> Vec<QueuePlan> {
+    names::RETRY_DELAYS_SECS
+        .into_iter()
+        .map(|delay| {
+            let mut arguments = base(config, Some(("", queue)));
             arguments.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(i64::try_from(delay * 1000).unwrap_or(i64::MAX)),
             );
-            plans.push(QueuePlan {
+            QueuePlan {
                 name: names::retry_queue(queue, delay),
                 arguments,
                 bindings: Vec::new(),
-            });
-        }
+            }
+        })
+        .collect()
+}
+
+fn dead_queue(config: &AmqpConfig, queue: &str) -> QueuePlan {
+    QueuePlan {
+        name: names::dead_queue(queue),
+        arguments: base(config, None),
+        bindings: vec![(names::EXCHANGE_DEAD.into(), queue.into())],
     }
-    for queue in [names::QUEUE_EVENTS, names::QUEUE_JOBS, names::QUEUE_RESULTS] {
-        plans.push(QueuePlan {
-            name: names::dead_queue(queue),
-            arguments: base(None),
-            bindings: vec![(names::EXCHANGE_DEAD.into(), queue.into())],
-        });
-    }
-    plans
 }
 
 /// Decodes a protobuf delivery, checking its `type` property when there is one.
@@ -932,6 +981,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_arch_has_the_queues_of_osbs_jobs() {
+        let config = AmqpConfig::default();
+        let shared: Vec<String> = jobs_topology(&config, "")
+            .iter()
+            .map(|plan| plan.name.replacen("osbs.jobs", "osbs.jobs.aarch64", 1))
+            .collect();
+        let plans = jobs_topology(&config, "aarch64");
+        let arch: Vec<&str> = plans.iter().map(|plan| plan.name.as_str()).collect();
+        assert_eq!(arch, shared);
+        assert!(arch.contains(&"osbs.jobs.aarch64.retry.5s"));
+        assert!(arch.contains(&"osbs.jobs.aarch64.dead"));
+        let queue = &plans[0];
+        assert_eq!(queue.bindings, vec![("osbs".into(), "job.aarch64".into())]);
+        let lease = &plans[1];
+        assert_eq!(lease.name, "osbs.jobs.aarch64.lease");
+        assert_eq!(
+            lease.arguments.inner().get("x-dead-letter-routing-key"),
+            Some(&long_string("job.aarch64"))
+        );
+        assert_eq!(
+            plans.last().unwrap().bindings,
+            vec![("osbs.dlx".into(), "osbs.jobs.aarch64".into())]
+        );
     }
 
     #[test]

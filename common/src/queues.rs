@@ -42,7 +42,9 @@ pub fn net_rate(before: u32, after: u32, interval: Duration) -> Option<f64> {
     (seconds > 0.0).then(|| (f64::from(after) - f64::from(before)) / seconds)
 }
 
-/// Reads every queue once: messages and consumers, no rate.
+/// Reads every queue once: messages and consumers, no rate. The arch jobs queues
+/// (`osbs.jobs.<arch>` and its dead queue, DESIGN.md "Architectures") follow for each arch
+/// whose queue exists (a worker serving it, or an orchestrator, declared it).
 pub async fn read_once(bus: &Bus) -> Result<Vec<QueueStats>, BusError> {
     let mut stats = Vec::new();
     for queue in queues() {
@@ -51,6 +53,27 @@ pub async fn read_once(bus: &Bus) -> Result<Vec<QueueStats>, BusError> {
             queue,
             messages: depth.messages,
             consumers: depth.consumers,
+            net_per_second: None,
+        });
+    }
+    for arch in osbs_proto::arch::KNOWN {
+        let queue = names::jobs_queue(arch.koji);
+        // A passive declare of a queue nobody declared fails: that arch has no queue.
+        let Ok(depth) = bus.queue_depth(&queue).await else {
+            continue;
+        };
+        let dead = names::dead_queue(&queue);
+        let dead_depth = bus.queue_depth(&dead).await?;
+        stats.push(QueueStats {
+            queue,
+            messages: depth.messages,
+            consumers: depth.consumers,
+            net_per_second: None,
+        });
+        stats.push(QueueStats {
+            queue: dead,
+            messages: dead_depth.messages,
+            consumers: dead_depth.consumers,
             net_per_second: None,
         });
     }

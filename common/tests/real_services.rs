@@ -6,7 +6,7 @@ use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use osbs_common::bus::{self, Bus};
 use osbs_common::state::{self, Changed, StateChange};
-use osbs_common::store::{Created, Lock, LogCursor, LogEntry, Store, field};
+use osbs_common::store::{Created, Lock, LogCursor, LogEntry, PartRecorded, Store, field};
 use osbs_proto::StateEvent;
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildState, Target};
@@ -508,5 +508,122 @@ async fn a_lock_is_renewed_and_released_only_by_its_holder() {
             .await
             .unwrap(),
         "another lock of the same build is another key"
+    );
+}
+
+#[tokio::test]
+async fn arch_parts_complete_their_set_exactly_once() {
+    let env = TestEnv::new();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let arches = vec!["x86_64".to_owned(), "aarch64".to_owned()];
+    assert!(!store.arches_complete("m1", &arches).await.unwrap());
+    let first = store
+        .record_arch_part("m1", "aarch64", b"arm part", &arches)
+        .await
+        .unwrap();
+    assert_eq!(first, PartRecorded::Waiting);
+    let again = store
+        .record_arch_part("m1", "aarch64", b"other bytes", &arches)
+        .await
+        .unwrap();
+    assert_eq!(again, PartRecorded::AlreadyRecorded { complete: false });
+    assert_eq!(
+        store.arch_part("m1", "aarch64").await.unwrap().as_deref(),
+        Some(&b"arm part"[..]),
+        "a redelivered arch job does not overwrite its part"
+    );
+    let last = store
+        .record_arch_part("m1", "x86_64", b"x86 part", &arches)
+        .await
+        .unwrap();
+    assert_eq!(last, PartRecorded::Completed);
+    assert!(store.arches_complete("m1", &arches).await.unwrap());
+    let late = store
+        .record_arch_part("m1", "x86_64", b"x86 part", &arches)
+        .await
+        .unwrap();
+    assert_eq!(late, PartRecorded::AlreadyRecorded { complete: true });
+
+    // Concurrent last parts: exactly one completes the set.
+    let arches: Vec<String> = (0..8).map(|n| format!("a{n}")).collect();
+    let results = futures::future::join_all(arches.iter().map(|arch| {
+        let (store, arches) = (store.clone(), arches.clone());
+        async move {
+            store
+                .record_arch_part("m2", arch, arch.as_bytes(), &arches)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let completed = results
+        .iter()
+        .filter(|outcome| **outcome == PartRecorded::Completed)
+        .count();
+    assert_eq!(completed, 1, "{results:?}");
+
+    store
+        .clear_arch_parts("m1", &["x86_64".to_owned(), "aarch64".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(store.arch_part("m1", "x86_64").await.unwrap(), None);
+    assert!(
+        !store
+            .arches_complete("m1", &["x86_64".to_owned()])
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn an_arch_job_has_its_own_live_log() {
+    let env = TestEnv::new();
+    let store = Store::connect(&env.redis).await.unwrap();
+    let arm = osbs_common::store::log::stream("b7", "aarch64");
+    assert_eq!(arm, "b7:aarch64");
+    assert_eq!(osbs_common::store::log::stream("b7", ""), "b7");
+    store.append_log(&arm, &["aarch64".into()]).await.unwrap();
+    store
+        .append_log("b7", &["orchestrating".into()])
+        .await
+        .unwrap();
+    let build = store.read_log("b7", "0", 10, None).await.unwrap();
+    let arch = store.read_log(&arm, "0", 10, None).await.unwrap();
+    assert!(matches!(&build[..], [LogEntry::Line { text, .. }] if text == "orchestrating"));
+    assert!(matches!(&arch[..], [LogEntry::Line { text, .. }] if text == "aarch64"));
+}
+
+#[tokio::test]
+async fn arch_queues_are_declared_on_demand_and_listed_once_they_exist() {
+    let env = TestEnv::new();
+    let bus = Bus::connect(&env.amqp, "test").await.unwrap();
+    bus.declare_topology().await.unwrap();
+    let listed = |stats: &[osbs_common::queues::QueueStats]| -> Vec<String> {
+        stats.iter().map(|stat| stat.queue.clone()).collect()
+    };
+    let before = osbs_common::queues::read_once(&bus).await.unwrap();
+    assert!(!listed(&before).contains(&"osbs.jobs.aarch64".to_owned()));
+    bus.declare_arch_queues("aarch64").await.unwrap();
+    let mut arm = job("b-arm");
+    arm.arch = "aarch64".into();
+    bus.publish_job(&arm, 0).await.unwrap();
+    assert_eq!(
+        bus.queue_depth(names::QUEUE_JOBS).await.unwrap().messages,
+        0
+    );
+    let after = osbs_common::queues::read_once(&bus).await.unwrap();
+    let names_after = listed(&after);
+    assert!(
+        names_after.contains(&"osbs.jobs.aarch64.dead".to_owned()),
+        "{names_after:?}"
+    );
+    assert!(!names_after.contains(&"osbs.jobs.s390x".to_owned()));
+    let depth = after
+        .iter()
+        .find(|stat| stat.queue == "osbs.jobs.aarch64")
+        .unwrap();
+    assert_eq!(
+        depth.messages, 1,
+        "an arch job goes to its arch's queue only"
     );
 }

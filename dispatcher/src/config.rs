@@ -106,6 +106,9 @@ pub struct TargetSettings {
     pub yum_repourls: Vec<String>,
     /// Koji destination tag; empty = the hub's `getBuildTarget`.
     pub dest_tag: String,
+    /// Koji architecture names the target builds for (DESIGN.md "Architectures"); empty =
+    /// `["x86_64"]`. Each is checked against `osbs_proto::arch` when the configuration loads.
+    pub arches: Vec<String>,
 }
 
 impl Default for TargetSettings {
@@ -117,6 +120,7 @@ impl Default for TargetSettings {
             signing_key_ids: Vec::new(),
             yum_repourls: Vec::new(),
             dest_tag: String::new(),
+            arches: Vec::new(),
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct TargetOverrides {
     pub signing_key_ids: Option<Vec<String>>,
     pub yum_repourls: Option<Vec<String>>,
     pub dest_tag: Option<String>,
+    pub arches: Option<Vec<String>>,
 }
 
 /// A configuration value that cannot work, named with what to change.
@@ -193,6 +198,12 @@ impl Routing {
         for name in config.targets.keys() {
             rules::plain_name("targets key", name).map_err(error)?;
         }
+        check_arches("target_defaults.arches", &config.target_defaults.arches).map_err(error)?;
+        for (name, overrides) in &config.targets {
+            if let Some(arches) = &overrides.arches {
+                check_arches(&format!("targets.{name:?}.arches"), arches).map_err(error)?;
+            }
+        }
         let globs = |key: &str, patterns: &[String]| -> Result<Vec<Glob>, RoutingError> {
             patterns
                 .iter()
@@ -248,7 +259,7 @@ impl Routing {
             dest_tag: overrides
                 .dest_tag
                 .unwrap_or_else(|| defaults.dest_tag.clone()),
-            arches: Vec::new(),
+            arches: overrides.arches.unwrap_or_else(|| defaults.arches.clone()),
         }
     }
 
@@ -284,6 +295,32 @@ impl Routing {
     pub(crate) fn allowed_git_urls(&self) -> &[String] {
         &self.allowed_git_urls
     }
+}
+
+/// Every name of `arches` is a Koji architecture name OSBS knows (`x86_64`, not `amd64`: the
+/// job carries Koji's names), named once.
+fn check_arches(key: &str, arches: &[String]) -> Result<(), String> {
+    for (index, arch) in arches.iter().enumerate() {
+        match osbs_proto::arch::lookup(arch) {
+            None => {
+                let known: Vec<&str> = osbs_proto::arch::KNOWN.iter().map(|a| a.koji).collect();
+                return Err(format!(
+                    "{key}: {arch:?} is not an architecture OSBS knows (one of {known:?})"
+                ));
+            }
+            Some(known) if known.koji != arch => {
+                return Err(format!(
+                    "{key}: {arch:?} is the engine's name: write Koji's, {:?}",
+                    known.koji
+                ));
+            }
+            Some(_) if arches[..index].contains(arch) => {
+                return Err(format!("{key}: {arch:?} is listed twice"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -344,6 +381,41 @@ mod tests {
     }
 
     #[test]
+    fn arches_come_from_the_target_or_the_defaults() {
+        let routing = routing(|config| {
+            config.target_defaults.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.targets.insert(
+                "f41-container-candidate".into(),
+                TargetOverrides {
+                    arches: Some(vec!["ppc64le".into()]),
+                    ..Default::default()
+                },
+            );
+            config.targets.insert(
+                "inherits".into(),
+                TargetOverrides {
+                    dest_tag: Some("t".into()),
+                    ..Default::default()
+                },
+            );
+        })
+        .unwrap();
+        let table: [(&str, &[&str]); 3] = [
+            ("f41-container-candidate", &["ppc64le"]),
+            ("inherits", &["x86_64", "aarch64"]),
+            ("unlisted", &["x86_64", "aarch64"]),
+        ];
+        for (target, arches) in table {
+            assert_eq!(routing.target(target).arches, arches, "{target}");
+        }
+        let plain = super::Routing::new(&DispatcherConfig::default()).unwrap();
+        assert!(
+            plain.target("t").arches.is_empty(),
+            "empty means the default arch, decided by the worker"
+        );
+    }
+
+    #[test]
     fn repo_and_branch_filters() {
         let routing = routing(|config| {
             config.repos_allow = vec!["httpd".into(), "docker/*".into()];
@@ -371,7 +443,31 @@ mod tests {
     #[test]
     fn mistakes_are_reported_with_their_key() {
         type Edit = fn(&mut DispatcherConfig);
-        let table: [(Edit, &str); 5] = [
+        let table: [(Edit, &str); 9] = [
+            (
+                |c| c.target_defaults.arches = vec!["mips".into()],
+                "target_defaults.arches: \"mips\" is not an architecture",
+            ),
+            (
+                |c| c.target_defaults.arches = vec!["arm64".into()],
+                "write Koji's, \"aarch64\"",
+            ),
+            (
+                |c| c.target_defaults.arches = vec!["x86_64".into(), "x86_64".into()],
+                "listed twice",
+            ),
+            (
+                |c| {
+                    c.targets.insert(
+                        "t".into(),
+                        TargetOverrides {
+                            arches: Some(vec!["x86_64".into(), "sparc".into()]),
+                            ..Default::default()
+                        },
+                    );
+                },
+                "targets.\"t\".arches: \"sparc\"",
+            ),
             (|c| c.allowed_git_urls.clear(), "allowed_git_urls is empty"),
             (
                 |c| c.git_clone_base = "https://elsewhere.example.com".into(),

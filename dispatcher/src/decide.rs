@@ -585,6 +585,7 @@ fn decide_request(
     for arch in &arches {
         check(rules::arch(arch));
     }
+    check(rules::arch_override_allowed(&arches, scratch));
     if let Some(parent) = &opts.koji_parent_build {
         check(rules::nvr("opts.koji_parent_build", parent));
     }

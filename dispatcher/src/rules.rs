@@ -69,6 +69,16 @@ pub fn arch(value: &str) -> Result<(), String> {
     }
 }
 
+/// Only a scratch build may narrow its arches (as koji-containerbuild rules: a build that
+/// may be imported must hold every arch of its target).
+pub fn arch_override_allowed(arch_override: &[String], scratch: bool) -> Result<(), String> {
+    if arch_override.is_empty() || scratch {
+        Ok(())
+    } else {
+        Err("arch_override is only allowed for scratch builds".into())
+    }
+}
+
 pub fn nvr(what: &str, value: &str) -> Result<(), String> {
     if NVR.is_match(value) && !value.contains("..") {
         Ok(())
@@ -370,6 +380,17 @@ mod tests {
     fn other_option_values() {
         assert!(arch("x86_64").is_ok());
         assert!(arch("x86 64").is_err());
+        let overrides = ["aarch64".to_owned()];
+        let table: [(&[String], bool, bool); 4] = [
+            (&[], false, true),
+            (&[], true, true),
+            (&overrides, true, true),
+            (&overrides, false, false),
+        ];
+        for (arches, scratch, allowed) in table {
+            let outcome = arch_override_allowed(arches, scratch);
+            assert_eq!(outcome.is_ok(), allowed, "{arches:?} scratch={scratch}");
+        }
         assert!(nvr("opts.koji_parent_build", "fedora-41-1.2").is_ok());
         assert!(nvr("opts.koji_parent_build", "a;b").is_err());
         assert!(repo_url("https://repos.example.com/f41.repo").is_ok());

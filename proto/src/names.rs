@@ -68,6 +68,36 @@ pub fn retry_queue(queue: &str, delay_secs: u64) -> String {
     format!("{queue}.retry.{delay_secs}s")
 }
 
+/// The queue of the arch jobs of `arch` (a Koji name): `osbs.jobs.aarch64` (DESIGN.md
+/// "Architectures"). `arch` empty: the builds' own queue, `osbs.jobs`.
+pub fn jobs_queue(arch: &str) -> String {
+    if arch.is_empty() {
+        QUEUE_JOBS.to_owned()
+    } else {
+        format!("{QUEUE_JOBS}.{arch}")
+    }
+}
+
+/// The routing key of `arch`'s jobs: `job.aarch64` (`job` for an empty `arch`).
+pub fn job_routing_key(arch: &str) -> String {
+    if arch.is_empty() {
+        ROUTING_JOB.to_owned()
+    } else {
+        format!("{ROUTING_JOB}.{arch}")
+    }
+}
+
+/// Where lease copies of `arch`'s running jobs wait: `osbs.jobs.aarch64.lease`
+/// (`osbs.jobs.lease` for an empty `arch`).
+pub fn job_lease_queue(arch: &str) -> String {
+    format!("{}.lease", jobs_queue(arch))
+}
+
+/// The routing key of lease copies of `arch`'s jobs: `job.aarch64.lease` (`job.lease`).
+pub fn job_lease_routing_key(arch: &str) -> String {
+    format!("{}.lease", job_routing_key(arch))
+}
+
 /// The dead-letter queue of `queue`.
 pub fn dead_queue(queue: &str) -> String {
     format!("{queue}.dead")
@@ -95,6 +125,25 @@ mod tests {
             "build.import_failed"
         );
         assert_eq!(dead_queue(QUEUE_EVENTS), "osbs.events.dead");
+        let table = [
+            ("", "osbs.jobs", "job", "osbs.jobs.lease", "job.lease"),
+            (
+                "aarch64",
+                "osbs.jobs.aarch64",
+                "job.aarch64",
+                "osbs.jobs.aarch64.lease",
+                "job.aarch64.lease",
+            ),
+        ];
+        for (arch, queue, key, lease, lease_key) in table {
+            assert_eq!(jobs_queue(arch), queue);
+            assert_eq!(job_routing_key(arch), key);
+            assert_eq!(job_lease_queue(arch), lease);
+            assert_eq!(job_lease_routing_key(arch), lease_key);
+        }
+        assert_eq!(jobs_queue(""), QUEUE_JOBS);
+        assert_eq!(job_lease_queue(""), QUEUE_JOB_LEASES);
+        assert_eq!(job_lease_routing_key(""), ROUTING_JOB_LEASE);
         assert_eq!(
             external_state_routing_key("org.fedoraproject.prod"),
             "org.fedoraproject.prod.osbs.build.state.change"

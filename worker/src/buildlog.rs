@@ -1,6 +1,8 @@
 //! A build's log, written twice: complete, to `<artifacts_dir>/<build_id>/build.log` (the file
 //! Koji keeps, hashed as it is written), and live, to the build's capped Redis stream in
-//! batches (what `osbs watch-logs` follows while the build runs).
+//! batches (what `osbs watch-logs` follows while the build runs). An arch job of a
+//! multi-arch build writes its own: `<artifacts_dir>/<build_id>/<arch>/build.log` (its part's
+//! `build.log`, which the bridge names `<arch>.log` in Koji) and the stream `<build_id>:<arch>`.
 
 use osbs_common::Store;
 use osbs_proto::BuildState;
@@ -69,6 +71,18 @@ impl BuildLog {
         store: Store,
         resume: bool,
     ) -> std::io::Result<BuildLog> {
+        BuildLog::open_for(dir, build_id, "", store, resume)
+    }
+
+    /// Like [`BuildLog::open`], for the build (`arch` empty) or one of its arch jobs (whose
+    /// `dir` is its own), live on the stream `<build_id>:<arch>`.
+    pub fn open_for(
+        dir: &Path,
+        build_id: &str,
+        arch: &str,
+        store: Store,
+        resume: bool,
+    ) -> std::io::Result<BuildLog> {
         std::fs::create_dir_all(dir).map_err(|error| {
             std::io::Error::new(
                 error.kind(),
@@ -89,7 +103,8 @@ impl BuildLog {
             std::fs::File::create(&path)?
         };
         let (sender, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(live_writer(store, build_id.to_owned(), receiver));
+        let stream = osbs_common::store::log::stream(build_id, arch);
+        let task = tokio::spawn(live_writer(store, stream, receiver));
         Ok(BuildLog {
             build_id: build_id.to_owned(),
             path,

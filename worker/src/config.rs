@@ -35,7 +35,8 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
-    /// Builds run at once by one replica (= the AMQP prefetch).
+    /// Builds run at once by one replica from each queue it consumes (`osbs.jobs` and each
+    /// `osbs.jobs.<arch>`): one consumer at prefetch 1 per slot.
     pub concurrency: usize,
     /// `/healthz` and `/metrics`; port 0 picks a free port (several replicas on one host).
     pub http_listen: SocketAddr,
@@ -89,6 +90,14 @@ pub struct WorkerConfig {
     /// `/var/lib/docker` visible — else the engine's export) or `export` (always
     /// `docker save`). The build log says which was used and why.
     pub squash_read_from: String,
+    /// The architectures (Koji names) this worker builds for: it consumes `osbs.jobs` plus
+    /// `osbs.jobs.<arch>` for each (DESIGN.md "Architectures"). Empty (the default): the
+    /// engine's own, as the Docker Engine API reports it. More than one only with an
+    /// engine that runs the others emulated (qemu-user-static and binfmt_misc).
+    pub arches: Vec<String>,
+    /// The multi-arch image's list: `docker` (a Docker v2 manifest list, the default) or
+    /// `oci` (an OCI image index).
+    pub manifest_list: String,
     /// Label values injected into every image (empty = not injected).
     pub vendor: String,
     pub authoritative_source_url: String,
@@ -120,6 +129,8 @@ impl Default for WorkerConfig {
             registry_auth: BTreeMap::new(),
             layer_compression: "gzip".to_owned(),
             squash_read_from: "auto".to_owned(),
+            arches: Vec::new(),
+            manifest_list: "docker".to_owned(),
             vendor: String::new(),
             authoritative_source_url: String::new(),
             distribution_scope: String::new(),
@@ -160,6 +171,36 @@ impl WorkerConfig {
     pub fn cancel_poll(&self) -> Duration {
         Duration::from_millis(self.cancel_poll_ms.clamp(50, 5_000))
     }
+
+    /// The arches this worker serves (Koji names, each once): `[worker] arches`, or the
+    /// engine's own (`engine_arch`, in either naming) when it is empty. An unknown name is
+    /// a configuration error naming it.
+    pub fn served_arches(&self, engine_arch: &str) -> Result<Vec<String>, String> {
+        if self.arches.is_empty() {
+            return Ok(vec![osbs_proto::arch::koji_name(engine_arch)]);
+        }
+        let mut served: Vec<String> = Vec::new();
+        for name in &self.arches {
+            let known = osbs_proto::arch::lookup(name).ok_or_else(|| {
+                format!("`[worker] arches`: {name:?} is not an architecture OSBS knows")
+            })?;
+            if !served.iter().any(|arch| arch == known.koji) {
+                served.push(known.koji.to_owned());
+            }
+        }
+        Ok(served)
+    }
+
+    /// `[worker] manifest_list` read: whether the list is an OCI index.
+    pub fn oci_index(&self) -> Result<bool, String> {
+        match self.manifest_list.as_str() {
+            "docker" => Ok(false),
+            "oci" => Ok(true),
+            other => Err(format!(
+                "`[worker] manifest_list` is {other:?}: write \"docker\" or \"oci\""
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +219,40 @@ mod tests {
             ..WorkerConfig::default()
         };
         assert_eq!(tight.heartbeat_stale(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn served_arches_default_to_the_engine_s_own() {
+        type Row<'a> = (&'a [&'a str], &'a str, Result<&'a [&'a str], &'a str>);
+        let table: [Row; 5] = [
+            (&[], "x86_64", Ok(&["x86_64"])),
+            (&[], "aarch64", Ok(&["aarch64"])),
+            (&["x86_64", "arm64"], "x86_64", Ok(&["x86_64", "aarch64"])),
+            (&["amd64", "x86_64"], "x86_64", Ok(&["x86_64"])),
+            (&["mips"], "x86_64", Err("\"mips\" is not an architecture")),
+        ];
+        for (arches, engine, expected) in table {
+            let config = WorkerConfig {
+                arches: arches.iter().map(|arch| (*arch).to_owned()).collect(),
+                ..WorkerConfig::default()
+            };
+            match (config.served_arches(engine), expected) {
+                (Ok(served), Ok(expected)) => assert_eq!(served, expected, "{arches:?}"),
+                (Err(error), Err(expected)) => assert!(error.contains(expected), "{error}"),
+                (outcome, expected) => panic!("{arches:?}: {outcome:?}, expected {expected:?}"),
+            }
+        }
+        let oci = WorkerConfig {
+            manifest_list: "oci".into(),
+            ..WorkerConfig::default()
+        };
+        assert_eq!(oci.oci_index(), Ok(true));
+        assert_eq!(WorkerConfig::default().oci_index(), Ok(false));
+        let bad = WorkerConfig {
+            manifest_list: "v1".into(),
+            ..WorkerConfig::default()
+        };
+        assert!(bad.oci_index().unwrap_err().contains("\"v1\""));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
     Succeeded,
+    /// The build's own job published its arch jobs (DESIGN.md "Architectures"): they build
+    /// it now.
+    Orchestrated,
     Failed(Failure),
     /// Ran longer than this limit.
     TimedOut(Duration),
@@ -39,6 +42,8 @@ pub enum Stop {
 pub enum Ending {
     /// Another worker runs the build now: ack the delivery, record nothing.
     LetGo,
+    /// The build's arch jobs run it now: ack the delivery, record nothing, keep the release.
+    Orchestrated,
     /// Back to `queued` and to `osbs.jobs` for another worker.
     HandBack,
     /// Back to `queued`; the job waits `delay` in a retry queue with `next` in its headers.
@@ -94,6 +99,7 @@ pub fn ending(stop: Stop, earlier: RetryState, now_ms: i64, window: Duration) ->
             dead_letter: false,
         },
         Stop::Lost => Ending::LetGo,
+        Stop::Orchestrated => Ending::Orchestrated,
         Stop::Drained => Ending::HandBack,
     }
 }
@@ -191,6 +197,7 @@ mod tests {
                 end(BuildState::Canceled, "canceled on request", false),
             ),
             (Stop::Lost, fresh, Ending::LetGo),
+            (Stop::Orchestrated, fresh, Ending::Orchestrated),
             (Stop::Drained, worn, Ending::HandBack),
         ];
         for (stop, earlier, expected) in table {

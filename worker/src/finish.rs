@@ -16,7 +16,7 @@ use osbs_common::store::field;
 use osbs_common::{BusError, StoreError};
 use osbs_proto::Message;
 use osbs_proto::names;
-use osbs_proto::v1::{BuildJob, BuildResult, BuildState};
+use osbs_proto::v1::{ArchBuild, BuildJob, BuildResult, BuildState};
 use std::time::Duration;
 use tokio::time::sleep;
 
@@ -50,6 +50,19 @@ pub(crate) async fn end(run: &Run<'_>, holding: Holding, ending: Ending) {
             }
         }
         Ending::HandBack => hand_back(run, holding).await,
+        Ending::Orchestrated => handed_to_arches(run, holding).await,
+        Ending::End {
+            state: BuildState::Complete,
+            ..
+        } if !run.job.arch.is_empty() => crate::multiarch::arch_done(run, holding).await,
+        Ending::End {
+            state,
+            reason,
+            dead_letter,
+        } if !run.job.arch.is_empty() => {
+            let reason = arch_failed(run, state, &reason).await;
+            conclude(run, holding, state, &reason, dead_letter, Vec::new()).await
+        }
         Ending::Retry {
             outage,
             reason,
@@ -72,16 +85,63 @@ pub(crate) async fn end(run: &Run<'_>, holding: Holding, ending: Ending) {
             state,
             reason,
             dead_letter,
-        } => conclude(run, holding, state, &reason, dead_letter).await,
+        } => conclude(run, holding, state, &reason, dead_letter, Vec::new()).await,
     }
 }
 
+/// The orchestrator's attempt ends once its arch jobs are out: its log stops (the build's
+/// log goes on: the assembly and the end are written to it), its release stays held for the
+/// arch jobs, the job is acked.
+async fn handed_to_arches(run: &Run<'_>, holding: Holding) {
+    let id = &run.job.build_id;
+    run.log
+        .note("the arch jobs build the images; the last one in pushes the manifest list");
+    let _ = run.log.finish(None).await;
+    tracing::info!(build_id = %id, "build handed to its arch jobs");
+    release_owner(run.worker, run.job).await;
+    if let Holding::Delivery(delivery) = holding {
+        bus::ack(&delivery).await;
+    }
+}
+
+/// An arch job failed (or was canceled): the reason names the arch, and a failure marks the
+/// build canceled so that its other arch jobs stop (ending without a result of their own:
+/// the build is already failed when they try). Returns the build's reason.
+async fn arch_failed(run: &Run<'_>, state: BuildState, reason: &str) -> String {
+    let (worker, job) = (run.worker, run.job);
+    if state != BuildState::Failed {
+        return reason.to_owned();
+    }
+    if let Err(error) = worker.store.request_cancel(&job.build_id).await {
+        tracing::warn!(build_id = %job.build_id, error = %error, "cannot mark the build canceled; its other arch jobs run to their end");
+    }
+    format!("{}: {reason}", job.arch)
+}
+
+/// A multi-arch build assembled: complete, its result holding every part.
+pub(crate) async fn conclude_multiarch(run: &Run<'_>, holding: Holding, parts: Vec<ArchBuild>) {
+    conclude(run, holding, BuildState::Complete, "", false, parts).await
+}
+
+/// A multi-arch build whose assembly failed: failed (dead-lettered when `dead`).
+pub(crate) async fn conclude_failed(run: &Run<'_>, holding: Holding, reason: &str, dead: bool) {
+    conclude(run, holding, BuildState::Failed, reason, dead, Vec::new()).await
+}
+
 /// Ends a build: log summary, record, result published, then ack or dead letter.
-async fn conclude(run: &Run<'_>, holding: Holding, state: BuildState, error: &str, dead: bool) {
+async fn conclude(
+    run: &Run<'_>,
+    holding: Holding,
+    state: BuildState,
+    error: &str,
+    dead: bool,
+    parts: Vec<ArchBuild>,
+) {
     let (worker, id) = (run.worker, &run.job.build_id);
     summarize(run, state, error);
     let_go_of_release(run).await;
-    let result = close_log_and_assemble(run, state, error).await;
+    let mut result = close_log_and_assemble(run, state, error).await;
+    result.arches = parts;
     let reason = if error.is_empty() {
         "built and pushed"
     } else {
@@ -90,7 +150,7 @@ async fn conclude(run: &Run<'_>, holding: Holding, state: BuildState, error: &st
     let announced = match record_end(run, &result, state, reason, dead).await {
         Recorded::Yes(announced) => announced,
         Recorded::EndedElsewhere => {
-            release_owner(worker, id).await;
+            release_owner(worker, run.job).await;
             if let Holding::Delivery(delivery) = holding {
                 bus::ack(&delivery).await;
             }
@@ -103,6 +163,12 @@ async fn conclude(run: &Run<'_>, holding: Holding, state: BuildState, error: &st
     };
     worker.metrics.count_state(state);
     tracing::info!(build_id = %id, %state, error, "build ended");
+    if !run.job.arch.is_empty() {
+        // The build's own log ends with the build (an arch job's log ended above).
+        if let Err(error) = worker.store.end_log(id, state).await {
+            tracing::warn!(build_id = %id, error = %error, "cannot close the build's live log");
+        }
+    }
     // The state event first, then the result: the bridge's `imported` follows `complete`.
     let published = match announced {
         Ok(()) => worker.bus.publish_result(&result).await,
@@ -118,7 +184,7 @@ async fn conclude(run: &Run<'_>, holding: Holding, state: BuildState, error: &st
         return;
     }
     mark_published(worker, id).await;
-    release_owner(worker, id).await;
+    release_owner(worker, run.job).await;
     if dead {
         dead_letter(worker, holding, &run.job.encode_to_vec(), error).await;
     } else if let Holding::Delivery(delivery) = holding {
@@ -224,7 +290,13 @@ async fn record_end(
     }
     let recorded = match keys::keep_result(&worker.store, id, &result.encode_to_vec()).await {
         Ok(()) => {
-            let sources = [run.progress.state()];
+            // An arch job does not move the build's state: the build may be `pushing`
+            // (another arch job assembling) when this one ends.
+            let sources = if run.job.arch.is_empty() {
+                vec![run.progress.state()]
+            } else {
+                vec![BuildState::Running, BuildState::Pushing]
+            };
             let change = StateChange::new(id, state, reason, &worker.instance)
                 .only_from(&sources)
                 .with_fields(fields);
@@ -361,21 +433,17 @@ async fn retry_later(run: &Run<'_>, holding: Holding, later: Later) {
     back_to_queued(run, &reason).await;
     let properties = bus::protobuf_properties(names::TYPE_BUILD_JOB).with_priority(run.priority);
     let body = run.job.encode_to_vec();
+    // An arch job waits in its arch's retry queue and comes back to its arch's queue.
+    let queue = names::jobs_queue(&run.job.arch);
     let parked = worker
         .bus
-        .retry_later(
-            names::QUEUE_JOBS,
-            &body,
-            &properties,
-            later.delay,
-            later.next,
-        )
+        .retry_later(&queue, &body, &properties, later.delay, later.next)
         .await;
     match (parked, holding) {
         (Ok(()), Holding::Delivery(delivery)) => bus::ack(&delivery).await,
         (Ok(()), Holding::Leased) => {}
         (Err(error), Holding::Delivery(delivery)) => {
-            tracing::error!(build_id = %id, error = %error, "cannot put the job in a retry queue; it goes back to osbs.jobs at once");
+            tracing::error!(build_id = %id, error = %error, "cannot put the job in a retry queue; it goes back to its queue at once");
             bus::requeue(&delivery).await;
         }
         (Err(error), Holding::Leased) => {
@@ -389,6 +457,11 @@ async fn retry_later(run: &Run<'_>, holding: Holding, later: Later) {
 async fn back_to_queued(run: &Run<'_>, reason: &str) {
     let (worker, id) = (run.worker, &run.job.build_id);
     let _ = run.log.finish(None).await;
+    if !run.job.arch.is_empty() {
+        // The build runs on in its other arch jobs: only this arch goes back.
+        release_owner(worker, run.job).await;
+        return;
+    }
     let from = [run.progress.state()];
     let change =
         StateChange::new(id, BuildState::Queued, reason, &worker.instance).only_from(&from);
@@ -401,7 +474,7 @@ async fn back_to_queued(run: &Run<'_>, reason: &str) {
     if let Err(why) = requeued {
         tracing::warn!(build_id = %id, why, "cannot requeue the record; the next worker decides from its state");
     }
-    release_owner(worker, id).await;
+    release_owner(worker, run.job).await;
 }
 
 /// The grace period ended: the build goes back to the queue for another worker.
@@ -461,35 +534,34 @@ pub(crate) async fn fail_at_once(
         Err(ChangeError::NotAnnounced { .. }) => worker.metrics.count_state(BuildState::Failed),
         Ok(Changed::Refused(_) | Changed::Missing) | Err(ChangeError::Store(_)) => {}
     }
-    release_owner(worker, id).await;
+    release_owner(worker, job).await;
     dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], reason).await;
 }
 
 /// Moves a job to `osbs.jobs.dead` with `reason`: the held delivery itself, or (leased) a
 /// copy made from `body`.
 pub(crate) async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], reason: &str) {
-    worker.metrics.count_dead_letter(names::QUEUE_JOBS);
-    tracing::error!(
-        reason,
-        "job dead-lettered to {}",
-        names::dead_queue(names::QUEUE_JOBS)
-    );
+    // The job's own queue: `osbs.jobs`, or an arch job's `osbs.jobs.<arch>`.
+    let arch = match &holding {
+        Holding::Delivery(delivery) => arch_of(&delivery.data),
+        Holding::Leased => arch_of(body),
+    };
+    let queue = names::jobs_queue(&arch);
+    worker.metrics.count_dead_letter(&queue);
+    tracing::error!(reason, "job dead-lettered to {}", names::dead_queue(&queue));
     match holding {
         Holding::Delivery(delivery) => {
-            if let Err(error) = worker
-                .bus
-                .dead_letter(&delivery, names::QUEUE_JOBS, reason)
-                .await
-            {
+            if let Err(error) = worker.bus.dead_letter(&delivery, &queue, reason).await {
                 tracing::error!(error = %error, "cannot dead-letter the job; it goes back to the queue");
                 bus::requeue(&delivery).await;
             }
         }
         Holding::Leased => {
+            let routing_key = names::job_routing_key(&arch);
             let dead = Dead {
-                queue: names::QUEUE_JOBS,
+                queue: &queue,
                 original_exchange: names::EXCHANGE_INTERNAL,
-                original_routing_key: names::ROUTING_JOB,
+                original_routing_key: &routing_key,
                 reason,
             };
             let properties = bus::protobuf_properties(names::TYPE_BUILD_JOB);
@@ -501,8 +573,38 @@ pub(crate) async fn dead_letter(worker: &Worker, holding: Holding, body: &[u8], 
     }
 }
 
-pub(crate) async fn release_owner(worker: &Worker, id: &str) {
-    if let Err(error) = keys::disown(&worker.store, id, &worker.instance).await {
-        tracing::warn!(build_id = %id, error = %error, "cannot release the build's ownership; it expires by itself");
+/// The arch of a job's bytes (empty: the build's own job, or bytes that are no job).
+fn arch_of(body: &[u8]) -> String {
+    BuildJob::decode(body)
+        .map(|job| job.arch)
+        .unwrap_or_default()
+}
+
+pub(crate) async fn release_owner(worker: &Worker, job: &BuildJob) {
+    let owner = crate::multiarch::owner(job);
+    if let Err(error) = keys::disown(&worker.store, &owner, &worker.instance).await {
+        tracing::warn!(build_id = %job.build_id, error = %error, "cannot release the build's ownership; it expires by itself");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_dead_lettered_to_its_own_queue() {
+        let arm = BuildJob {
+            build_id: "b".into(),
+            arch: "aarch64".into(),
+            ..BuildJob::default()
+        };
+        let table: [(Vec<u8>, &str); 3] = [
+            (arm.encode_to_vec(), "osbs.jobs.aarch64.dead"),
+            (BuildJob::default().encode_to_vec(), "osbs.jobs.dead"),
+            (b"\xff not a job".to_vec(), "osbs.jobs.dead"),
+        ];
+        for (body, dead) in table {
+            assert_eq!(names::dead_queue(&names::jobs_queue(&arch_of(&body))), dead);
+        }
     }
 }

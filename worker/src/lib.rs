@@ -7,6 +7,8 @@
 //! - [`parent`]: FROM references held to the target's base registry.
 //! - [`release`]: Koji's next-release rules, the next release from registry tags.
 //! - [`plan`]: repositories, tags (normal, scratch, isolated), pullspecs.
+//! - [`arches`]: which architectures a build is for (target, `container.yaml` platforms,
+//!   a scratch build's `arch_override`).
 //! - [`inspect`]: the `rpm -qa` query, its parsing, the signed-content policy.
 //! - [`lease`]: pick-up decisions (start, take over, skip, defer) and the lease schedule.
 //! - [`ending`]: how an attempt ends (record an end and ack or dead-letter, retry later,
@@ -30,7 +32,8 @@
 //! Wiring: [`pipeline`] runs the steps of one build attempt; [`service`] consumes jobs and
 //! supervises attempts (cancel, time limit, heartbeat, leases, drain); [`finish`] carries
 //! out each attempt's ending: the build's record, its published result and only then the
-//! ack (or a retry queue, a hand-back). [`buildlog`] writes the
+//! ack (or a retry queue, a hand-back). [`multiarch`]: a multi-arch build's arch jobs, the
+//! part each records and the manifest list the last one assembles. [`buildlog`] writes the
 //! build log to a file and to the live Redis stream.
 //!
 //! # Invariants
@@ -45,6 +48,7 @@
 //!   error or log line carries the content of a file outside it.
 
 pub mod adapters;
+pub mod arches;
 pub mod buildlog;
 pub mod checkout;
 pub mod config;
@@ -54,6 +58,7 @@ pub mod error;
 pub mod finish;
 pub mod inspect;
 pub mod lease;
+pub mod multiarch;
 pub mod parent;
 pub mod pipeline;
 pub mod plan;

@@ -67,6 +67,10 @@ pub struct Worker {
     pub instance: String,
     /// The engine's version and host (the `architecture` label, Koji's buildroot).
     pub engine_info: EngineInfo,
+    /// The arches (Koji names) this worker builds for: `[worker] arches` or the engine's.
+    pub arches: Vec<String>,
+    /// `[worker] manifest_list = "oci"`: a multi-arch build's list is an OCI index.
+    pub oci_index: bool,
 }
 
 impl Worker {
@@ -106,6 +110,9 @@ pub struct Progress {
     pub held_release: Mutex<Option<HeldRelease>>,
     /// The record's state as this attempt last set it.
     pub state: Mutex<Option<BuildState>>,
+    /// The build's arch jobs are published: this attempt (the orchestrator's) ends without
+    /// ending the build.
+    pub orchestrated: Mutex<bool>,
 }
 
 impl Progress {
@@ -127,8 +134,13 @@ pub struct Attempt<'a> {
     pub progress: &'a Progress,
     /// Scratch directory of this attempt (removed by the supervisor).
     pub work_dir: PathBuf,
-    /// `<artifacts_dir>/<build_id>`.
+    /// `<artifacts_dir>/<build_id>` (an arch job's: `<artifacts_dir>/<build_id>/<arch>`).
     pub artifacts: PathBuf,
+    /// The arch this attempt builds for when it is not the engine's own (an arch job, or a
+    /// single-arch build of an emulated arch): the parent pins, the engine's `platform`,
+    /// the `architecture` label and the squashed config follow it. Unset: the engine's own,
+    /// as before multi-arch.
+    pub arch: std::sync::OnceLock<osbs_proto::arch::Arch>,
 }
 
 /// What the base-image step found.
@@ -159,6 +171,8 @@ struct Commit {
     checkout: Checkout,
     dockerfile: String,
     dockerignore: Option<String>,
+    /// `container.yaml`, when the commit has one (its `platforms` narrow the arches).
+    container_yaml: Option<String>,
 }
 
 /// An image the build names, held to the base registry, still to pin.
@@ -247,8 +261,19 @@ impl Attempt<'_> {
             self.target().name,
             self.worker.host
         ));
-        self.check_target().await?;
+        if job.arch.is_empty() {
+            self.check_target().await?;
+        }
         let commit = self.step(step::SOURCE, self.source()).await?;
+        // The build's own job decides its arches (one this worker serves: built here, as
+        // before multi-arch); an arch job builds the one it names.
+        let many = match job.arch.as_str() {
+            "" => self.decide_arches(&commit)?,
+            arch => {
+                self.set_arch(arch)?;
+                None
+            }
+        };
         let dockerfile =
             Dockerfile::parse(&commit.dockerfile).map_err(|error| packager(error.to_string()))?;
         let parents = self
@@ -268,9 +293,16 @@ impl Attempt<'_> {
                 nvr.version
             ))
         })?;
-        let release = self
-            .step(step::RELEASE, self.release(&nvr, &repository))
-            .await?;
+        let release = match &job.nvr {
+            Some(reserved) if !job.arch.is_empty() => self.reserved_release(&nvr, reserved)?,
+            _ => {
+                self.step(step::RELEASE, self.release(&nvr, &repository))
+                    .await?
+            }
+        };
+        if let Some(arches) = many {
+            return self.orchestrate(&arches, &nvr, &release).await;
+        }
         self.log.note(&format!(
             "building {}-{}-{release}",
             nvr.component, nvr.version
@@ -290,7 +322,125 @@ impl Attempt<'_> {
             self.squash_and_push(&built, &parents, &repository, &nvr, &release),
         )
         .await?;
+        if !job.arch.is_empty() {
+            // Recorded once for the build, by the arch job that assembles it.
+            return Ok(());
+        }
         self.record_pushed_release(&nvr, &release).await
+    }
+
+    /// The build's arches (DESIGN.md "Architectures"): `None` when they are one arch this
+    /// worker serves (built in place; an arch other than the engine's own is set as the
+    /// attempt's), else every arch, for [`Attempt::orchestrate`].
+    fn decide_arches(&self, commit: &Commit) -> Result<Option<Vec<String>>, WorkerError> {
+        let platforms = match &commit.container_yaml {
+            Some(text) => {
+                crate::arches::read_platforms(text).map_err(|error| packager(error.to_string()))?
+            }
+            None => crate::arches::Platforms::default(),
+        };
+        let options = self.job.options.clone().unwrap_or_default();
+        let arches = crate::arches::decide(
+            &self.target().arches,
+            &platforms,
+            &options.arch_override,
+            options.scratch,
+        )
+        .map_err(|error| packager(error.to_string()))?;
+        match arches.as_slice() {
+            [one] if self.worker.arches.contains(one) => {
+                let native = osbs_proto::arch::koji_name(&self.worker.engine_info.architecture);
+                if *one != native {
+                    self.set_arch(one)?;
+                }
+                Ok(None)
+            }
+            _ => {
+                self.log.note(&format!("arches: {}", arches.join(", ")));
+                Ok(Some(arches))
+            }
+        }
+    }
+
+    /// Builds for `arch` (a Koji name) from now on.
+    fn set_arch(&self, arch: &str) -> Result<(), WorkerError> {
+        let known = osbs_proto::arch::lookup(arch).ok_or_else(|| {
+            WorkerError::Infrastructure(format!("the job names an unknown arch {arch:?}"))
+        })?;
+        let _ = self.arch.set(known);
+        self.log.note(&format!(
+            "building for {} ({})",
+            known.koji,
+            known.platform()
+        ));
+        Ok(())
+    }
+
+    /// The engine's platform of this attempt's arch (`None`: the engine's own).
+    pub fn platform(&self) -> Option<String> {
+        self.arch.get().map(osbs_proto::arch::Arch::platform)
+    }
+
+    /// An arch job's release: the one its orchestrator reserved for every arch, kept in the
+    /// outputs (and held, so that a failure frees it) as an attempt that reserved it would.
+    fn reserved_release(&self, nvr: &ComponentNvr, reserved: &Nvr) -> Result<String, WorkerError> {
+        if reserved.name != nvr.component || reserved.version != nvr.version {
+            return Err(packager(format!(
+                "the commit labels {}-{} but the build reserved {}-{}",
+                nvr.component, nvr.version, reserved.name, reserved.version
+            )));
+        }
+        self.hold(nvr, &reserved.release);
+        let mut outputs = self.progress.outputs.lock().expect("progress lock");
+        outputs.nvr = Some(reserved.clone());
+        outputs.koji_reservation = self.job.koji_reservation.clone();
+        Ok(reserved.release.clone())
+    }
+
+    /// Publishes one arch job per arch (confirmed, on `osbs.jobs.<arch>`), then records the
+    /// arches on the build: this attempt then ends without ending the build.
+    async fn orchestrate(
+        &self,
+        arches: &[String],
+        nvr: &ComponentNvr,
+        release: &str,
+    ) -> Result<(), WorkerError> {
+        let (worker, job) = (self.worker, self.job);
+        let id = &job.build_id;
+        // A build orchestrated again (a replay) builds every arch again, with its release.
+        worker.store.clear_arch_parts(id, arches).await?;
+        let reservation = self
+            .progress
+            .outputs
+            .lock()
+            .expect("progress lock")
+            .koji_reservation
+            .clone();
+        for arch in arches {
+            let arch_job =
+                crate::multiarch::arch_job(job, arch, arches, nvr, release, &reservation);
+            worker.bus.declare_arch_queues(arch).await?;
+            worker
+                .bus
+                .publish_job(&arch_job, crate::multiarch::priority(job))
+                .await?;
+            self.log.note(&format!(
+                "{arch}: arch job published on {}",
+                osbs_proto::names::jobs_queue(arch)
+            ));
+        }
+        worker
+            .store
+            .set_fields(id, &[(field::ARCHES, arches.join(","))])
+            .await?;
+        *self.progress.orchestrated.lock().expect("progress lock") = true;
+        self.log.note(&format!(
+            "building {}-{}-{release} for {}: each arch job logs on its own (osbs watch-logs --arch)",
+            nvr.component,
+            nvr.version,
+            arches.join(", ")
+        ));
+        Ok(())
     }
 
     /// The Koji build target is looked up before anything is spent (koji-containerbuild
@@ -357,6 +507,7 @@ impl Attempt<'_> {
                 ))
             })?;
         let dockerignore = checkout.read_text(".dockerignore", TEXT_LIMIT)?;
+        let container_yaml = checkout.read_text("container.yaml", TEXT_LIMIT)?;
         let sources = checkout.read_text("sources", TEXT_LIMIT)?;
         let entries = source::parse_sources(sources.as_deref().unwrap_or_default())?;
         if !entries.is_empty() {
@@ -390,6 +541,7 @@ impl Attempt<'_> {
             checkout,
             dockerfile,
             dockerignore,
+            container_yaml,
         })
     }
 
@@ -450,29 +602,34 @@ impl Attempt<'_> {
     async fn pin(&self, wanted: &Wanted) -> Result<(String, ImageInspect), WorkerError> {
         let reference = &wanted.reference;
         let registry = reference.registry.clone().unwrap_or_default();
-        let digest = match &reference.digest {
-            Some(digest) => digest.clone(),
-            None => self
-                .worker
-                .registries
-                .get(&registry)?
-                .manifest_digest(
-                    &reference.repository,
-                    &osbs_registry::Reference::parse(reference.reference())
-                        .map_err(osbs_registry::RegistryError::from)?,
-                )
-                .await?
-                .ok_or_else(|| {
-                    packager(format!(
-                        "{} not found in registry {registry}; check that line",
-                        wanted.shown
-                    ))
-                })?,
-        };
-        let pinned = reference.pinned(&digest);
+        // An arch build pins to that arch's image of a list (a list without it fails the
+        // build naming base and arch: `RegistryError::NoArch`, the packager's).
+        let pin = parent::pin_digest(&self.worker.registries, reference, self.arch.get())
+            .await
+            .map_err(|error| match error {
+                error @ osbs_registry::RegistryError::NoArch { .. } => {
+                    packager(format!("{}: {error}", wanted.shown))
+                }
+                error => error.into(),
+            })?
+            .ok_or_else(|| {
+                packager(format!(
+                    "{} not found in registry {registry}; check that line",
+                    wanted.shown
+                ))
+            })?;
+        let pinned = reference.pinned(&pin.digest);
         let inspect = self.pulled(&pinned).await?;
-        self.log
-            .note(&format!("{} pinned to {pinned}", wanted.shown));
+        match &pin.list_digest {
+            Some(list) => self.log.note(&format!(
+                "{} pinned to {pinned} (its {} image of the list {list})",
+                wanted.shown,
+                self.arch.get().map_or("", |arch| arch.koji)
+            )),
+            None => self
+                .log
+                .note(&format!("{} pinned to {pinned}", wanted.shown)),
+        }
         Ok((pinned, inspect))
     }
 
@@ -482,21 +639,26 @@ impl Attempt<'_> {
         if let Some(found) = worker.engine.inspect_image(pinned).await? {
             return Ok(found);
         }
-        (|| worker.engine.pull(pinned, self.log))
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(500))
-                    .with_max_delay(Duration::from_secs(10))
-                    .with_max_times(worker.config.registry_attempts.max(1) - 1),
-            )
-            .when(DockerError::is_transient)
-            .notify(|error, wait| {
-                worker.metrics.count_retry("pull");
-                self.log.note(&format!(
-                    "pulling {pinned} failed ({error}); retrying in {wait:?}"
-                ));
-            })
-            .await?;
+        let platform = self.platform();
+        (|| {
+            worker
+                .engine
+                .pull_for_platform(pinned, platform.as_deref(), self.log)
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(worker.config.registry_attempts.max(1) - 1),
+        )
+        .when(DockerError::is_transient)
+        .notify(|error, wait| {
+            worker.metrics.count_retry("pull");
+            self.log.note(&format!(
+                "pulling {pinned} failed ({error}); retrying in {wait:?}"
+            ));
+        })
+        .await?;
         worker.engine.inspect_image(pinned).await?.ok_or_else(|| {
             WorkerError::Infrastructure(format!("the engine pulled {pinned} but does not list it"))
         })
@@ -877,7 +1039,10 @@ impl Attempt<'_> {
         let optional = |value: &str| (!value.is_empty()).then(|| value.to_owned());
         let inputs = InjectInputs {
             build_date: build_date(osbs_common::telemetry::now_ms()),
-            architecture: worker.engine_info.architecture.clone(),
+            architecture: self.arch.get().map_or_else(
+                || worker.engine_info.architecture.clone(),
+                |arch| arch.koji.to_owned(),
+            ),
             vcs_ref: self.job.commit.clone(),
             build_host: worker.host.clone(),
             release: release.to_owned(),
@@ -930,7 +1095,8 @@ impl Attempt<'_> {
     async fn build(&self, context: &Path) -> Result<String, WorkerError> {
         let tag = format!(
             "{}:{}",
-            temporary_repository("build", &self.job.build_id),
+            // Per arch: the arch jobs of one build run at once on one engine.
+            temporary_repository("build", &crate::multiarch::owner(self.job)),
             self.number
         );
         self.progress
@@ -941,13 +1107,19 @@ impl Attempt<'_> {
         let image_id = self
             .worker
             .engine
-            .build(context, &tag, self.log, |container| {
-                self.progress
-                    .containers
-                    .lock()
-                    .expect("progress lock")
-                    .push(container.to_owned())
-            })
+            .build_for_platform(
+                context,
+                &tag,
+                self.platform().as_deref(),
+                self.log,
+                |container| {
+                    self.progress
+                        .containers
+                        .lock()
+                        .expect("progress lock")
+                        .push(container.to_owned())
+                },
+            )
             .await?;
         self.log.note(&format!("built {image_id}"));
         Ok(image_id)
@@ -1024,13 +1196,21 @@ impl Attempt<'_> {
     ) -> Result<(), WorkerError> {
         let worker = self.worker;
         let target = self.target();
-        let unique = plan::unique_tag(
-            &target.name,
-            &uuid::Uuid::new_v4().simple().to_string()[..10],
-            osbs_common::telemetry::now_ms(),
-        );
-        let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
-        self.enter_pushing().await?;
+        let tags = if self.job.arch.is_empty() {
+            let unique = plan::unique_tag(
+                &target.name,
+                &uuid::Uuid::new_v4().simple().to_string()[..10],
+                osbs_common::telemetry::now_ms(),
+            );
+            let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
+            self.enter_pushing().await?;
+            tags
+        } else {
+            // An arch job pushes its image by digest with one tag of its own; the build's
+            // tags go on the list, once every arch is in (`multiarch::assemble`). The build
+            // stays `running` until then.
+            vec![crate::multiarch::arch_tag(self.job, release)]
+        };
         let base = match &parents.final_base {
             Some(base) => base.pinned.clone(),
             None => worker.engine.empty_image().await?,
@@ -1083,6 +1263,8 @@ impl Attempt<'_> {
         push_target.layer_compression = worker.layer_compression;
         push_target.read_from = worker.squash_read_from;
         push_target.attempts = worker.config.registry_attempts.max(1);
+        // An arch build's config says its arch, whatever the builder wrote.
+        push_target.platform = self.arch.get().map(osbs_registry::Platform::of_arch);
         Ok(push_target)
     }
 

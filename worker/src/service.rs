@@ -68,6 +68,14 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
     })?;
     let engine = Engine::connect(registries.all_credentials()).await?;
     let engine_info = engine.describe().await?;
+    let arches = config
+        .worker
+        .served_arches(&engine_info.architecture)
+        .map_err(WorkerError::Infrastructure)?;
+    let oci_index = config
+        .worker
+        .oci_index()
+        .map_err(WorkerError::Infrastructure)?;
     let bus = Arc::new(Bus::connect(&config.amqp, "worker").await?);
     bus.declare_topology().await?;
     let store = Store::connect(&config.redis).await?;
@@ -99,6 +107,8 @@ pub async fn start(config: ServiceConfig) -> Result<Started, WorkerError> {
         instance: format!("{host}/{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         host,
         engine_info,
+        arches,
+        oci_index,
     };
     Ok(Started {
         worker,
@@ -129,19 +139,36 @@ pub async fn serve(
 ) -> Result<(), WorkerError> {
     let slots = worker.config.concurrency.max(1);
     let mut tasks = tokio::task::JoinSet::new();
-    for slot in 0..slots {
-        let first = worker.bus.consume(names::QUEUE_JOBS, 1).await?;
-        tasks.spawn(run_slot(worker.clone(), slot, first, shutdown.clone()));
+    // `osbs.jobs` and the queue of each arch served, each with its own slots: an arch job
+    // never waits behind the build's own jobs (nor the other way round).
+    let mut queues = vec![names::QUEUE_JOBS.to_owned()];
+    for arch in &worker.arches {
+        worker.bus.declare_arch_queues(arch).await?;
+        queues.push(names::jobs_queue(arch));
+    }
+    for queue in &queues {
+        for slot in 0..slots {
+            let first = worker.bus.consume(queue, 1).await?;
+            tasks.spawn(run_slot(
+                worker.clone(),
+                Slot {
+                    queue: queue.clone(),
+                    number: slot,
+                },
+                first,
+                shutdown.clone(),
+            ));
+        }
     }
     health.set_ready(
         true,
         format!(
-            "{} consuming {} ({slots} slots)",
+            "{} consuming {} ({slots} slots each)",
             worker.instance,
-            names::QUEUE_JOBS
+            queues.join(", ")
         ),
     );
-    tracing::info!(instance = %worker.instance, slots, "worker ready");
+    tracing::info!(instance = %worker.instance, slots, queues = %queues.join(", "), "worker ready");
     shutdown.cancelled().await;
     health.set_ready(false, "draining");
     tracing::info!(grace = ?worker.config.drain_grace(), "draining: no new jobs; builds in hand finish or go back to the queue");
@@ -149,8 +176,18 @@ pub async fn serve(
     Ok(())
 }
 
+/// A slot: one build at a time from one queue.
+struct Slot {
+    queue: String,
+    number: usize,
+}
+
 /// One build at a time, forever.
-async fn run_slot(worker: Worker, slot: usize, first: Subscription, shutdown: CancellationToken) {
+async fn run_slot(worker: Worker, slot: Slot, first: Subscription, shutdown: CancellationToken) {
+    let Slot {
+        queue,
+        number: slot,
+    } = slot;
     let mut subscription = Some(first);
     loop {
         if shutdown.is_cancelled() {
@@ -158,10 +195,10 @@ async fn run_slot(worker: Worker, slot: usize, first: Subscription, shutdown: Ca
         }
         let current = match subscription.as_mut() {
             Some(current) => current,
-            None => match worker.bus.consume(names::QUEUE_JOBS, 1).await {
+            None => match worker.bus.consume(&queue, 1).await {
                 Ok(new) => subscription.insert(new),
                 Err(error) => {
-                    tracing::error!(slot, error = %error, "cannot consume jobs; retrying");
+                    tracing::error!(slot, queue, error = %error, "cannot consume jobs; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = sleep(Duration::from_secs(2)) => continue,
@@ -223,6 +260,13 @@ async fn handle_job(
     };
     let id = job.build_id.clone();
     let pending_result = record.field(field::RESULT_PUBLISHED) == "0";
+    if !job.arch.is_empty() {
+        return handle_arch_job(worker, job, &record, delivery, subscription, shutdown).await;
+    }
+    if crate::multiarch::orchestrated(record.state, record.field(field::ARCHES)) {
+        skip_orchestrated(worker, &record, &delivery).await;
+        return false;
+    }
     match lease::first_look(record.state, pending_result) {
         FirstLook::Skip(why) => {
             tracing::info!(build_id = %id, state = %record.state, why, "job skipped");
@@ -277,6 +321,99 @@ async fn handle_job(
                 from: record.state,
                 pickup,
                 previous: record.field(field::WORKER).to_owned(),
+                rearm: !record.field(field::ARCHES).is_empty(),
+            };
+            run_attempt(worker, taken, delivery, subscription, shutdown).await
+        }
+    }
+}
+
+/// The build's own job of a build its arch jobs run now (a redelivery, an old lease): acked.
+async fn skip_orchestrated(
+    worker: &Worker,
+    record: &osbs_common::store::BuildRecord,
+    delivery: &Delivery,
+) {
+    tracing::info!(build_id = %record.id, state = %record.state, "job skipped: its arch jobs build it");
+    worker.metrics.count_ignored("handed to arch jobs");
+    bus::ack(delivery).await;
+}
+
+/// An arch job (DESIGN.md "Architectures"): judged on the build's record and its arch's
+/// part (built already: acked, or the assembly the set still lacks), then run as a build
+/// attempt whose ownership is the arch's (`<id>:<arch>`).
+async fn handle_arch_job(
+    worker: &Worker,
+    job: BuildJob,
+    record: &osbs_common::store::BuildRecord,
+    delivery: Delivery,
+    subscription: &Subscription,
+    shutdown: &CancellationToken,
+) -> bool {
+    let id = job.build_id.clone();
+    if record.field(field::RESULT_PUBLISHED) == "0" && record.state.is_final() {
+        finish::republish(worker, record, delivery).await;
+        return false;
+    }
+    let store = &worker.store;
+    let part = store
+        .arch_part(&id, &job.arch)
+        .await
+        .map(|part| part.is_some());
+    let complete = store.arches_complete(&id, &job.arches).await;
+    let (part, complete) = match (part, complete) {
+        (Ok(part), Ok(complete)) => (part, complete),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(build_id = %id, error = %error, "cannot read the arch parts; requeued");
+            sleep(Duration::from_secs(1)).await;
+            bus::requeue(&delivery).await;
+            return false;
+        }
+    };
+    let same_release = record.field(field::NVR) == crate::multiarch::nvr_text(&job);
+    match crate::multiarch::look(record.state, same_release, part, complete) {
+        crate::multiarch::ArchLook::Skip(why) => {
+            tracing::info!(build_id = %id, arch = %job.arch, state = %record.state, why, "arch job skipped");
+            worker.metrics.count_ignored(why);
+            bus::ack(&delivery).await;
+            return false;
+        }
+        crate::multiarch::ArchLook::Assemble => {
+            crate::multiarch::assemble(worker, &job, Holding::Delivery(Box::new(delivery))).await;
+            return false;
+        }
+        crate::multiarch::ArchLook::Build => {}
+    }
+    let owner = crate::multiarch::owner(&job);
+    let stale = worker.config.heartbeat_stale();
+    let claimed = match keys::claim(store, &owner, &worker.instance, stale).await {
+        Ok(claimed) => claimed,
+        Err(error) => {
+            let reason = format!("cannot claim {owner}: {error}");
+            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
+            return false;
+        }
+    };
+    let is_lease = bus::header_string(&delivery.properties, lease::HEADER_LEASE).is_some();
+    // The build's state says nothing of one arch: a claimed arch job starts (or takes over).
+    match lease::after_claim(BuildState::Queued, claimed, is_lease) {
+        Pickup::OwnedElsewhere => {
+            bus::ack(&delivery).await;
+            false
+        }
+        Pickup::Defer => {
+            defer(worker, delivery, &id).await;
+            false
+        }
+        pickup => {
+            let taken = Taken {
+                retry: bus::retry_state(&delivery.properties),
+                priority: delivery.properties.priority().unwrap_or(0),
+                job,
+                from: record.state,
+                pickup,
+                previous: record.field(field::WORKER).to_owned(),
+                rearm: false,
             };
             run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
@@ -347,6 +484,9 @@ struct Taken {
     /// Earlier transient failures (the retry queue's headers).
     retry: RetryState,
     priority: u8,
+    /// The record names the arches of an earlier orchestration (a replay of a multi-arch
+    /// build): they and the cancel mark that stopped its arch jobs are cleared as it starts.
+    rearm: bool,
 }
 
 async fn run_attempt(
@@ -358,16 +498,19 @@ async fn run_attempt(
 ) -> bool {
     let Some(started_at) = begin(worker, &taken).await else {
         // Canceled or changed between our read and now: nothing to run.
-        release_owner(worker, &taken.job.build_id).await;
+        release_owner(worker, &taken.job).await;
         bus::ack(&delivery).await;
         return false;
     };
     let job = &taken.job;
     let id = &job.build_id;
-    let artifacts = worker.artifacts_dir.join(id);
+    let artifacts = match job.arch.as_str() {
+        "" => worker.artifacts_dir.join(id),
+        arch => worker.artifacts_dir.join(id).join(arch),
+    };
     // A retried build keeps one log: the earlier attempts' lines, each retry said.
     let resume = taken.retry.retries > 0;
-    let log = match BuildLog::open(&artifacts, id, worker.store.clone(), resume) {
+    let log = match BuildLog::open_for(&artifacts, id, &job.arch, worker.store.clone(), resume) {
         Ok(log) => log,
         Err(error) => {
             let error = WorkerError::io(format!(
@@ -394,6 +537,7 @@ async fn run_attempt(
         progress: &progress,
         work_dir: work_dir.clone(),
         artifacts,
+        arch: std::sync::OnceLock::new(),
     };
     let mut holding = Holding::Delivery(Box::new(delivery));
     let mut watch = Watch {
@@ -427,6 +571,11 @@ async fn begin(worker: &Worker, taken: &Taken) -> Option<i64> {
     let job = &taken.job;
     let id = &job.build_id;
     let now = osbs_common::telemetry::now_ms();
+    if !job.arch.is_empty() {
+        // An arch job runs inside its build's `running`: no state of its own.
+        tracing::info!(build_id = %id, arch = %job.arch, attempt = job.attempt, "arch job started");
+        return Some(now);
+    }
     let reason = match taken.pickup {
         Pickup::TakeOver => format!(
             "taken over by {} (worker {} stopped renewing its heartbeat)",
@@ -435,14 +584,19 @@ async fn begin(worker: &Worker, taken: &Taken) -> Option<i64> {
         _ => format!("started by {}", worker.instance),
     };
     let sources = [taken.from];
+    let mut fields = vec![
+        (field::WORKER, worker.instance.clone()),
+        (field::ATTEMPTS, job.attempt.to_string()),
+        (field::HEARTBEAT_MS, now.to_string()),
+        (field::ERROR, String::new()),
+    ];
+    if taken.rearm && taken.from == BuildState::Queued {
+        fields.push((field::ARCHES, String::new()));
+        fields.push((field::CANCEL_REQUESTED, String::new()));
+    }
     let change = StateChange::new(id, BuildState::Running, &reason, &worker.instance)
         .only_from(&sources)
-        .with_fields(vec![
-            (field::WORKER, worker.instance.clone()),
-            (field::ATTEMPTS, job.attempt.to_string()),
-            (field::HEARTBEAT_MS, now.to_string()),
-            (field::ERROR, String::new()),
-        ]);
+        .with_fields(fields);
     let not_started = match pipeline::change_state(worker, change).await {
         Ok(Changed::Done(_)) => None,
         Ok(Changed::Refused(record)) => Some(format!("the build is {}", record.state)),
@@ -504,7 +658,12 @@ async fn supervise(attempt: &Attempt<'_>, holding: &mut Holding, watch: &mut Wat
     tokio::pin!(drain_deadline);
     loop {
         tokio::select! {
-            outcome = &mut pipeline => return stop_of(outcome),
+            outcome = &mut pipeline => {
+                if outcome.is_ok() && *attempt.progress.orchestrated.lock().expect("progress lock") {
+                    return Stop::Orchestrated;
+                }
+                return stop_of(outcome);
+            }
             _ = &mut deadline => return Stop::TimedOut(config.build_timeout()),
             _ = &mut drain_deadline, if draining => return Stop::Drained,
             _ = watch.shutdown.cancelled(), if !draining => {
@@ -571,8 +730,9 @@ async fn cancel_requested(attempt: &Attempt<'_>) -> bool {
 /// Renews the build's ownership and its heartbeat; `false` when another worker owns it now.
 async fn beat(attempt: &Attempt<'_>) -> bool {
     let (worker, id) = (attempt.worker, &attempt.job.build_id);
+    let owner = crate::multiarch::owner(attempt.job);
     let stale = worker.config.heartbeat_stale();
-    match keys::renew(&worker.store, id, &worker.instance, stale).await {
+    match keys::renew(&worker.store, &owner, &worker.instance, stale).await {
         Ok(true) => {
             let now = osbs_common::telemetry::now_ms().to_string();
             if let Err(error) = worker
@@ -591,7 +751,7 @@ async fn beat(attempt: &Attempt<'_>) -> bool {
             if let Err(error) = attempt.restore_record().await {
                 tracing::warn!(build_id = %id, error = %error, "cannot re-create the build's record");
             }
-            keys::claim(&worker.store, id, &worker.instance, stale)
+            keys::claim(&worker.store, &owner, &worker.instance, stale)
                 .await
                 .unwrap_or(false)
         }
@@ -622,12 +782,13 @@ async fn lease(
     Ok(())
 }
 
-/// Publishes a lease copy of `job`: it expires back into `osbs.jobs` after `lease_ttl`.
+/// Publishes a lease copy of `job`: it expires back into its queue (`osbs.jobs`, an arch
+/// job's `osbs.jobs.<arch>`) after `lease_ttl`.
 async fn publish_lease(worker: &Worker, job: &BuildJob) -> Result<(), WorkerError> {
     publish_copy(
         worker,
         job,
-        names::ROUTING_JOB_LEASE,
+        &names::job_lease_routing_key(&job.arch),
         worker.config.lease_ttl(),
         lease::HEADER_LEASE,
     )
@@ -671,7 +832,7 @@ async fn defer(worker: &Worker, delivery: Delivery, id: &str) {
     match publish_copy(
         worker,
         &job,
-        names::ROUTING_JOB_LEASE,
+        &names::job_lease_routing_key(&job.arch),
         wait,
         lease::HEADER_DEFERRED,
     )

@@ -1,8 +1,9 @@
 //! Live build logs: `<prefix>:log:<id>` is a stream of lines capped at `log_max_lines` (oldest
 //! dropped); a final entry with field `end` closes it. A multi-arch build (DESIGN.md
-//! "Architectures") has one more per arch job, `<prefix>:log:<id>:<arch>`, written and read
-//! the same way through the `*_arch_log` operations; [`Store::read_logs`] reads several of
-//! a build's logs at once.
+//! "Architectures") has one more per arch job, `<prefix>:log:<id>:<arch>`: the worker names
+//! it with [`stream`] (the build id alone names the build's log) and passes that name where
+//! a build id goes; readers use the `*_arch_log` operations, and [`Store::read_logs`] reads
+//! several of a build's logs at once.
 
 use super::{Store, StoreError, redis_error};
 use osbs_proto::v1::BuildState;
@@ -29,6 +30,16 @@ pub enum LogEntry {
 pub struct LogCursor {
     pub arch: Option<String>,
     pub after: String,
+}
+
+/// The name of the live log of build `id` (`arch` empty) or of its arch job of `arch`:
+/// `id` or `id:arch`, what every log function of the store takes.
+pub fn stream(id: &str, arch: &str) -> String {
+    if arch.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{id}:{arch}")
+    }
 }
 
 impl Store {

@@ -9,7 +9,8 @@
 //! - `osbs:builds` sorted set of ids by creation time, and `osbs:builds:by:<field>:<value>`
 //!   the same per repository, branch, target, submitter and state ([`listing`]);
 //! - `osbs:idem:<key>` → build id (de-duplication);
-//! - `osbs:log:<id>` the live log ([`log`]); locks ([`Lock`]); the dispatcher's
+//! - `osbs:log:<id>` the live log, `osbs:log:<id>:<arch>` an arch job's ([`log`]); a
+//!   multi-arch build's parts ([`arches`]); locks ([`Lock`]); the dispatcher's
 //!   ([`dispatch`]), the worker's ([`worker`]) and the koji-bridge's ([`koji`]) keys.
 //!
 //! A record's state changes only through [`crate::state::change`]: one Lua script checks the
@@ -17,6 +18,7 @@
 //! history entry, so two services racing on one record cannot both win. Redis holds state that
 //! can be rebuilt: the durable record of a finished build is Koji and the registry.
 
+pub mod arches;
 pub mod dispatch;
 pub mod koji;
 pub mod listing;
@@ -25,6 +27,7 @@ pub mod log;
 pub(crate) mod record;
 pub mod worker;
 
+pub use arches::PartRecorded;
 pub use dispatch::{RequestOutcome, Tip};
 pub use koji::ImportMarker;
 pub use listing::{Dimension, ListPage, ListQuery};
@@ -214,6 +217,7 @@ struct Scripts {
     renew_lock: redis::Script,
     release_lock: redis::Script,
     page: redis::Script,
+    record_part: redis::Script,
 }
 
 /// The Redis store.
@@ -267,6 +271,7 @@ impl Store {
                 renew_lock: redis::Script::new(lock::RENEW_LOCK_LUA),
                 release_lock: redis::Script::new(lock::RELEASE_LOCK_LUA),
                 page: redis::Script::new(listing::PAGE_LUA),
+                record_part: redis::Script::new(arches::RECORD_PART_LUA),
             }),
         })
     }

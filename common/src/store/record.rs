@@ -151,6 +151,10 @@ pub mod field {
     pub const ATTEMPTS: &str = "attempts";
     pub const HEARTBEAT_MS: &str = "heartbeat_ms";
     pub const NVR: &str = "nvr";
+    /// The worker's orchestrator of a multi-arch build: the build's arches (Koji names,
+    /// comma-separated), written when its arch jobs are published (DESIGN.md
+    /// "Architectures"). Empty for a single-arch build.
+    pub const ARCHES: &str = "arches";
     /// JSON array.
     pub const PULLSPECS: &str = "pullspecs";
     pub const DIGEST: &str = "digest";

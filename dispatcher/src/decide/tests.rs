@@ -479,12 +479,45 @@ fn build_request_rules() {
     let mut body = body_of(&request);
     body["opts"]["isolated"] = json!(true);
     body["opts"]["release"] = json!("1.2");
-    body["opts"]["arch_override"] = json!("x86_64 aarch64");
     let isolated = plan(decide_fixture(&with_body(request.clone(), &body), &routing));
     let options = isolated.job.options.unwrap();
     assert!(options.isolated);
     assert_eq!(options.release, "1.2");
-    assert_eq!(options.arch_override, vec!["x86_64", "aarch64"]);
+
+    // arch_override: scratch builds only (koji-containerbuild's rule and words).
+    let table: [(Value, Value, Option<&str>); 3] = [
+        (json!(true), json!(false), None),
+        (
+            json!(false),
+            json!(false),
+            Some("arch_override is only allowed for scratch builds"),
+        ),
+        (
+            json!(false),
+            json!(true),
+            Some("arch_override is only allowed for scratch builds"),
+        ),
+    ];
+    for (scratch, isolated, refused) in table {
+        let mut body = body_of(&request);
+        body["opts"]["scratch"] = scratch.clone();
+        body["opts"]["isolated"] = isolated.clone();
+        if isolated == json!(true) {
+            body["opts"]["release"] = json!("1.2");
+        }
+        body["opts"]["arch_override"] = json!("x86_64 aarch64");
+        let decision = decide_fixture(&with_body(request.clone(), &body), &routing);
+        match refused {
+            None => {
+                let options = plan(decision).job.options.unwrap();
+                assert_eq!(options.arch_override, vec!["x86_64", "aarch64"]);
+            }
+            Some(expected) => {
+                let reason = refusal(decision);
+                assert!(reason.contains(expected), "{scratch} {isolated}: {reason}");
+            }
+        }
+    }
 
     let mut body = body_of(&request);
     body["src"] = json!(format!("https://src.fedoraproject.org/rpms/bash.git#{REV}"));

@@ -1,0 +1,254 @@
+//! Which architectures a build is for (DESIGN.md "Architectures"), pure: the target's
+//! arches, narrowed by the commit's `container.yaml` `platforms: {only, not}`, then, for a
+//! scratch build, by the request's `arch_override`. Names are Koji's; an engine name
+//! (`amd64`) written anywhere is read as its Koji name (`x86_64`).
+
+use osbs_proto::arch;
+use serde_yaml_ng::Value;
+
+/// `container.yaml`'s `platforms`: each a string or a list, as atomic-reactor reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Platforms {
+    /// `platforms.only`: when set, nothing else is built.
+    pub only: Option<Vec<String>>,
+    /// `platforms.not`: never built.
+    pub not: Vec<String>,
+}
+
+/// Why a build has no architecture to build, or what in `container.yaml` is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchesError {
+    #[error("container.yaml: {0}")]
+    ContainerYaml(String),
+    #[error("no architecture left to build: {0}")]
+    Empty(String),
+}
+
+/// Reads `platforms` from the text of `container.yaml` (other keys are not the worker's).
+pub fn read_platforms(text: &str) -> Result<Platforms, ArchesError> {
+    let bad = |why: String| ArchesError::ContainerYaml(why);
+    let document: Value =
+        serde_yaml_ng::from_str(text).map_err(|error| bad(format!("not valid YAML: {error}")))?;
+    let platforms = match &document {
+        Value::Null => return Ok(Platforms::default()),
+        Value::Mapping(map) => map.get("platforms"),
+        _ => return Err(bad("the document is not a mapping".into())),
+    };
+    let platforms = match platforms {
+        None | Some(Value::Null) => return Ok(Platforms::default()),
+        Some(Value::Mapping(map)) => map,
+        Some(_) => {
+            return Err(bad(
+                "platforms must be a mapping with `only` and/or `not`".into()
+            ));
+        }
+    };
+    for key in platforms.keys() {
+        if !matches!(key.as_str(), Some("only" | "not")) {
+            return Err(bad(format!(
+                "platforms has an unknown key {key:?}: only `only` and `not` are read"
+            )));
+        }
+    }
+    let names = |key: &str| -> Result<Option<Vec<String>>, ArchesError> {
+        match platforms.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(name)) => Ok(Some(vec![arch::koji_name(name)])),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(name) => Ok(arch::koji_name(name)),
+                    other => Err(bad(format!(
+                        "platforms.{key} holds {other:?}: write architecture names"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(bad(format!(
+                "platforms.{key} is {other:?}: write a name or a list of names"
+            ))),
+        }
+    };
+    Ok(Platforms {
+        only: names("only")?,
+        not: names("not")?.unwrap_or_default(),
+    })
+}
+
+/// The arches of a build, in the target's order: `target` (empty: the default arch),
+/// narrowed by `platforms`, then by `arch_override` when `scratch`. An empty result names
+/// what emptied it.
+pub fn decide(
+    target: &[String],
+    platforms: &Platforms,
+    arch_override: &[String],
+    scratch: bool,
+) -> Result<Vec<String>, ArchesError> {
+    let mut arches: Vec<String> = if target.is_empty() {
+        vec![arch::DEFAULT_ARCH.to_owned()]
+    } else {
+        target.iter().map(|name| arch::koji_name(name)).collect()
+    };
+    let start = arches.clone();
+    if let Some(only) = &platforms.only {
+        arches.retain(|arch| only.contains(arch));
+        if arches.is_empty() {
+            return Err(ArchesError::Empty(format!(
+                "the target builds for {start:?} and container.yaml platforms.only is {only:?}"
+            )));
+        }
+    }
+    let before_not = arches.clone();
+    arches.retain(|arch| !platforms.not.contains(arch));
+    if arches.is_empty() {
+        return Err(ArchesError::Empty(format!(
+            "container.yaml platforms.not {:?} removes all of {before_not:?}",
+            platforms.not
+        )));
+    }
+    if scratch && !arch_override.is_empty() {
+        let wanted: Vec<String> = arch_override
+            .iter()
+            .map(|name| arch::koji_name(name))
+            .collect();
+        let before_override = arches.clone();
+        arches.retain(|arch| wanted.contains(arch));
+        if arches.is_empty() {
+            return Err(ArchesError::Empty(format!(
+                "arch_override {wanted:?} names none of the build's arches {before_override:?}"
+            )));
+        }
+    }
+    Ok(arches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn platforms_are_read_as_atomic_reactor_reads_them() {
+        type Row<'a> = (&'a str, Option<&'a [&'a str]>, &'a [&'a str]);
+        let table: [Row; 7] = [
+            ("", None, &[]),
+            ("compose:\n  packages: [a]\n", None, &[]),
+            ("platforms:\n  only: aarch64\n", Some(&["aarch64"]), &[]),
+            (
+                "platforms:\n  only: [x86_64, arm64]\n  not: ppc64le\n",
+                Some(&["x86_64", "aarch64"]),
+                &["ppc64le"],
+            ),
+            (
+                "platforms:\n  not: [s390x, amd64]\n",
+                None,
+                &["s390x", "x86_64"],
+            ),
+            ("platforms:\n", None, &[]),
+            ("platforms:\n  only: null\n  not: null\n", None, &[]),
+        ];
+        for (text, only, not) in table {
+            let platforms = read_platforms(text).unwrap();
+            assert_eq!(platforms.only, only.map(strings), "{text}");
+            assert_eq!(platforms.not, strings(not), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_bad_container_yaml_says_what_is_wrong() {
+        let table = [
+            ("platforms: [x86_64]\n", "platforms must be a mapping"),
+            ("platforms:\n  exclude: x86_64\n", "unknown key"),
+            ("platforms:\n  only: 3\n", "platforms.only is"),
+            ("platforms:\n  not: [[x]]\n", "platforms.not holds"),
+            ("platforms: {only: [x86_64\n", "not valid YAML"),
+            ("- a\n", "not a mapping"),
+        ];
+        for (text, expected) in table {
+            let error = read_platforms(text).unwrap_err().to_string();
+            assert!(error.starts_with("container.yaml: "), "{error}");
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn target_narrowed_by_platforms_then_by_the_scratch_override() {
+        let both = strings(&["x86_64", "aarch64"]);
+        let only_arm = Platforms {
+            only: Some(strings(&["aarch64"])),
+            not: Vec::new(),
+        };
+        let not_arm = Platforms {
+            only: None,
+            not: strings(&["aarch64"]),
+        };
+        let none = Platforms::default();
+        let arm = strings(&["aarch64"]);
+        type Row<'a> = (
+            &'a [String],
+            &'a Platforms,
+            &'a [String],
+            bool,
+            &'a [&'a str],
+        );
+        let table: [Row; 8] = [
+            (&[], &none, &[], false, &["x86_64"]),
+            (&both, &none, &[], false, &["x86_64", "aarch64"]),
+            (&both, &only_arm, &[], false, &["aarch64"]),
+            (&both, &not_arm, &[], false, &["x86_64"]),
+            (&both, &none, &arm, true, &["aarch64"]),
+            // Not scratch: the dispatcher refuses an override; one that got here is ignored.
+            (&both, &none, &arm, false, &["x86_64", "aarch64"]),
+            (&strings(&["amd64"]), &none, &[], false, &["x86_64"]),
+            (&both, &none, &strings(&["arm64"]), true, &["aarch64"]),
+        ];
+        for (target, platforms, arch_override, scratch, expected) in table {
+            assert_eq!(
+                decide(target, platforms, arch_override, scratch).unwrap(),
+                strings(expected),
+                "{target:?} {platforms:?} {arch_override:?} {scratch}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_result_names_what_emptied_it() {
+        let x86 = strings(&["x86_64"]);
+        let table: [(&[String], Platforms, &[String], &str); 3] = [
+            (
+                &x86,
+                Platforms {
+                    only: Some(strings(&["aarch64"])),
+                    not: Vec::new(),
+                },
+                &[],
+                "container.yaml platforms.only is [\"aarch64\"]",
+            ),
+            (
+                &[],
+                Platforms {
+                    only: None,
+                    not: strings(&["x86_64"]),
+                },
+                &[],
+                "container.yaml platforms.not [\"x86_64\"] removes all of [\"x86_64\"]",
+            ),
+            (
+                &x86,
+                Platforms::default(),
+                &strings(&["s390x"]),
+                "arch_override [\"s390x\"] names none",
+            ),
+        ];
+        for (target, platforms, arch_override, expected) in table {
+            let error = decide(target, &platforms, arch_override, true)
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("no architecture left to build: "));
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Multi-arch builds end to end (DESIGN.md "Architectures"), on the real RabbitMQ, Redis,
+//! Docker Engine and registry: one worker serving x86_64 and aarch64 (arm64 emulated by
+//! qemu-user-static through binfmt_misc, as `deploy/setup.sh` registers it) builds a target
+//! of both arches from the multi-arch busybox base of `deploy/base-image.sh ensure-multi`.
+
+mod support;
+
+use osbs_common::store::LogEntry;
+use osbs_proto::names;
+use osbs_proto::v1::{BuildState, Target};
+use std::time::Duration;
+use support::*;
+
+const LIST_TYPES: &str = "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json";
+
+fn both_arches(target: &mut Option<Target>) {
+    target.as_mut().unwrap().arches = vec!["x86_64".into(), "aarch64".into()];
+}
+
+async fn emulating_worker(harness: &Harness) -> RunningWorker {
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+        })
+        .await
+}
+
+async fn metrics(worker: &RunningWorker) -> String {
+    reqwest::get(format!("http://{}/metrics", worker.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A copy of the build of `job` left `running` with every part of `parts` recorded and its
+/// list never pushed, and one of its arch jobs redelivered; returns its id.
+async fn orphaned_build(
+    harness: &Harness,
+    job: &osbs_proto::v1::BuildJob,
+    parts: &[osbs_proto::v1::ArchBuild],
+) -> String {
+    use osbs_proto::Message;
+    let id = format!("{}-orphan", job.build_id);
+    let orphan = osbs_proto::v1::BuildJob {
+        build_id: id.clone(),
+        ..job.clone()
+    };
+    let now = osbs_common::telemetry::now_ms();
+    harness
+        .store
+        .create(&orphan, &id, now, "test", &[])
+        .await
+        .unwrap();
+    let change = osbs_common::state::StateChange::new(&id, BuildState::Running, "test", "test")
+        .only_from(&[BuildState::Queued]);
+    osbs_common::state::change(&harness.store, &harness.bus, change)
+        .await
+        .unwrap();
+    let nvr = orphan.nvr.clone().unwrap();
+    let nvr_text = format!("{}-{}-{}", nvr.name, nvr.version, nvr.release);
+    harness
+        .store
+        .set_fields(&id, &[("nvr", nvr_text)])
+        .await
+        .unwrap();
+    for part in parts {
+        harness
+            .store
+            .record_arch_part(&id, &part.arch, &part.encode_to_vec(), &orphan.arches)
+            .await
+            .unwrap();
+    }
+    let redelivered = osbs_proto::v1::BuildJob {
+        arch: "x86_64".into(),
+        ..orphan
+    };
+    harness.bus.publish_job(&redelivered, 0).await.unwrap();
+    id
+}
+
+fn repository_of(job: &osbs_proto::v1::BuildJob, name: &str) -> String {
+    let target = job.target.as_ref().unwrap();
+    format!("{}/{name}", target.registry_namespace)
+}
+
+/// What `RUN uname -m > /uname-m` left in the image at `digest`.
+async fn uname_in(path: &str, digest: &str) -> String {
+    let image = pushed_image(&format!("{}/{path}", osbs_testkit::REGISTRY), digest).await;
+    image
+        .layers
+        .iter()
+        .flatten()
+        .find(|(name, _)| name == "uname-m")
+        .map(|(_, content)| String::from_utf8_lossy(content).trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_of_two_arches_ends_in_one_manifest_list() {
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert_eq!(record.field("arches"), "x86_64,aarch64");
+    assert!(
+        log.contains("aarch64: arch job published on osbs.jobs.aarch64"),
+        "{log}"
+    );
+    assert!(
+        log.contains("pushed the manifest list of x86_64, aarch64"),
+        "{log}"
+    );
+    let arch_log = std::fs::read_to_string(
+        harness
+            .artifacts_dir()
+            .join(&job.build_id)
+            .join("aarch64")
+            .join("build.log"),
+    )
+    .unwrap();
+    assert!(
+        arch_log.contains("building for aarch64 (linux/arm64)"),
+        "{arch_log}"
+    );
+
+    // One result, with both parts; its image is the list.
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    let result = &results[0];
+    assert_eq!(result.state, BuildState::Complete as i32);
+    let parts: Vec<&str> = result
+        .arches
+        .iter()
+        .map(|part| part.arch.as_str())
+        .collect();
+    assert_eq!(parts, ["x86_64", "aarch64"]);
+    let image = result.image.as_ref().unwrap();
+    assert_eq!(
+        image.digests[0].media_type,
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(
+        image.tags[..3],
+        ["1-1".to_owned(), "1".into(), "latest".into()]
+    );
+    assert_eq!(image.tags.len(), 4);
+    let nvr = result.nvr.as_ref().unwrap();
+    assert_eq!(nvr.release, "1");
+
+    // The registry holds the list under every tag, naming an amd64 and an arm64 image.
+    let path = repository_of(&job, &name);
+    for tag in &image.tags {
+        let list: serde_json::Value = serde_json::from_slice(
+            &registry_get(&format!("{path}/manifests/{tag}"), LIST_TYPES).await,
+        )
+        .unwrap();
+        let platforms: Vec<&str> = list["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["amd64", "arm64"], "{tag}: {list}");
+    }
+    let mut unames = Vec::new();
+    for part in &result.arches {
+        let digest = &part.image.as_ref().unwrap().digests[0].digest;
+        unames.push(uname_in(&path, digest).await);
+        let tags = &part.image.as_ref().unwrap().tags;
+        assert_eq!(tags.len(), 1, "{tags:?}");
+        assert!(tags[0].ends_with(&format!("-{}", part.arch)), "{tags:?}");
+    }
+    assert_eq!(unames, ["x86_64", "aarch64"], "RUN ran once per arch");
+    let configs: Vec<(&str, &str)> = result
+        .arches
+        .iter()
+        .map(|part| {
+            let image = part.image.as_ref().unwrap();
+            (part.arch.as_str(), image.architecture.as_str())
+        })
+        .collect();
+    assert_eq!(configs, [("x86_64", "amd64"), ("aarch64", "arm64")]);
+    let arm = result.arches[1].image.as_ref().unwrap();
+    let pushed = pushed_image(
+        &format!("{}/{path}", osbs_testkit::REGISTRY),
+        &arm.digests[0].digest,
+    )
+    .await;
+    assert_eq!(pushed.config["architecture"], "arm64");
+    assert_eq!(
+        pushed.config["variant"], "v8",
+        "the squash wrote the arch's platform"
+    );
+    let list: serde_json::Value = serde_json::from_slice(
+        &registry_get(
+            &format!("{path}/manifests/{}", image.digests[0].digest),
+            LIST_TYPES,
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(list["manifests"][1]["platform"]["variant"], "v8", "{list}");
+    assert_eq!(
+        list["manifests"][1]["digest"].as_str(),
+        Some(arm.digests[0].digest.as_str())
+    );
+
+    // A replayed (or redelivered) arch job of the finished build does not build again.
+    let again = osbs_proto::v1::BuildJob {
+        arch: "aarch64".into(),
+        ..result.job.clone().unwrap()
+    };
+    assert_eq!(again.arches, ["x86_64", "aarch64"]);
+    harness.bus.publish_job(&again, 0).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !metrics(&worker)
+        .await
+        .contains("reason=\"the build is not running\"")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the arch job was never judged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(harness.results().await.is_empty(), "no second result");
+    let after = harness.store.get(&job.build_id).await.unwrap().unwrap();
+    assert_eq!(after.state, BuildState::Complete);
+
+    // An arch job that finds every part recorded and its build still running (its last
+    // arch's worker died before assembling) assembles the build without building.
+    let orphan = orphaned_build(&harness, &result.job.clone().unwrap(), &result.arches).await;
+    let record = harness.wait_final(&orphan).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].build_id, orphan);
+    assert_eq!(
+        results[0].arches, result.arches,
+        "the recorded parts, not new builds"
+    );
+    let list = results[0].image.as_ref().unwrap();
+    assert_eq!(
+        list.digests[0].digest, image.digests[0].digest,
+        "the same list"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_arch_failing_fails_the_build_and_pushes_no_list() {
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-fail-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN test \"$(uname -m)\" = x86_64\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Failed, "{:?}", record.fields);
+    let error = record.field("error");
+    assert!(error.starts_with("aarch64: "), "{error}");
+    assert_eq!(record.field("cancel_requested"), "1");
+    let results = harness.results().await;
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|result| result.state == BuildState::Failed as i32)
+        .collect();
+    assert_eq!(failed.len(), 1, "{results:?}");
+    assert!(failed[0].error.starts_with("aarch64: "));
+    assert!(
+        results
+            .iter()
+            .all(|result| result.state != BuildState::Complete as i32),
+        "{results:?}"
+    );
+    // No list: the build's tags were never pushed.
+    let path = repository_of(&job, &name);
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v2/{path}/manifests/1-1",
+            osbs_testkit::REGISTRY
+        ))
+        .header("accept", LIST_TYPES)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    // Nothing waits in the arch queues once both arch jobs ended.
+    for arch in ["x86_64", "aarch64"] {
+        let depth = harness
+            .bus
+            .queue_depth(&names::jobs_queue(arch))
+            .await
+            .unwrap();
+        assert_eq!(depth.messages, 0, "{arch}");
+    }
+    worker.stop().await;
+}
+
+/// Waits until the live log `stream` (a build's, or `<id>:<arch>`) has a line starting with
+/// `needle` (a hang detector, not a timing).
+async fn wait_live_log(harness: &Harness, stream: &str, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let entries = harness
+            .store
+            .read_log(stream, "0", 100_000, None)
+            .await
+            .unwrap();
+        if entries
+            .iter()
+            .any(|entry| matches!(entry, LogEntry::Line { text, .. } if text.starts_with(needle)))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stream} never showed {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn containers_running(marker: &str) -> usize {
+    osbs_testkit::run(&["docker", "ps", "--no-trunc", "--format", "{{.Command}}"])
+        .lines()
+        .filter(|command| command.contains(marker))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arch_jobs_of_a_stopping_worker_go_back_to_their_queues() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let hasty = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.worker.drain_grace_secs = 1;
+        })
+        .await;
+    let name = format!("multi-drain-{}", harness.tag);
+    let marker = format!("slow-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN echo {marker} && sleep 8\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    for arch in ["x86_64", "aarch64"] {
+        let stream = osbs_common::store::log::stream(&job.build_id, arch);
+        wait_live_log(&harness, &stream, &marker).await;
+    }
+    hasty.stop().await;
+    let record = harness.store.get(&job.build_id).await.unwrap().unwrap();
+    assert_eq!(
+        record.state,
+        BuildState::Running,
+        "the build runs on in its arch jobs: {:?}",
+        record.fields
+    );
+    assert_eq!(
+        containers_running(&marker),
+        0,
+        "the arch builds were stopped"
+    );
+    for arch in ["x86_64", "aarch64"] {
+        let depth = harness
+            .bus
+            .queue_depth(&names::jobs_queue(arch))
+            .await
+            .unwrap();
+        assert_eq!(depth.messages, 1, "{arch}'s job is back in its queue");
+    }
+    let successor = emulating_worker(&harness).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].arches.len(), 2);
+    successor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_build_gets_an_oci_index_under_its_unique_tag_only() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let worker = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.worker.manifest_list = "oci".into();
+        })
+        .await;
+    let name = format!("multi-oci-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    job.options.as_mut().unwrap().scratch = true;
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let results = harness.results().await;
+    let image = results[0].image.as_ref().unwrap();
+    assert_eq!(
+        image.digests[0].media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        image.tags.len(),
+        1,
+        "scratch: the unique tag only: {:?}",
+        image.tags
+    );
+    let path = repository_of(&job, &name);
+    let list: serde_json::Value = serde_json::from_slice(
+        &registry_get(&format!("{path}/manifests/{}", image.tags[0]), LIST_TYPES).await,
+    )
+    .unwrap();
+    assert_eq!(list["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(list["manifests"].as_array().unwrap().len(), 2);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_yaml_narrowing_to_one_served_arch_builds_in_place() {
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-only-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(
+        &name,
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("container.yaml", b"platforms:\n  only: aarch64\n"),
+        ],
+    );
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert_eq!(record.field("arches"), "", "no arch jobs: built in place");
+    assert!(log.contains("building for aarch64 (linux/arm64)"), "{log}");
+    let results = harness.results().await;
+    assert!(results[0].arches.is_empty());
+    let image = results[0].image.as_ref().unwrap();
+    assert_eq!(image.architecture, "arm64");
+    let path = repository_of(&job, &name);
+    assert_eq!(uname_in(&path, &image.digests[0].digest).await, "aarch64");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_arch_job_is_held_by_a_lease_on_its_arch_s_lease_queue() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let worker = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into(), "aarch64".into()];
+            config.worker.lease_after_secs = 1;
+            config.worker.lease_ttl_secs = 60;
+        })
+        .await;
+    let name = format!("multi-lease-{}", harness.tag);
+    let marker = format!("long-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN echo {marker} && sleep 4\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let lease_queue = names::job_lease_queue("aarch64");
+    assert_eq!(lease_queue, "osbs.jobs.aarch64.lease");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while harness
+        .bus
+        .queue_depth(&lease_queue)
+        .await
+        .unwrap()
+        .messages
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no lease in {lease_queue}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = harness.wait_final(&job.build_id).await;
+    assert_eq!(record.state, BuildState::Complete, "{:?}", record.fields);
+    let arch_log = harness
+        .store
+        .read_log(
+            &osbs_common::store::log::stream(&job.build_id, "aarch64"),
+            "0",
+            100_000,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        arch_log.iter().any(|entry| matches!(entry, LogEntry::Line { text, .. } if text.contains("now held by a lease"))),
+        "{arch_log:?}"
+    );
+    assert_eq!(
+        harness
+            .bus
+            .queue_depth(names::QUEUE_JOB_LEASES)
+            .await
+            .unwrap()
+            .messages,
+        0,
+        "no arch job's lease in the build jobs' lease queue"
+    );
+    worker.stop().await;
+}
