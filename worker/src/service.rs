@@ -280,20 +280,8 @@ async fn handle_job(
         }
         FirstLook::Claim => {}
     }
-    let claimed = match keys::claim(
-        &worker.store,
-        &id,
-        &worker.instance,
-        worker.config.heartbeat_stale(),
-    )
-    .await
-    {
-        Ok(claimed) => claimed,
-        Err(error) => {
-            let reason = format!("cannot claim build {id}: {error}");
-            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
-            return false;
-        }
+    let Some((claimed, delivery)) = claim(worker, &id, delivery).await else {
+        return false;
     };
     let is_lease = bus::header_string(&delivery.properties, lease::HEADER_LEASE).is_some();
     match lease::after_claim(record.state, claimed, is_lease) {
@@ -324,6 +312,20 @@ async fn handle_job(
                 rearm: !record.field(field::ARCHES).is_empty(),
             };
             run_attempt(worker, taken, delivery, subscription, shutdown).await
+        }
+    }
+}
+
+/// Claims build `id` for this worker: whether it is now this worker's, with the delivery
+/// back; `None` when Redis could not be asked (the job is then dead-lettered).
+async fn claim(worker: &Worker, id: &str, delivery: Delivery) -> Option<(bool, Delivery)> {
+    let stale = worker.config.heartbeat_stale();
+    match keys::claim(&worker.store, id, &worker.instance, stale).await {
+        Ok(claimed) => Some((claimed, delivery)),
+        Err(error) => {
+            let reason = format!("cannot claim build {id}: {error}");
+            dead_letter(worker, Holding::Delivery(Box::new(delivery)), &[], &reason).await;
+            None
         }
     }
 }
