@@ -84,11 +84,7 @@ pub async fn follow(
     progress.waiting(&record);
     loop {
         if Instant::now() >= deadline {
-            return Err(CliError::Timeout(format!(
-                "build {id} is still {} after {}s: it goes on; follow it with `osbs watch-logs {id}` (or raise [cli] build_timeout_secs)",
-                record.state,
-                timeout.as_secs()
-            )));
+            return Err(still_running(id, &record, timeout));
         }
         let entries = store.read_log(id, &after, 500, Some(READ_BLOCK)).await?;
         for entry in &entries {
@@ -268,11 +264,7 @@ pub async fn follow_many(
     progress.waiting(&record);
     loop {
         if Instant::now() >= deadline {
-            return Err(CliError::Timeout(format!(
-                "build {id} is still {} after {}s: it goes on; follow it with `osbs watch-logs {id}` (or raise [cli] build_timeout_secs)",
-                record.state,
-                timeout.as_secs()
-            )));
+            return Err(still_running(id, &record, timeout));
         }
         let entries = store
             .read_logs(id, &cursors.cursors, 500, Some(READ_BLOCK))
@@ -354,6 +346,15 @@ pub async fn print_finished(
         }
     }
     Ok(source)
+}
+
+/// The error of a build still running when the command's time is over: it goes on.
+fn still_running(id: &str, record: &BuildRecord, timeout: Duration) -> CliError {
+    CliError::Timeout(format!(
+        "build {id} is still {} after {}s: it goes on; follow it with `osbs watch-logs {id}` (or raise [cli] build_timeout_secs)",
+        record.state,
+        timeout.as_secs()
+    ))
 }
 
 #[cfg(test)]

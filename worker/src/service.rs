@@ -302,15 +302,8 @@ async fn handle_job(
         }
         pickup @ (Pickup::Start | Pickup::TakeOver) => {
             job.attempt = record.attempts() + 1;
-            let taken = Taken {
-                retry: bus::retry_state(&delivery.properties),
-                priority: delivery.properties.priority().unwrap_or(0),
-                job,
-                from: record.state,
-                pickup,
-                previous: record.field(field::WORKER).to_owned(),
-                rearm: !record.field(field::ARCHES).is_empty(),
-            };
+            let rearm = !record.field(field::ARCHES).is_empty();
+            let taken = Taken::new(job, &record, &delivery, pickup, rearm);
             run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
     }
@@ -408,15 +401,7 @@ async fn handle_arch_job(
             false
         }
         pickup => {
-            let taken = Taken {
-                retry: bus::retry_state(&delivery.properties),
-                priority: delivery.properties.priority().unwrap_or(0),
-                job,
-                from: record.state,
-                pickup,
-                previous: record.field(field::WORKER).to_owned(),
-                rearm: false,
-            };
+            let taken = Taken::new(job, record, &delivery, pickup, false);
             run_attempt(worker, taken, delivery, subscription, shutdown).await
         }
     }
@@ -489,6 +474,26 @@ struct Taken {
     /// The record names the arches of an earlier orchestration (a replay of a multi-arch
     /// build): they and the cancel mark that stopped its arch jobs are cleared as it starts.
     rearm: bool,
+}
+
+impl Taken {
+    fn new(
+        job: BuildJob,
+        record: &osbs_common::store::BuildRecord,
+        delivery: &Delivery,
+        pickup: Pickup,
+        rearm: bool,
+    ) -> Taken {
+        Taken {
+            retry: bus::retry_state(&delivery.properties),
+            priority: delivery.properties.priority().unwrap_or(0),
+            job,
+            from: record.state,
+            pickup,
+            previous: record.field(field::WORKER).to_owned(),
+            rearm,
+        }
+    }
 }
 
 async fn run_attempt(
