@@ -560,7 +560,7 @@ async fn additions_are_written_the_same_from_the_store_and_the_export() {
         .expect("the added file")
         .clone();
     assert_eq!(
-        (file.0.as_str(), file.1, file.2, file.3),
+        (file.0.as_str(), file.1 & 0o7777, file.2, file.3),
         ("Regular", 0o644, 0, 0)
     );
     assert_eq!(file.5, b"FROM base\nLABEL release=\"1\"\n");
