@@ -9,6 +9,21 @@
 #                                 registry is exactly that image: loaded, tagged and pushed
 #                                 when missing or different (an old base in the registry is
 #                                 replaced); prints the image id
+#   base-image.sh ensure-multi LIST
+#                                 the multi-arch base (issue 12): the same recipe made from
+#                                 the host's busybox (amd64) and from Debian's arm64
+#                                 busybox-static (arm64, variant v8; unpacked by
+#                                 deploy/setup.sh into /var/cache/osbs/arm64), each ensured
+#                                 as above under LIST's tag suffixed `-amd64` and `-arm64`,
+#                                 and a Docker manifest list naming both pushed under LIST
+#                                 (registry/repository:tag; the tests use
+#                                 127.0.0.1:5000/osbs/busybox:multi, testkit's
+#                                 ensure_multiarch_busybox_image); prints the list's digest.
+#                                 The single-arch base (`ensure`) is left as it is.
+#
+# OSBS_BASE_BUSYBOX (default /bin/busybox) and OSBS_BASE_BUSYBOX_ARM64 (default
+# /var/cache/osbs/arm64/bin/busybox) name the busybox binaries; the arm64 one runs under
+# qemu-user-static through binfmt_misc (deploy/setup.sh registers it).
 #
 # Every busybox applet is linked but `rpm` and `rpm2cpio`: they are not RPM's tools (busybox's
 # rpm reads package files, not the rpm database), and an image that offers them as `rpm`
@@ -45,8 +60,13 @@ rootfs() {
   rm -rf "$stage"
 }
 
+# The architecture and variant of the image: the host's unless ensure-multi sets them.
+arch_oci=
+arch_variant=
+
 # The architecture of the busybox binary (the host's), in the engine's names.
 architecture() {
+  [ -z "$arch_oci" ] || { echo "$arch_oci"; return; }
   local arch
   arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
   case "$arch" in
@@ -70,8 +90,12 @@ make_image() {
   version=$(printf '%s\n' "$version" | sed -n -e '1{s/^BusyBox //' -e 's/ multi-call binary.*//' -e 's/["\\]//g' -e 'p;}')
   # Fixed bytes: no creation time, keys in a fixed order. No label: every image built on
   # the base would inherit it.
-  printf '{"architecture":"%s","config":{"Cmd":["/bin/sh"]},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"deploy/base-image.sh: busybox-static %s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
-    "$(architecture)" "$version" "$diff_id" >"$dir/config.json"
+  # A variant (arm64's v8) goes after the architecture; without one the bytes are the
+  # single-arch base's of before (same image id).
+  local variant=
+  [ -z "$arch_variant" ] || variant=$(printf ',"variant":"%s"' "$arch_variant")
+  printf '{"architecture":"%s"%s,"config":{"Cmd":["/bin/sh"]},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"deploy/base-image.sh: busybox-static %s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$(architecture)" "$variant" "$version" "$diff_id" >"$dir/config.json"
   echo "sha256:$(sha256sum "$dir/config.json" | cut -d' ' -f1)"
 }
 
@@ -102,6 +126,7 @@ ensure() {
       docker tag "$id" "$image"
     else
       log "making $image from $busybox (${have:-none in the engine} → $id)"
+      rm -rf "$work/archive"
       mkdir "$work/archive"
       mv "$work/layer.tar" "$work/config.json" "$work/archive/"
       printf '[{"Config":"config.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' \
@@ -120,6 +145,56 @@ ensure() {
   echo "$id"
 }
 
+# The manifest of IMAGE (registry/repository:tag) as the registry holds it, in FILE; fails
+# when there is none.
+fetch_manifest() {
+  local image=$1 file=$2 registry rest
+  registry=${image%%/*}
+  rest=${image#*/}
+  curl -fsS -o "$file" -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$registry/v2/${rest%:*}/manifests/${rest##*:}"
+}
+
+# One entry of a manifest list: the manifest in FILE for ARCH (and VARIANT).
+list_entry() {
+  local file=$1 arch=$2 variant=$3 platform
+  platform=$(printf '{"architecture":"%s","os":"linux"}' "$arch")
+  [ -z "$variant" ] || platform=$(printf '{"architecture":"%s","os":"linux","variant":"%s"}' "$arch" "$variant")
+  printf '{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","size":%s,"digest":"sha256:%s","platform":%s}' \
+    "$(stat -c %s "$file")" "$(sha256sum "$file" | cut -d' ' -f1)" "$platform"
+}
+
+ensure_multi() {
+  local list=$1 registry rest repository tag amd64 arm64 have
+  registry=${list%%/*}
+  rest=${list#*/}
+  repository=${rest%:*}
+  tag=${rest##*:}
+  [ "$repository" != "$rest" ] || tag=latest
+  amd64=$registry/$repository:$tag-amd64
+  arm64=$registry/$repository:$tag-arm64
+  local arm64_busybox=${OSBS_BASE_BUSYBOX_ARM64:-/var/cache/osbs/arm64/bin/busybox}
+  [ -x "$arm64_busybox" ] || { log "$arm64_busybox is missing: run ./deploy/setup.sh (it fetches busybox-static:arm64)"; exit 1; }
+  [ "$("$arm64_busybox" uname -m 2>/dev/null)" = aarch64 ] \
+    || { log "$arm64_busybox does not run: qemu-aarch64 is not registered in binfmt_misc; run ./deploy/setup.sh"; exit 1; }
+  ensure "$amd64" >/dev/null
+  # Each ensure runs in a subshell: its own work files, the same recipe.
+  (busybox=$arm64_busybox arch_oci=arm64 arch_variant=v8 ensure "$arm64") >/dev/null
+  fetch_manifest "$amd64" "$work/amd64.json"
+  fetch_manifest "$arm64" "$work/arm64.json"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[%s,%s]}' \
+    "$(list_entry "$work/amd64.json" amd64 "")" "$(list_entry "$work/arm64.json" arm64 v8)" >"$work/list.json"
+  # What the registry holds under the tag, if anything (no pipe: a missing tag fails curl).
+  curl -fsS -o "$work/have.json" -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+    "http://$registry/v2/$repository/manifests/$tag" 2>/dev/null || : >"$work/have.json"
+  if ! cmp -s "$work/have.json" "$work/list.json"; then
+    log "pushing the manifest list $list (amd64, arm64/v8)"
+    curl -fsS -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.list.v2+json' \
+      --data-binary @"$work/list.json" "http://$registry/v2/$repository/manifests/$tag" >/dev/null
+  fi
+  echo "sha256:$(sha256sum "$work/list.json" | cut -d' ' -f1)"
+}
+
 case "${1:-}" in
   rootfs) rootfs ;;
   id) make_image ;;
@@ -127,8 +202,12 @@ case "${1:-}" in
     [ $# -eq 2 ] || { log "usage: $0 ensure REGISTRY/REPOSITORY[:TAG]"; exit 2; }
     ensure "$2"
     ;;
+  ensure-multi)
+    [ $# -eq 2 ] || { log "usage: $0 ensure-multi REGISTRY/REPOSITORY[:TAG]"; exit 2; }
+    ensure_multi "$2"
+    ;;
   *)
-    log "usage: $0 rootfs | id | ensure REGISTRY/REPOSITORY[:TAG]"
+    log "usage: $0 rootfs | id | ensure REGISTRY/REPOSITORY[:TAG] | ensure-multi REGISTRY/REPOSITORY[:TAG]"
     exit 2
     ;;
 esac

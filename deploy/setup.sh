@@ -3,6 +3,11 @@
 # Redis, the Docker Engine, a registry on 127.0.0.1:5000, the tools the tests use, and the
 # Rust toolchain (rustup's stable, into ~/.cargo: Debian's rustc is older than the workspace's
 # rust-version).
+# Also what the multi-arch builds need on an x86_64 host: qemu-user-static registered in
+# binfmt_misc for aarch64 with the F (fix-binary) flag, so that arm64 containers run under
+# emulation inside the engine's namespaces, and Debian's arm64 busybox-static unpacked into
+# /var/cache/osbs/arm64 (outside the state directories fresh-machine.sh empties: a fresh
+# machine's namespace has no network) for deploy/base-image.sh's aarch64 base.
 # Idempotent: what is installed is not reinstalled, what runs is not restarted.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,12 +39,52 @@ need build-essential   # the C compiler and linker that Rust builds need
 need ca-certificates
 need chromium          # the web view's browser test (issue 14)
 need chromium-driver
+need qemu-user-static  # arm64 builds under emulation (issue 12)
+need binfmt-support
 if [ ${#packages[@]} -gt 0 ]; then
   log "installing ${packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || log "apt-get update failed; trying with the current package lists"
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
+
+# binfmt_misc: mounted where it is not (no systemd here to do it), and qemu-aarch64
+# registered from the package's binfmt.d line, whose flags (OPF) include F: the kernel opens
+# the interpreter at registration, so it runs in a container that does not have it.
+binfmt=/proc/sys/fs/binfmt_misc
+if [ ! -e "$binfmt/register" ]; then
+  log "mounting binfmt_misc on $binfmt"
+  mount -t binfmt_misc binfmt_misc "$binfmt"
+fi
+if [ -e "$binfmt/qemu-aarch64" ] && ! grep -q '^flags:.*F' "$binfmt/qemu-aarch64"; then
+  log "qemu-aarch64 is registered without the F flag; registering it again with it"
+  echo -1 >"$binfmt/qemu-aarch64"
+fi
+if [ ! -e "$binfmt/qemu-aarch64" ]; then
+  log "registering qemu-aarch64 in binfmt_misc"
+  if [ -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+    cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$binfmt/register"
+  else
+    update-binfmts --enable qemu-aarch64
+  fi
+fi
+grep -q '^enabled' "$binfmt/qemu-aarch64" || { log "qemu-aarch64 is not enabled in $binfmt"; exit 1; }
+
+# Debian's arm64 busybox-static, unpacked (not installed) for the aarch64 base image.
+arm64_busybox=/var/cache/osbs/arm64/bin/busybox
+if [ ! -x "$arm64_busybox" ]; then
+  log "fetching busybox-static:arm64 into /var/cache/osbs/arm64"
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  apt-get update -qq || log "apt-get update failed; trying with the current package lists"
+  download=$(mktemp -d)
+  chmod 0755 "$download" # apt-get download fetches as _apt
+  (cd "$download" && apt-get download -qq busybox-static:arm64)
+  mkdir -p /var/cache/osbs/arm64
+  dpkg-deb -x "$download"/busybox-static_*_arm64.deb /var/cache/osbs/arm64
+  rm -rf "$download"
+fi
+[ "$("$arm64_busybox" uname -m)" = aarch64 ] \
+  || { log "$arm64_busybox does not run as aarch64: is qemu-aarch64 registered in $binfmt?"; exit 1; }
 
 if ! command -v cargo >/dev/null && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   log "installing the Rust toolchain (rustup: stable, minimal profile, rustfmt and clippy)"

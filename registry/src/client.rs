@@ -8,8 +8,10 @@
 use crate::credentials::{self, Credentials};
 use crate::digest::{is_digest, sha256_digest};
 use crate::error::{Context, RegistryError};
-use crate::manifest::{Document, ImageManifest, Platform, RawManifest, parse_document};
-use crate::media::{ACCEPT_MANIFESTS, MANIFEST_LIMIT};
+use crate::manifest::{
+    Document, ImageManifest, ListMember, Platform, RawManifest, arch_list, parse_document,
+};
+use crate::media::{ACCEPT_MANIFESTS, MANIFEST_LIMIT, ManifestFormat};
 use crate::reference::{
     ImageRef, Reference, ReferenceError, valid_registry, valid_repository, valid_tag,
 };
@@ -20,6 +22,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
+use osbs_proto::arch::Arch;
 use reqwest::header::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -128,6 +131,17 @@ impl Registries {
             .await
     }
 
+    /// The image manifest of `arch` that `image` names (see [`Registry::arch_manifest`]).
+    pub async fn arch_manifest(
+        &self,
+        image: &ImageRef,
+        arch: &Arch,
+    ) -> Result<ArchManifest, RegistryError> {
+        self.get(&image.registry)?
+            .arch_manifest(&image.repository, &image.reference, arch)
+            .await
+    }
+
     /// The image config (labels, rootfs, history) of `image` for `platform`.
     pub async fn image_config(
         &self,
@@ -170,6 +184,24 @@ fn find_credentials<'a>(
             .find(|(name, _)| name.eq_ignore_ascii_case(registry))
             .map(|(_, credentials)| credentials)
     })
+}
+
+/// One arch's image manifest, as [`Registry::arch_manifest`] found it.
+#[derive(Debug, Clone)]
+pub struct ArchManifest {
+    pub manifest: ImageManifest,
+    /// The digest of the arch's image manifest: what a `FROM` is pinned to.
+    pub digest: String,
+    /// The list's digest when the reference named a list; `None` for a single image.
+    pub list_digest: Option<String>,
+}
+
+/// `:tag` or `@digest`, as a reference is written after its repository.
+fn at(reference: &Reference) -> String {
+    match reference {
+        Reference::Digest(digest) => format!("@{digest}"),
+        Reference::Tag(tag) => format!(":{tag}"),
+    }
 }
 
 /// A blob that is in a repository.
@@ -430,6 +462,90 @@ impl Registry {
         }
     }
 
+    /// The image manifest of `arch` at `reference`: the reference's own manifest when it
+    /// names one image (whatever its architecture: the caller decides), else the list's
+    /// entry for `arch` ([`crate::manifest::List::pick_arch`]). A list without `arch` is
+    /// [`RegistryError::NoArch`], naming the image and the arch.
+    pub async fn arch_manifest(
+        &self,
+        repository: &str,
+        reference: &Reference,
+        arch: &Arch,
+    ) -> Result<ArchManifest, RegistryError> {
+        let (document, digest) = self.manifest(repository, reference).await?;
+        let list = match document {
+            Document::Image(manifest) => {
+                return Ok(ArchManifest {
+                    manifest,
+                    digest,
+                    list_digest: None,
+                });
+            }
+            Document::List(list) => list,
+        };
+        let Some(entry) = list.pick_arch(arch) else {
+            let has = list.platforms();
+            return Err(RegistryError::NoArch {
+                image: format!("{}/{repository}{}", self.name(), at(reference)),
+                arch: arch.koji.to_owned(),
+                platform: Platform::of_arch(arch).to_string(),
+                has: if has.is_empty() {
+                    "none".to_owned()
+                } else {
+                    has.join(", ")
+                },
+            });
+        };
+        let entry = Reference::digest(&entry.digest)?;
+        match self.manifest(repository, &entry).await? {
+            (Document::Image(manifest), entry_digest) => Ok(ArchManifest {
+                manifest,
+                digest: entry_digest,
+                list_digest: Some(digest),
+            }),
+            (Document::List(_), _) => Err(self
+                .context(&format!("read the manifest {repository}:{reference}"))
+                .protocol("its manifest list points at another list")),
+        }
+    }
+
+    /// Pushes a manifest list (a Docker list for [`ManifestFormat::DockerV2`], an OCI index
+    /// otherwise) naming one image manifest per arch, each already in `repository` by
+    /// digest, under every one of `tags`; returns the list's digest. Each member's media
+    /// type and size are read from the registry (so a member that is missing, or is itself
+    /// a list, fails before anything is tagged).
+    pub async fn push_list(
+        &self,
+        repository: &str,
+        members: &[(Arch, String)],
+        tags: &[String],
+        format: ManifestFormat,
+    ) -> Result<String, RegistryError> {
+        let mut entries = Vec::with_capacity(members.len());
+        for (arch, digest) in members {
+            let reference = Reference::digest(digest)?;
+            let (bytes, _) = self.manifest_bytes(repository, &reference).await?;
+            let action = format!("read the manifest {repository}@{digest}");
+            let media_type = match parse_document(None, &bytes) {
+                Ok(Document::Image(image)) => image.format.manifest_type().to_owned(),
+                Ok(Document::List(_)) => {
+                    return Err(self
+                        .context(&action)
+                        .protocol("it is a list, not the image of one arch"));
+                }
+                Err(reason) => return Err(self.context(&action).protocol(reason)),
+            };
+            entries.push(ListMember {
+                arch: *arch,
+                media_type,
+                digest: digest.clone(),
+                size: bytes.len() as u64,
+            });
+        }
+        let list = arch_list(format, &entries);
+        self.push_manifest(repository, &list, tags).await
+    }
+
     /// The digest `repository` has at `reference`; `None` when it has none.
     pub async fn manifest_digest(
         &self,
@@ -677,6 +793,148 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An image of one layer whose config says `architecture`, pushed by digest into
+    /// `repository`; its manifest digest.
+    async fn push_arch_image(registry: &Registry, repository: &str, architecture: &str) -> String {
+        let config = registry
+            .push_blob(
+                repository,
+                Bytes::from(format!(
+                    r#"{{"architecture":"{architecture}","os":"linux"}}"#
+                )),
+            )
+            .await
+            .unwrap();
+        let layer = registry
+            .push_blob(repository, Bytes::from(architecture.to_owned()))
+            .await
+            .unwrap();
+        let format = crate::ManifestFormat::DockerV2;
+        let manifest = crate::manifest::image_manifest(
+            format,
+            &crate::Descriptor {
+                media_type: format.config_type().into(),
+                size: config.size,
+                digest: config.digest,
+            },
+            &[],
+            &crate::Descriptor {
+                media_type: format.layer_type(false).into(),
+                size: layer.size,
+                digest: layer.digest,
+            },
+        );
+        registry
+            .push_manifest_by_digest(repository, &manifest)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_list_is_pushed_in_one_call_and_resolved_per_arch_on_the_real_registry() {
+        osbs_testkit::require_registry();
+        let registry =
+            Registry::new(osbs_testkit::REGISTRY, &Settings::new("osbs-registry-test")).unwrap();
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let repository = format!(
+            "osbs-registry-test/arch-list-{}-{unique}",
+            std::process::id()
+        );
+        let x86 = osbs_proto::arch::lookup("x86_64").unwrap();
+        let arm64 = osbs_proto::arch::lookup("aarch64").unwrap();
+        let amd64_digest = push_arch_image(&registry, &repository, "amd64").await;
+        let arm64_digest = push_arch_image(&registry, &repository, "arm64").await;
+        let tags = vec!["1.0-1".to_owned(), "latest".to_owned()];
+        for format in [crate::ManifestFormat::DockerV2, crate::ManifestFormat::Oci] {
+            let list_digest = registry
+                .push_list(
+                    &repository,
+                    &[(x86, amd64_digest.clone()), (arm64, arm64_digest.clone())],
+                    &tags,
+                    format,
+                )
+                .await
+                .unwrap();
+            for tag in &tags {
+                let at = Reference::tag(tag).unwrap();
+                assert_eq!(
+                    registry.manifest_digest(&repository, &at).await.unwrap(),
+                    Some(list_digest.clone()),
+                    "{tag} names the list ({format:?})"
+                );
+                let found = registry
+                    .arch_manifest(&repository, &at, &arm64)
+                    .await
+                    .unwrap();
+                assert_eq!(found.digest, arm64_digest);
+                assert_eq!(found.list_digest.as_deref(), Some(list_digest.as_str()));
+                let found = registry
+                    .arch_manifest(&repository, &at, &x86)
+                    .await
+                    .unwrap();
+                assert_eq!(found.digest, amd64_digest);
+            }
+        }
+        // A single image is its own manifest, whatever the arch asked.
+        let single = Reference::digest(&amd64_digest).unwrap();
+        let found = registry
+            .arch_manifest(&repository, &single, &arm64)
+            .await
+            .unwrap();
+        assert_eq!(
+            (found.digest, found.list_digest),
+            (amd64_digest.clone(), None)
+        );
+        // A list without the arch names the image and the arch.
+        registry
+            .push_list(
+                &repository,
+                &[(x86, amd64_digest.clone())],
+                &["amd64-only".to_owned()],
+                crate::ManifestFormat::DockerV2,
+            )
+            .await
+            .unwrap();
+        let error = registry
+            .arch_manifest(&repository, &Reference::tag("amd64-only").unwrap(), &arm64)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RegistryError::NoArch { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "127.0.0.1:5000/{repository}:amd64-only is a manifest list with no aarch64 image (linux/arm64/v8); it has linux/amd64"
+            )),
+            "{text}"
+        );
+        // A member that is a list, or is missing, fails before anything is tagged.
+        let list_digest = registry
+            .manifest_digest(&repository, &Reference::tag("amd64-only").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let error = registry
+            .push_list(
+                &repository,
+                &[(x86, list_digest)],
+                &["never".to_owned()],
+                crate::ManifestFormat::DockerV2,
+            )
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("it is a list"), "{error}");
+        assert_eq!(
+            registry
+                .manifest_digest(&repository, &Reference::tag("never").unwrap())
+                .await
+                .unwrap(),
+            None
+        );
+    }
 
     #[tokio::test]
     async fn tags_come_page_by_page_from_the_real_registry() {

@@ -52,6 +52,21 @@ pub enum RegistryError {
         action: String,
         detail: String,
     },
+    /// A manifest list that has no image for the architecture asked for: the packager's
+    /// base (or the target's arches) to fix, not the registry's fault.
+    #[error(
+        "{image} is a manifest list with no {arch} image ({platform}); it has {has}: use a base built for every arch of the build, or narrow the arches (container.yaml platforms)"
+    )]
+    NoArch {
+        /// `REGISTRY/REPOSITORY:TAG` as asked.
+        image: String,
+        /// Koji's name (`aarch64`).
+        arch: String,
+        /// The platform looked for (`linux/arm64/v8`).
+        platform: String,
+        /// The platforms the list names, comma-separated (`linux/amd64`), or `none`.
+        has: String,
+    },
     #[error("registry {registry} gave an unusable answer to {action}: {detail}")]
     Protocol {
         registry: String,

@@ -15,7 +15,8 @@
 //! - [`transport`]: the plain-http rule — loopback in every spelling (`127.0.0.0/8`,
 //!   `localhost`, `[::1]`) or an `insecure_registries` entry; https otherwise.
 //! - [`media`]: media types; the format a manifest is written in.
-//! - [`manifest`]: reading manifests and lists (a platform's entry), writing them.
+//! - [`manifest`]: reading manifests and lists (a platform's or an arch's entry), writing
+//!   them (a list of per-arch images: [`manifest::arch_list`]).
 //! - [`credentials`]: `username` + `password` or `password_env`, as configured.
 //!
 //! I/O:
@@ -76,11 +77,17 @@ pub mod reference;
 pub mod transport;
 pub mod upload;
 
-pub use client::{Blob, DEFAULT_ATTEMPTS, Registries, Registry, Settings};
+pub use client::{ArchManifest, Blob, DEFAULT_ATTEMPTS, Registries, Registry, Settings};
 pub use credentials::{Credentials, CredentialsError};
 pub use error::RegistryError;
-pub use manifest::{Descriptor, Document, ImageManifest, Layer, Platform, RawManifest};
+pub use manifest::{
+    Descriptor, Document, ImageManifest, Layer, ListMember, Platform, RawManifest, arch_list,
+};
 pub use media::ManifestFormat;
+/// Architecture names (Koji's and OCI's), re-exported for the crates that reach the
+/// registry through this one alone (the squash).
+pub use osbs_proto::arch;
+pub use osbs_proto::arch::Arch;
 pub use osbs_proto::secret::Secret;
 pub use reference::{ImageRef, Reference, ReferenceError, parse_pullspec};
 pub use transport::{Scheme, is_loopback, scheme_for};

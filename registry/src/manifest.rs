@@ -10,6 +10,7 @@ use crate::digest::{is_digest, sha256_digest};
 use crate::media::{self, Kind, ManifestFormat};
 use bytes::Bytes;
 use oci_client::manifest::{ImageIndexEntry, OciImageIndex};
+use osbs_proto::arch::Arch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -98,6 +99,87 @@ impl List {
                 && is_digest(&entry.digest)
         })
     }
+}
+
+impl Platform {
+    /// The platform of Koji/OCI architecture `arch` (`linux`, `arm64`, variant `v8`).
+    pub fn of_arch(arch: &Arch) -> Platform {
+        Platform {
+            os: "linux".to_owned(),
+            architecture: arch.oci.to_owned(),
+            variant: arch.variant.map(str::to_owned),
+        }
+    }
+}
+
+impl List {
+    /// The entry of `arch` for linux: its OCI architecture with its variant, else (an entry
+    /// that names no variant) the architecture alone, as the engine matches arm64 without a
+    /// variant to arm64/v8.
+    pub fn pick_arch(&self, arch: &Arch) -> Option<&ImageIndexEntry> {
+        let exact = Platform::of_arch(arch);
+        self.pick(&exact).or_else(|| {
+            self.index.manifests.iter().find(|entry| {
+                entry.platform.as_ref().is_some_and(|p| {
+                    p.os.to_string() == "linux"
+                        && p.architecture.to_string() == arch.oci
+                        && p.variant.as_deref().is_none_or(str::is_empty)
+                        && is_digest(&entry.digest)
+                })
+            })
+        })
+    }
+
+    /// The platforms the list names (`linux/amd64`, `linux/arm64/v8`), for messages.
+    pub fn platforms(&self) -> Vec<String> {
+        self.index
+            .manifests
+            .iter()
+            .filter_map(|entry| entry.platform.as_ref())
+            .map(|p| match p.variant.as_deref().filter(|v| !v.is_empty()) {
+                Some(variant) => format!("{}/{}/{variant}", p.os, p.architecture),
+                None => format!("{}/{}", p.os, p.architecture),
+            })
+            .collect()
+    }
+}
+
+/// One per-arch image manifest of a list to write: which arch, and the manifest as the
+/// registry holds it (its media type, digest and size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListMember {
+    pub arch: Arch,
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// A list (Docker manifest list for [`ManifestFormat::DockerV2`], OCI index otherwise)
+/// naming `members` in their order, each with its arch's platform (linux, OCI name,
+/// variant).
+pub fn arch_list(format: ManifestFormat, members: &[ListMember]) -> RawManifest {
+    let entries = members
+        .iter()
+        .map(|member| {
+            let platform = Platform::of_arch(&member.arch);
+            ImageIndexEntry {
+                media_type: member.media_type.clone(),
+                digest: member.digest.clone(),
+                size: i64::try_from(member.size).unwrap_or(i64::MAX),
+                platform: Some(oci_client::manifest::Platform {
+                    architecture: platform.architecture.as_str().into(),
+                    os: platform.os.as_str().into(),
+                    os_version: None,
+                    os_features: None,
+                    variant: platform.variant,
+                    features: None,
+                }),
+                annotations: None,
+                artifact_type: None,
+            }
+        })
+        .collect();
+    list_manifest(format, entries)
 }
 
 /// Reads a manifest or list body. `media_type` is the registry's Content-Type when known (an
@@ -399,6 +481,114 @@ mod tests {
                 .map(|e| e.digest.as_str()),
             Some(D2)
         );
+    }
+
+    fn list_of(entries: &[(&str, Option<&str>, &str)]) -> List {
+        let manifests = entries
+            .iter()
+            .map(|(architecture, variant, digest)| {
+                json!({"mediaType": DOCKER_MANIFEST, "size": 1, "digest": digest,
+                    "platform": {"os": "linux", "architecture": architecture, "variant": variant}})
+            })
+            .collect::<Vec<_>>();
+        let body = serde_json::to_vec(
+            &json!({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": manifests}),
+        )
+        .unwrap();
+        match parse_document(None, &body).unwrap() {
+            Document::List(list) => list,
+            Document::Image(_) => panic!("not a list"),
+        }
+    }
+
+    #[test]
+    fn an_arch_is_picked_with_its_variant_or_without_one() {
+        let arm64 = osbs_proto::arch::lookup("aarch64").unwrap();
+        let x86 = osbs_proto::arch::lookup("x86_64").unwrap();
+        let armv7 = osbs_proto::arch::lookup("armv7hl").unwrap();
+        let table = [
+            (
+                "both",
+                vec![("amd64", None, D1), ("arm64", Some("v8"), D2)],
+                arm64,
+                Some(D2),
+            ),
+            (
+                "both, amd64",
+                vec![("amd64", None, D1), ("arm64", Some("v8"), D2)],
+                x86,
+                Some(D1),
+            ),
+            (
+                "arm64 without variant",
+                vec![("amd64", None, D1), ("arm64", None, D2)],
+                arm64,
+                Some(D2),
+            ),
+            (
+                "exact variant first",
+                vec![("arm64", None, D1), ("arm64", Some("v8"), D2)],
+                arm64,
+                Some(D2),
+            ),
+            ("amd64 only", vec![("amd64", None, D1)], arm64, None),
+            (
+                "another arm variant",
+                vec![("arm", Some("v6"), D1)],
+                armv7,
+                None,
+            ),
+        ];
+        for (what, entries, arch, expected) in table {
+            let list = list_of(&entries);
+            assert_eq!(
+                list.pick_arch(&arch).map(|e| e.digest.as_str()),
+                expected,
+                "{what}"
+            );
+        }
+        assert_eq!(
+            list_of(&[("amd64", None, D1), ("arm64", Some("v8"), D2)]).platforms(),
+            ["linux/amd64", "linux/arm64/v8"]
+        );
+    }
+
+    #[test]
+    fn an_arch_list_names_each_member_with_its_platform() {
+        let member = |koji: &str, digest: &str| ListMember {
+            arch: osbs_proto::arch::lookup(koji).unwrap(),
+            media_type: DOCKER_MANIFEST.to_owned(),
+            digest: digest.to_owned(),
+            size: 527,
+        };
+        for (format, media_type) in [
+            (ManifestFormat::DockerV2, DOCKER_LIST),
+            (ManifestFormat::Oci, OCI_INDEX),
+        ] {
+            let raw = arch_list(format, &[member("x86_64", D1), member("aarch64", D2)]);
+            assert_eq!(raw.media_type, media_type);
+            let body: Value = serde_json::from_slice(&raw.bytes).unwrap();
+            assert_eq!(body["mediaType"], media_type);
+            assert_eq!(
+                body["manifests"][0]["platform"],
+                json!({"architecture": "amd64", "os": "linux"})
+            );
+            assert_eq!(
+                body["manifests"][1]["platform"],
+                json!({"architecture": "arm64", "os": "linux", "variant": "v8"})
+            );
+            assert_eq!(body["manifests"][1]["digest"], D2);
+            assert_eq!(body["manifests"][1]["size"], 527);
+            let Document::List(list) = parse_document(Some(media_type), &raw.bytes).unwrap() else {
+                panic!("not a list");
+            };
+            assert_eq!(
+                list.pick_arch(&osbs_proto::arch::lookup("aarch64").unwrap())
+                    .unwrap()
+                    .digest,
+                D2
+            );
+        }
     }
 
     #[test]

@@ -102,6 +102,8 @@ impl WorkerError {
             WorkerError::Http(HttpError::NotFound { .. } | HttpError::Source(_)) => true,
             // A reference the packager wrote that the registry grammar refuses.
             WorkerError::Registry(osbs_registry::RegistryError::Reference(_)) => true,
+            // A base list without the arch built: the base or the target's arches to fix.
+            WorkerError::Registry(osbs_registry::RegistryError::NoArch { .. }) => true,
             WorkerError::Registry(_) => false,
             WorkerError::Squash { source, .. } => matches!(
                 **source,

@@ -1,5 +1,10 @@
-//! Base image step, pure part: reading the image references of `FROM` lines and holding them
-//! to the target's base registry.
+//! Base image step: reading the image references of `FROM` lines and holding them to the
+//! target's base registry (pure), and the digest each is pinned to for the arch built
+//! ([`pin_digest`]: one registry read through osbs-registry, the decision in
+//! [`pin_reference`]).
+
+use osbs_proto::arch::Arch;
+use osbs_registry::{Reference, Registries, RegistryError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParentError {
@@ -91,6 +96,60 @@ pub fn parse_reference(reference: &str) -> Result<ImageRef, ParentError> {
         tag,
         digest,
     })
+}
+
+/// A base reference pinned: the digest its `FROM` is rewritten to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The manifest digest the `FROM` names (`registry/name@<digest>`): for an arch build
+    /// from a list, the digest of that arch's image manifest.
+    pub digest: String,
+    /// The list's digest when the reference named a list and an arch was asked.
+    pub list_digest: Option<String>,
+}
+
+/// What to read in the registry to pin `reference`: its digest when it names one (a
+/// single-arch build then needs no read), else its tag (`latest` when none).
+pub fn pin_reference(reference: &ImageRef) -> Result<Reference, RegistryError> {
+    Ok(Reference::parse(reference.reference())?)
+}
+
+/// The digest to pin `reference` (on its registry, as [`resolve`] made it) to.
+///
+/// - `arch` `None` (a single-arch build): the digest the reference names, list or not, as
+///   always (the engine then picks its own platform from a list); `None` when the registry
+///   does not have it.
+/// - `arch` given (an arch job): the digest of that arch's image manifest when the
+///   reference names a list ([`RegistryError::NoArch`], naming the base and the arch, when
+///   the list has none), else the image's own digest.
+pub async fn pin_digest(
+    registries: &Registries,
+    reference: &ImageRef,
+    arch: Option<&Arch>,
+) -> Result<Option<Pin>, RegistryError> {
+    let registry = registries.get(reference.registry.as_deref().unwrap_or_default())?;
+    let at = pin_reference(reference)?;
+    let Some(arch) = arch else {
+        return Ok(match &reference.digest {
+            Some(digest) => Some(digest.clone()),
+            None => registry.manifest_digest(&reference.repository, &at).await?,
+        }
+        .map(|digest| Pin {
+            digest,
+            list_digest: None,
+        }));
+    };
+    match registry
+        .arch_manifest(&reference.repository, &at, arch)
+        .await
+    {
+        Ok(found) => Ok(Some(Pin {
+            digest: found.digest,
+            list_digest: found.list_digest,
+        })),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// The reference to pull for `reference`: on `base_registry` (a FROM without a registry

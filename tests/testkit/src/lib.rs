@@ -272,6 +272,36 @@ pub fn ensure_busybox_image(tag: &str) -> String {
     tag.to_owned()
 }
 
+/// The multi-arch base of the tests: a Docker manifest list naming the base image made for
+/// amd64 and for arm64 (variant v8), the per-arch images under `multi-amd64` and
+/// `multi-arm64` (`deploy/base-image.sh ensure-multi`).
+pub const MULTIARCH_BASE: &str = "127.0.0.1:5000/osbs/busybox:multi";
+
+/// Fails the test unless arm64 binaries run here: qemu-aarch64 registered (and enabled) in
+/// binfmt_misc, which `deploy/setup.sh` does.
+pub fn require_qemu_aarch64() {
+    let entry =
+        std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64").unwrap_or_default();
+    assert!(
+        entry.starts_with("enabled"),
+        "arm64 binaries cannot run on this host: qemu-aarch64 is not registered in binfmt_misc; run ./deploy/setup.sh (as root: it installs qemu-user-static, mounts binfmt_misc and registers qemu-aarch64)"
+    );
+}
+
+/// Makes `list` (`127.0.0.1:5000/<repository>:<tag>`, usually [`MULTIARCH_BASE`]) the
+/// multi-arch base of `deploy/base-image.sh ensure-multi`: both arch images in the engine and
+/// the registry, and the manifest list naming them under `list` (each made or pushed only
+/// when missing or different). Returns the list's digest (`sha256:…`).
+pub fn ensure_multiarch_busybox_image(list: &str) -> String {
+    require_docker();
+    require_registry();
+    require_qemu_aarch64();
+    let script = base_image_script();
+    run(&[script.to_str().expect("a UTF-8 path"), "ensure-multi", list])
+        .trim()
+        .to_owned()
+}
+
 /// Fails the test when a secret it configured shows in a captured log. `logs` are
 /// `(whose, text)` — every service's and the CLI's output; `secrets` are `(what, value)`:
 /// Koji and registry passwords, Koji session keys, reservation tokens. The failure names the

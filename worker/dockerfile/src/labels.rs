@@ -204,7 +204,8 @@ pub fn required(labels: &BTreeMap<String, String>) -> Result<ComponentNvr, Missi
 pub struct InjectInputs {
     /// ISO-8601 UTC, e.g. `2024-05-01T12:00:00Z` (the caller formats its clock).
     pub build_date: String,
-    /// The architecture built for (`x86_64`).
+    /// The architecture built for, in Koji's naming (`x86_64`, `aarch64`): an arch job's
+    /// arch (`osbs_proto::arch`), a single-arch build's the engine's.
     pub architecture: String,
     /// The dist-git commit.
     pub vcs_ref: String,

@@ -1,12 +1,15 @@
 //! The squashed image's config, a pure function of the original config: base diff_ids plus
 //! the new layer's, the squashed build steps kept in the history but marked `empty_layer`,
-//! one history entry for the new layer, and everything else (labels, env, cmd, entrypoint,
-//! user, workdir, ports, volumes, healthcheck...) left exactly as it was — except what the
-//! squash adds ([`Additions`]): its labels set over the image's, and one empty-layer history
-//! entry per added file and for the labels, saying the squash wrote them.
+//! one history entry for the new layer, the platform (`os`, `architecture`, `variant`) set
+//! when one is given (an arch build: whatever the builder wrote), and everything else
+//! (labels, env, cmd, entrypoint, user, workdir, ports, volumes, healthcheck...) left exactly
+//! as it was — except what the squash adds ([`Additions`]): its labels set over the image's,
+//! and one empty-layer history entry per added file and for the labels, saying the squash
+//! wrote them.
 
 use crate::SquashError;
 use crate::add::Additions;
+use osbs_registry::Platform;
 use serde_json::{Map, Value, json};
 
 /// Inputs besides the original config.
@@ -22,6 +25,8 @@ pub(crate) struct Squash<'a> {
     pub squashed_layers: usize,
     /// What the squash adds (labels here; the files are in the new layer).
     pub additions: &'a Additions,
+    /// The platform the image is for, written over the builder's (`None`: kept as it is).
+    pub platform: Option<&'a Platform>,
 }
 
 fn config_error(reason: impl Into<String>) -> SquashError {
@@ -50,6 +55,10 @@ pub(crate) fn squashed_config(
         "rootfs".into(),
         json!({"type": "layers", "diff_ids": diff_ids}),
     );
+
+    if let Some(platform) = squash.platform {
+        set_platform(&mut config, platform);
+    }
 
     let created = config.get("created").cloned();
     let history = config
@@ -130,6 +139,23 @@ fn set_labels(
     Ok(())
 }
 
+/// `architecture` and `variant` (removed when the platform has none) and, when it names
+/// one, `os`: the engine's classic builder writes its own host's or the base's, not
+/// necessarily the arch built for.
+fn set_platform(config: &mut Map<String, Value>, platform: &Platform) {
+    if !platform.os.is_empty() {
+        config.insert("os".into(), Value::String(platform.os.clone()));
+    }
+    config.insert(
+        "architecture".into(),
+        Value::String(platform.architecture.clone()),
+    );
+    match &platform.variant {
+        Some(variant) => config.insert("variant".into(), Value::String(variant.clone())),
+        None => config.remove("variant"),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +185,7 @@ mod tests {
             diff_id: "sha256:new",
             squashed_layers: 2,
             additions: &Additions::default(),
+            platform: None,
         };
         serde_json::from_slice(&squashed_config(ORIGINAL.as_bytes(), &squash).unwrap()).unwrap()
     }
@@ -276,6 +303,7 @@ mod tests {
                 diff_id: "sha256:new",
                 squashed_layers: 1,
                 additions: &additions,
+                platform: None,
             };
             let config: Value =
                 serde_json::from_slice(&squashed_config(original.as_bytes(), &squash).unwrap())
@@ -304,9 +332,62 @@ mod tests {
             diff_id: "sha256:n",
             squashed_layers: 1,
             additions: &both,
+            platform: None,
         };
         assert!(squashed_config(br#"{"config": {"Labels": []}}"#, &squash).is_err());
         assert!(squashed_config(br#"{"config": 3}"#, &squash).is_err());
+    }
+
+    #[test]
+    fn the_platform_given_is_written_over_the_builders() {
+        let base = vec!["sha256:b".to_owned()];
+        let arm64 = Platform::of_arch(&osbs_registry::arch::lookup("aarch64").unwrap());
+        let amd64 = Platform::of_arch(&osbs_registry::arch::lookup("x86_64").unwrap());
+        let with_variant =
+            ORIGINAL.replace(r#""os": "linux","#, r#""os": "linux", "variant": "v7","#);
+        let table = [
+            (
+                "arm64 over amd64",
+                ORIGINAL.to_owned(),
+                Some(&arm64),
+                ("arm64", Some("v8")),
+            ),
+            (
+                "amd64 over amd64",
+                ORIGINAL.to_owned(),
+                Some(&amd64),
+                ("amd64", None),
+            ),
+            (
+                "a stale variant goes",
+                with_variant.clone(),
+                Some(&amd64),
+                ("amd64", None),
+            ),
+            (
+                "none given: kept",
+                with_variant,
+                None,
+                ("amd64", Some("v7")),
+            ),
+        ];
+        for (what, original, platform, (architecture, variant)) in table {
+            let squash = Squash {
+                base_diff_ids: &base,
+                base_history_len: 2,
+                diff_id: "sha256:new",
+                squashed_layers: 2,
+                additions: &Additions::default(),
+                platform,
+            };
+            let config: Value =
+                serde_json::from_slice(&squashed_config(original.as_bytes(), &squash).unwrap())
+                    .unwrap();
+            assert_eq!(config["architecture"], architecture, "{what}");
+            assert_eq!(config["variant"].as_str(), variant, "{what}");
+            assert_eq!(config["os"], "linux", "{what}");
+            assert_eq!(config["config"]["Cmd"], json!(["/bin/sh"]), "{what}");
+        }
     }
 
     #[test]
@@ -318,6 +399,7 @@ mod tests {
             diff_id: "sha256:n",
             squashed_layers: 1,
             additions: &Additions::default(),
+            platform: None,
         };
         assert!(squashed_config(b"[]", &squash).is_err());
         assert!(squashed_config(br#"{"history": 3}"#, &squash).is_err());

@@ -378,6 +378,7 @@ fn write_load_archive(
             diff_id: &merged.diff_id,
             squashed_layers: saved.image_layers() - base_count,
             additions: &crate::Additions::default(),
+            platform: None,
         },
     )?;
     let hex = hex::encode(Sha256::digest(&config));

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use osbs_registry::manifest::{self, Document, ImageManifest};
 use osbs_registry::reference::{parse_repo_digest, valid_registry, valid_repository, valid_tag};
 use osbs_registry::{
-    Arrival, Credentials, Descriptor, ManifestFormat, Producer, Reference, Registry, RegistryError,
-    Settings,
+    Arrival, Credentials, Descriptor, ManifestFormat, Platform, Producer, Reference, Registry,
+    RegistryError, Settings,
 };
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
@@ -46,6 +46,10 @@ pub struct RegistryTarget {
     pub read_from: ReadFrom,
     /// Labels and files the squash adds (none by default).
     pub additions: Additions,
+    /// The platform written into the pushed image's config (`os`, `architecture`,
+    /// `variant`), whatever the builder wrote: an arch build's
+    /// (`Platform::of_arch(arch)`: arm64 → `arm64` + `v8`). `None`: the builder's, kept.
+    pub platform: Option<Platform>,
 }
 
 impl RegistryTarget {
@@ -64,6 +68,7 @@ impl RegistryTarget {
             attempts: osbs_registry::DEFAULT_ATTEMPTS,
             read_from: ReadFrom::Auto,
             additions: Additions::default(),
+            platform: None,
         }
     }
 
@@ -367,6 +372,7 @@ pub async fn squash_to_registry(
             diff_id: &merged.diff_id,
             squashed_layers: saved.image_layers() - base_count,
             additions: &target.additions,
+            platform: target.platform.as_ref(),
         },
     )?;
     let config_bytes = Bytes::from(config_bytes);

@@ -229,9 +229,24 @@ impl Engine {
 
     /// Pulls `reference` (`registry/name@sha256:…`), logging the engine's progress lines.
     pub async fn pull(&self, reference: &str, log: &BuildLog) -> Result<(), DockerError> {
-        let options = CreateImageOptionsBuilder::default()
-            .from_image(reference)
-            .build();
+        self.pull_for_platform(reference, None, log).await
+    }
+
+    /// [`Engine::pull`] for `platform` (`linux/arm64`, [`osbs_proto::arch::Arch::platform`]):
+    /// the engine picks that platform's entry when `reference` is a list (a reference pinned
+    /// to one arch's manifest needs no pick, and is pulled whatever its arch). `None`: the
+    /// engine's own platform.
+    pub async fn pull_for_platform(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        log: &BuildLog,
+    ) -> Result<(), DockerError> {
+        let mut options = CreateImageOptionsBuilder::default().from_image(reference);
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let mut stream = self
             .docker
             .create_image(Some(options), None, self.credentials(reference));
@@ -287,6 +302,23 @@ impl Engine {
         log: &BuildLog,
         on_container: impl Fn(&str),
     ) -> Result<String, DockerError> {
+        self.build_for_platform(context, tag, None, log, on_container)
+            .await
+    }
+
+    /// [`Engine::build`] for `platform` (`linux/arm64`: the engine's `platform` build
+    /// parameter, which the classic builder honours from API 1.32 on: every `FROM` is
+    /// resolved for it and every `RUN` runs as it, under qemu-user-static through
+    /// binfmt_misc when it is not the engine's own). `None`: the engine's own platform (and
+    /// the platform of the `FROM` image, which the classic builder inherits).
+    pub async fn build_for_platform(
+        &self,
+        context: &Path,
+        tag: &str,
+        platform: Option<&str>,
+        log: &BuildLog,
+        on_container: impl Fn(&str),
+    ) -> Result<String, DockerError> {
         let file = tokio::fs::File::open(context)
             .await
             .map_err(|error| DockerError::Api {
@@ -294,13 +326,16 @@ impl Engine {
                 subject: context.display().to_string(),
                 message: format!("cannot read the build context: {error}"),
             })?;
-        let options = BuildImageOptionsBuilder::default()
+        let mut options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(tag)
             .nocache(true)
             .rm(true)
-            .forcerm(true)
-            .build();
+            .forcerm(true);
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let mut stream = self.docker.build_image(
             options,
             None,
