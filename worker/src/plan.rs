@@ -182,7 +182,9 @@ mod tests {
         let dockerfile = Dockerfile::parse("FROM r.io/b:1\nRUN x\n").unwrap();
         let pins = [("r.io/b:1".to_owned(), "r.io/b@sha256:00".to_owned())].into();
         let labels = vec![("vendor".to_owned(), "A \"B\"\n$C".to_owned())];
-        let cases: Vec<(Option<&str>, Vec<(String, String)>, usize, usize)> = vec![
+        // (buildinfo name, labels, files added, labels added)
+        type Labels = Vec<(String, String)>;
+        let cases: Vec<(Option<&str>, Labels, usize, usize)> = vec![
             (Some("Dockerfile-n-1-1"), labels.clone(), 1, 1),
             (None, labels.clone(), 0, 1),
             (Some("Dockerfile-n-1-1"), Vec::new(), 1, 0),

@@ -339,7 +339,8 @@ fn added_files_and_the_directories_they_need() {
     };
     // (name, base layers, upper layers, Ok(squashed listing) or Err(text in the error))
     type Outcome = Result<&'static [&'static str], &'static str>;
-    let cases: Vec<(&str, Vec<Vec<E>>, Vec<Vec<E>>, Outcome)> = vec![
+    type Stack = Vec<Vec<E>>;
+    let cases: Vec<(&str, Stack, Stack, Outcome)> = vec![
         (
             "/root in the base: kept as it is, only buildinfo created",
             vec![vec![DirMode("root", 0o700), File("root/.profile", "p")]],
@@ -408,7 +409,12 @@ fn added_files_and_the_directories_they_need() {
         let layers: Vec<Vec<u8>> = base.iter().chain(&upper).map(|l| layer(l)).collect();
         let slices: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
         let mut out = Vec::new();
-        let got = osbs_squash::squash_tars_adding(&slices, base.len(), &[file.clone()], &mut out);
+        let got = osbs_squash::squash_tars_adding(
+            &slices,
+            base.len(),
+            std::slice::from_ref(&file),
+            &mut out,
+        );
         match (got, expected) {
             (Ok(merged), Ok(listing)) => {
                 assert_eq!(support::listing(&out), listing, "{name}");
