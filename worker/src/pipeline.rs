@@ -31,12 +31,12 @@ use osbs_common::state::{self, ChangeError, Changed, StateChange};
 use osbs_common::store::{StoreError, field, output_fields};
 use osbs_dockerfile::{
     ComponentNvr, Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject,
-    required, rewrite_with_parent_users, yum_repo_file_name,
+    required, rewrite_for_squash, yum_repo_file_name,
 };
 use osbs_proto::v1::{
     BuildJob, BuildState, ImageDigest, ImageInfo, KojiReservation, LayerSize, Nvr, Target,
 };
-use osbs_squash::{LayerCompression, RegistryTarget};
+use osbs_squash::{Additions, LayerCompression, RegistryTarget};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -307,7 +307,7 @@ impl Attempt<'_> {
             "building {}-{}-{release}",
             nvr.component, nvr.version
         ));
-        let context = self
+        let (context, additions) = self
             .step(
                 step::DOCKERFILE,
                 self.dockerfile(&commit, &dockerfile, &labels, &parents, &nvr, &release),
@@ -319,7 +319,7 @@ impl Attempt<'_> {
         self.step(step::INSPECT, self.inspect(&built)).await?;
         self.step(
             step::SQUASH_PUSH,
-            self.squash_and_push(&built, &parents, &repository, &nvr, &release),
+            self.squash_and_push(&built, &parents, &repository, &nvr, &release, additions),
         )
         .await?;
         if !job.arch.is_empty() {
@@ -951,7 +951,8 @@ impl Attempt<'_> {
         )))
     }
 
-    /// Yum repo files fetched, the Dockerfile rewritten, the context tar written.
+    /// Yum repo files fetched, the Dockerfile rewritten, the context tar written; what the
+    /// squash adds instead of the builder (the buildinfo file, the injected labels).
     async fn dockerfile(
         &self,
         commit: &Commit,
@@ -960,7 +961,7 @@ impl Attempt<'_> {
         parents: &Parents,
         nvr: &ComponentNvr,
         release: &str,
-    ) -> Result<PathBuf, WorkerError> {
+    ) -> Result<(PathBuf, Additions), WorkerError> {
         let (mut extra, repo_files) = self.yum_repos().await?;
         let buildinfo = buildinfo_name(&nvr.name, &nvr.version, release);
         let rewrite_plan = RewritePlan {
@@ -969,20 +970,27 @@ impl Attempt<'_> {
             repo_files: repo_files.clone(),
             buildinfo_dockerfile: Some(buildinfo.clone()),
         };
-        let text = rewrite_with_parent_users(dockerfile, &rewrite_plan, &parents.users)
+        let rewritten = rewrite_for_squash(dockerfile, &rewrite_plan, &parents.users)
             .map_err(|error| packager(error.to_string()))?;
-        self.keep_dockerfile(&text)?;
+        // The Dockerfile kept (log, Koji, the image) is the whole rewrite; the engine builds
+        // it without the buildinfo COPY and the LABEL, which the squash writes.
+        self.keep_dockerfile(&rewritten.stored)?;
+        self.log
+            .note("the buildinfo COPY and the LABEL are written by the squash, not built as steps");
         // A .dockerignore must not hide the files the rewrite COPYs.
         if let Some(mut ignore) = commit.dockerignore.clone() {
-            for name in repo_files.iter().chain([&buildinfo]) {
+            for name in &repo_files {
                 ignore.push_str(&format!("\n!{name}"));
             }
             ignore.push('\n');
             extra.insert(".dockerignore".into(), ignore.into_bytes());
         }
-        extra.insert("Dockerfile".into(), text.clone().into_bytes());
-        extra.insert(buildinfo, text.into_bytes());
-        self.write_context(commit, extra).await
+        extra.insert(
+            "Dockerfile".into(),
+            rewritten.for_engine.clone().into_bytes(),
+        );
+        let additions = plan::squash_additions(&rewritten, &buildinfo);
+        Ok((self.write_context(commit, extra).await?, additions))
     }
 
     /// The yum repo files of the request and the target, fetched: the files to add to the
@@ -1193,6 +1201,7 @@ impl Attempt<'_> {
         repository: &str,
         nvr: &ComponentNvr,
         release: &str,
+        additions: Additions,
     ) -> Result<(), WorkerError> {
         let worker = self.worker;
         let target = self.target();
@@ -1215,7 +1224,8 @@ impl Attempt<'_> {
             Some(base) => base.pinned.clone(),
             None => worker.engine.empty_image().await?,
         };
-        let push_target = self.push_target(repository, tags.clone())?;
+        let mut push_target = self.push_target(repository, tags.clone())?;
+        push_target.additions = additions;
         let pushed =
             osbs_squash::squash_to_registry(worker.engine.client(), image, &base, &push_target)
                 .await

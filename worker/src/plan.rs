@@ -1,7 +1,32 @@
 //! Push step, pure part: the repository an image goes to, the tags of DESIGN.md for normal,
-//! scratch and isolated builds, and the pullspecs recorded for them.
+//! scratch and isolated builds, the pullspecs recorded for them, and what the squash adds
+//! in place of the builder steps the rewrite leaves out.
 
+use osbs_dockerfile::Rewritten;
 use osbs_proto::v1::{BuildOptions, Target};
+use osbs_squash::{AddedFile, Additions};
+
+/// What the squash writes instead of the buildinfo COPY and the injected LABEL the engine
+/// no longer builds: the whole rewritten Dockerfile (`rewritten.stored`) as
+/// `/root/buildinfo/<buildinfo>` (0644 root:root, as COPY of the context made it) and the
+/// labels as the builder read that LABEL.
+pub fn squash_additions(rewritten: &Rewritten, buildinfo: &str) -> Additions {
+    let files = rewritten
+        .buildinfo_instruction
+        .iter()
+        .map(|copy| AddedFile {
+            path: format!("/root/buildinfo/{buildinfo}"),
+            contents: rewritten.stored.clone().into_bytes(),
+            mode: 0o644,
+            created_by: copy.clone(),
+        })
+        .collect();
+    Additions {
+        labels: rewritten.labels.clone(),
+        labels_created_by: rewritten.label_instruction.clone().unwrap_or_default(),
+        files,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -139,6 +164,7 @@ pub fn pullspecs(repository: &str, tags: &[String], digest: &str) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn target(namespace: &str) -> Target {
         Target {
@@ -146,6 +172,51 @@ mod tests {
             registry: "127.0.0.1:5000".into(),
             registry_namespace: namespace.into(),
             ..Target::default()
+        }
+    }
+
+    /// (rewrite plan) → the file and labels the squash adds, from the stored rewrite.
+    #[test]
+    fn squash_additions_per_rewrite() {
+        use osbs_dockerfile::{Dockerfile, RewritePlan, rewrite_for_squash};
+        let dockerfile = Dockerfile::parse("FROM r.io/b:1\nRUN x\n").unwrap();
+        let pins = [("r.io/b:1".to_owned(), "r.io/b@sha256:00".to_owned())].into();
+        let labels = vec![("vendor".to_owned(), "A \"B\"\n$C".to_owned())];
+        // (buildinfo name, labels, files added, labels added)
+        type Labels = Vec<(String, String)>;
+        let cases: Vec<(Option<&str>, Labels, usize, usize)> = vec![
+            (Some("Dockerfile-n-1-1"), labels.clone(), 1, 1),
+            (None, labels.clone(), 0, 1),
+            (Some("Dockerfile-n-1-1"), Vec::new(), 1, 0),
+            (None, Vec::new(), 0, 0),
+        ];
+        for (buildinfo, labels, files, label_count) in cases {
+            let plan = RewritePlan {
+                pins: BTreeMap::clone(&pins),
+                labels,
+                repo_files: Vec::new(),
+                buildinfo_dockerfile: buildinfo.map(str::to_owned),
+            };
+            let rewritten = rewrite_for_squash(&dockerfile, &plan, &BTreeMap::new()).unwrap();
+            let added = squash_additions(&rewritten, buildinfo.unwrap_or("unused"));
+            assert_eq!(added.files.len(), files, "{buildinfo:?}");
+            assert_eq!(added.labels.len(), label_count, "{buildinfo:?}");
+            for file in &added.files {
+                assert_eq!(file.path, "/root/buildinfo/Dockerfile-n-1-1");
+                assert_eq!(file.contents, rewritten.stored.as_bytes());
+                assert_eq!(file.mode, 0o644);
+                assert_eq!(
+                    file.created_by,
+                    "COPY Dockerfile-n-1-1 /root/buildinfo/Dockerfile-n-1-1"
+                );
+            }
+            if label_count > 0 {
+                assert_eq!(added.labels[0].1, "A \"B\"\\n$C", "the builder's reading");
+                assert_eq!(
+                    added.labels_created_by,
+                    "LABEL vendor=\"A \\\"B\\\"\\\\n\\$C\""
+                );
+            }
         }
     }
 

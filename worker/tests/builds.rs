@@ -492,3 +492,163 @@ async fn the_rpm_database_decides_what_the_inspection_lists() {
     );
     worker.stop().await;
 }
+
+/// Issue 13: the engine builds the rewrite without the buildinfo COPY and the injected
+/// LABEL; the squash writes both. The example repository (deploy/example/hello, on the test
+/// base) is built the new way, then its stored Dockerfile is built the old way with the
+/// docker CLI (the COPY and the LABEL as builder steps): same labels (a vendor with quotes,
+/// `$`, a backslash and a newline), same stored Dockerfile, same filesystem, and the
+/// history says what the squash added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_squash_writes_the_buildinfo_file_and_labels_the_builder_no_longer_does() {
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let vendor = "Acme \"Q\" $HOME ${X:-y} \\ Inc.\nline two";
+    let worker = harness
+        .start_worker(|config| config.worker.vendor = vendor.to_owned())
+        .await;
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/example/hello");
+    let example_dockerfile = std::fs::read_to_string(example.join("Dockerfile")).unwrap();
+    let name = format!("hello-{}", harness.tag);
+    let dockerfile = example_dockerfile
+        .replace("127.0.0.1:5000/osbs/busybox:latest", base)
+        .replace("name=\"osbs/hello\"", &format!("name=\"{name}\""));
+    let greeting = std::fs::read(example.join("greeting.txt")).unwrap();
+    let (url, commit) = harness.repo(
+        "hello",
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("greeting.txt", &greeting),
+        ],
+    );
+    let job = harness.job("hello", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    let buildinfo = format!("Dockerfile-{name}-1.0-1");
+    // Neither step reached the builder (its own lines are "Step N/M : ...").
+    for line in log.lines().filter(|line| line.contains("Step ")) {
+        assert!(
+            !line.contains(&format!("COPY {buildinfo}")) && !line.contains("LABEL build-date"),
+            "{line}"
+        );
+    }
+    let stored = std::fs::read(
+        harness
+            .artifacts_dir()
+            .join(&job.build_id)
+            .join("Dockerfile"),
+    )
+    .unwrap();
+    let stored_text = String::from_utf8(stored.clone()).unwrap();
+    assert!(
+        stored_text.contains(&format!(
+            "\nCOPY {buildinfo} /root/buildinfo/{buildinfo}\nLABEL "
+        )),
+        "{stored_text}"
+    );
+
+    let results = harness.results().await;
+    let result = results.iter().find(|r| r.build_id == job.build_id).unwrap();
+    let image = result.image.as_ref().unwrap();
+    let new_ref = format!("{}@{}", image.repositories[0], image.digests[0].digest);
+    let pushed = pushed_image(&image.repositories[0], &image.digests[0].digest).await;
+    let top = pushed.layers.last().unwrap();
+    assert!(
+        top.iter().any(
+            |(path, content)| *path == format!("root/buildinfo/{buildinfo}") && *content == stored
+        ),
+        "the stored Dockerfile is in the squashed layer"
+    );
+    // The base has /root: the squash adds no entry for it (its mode and owner stay).
+    assert!(
+        !top.iter()
+            .any(|(path, _)| path == "root/" || path == "root"),
+        "{top:?}"
+    );
+    assert_eq!(
+        pushed.config["config"]["Labels"]["vendor"],
+        osbs_dockerfile::label_value_as_stored(vendor)
+    );
+    let history = pushed.config["history"].as_array().unwrap();
+    let created_by: Vec<&str> = history
+        .iter()
+        .map(|step| step["created_by"].as_str().unwrap_or_default())
+        .collect();
+    let copy_step = format!("osbs squash: COPY {buildinfo} /root/buildinfo/{buildinfo}");
+    assert!(created_by.contains(&copy_step.as_str()), "{created_by:?}");
+    assert!(
+        created_by
+            .iter()
+            .any(|step| step.starts_with("osbs squash: LABEL ")),
+        "{created_by:?}"
+    );
+    let non_empty = history
+        .iter()
+        .filter(|step| step["empty_layer"] != serde_json::json!(true))
+        .count();
+    assert_eq!(
+        non_empty,
+        pushed.layer_digests.len(),
+        "history matches the layers"
+    );
+
+    // The old way: the stored Dockerfile built as it is, the buildinfo file in its context.
+    let old_dir = harness.dir.path().join("old-way");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(old_dir.join("Dockerfile"), &stored).unwrap();
+    std::fs::write(old_dir.join(&buildinfo), &stored).unwrap();
+    std::fs::write(old_dir.join("greeting.txt"), &greeting).unwrap();
+    let old_tag = format!("osbs-worker-test/old-way:{}", harness.tag);
+    let built = std::process::Command::new("docker")
+        .args(["build", "--no-cache", "-q", "-t", &old_tag, "."])
+        .current_dir(&old_dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let old_labels: serde_json::Value = serde_json::from_str(&osbs_testkit::run(&[
+        "docker",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        &old_tag,
+    ]))
+    .unwrap();
+    assert_eq!(pushed.config["config"]["Labels"], old_labels, "same labels");
+    for (what, script) in [
+        ("filesystem", "find / -xdev | sort"),
+        (
+            "buildinfo file and directories",
+            "stat -c '%n %a %u:%g %s' /root /root/buildinfo /root/buildinfo/* && cat /root/buildinfo/*",
+        ),
+        ("greeting", "cat /usr/share/hello/greeting.txt"),
+    ] {
+        let old = osbs_testkit::run(&["docker", "run", "--rm", &old_tag, "sh", "-c", script]);
+        let new = osbs_testkit::run(&["docker", "run", "--rm", &new_ref, "sh", "-c", script]);
+        assert_eq!(new, old, "{what}");
+    }
+    let history = osbs_testkit::run(&[
+        "docker",
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        &new_ref,
+    ]);
+    assert!(history.contains(&copy_step), "{history}");
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "-f", &old_tag, &new_ref])
+        .output();
+    worker.stop().await;
+}

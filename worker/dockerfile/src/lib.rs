@@ -12,7 +12,8 @@
 //!   `COPY --from` / `RUN --mount from=` ([`Dockerfile::flag_images`]), remote `ADD` sources
 //!   ([`Dockerfile::remote_sources`]), and both in a parent's ONBUILD triggers
 //!   ([`Dockerfile::trigger_reach`]).
-//! - `rewrite`: [`rewrite`] by a [`RewritePlan`], yum repo and buildinfo file names.
+//! - `rewrite`: [`rewrite`] by a [`RewritePlan`] (and [`rewrite_for_squash`], the same split
+//!   between the builder and the squash), yum repo and buildinfo file names.
 //!
 //! # Invariants
 //!
@@ -60,6 +61,7 @@ pub use labels::{
 };
 pub use reach::{FlagImage, ImageFlag, Reach, RemoteSource, is_remote_source};
 pub use rewrite::{
-    RewritePlan, buildinfo_name, rewrite, rewrite_with_parent_users, yum_repo_file_name,
+    RewritePlan, Rewritten, buildinfo_name, rewrite, rewrite_for_squash, rewrite_with_parent_users,
+    yum_repo_file_name,
 };
 pub use syntax::{Directive, Heredoc, Instruction, Keyword};

@@ -13,13 +13,16 @@
 //! - at the end of the final stage, after that removal: `COPY <buildinfo> /root/buildinfo/<buildinfo>`,
 //!   then the one `LABEL` instruction, last so that its values win over any earlier LABEL.
 //!   None of these instructions resets CMD or ENTRYPOINT, so those stay in effect.
+//!   The worker sends the engine the rewrite without these two ([`rewrite_for_squash`]) and
+//!   has the squash write their effect (the file, the labels); the whole rewrite is what is
+//!   stored in the image.
 //!
 //! Inserted lines use the line ending of the line they follow (the file's when that line has
 //! none) and never a line continuation, so they read the same under either escape character.
 
 use crate::dockerfile::{Dockerfile, UserSetting};
 use crate::error::RewriteError;
-use crate::labels::quote_label_value_with_escape;
+use crate::labels::{label_value_as_stored, quote_label_value_with_escape};
 use crate::reach::{FlagImage, ImageFlag};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -63,6 +66,83 @@ pub fn rewrite_with_parent_users(
     parent_users: &BTreeMap<String, String>,
 ) -> Result<String, RewriteError> {
     check_plan(dockerfile, plan)?;
+    rewrite_text(dockerfile, plan, parent_users, true)
+}
+
+/// A rewrite whose buildinfo COPY and injected LABEL are left to the squash (issue 13: each
+/// would be a classic-builder step, a container created and committed, while the squash
+/// writes a new layer and a new config anyway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    /// Sent to the engine: the rewrite without the buildinfo COPY and the LABEL.
+    pub for_engine: String,
+    /// The whole rewrite, as [`rewrite_with_parent_users`] returns it: the Dockerfile stored
+    /// in the image (`/root/buildinfo/<name>`) and kept for Koji, the same bytes as when the
+    /// builder ran those two instructions.
+    pub stored: String,
+    /// The injected labels as the builder reads the LABEL back (values through
+    /// [`label_value_as_stored`]), in order: a later one of the same name wins.
+    pub labels: Vec<(String, String)>,
+    /// The LABEL instruction as written in `stored` (for the image's history).
+    pub label_instruction: Option<String>,
+    /// The buildinfo COPY as written in `stored` (for the image's history).
+    pub buildinfo_instruction: Option<String>,
+}
+
+/// [`rewrite_with_parent_users`] split between the builder and the squash: see [`Rewritten`].
+pub fn rewrite_for_squash(
+    dockerfile: &Dockerfile,
+    plan: &RewritePlan,
+    parent_users: &BTreeMap<String, String>,
+) -> Result<Rewritten, RewriteError> {
+    check_plan(dockerfile, plan)?;
+    let escape = dockerfile.escape();
+    Ok(Rewritten {
+        for_engine: rewrite_text(dockerfile, plan, parent_users, false)?,
+        stored: rewrite_text(dockerfile, plan, parent_users, true)?,
+        labels: plan
+            .labels
+            .iter()
+            .map(|(name, value)| (name.clone(), label_value_as_stored(value)))
+            .collect(),
+        label_instruction: label_instruction(plan, escape),
+        buildinfo_instruction: buildinfo_instruction(plan),
+    })
+}
+
+/// `COPY <buildinfo> /root/buildinfo/<buildinfo>`, when planned.
+fn buildinfo_instruction(plan: &RewritePlan) -> Option<String> {
+    let name = plan.buildinfo_dockerfile.as_ref()?;
+    Some(format!("COPY {name} {BUILDINFO_DIR}{name}"))
+}
+
+/// The one `LABEL` of the injected labels, when there are any.
+fn label_instruction(plan: &RewritePlan, escape: char) -> Option<String> {
+    if plan.labels.is_empty() {
+        return None;
+    }
+    let pairs: Vec<String> = plan
+        .labels
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "{}={}",
+                label_name(name, escape),
+                quote_label_value_with_escape(value, escape)
+            )
+        })
+        .collect();
+    Some(format!("LABEL {}", pairs.join(" ")))
+}
+
+/// The rewrite, checked plan assumed; the buildinfo COPY and the LABEL only
+/// `with_final_additions`.
+fn rewrite_text(
+    dockerfile: &Dockerfile,
+    plan: &RewritePlan,
+    parent_users: &BTreeMap<String, String>,
+    with_final_additions: bool,
+) -> Result<String, RewriteError> {
     let source = dockerfile.source();
     let escape = dockerfile.escape();
     let instructions = dockerfile.instructions();
@@ -116,24 +196,9 @@ pub fn rewrite_with_parent_users(
                 None => closing.push(remove),
             }
         }
-        if is_final {
-            if let Some(name) = &plan.buildinfo_dockerfile {
-                closing.push(format!("COPY {name} {BUILDINFO_DIR}{name}"));
-            }
-            if !plan.labels.is_empty() {
-                let pairs: Vec<String> = plan
-                    .labels
-                    .iter()
-                    .map(|(name, value)| {
-                        format!(
-                            "{}={}",
-                            label_name(name, escape),
-                            quote_label_value_with_escape(value, escape)
-                        )
-                    })
-                    .collect();
-                closing.push(format!("LABEL {}", pairs.join(" ")));
-            }
+        if is_final && with_final_additions {
+            closing.extend(buildinfo_instruction(plan));
+            closing.extend(label_instruction(plan, escape));
         }
         if !closing.is_empty() {
             insertions.entry(last.span.end).or_default().extend(closing);

@@ -349,3 +349,98 @@ fn a_label_name_starting_with_a_dash_is_quoted_not_read_as_a_flag() {
         );
     }
 }
+
+/// `rewrite_for_squash`: the engine gets the rewrite less the buildinfo COPY and the LABEL;
+/// the stored text is `rewrite`'s, byte for byte; the labels are what the builder read back
+/// from that LABEL (checked against the Docker Engine in worker/tests/builds.rs).
+#[test]
+fn the_squash_split_leaves_the_copy_and_the_label_out_of_the_engine_text() {
+    use crate::rewrite_for_squash;
+    let odd = "a\"b$c\\d`e\nnext";
+    let plans = [
+        plan(
+            &[("r.io/base:1", PIN)],
+            &["a-12345.repo"],
+            Some("Dockerfile-x-1-2"),
+            &[("release", "2"), ("odd key", odd), ("release", "3")],
+        ),
+        plan(&[("r.io/base:1", PIN)], &[], None, &[]),
+        plan(&[("r.io/base:1", PIN)], &[], Some("Dockerfile-x-1-2"), &[]),
+    ];
+    // (input, engine text per plan)
+    let cases: &[(&str, [&str; 3])] = &[
+        (
+            "FROM r.io/base:1\nUSER 1001\nCMD [\"run\"]\n\n# end\n",
+            [
+                "FROM r.io/base@sha256:00\nCOPY a-12345.repo /etc/yum.repos.d/\nUSER 1001\nCMD [\"run\"]\n\
+                 USER root\nRUN rm -f /etc/yum.repos.d/a-12345.repo\nUSER 1001\n\n# end\n",
+                "FROM r.io/base@sha256:00\nUSER 1001\nCMD [\"run\"]\n\n# end\n",
+                "FROM r.io/base@sha256:00\nUSER 1001\nCMD [\"run\"]\n\n# end\n",
+            ],
+        ),
+        (
+            "# escape=`\r\nFROM scratch\r\nADD r.tar /",
+            [
+                "# escape=`\r\nFROM scratch\r\nADD r.tar /",
+                "# escape=`\r\nFROM scratch\r\nADD r.tar /",
+                "# escape=`\r\nFROM scratch\r\nADD r.tar /",
+            ],
+        ),
+    ];
+    for (input, engine) in cases {
+        let dockerfile = Dockerfile::parse(input).unwrap();
+        for (plan, engine) in plans.iter().zip(engine) {
+            let split = rewrite_for_squash(&dockerfile, plan, &BTreeMap::new()).unwrap();
+            assert_eq!(split.for_engine, *engine, "{input:?}");
+            assert_eq!(
+                split.stored,
+                rewrite(&dockerfile, plan).unwrap(),
+                "{input:?}"
+            );
+            let last_lines: Vec<&str> = split
+                .stored
+                .lines()
+                .filter(|line| line.starts_with("COPY Dockerfile-") || line.starts_with("LABEL"))
+                .collect();
+            let expected: Vec<&str> = [&split.buildinfo_instruction, &split.label_instruction]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(last_lines, expected, "{input:?}");
+        }
+    }
+    let split = rewrite_for_squash(
+        &Dockerfile::parse("FROM r.io/base:1\n").unwrap(),
+        &plans[0],
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        split.labels,
+        [
+            ("release".to_owned(), "2".to_owned()),
+            ("odd key".to_owned(), "a\"b$c\\d`e\\nnext".to_owned()),
+            ("release".to_owned(), "3".to_owned()),
+        ]
+    );
+    assert_eq!(
+        split.buildinfo_instruction.as_deref(),
+        Some("COPY Dockerfile-x-1-2 /root/buildinfo/Dockerfile-x-1-2")
+    );
+    assert_eq!(
+        split.label_instruction.as_deref(),
+        Some("LABEL release=\"2\" \"odd key\"=\"a\\\"b\\$c\\\\d`e\\\\nnext\" release=\"3\"")
+    );
+    // A bad plan is refused as `rewrite` refuses it.
+    let mut bad = plans[0].clone();
+    bad.buildinfo_dockerfile = Some("../x".into());
+    assert!(
+        rewrite_for_squash(
+            &Dockerfile::parse("FROM r.io/base:1\n").unwrap(),
+            &bad,
+            &BTreeMap::new()
+        )
+        .is_err()
+    );
+}

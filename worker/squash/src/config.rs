@@ -3,9 +3,12 @@
 //! one history entry for the new layer, the platform (`os`, `architecture`, `variant`) set
 //! when one is given (an arch build: whatever the builder wrote), and everything else
 //! (labels, env, cmd, entrypoint, user, workdir, ports, volumes, healthcheck...) left exactly
-//! as it was.
+//! as it was — except what the squash adds ([`Additions`]): its labels set over the image's,
+//! and one empty-layer history entry per added file and for the labels, saying the squash
+//! wrote them.
 
 use crate::SquashError;
+use crate::add::Additions;
 use osbs_registry::Platform;
 use serde_json::{Map, Value, json};
 
@@ -20,6 +23,8 @@ pub(crate) struct Squash<'a> {
     pub diff_id: &'a str,
     /// Layers merged into it.
     pub squashed_layers: usize,
+    /// What the squash adds (labels here; the files are in the new layer).
+    pub additions: &'a Additions,
     /// The platform the image is for, written over the builder's (`None`: kept as it is).
     pub platform: Option<&'a Platform>,
 }
@@ -68,6 +73,28 @@ pub(crate) fn squashed_config(
             .ok_or_else(|| config_error("an image history entry is not an object"))?;
         step.insert("empty_layer".into(), Value::Bool(true));
     }
+    let added_step = |created_by: &str| {
+        let mut step = Map::new();
+        if let Some(created) = &created {
+            step.insert("created".into(), created.clone());
+        }
+        step.insert(
+            "created_by".into(),
+            Value::String(format!("osbs squash: {created_by}")),
+        );
+        step.insert(
+            "comment".into(),
+            Value::String("written by the squash, not a builder step".into()),
+        );
+        step.insert("empty_layer".into(), Value::Bool(true));
+        Value::Object(step)
+    };
+    for file in &squash.additions.files {
+        history.push(added_step(&file.created_by));
+    }
+    if !squash.additions.labels.is_empty() {
+        history.push(added_step(&squash.additions.labels_created_by));
+    }
     let mut step = Map::new();
     if let Some(created) = created {
         step.insert("created".into(), created);
@@ -80,7 +107,36 @@ pub(crate) fn squashed_config(
         )),
     );
     history.push(Value::Object(step));
+    set_labels(&mut config, &squash.additions.labels)?;
     serde_json::to_vec(&config).map_err(|e| config_error(e.to_string()))
+}
+
+/// `labels` set in `config.Labels` over the image's (as a LABEL instruction would).
+fn set_labels(
+    config: &mut Map<String, Value>,
+    labels: &[(String, String)],
+) -> Result<(), SquashError> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let runtime = config.entry("config").or_insert(Value::Null);
+    if runtime.is_null() {
+        *runtime = Value::Object(Map::new());
+    }
+    let runtime = runtime
+        .as_object_mut()
+        .ok_or_else(|| config_error("the image config's config is not an object"))?;
+    let current = runtime.entry("Labels").or_insert(Value::Null);
+    if current.is_null() {
+        *current = Value::Object(Map::new());
+    }
+    let current = current
+        .as_object_mut()
+        .ok_or_else(|| config_error("the image config's labels are not an object"))?;
+    for (name, value) in labels {
+        current.insert(name.clone(), Value::String(value.clone()));
+    }
+    Ok(())
 }
 
 /// `architecture` and `variant` (removed when the platform has none) and, when it names
@@ -128,6 +184,7 @@ mod tests {
             base_history_len: 2,
             diff_id: "sha256:new",
             squashed_layers: 2,
+            additions: &Additions::default(),
             platform: None,
         };
         serde_json::from_slice(&squashed_config(ORIGINAL.as_bytes(), &squash).unwrap()).unwrap()
@@ -172,6 +229,115 @@ mod tests {
         assert!(config.get("parent").is_none());
     }
 
+    /// (original config, additions) → labels and history `created_by`s after the squash.
+    #[test]
+    fn additions_set_labels_and_say_so_in_the_history() {
+        use crate::add::AddedFile;
+        let file = AddedFile {
+            path: "/root/buildinfo/Dockerfile-x-1-1".into(),
+            contents: Vec::new(),
+            mode: 0o644,
+            created_by: "COPY Dockerfile-x-1-1 /root/buildinfo/Dockerfile-x-1-1".into(),
+        };
+        let labels = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let both = Additions {
+            labels: labels(&[("release", "2"), ("odd", "a\nb $X"), ("release", "3")]),
+            labels_created_by: "LABEL release=\"2\"".into(),
+            files: vec![file.clone()],
+        };
+        let history_of_two = r#"[{"created_by": "ADD rootfs"}, {"created_by": "RUN one"}]"#;
+        let cases: Vec<(String, Additions, Value, Vec<&str>)> = vec![
+            (
+                format!(
+                    r#"{{"config": {{"Labels": {{"name": "x", "release": "1"}}}}, "history": {history_of_two}}}"#
+                ),
+                both.clone(),
+                json!({"name": "x", "release": "3", "odd": "a\nb $X"}),
+                vec![
+                    "ADD rootfs",
+                    "RUN one",
+                    "osbs squash: COPY Dockerfile-x-1-1 /root/buildinfo/Dockerfile-x-1-1",
+                    "osbs squash: LABEL release=\"2\"",
+                    "osbs squash: 1 layers above the base merged into this one",
+                ],
+            ),
+            (
+                format!(r#"{{"config": {{"Labels": null}}, "history": {history_of_two}}}"#),
+                Additions {
+                    files: Vec::new(),
+                    ..both.clone()
+                },
+                json!({"release": "3", "odd": "a\nb $X"}),
+                vec![
+                    "ADD rootfs",
+                    "RUN one",
+                    "osbs squash: LABEL release=\"2\"",
+                    "osbs squash: 1 layers above the base merged into this one",
+                ],
+            ),
+            (
+                format!(r#"{{"history": {history_of_two}}}"#),
+                Additions {
+                    labels: Vec::new(),
+                    ..both.clone()
+                },
+                Value::Null,
+                vec![
+                    "ADD rootfs",
+                    "RUN one",
+                    "osbs squash: COPY Dockerfile-x-1-1 /root/buildinfo/Dockerfile-x-1-1",
+                    "osbs squash: 1 layers above the base merged into this one",
+                ],
+            ),
+        ];
+        let base = vec!["sha256:b".to_owned()];
+        for (original, additions, expected_labels, expected_history) in cases {
+            let squash = Squash {
+                base_diff_ids: &base,
+                base_history_len: 1,
+                diff_id: "sha256:new",
+                squashed_layers: 1,
+                additions: &additions,
+                platform: None,
+            };
+            let config: Value =
+                serde_json::from_slice(&squashed_config(original.as_bytes(), &squash).unwrap())
+                    .unwrap();
+            let labels = config
+                .get("config")
+                .map_or(Value::Null, |c| c["Labels"].clone());
+            assert_eq!(labels, expected_labels, "{original}");
+            let history = config["history"].as_array().unwrap();
+            let created_by: Vec<&str> = history
+                .iter()
+                .map(|h| h["created_by"].as_str().unwrap())
+                .collect();
+            assert_eq!(created_by, expected_history, "{original}");
+            // One non-empty entry per layer: the base's and the squashed one.
+            let layers = history
+                .iter()
+                .filter(|h| h["empty_layer"] != json!(true))
+                .count();
+            assert_eq!(layers, 2, "{original}");
+        }
+        // Labels that are not an object are an error, not overwritten.
+        let squash = Squash {
+            base_diff_ids: &[],
+            base_history_len: 0,
+            diff_id: "sha256:n",
+            squashed_layers: 1,
+            additions: &both,
+            platform: None,
+        };
+        assert!(squashed_config(br#"{"config": {"Labels": []}}"#, &squash).is_err());
+        assert!(squashed_config(br#"{"config": 3}"#, &squash).is_err());
+    }
+
     #[test]
     fn the_platform_given_is_written_over_the_builders() {
         let base = vec!["sha256:b".to_owned()];
@@ -211,6 +377,7 @@ mod tests {
                 base_history_len: 2,
                 diff_id: "sha256:new",
                 squashed_layers: 2,
+                additions: &Additions::default(),
                 platform,
             };
             let config: Value =
@@ -231,6 +398,7 @@ mod tests {
             base_history_len: 0,
             diff_id: "sha256:n",
             squashed_layers: 1,
+            additions: &Additions::default(),
             platform: None,
         };
         assert!(squashed_config(b"[]", &squash).is_err());

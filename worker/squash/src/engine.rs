@@ -326,7 +326,11 @@ pub(crate) fn normalize_tag(tag: &str) -> Result<String, SquashError> {
 /// Plans the squash of a saved image and returns the plan with the stack order.
 pub(crate) fn plan(saved: &SavedImage, base_count: usize) -> Result<crate::MergePlan, SquashError> {
     let order: Vec<usize> = saved.layers.iter().map(|layer| layer.stack_id).collect();
-    saved.stack.plan(&order, base_count)
+    if saved.added {
+        saved.stack.plan_adding(&order, base_count)
+    } else {
+        saved.stack.plan(&order, base_count)
+    }
 }
 
 /// Streams the squashed layer of `saved` into `out`.
@@ -372,7 +376,8 @@ fn write_load_archive(
             base_diff_ids,
             base_history_len,
             diff_id: &merged.diff_id,
-            squashed_layers: saved.layers.len() - base_count,
+            squashed_layers: saved.image_layers() - base_count,
+            additions: &crate::Additions::default(),
             platform: None,
         },
     )?;

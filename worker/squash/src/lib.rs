@@ -15,6 +15,8 @@
 //!   metadata + the layers' `diff` directories), the same bytes without waiting for the export.
 //! - `saved`: the image indexed for the data pass, its layers in the spool or in the store
 //!   (what `archive` and `layerstore` produce; neither imports the other).
+//! - `add`: what the squash adds besides the merge ([`Additions`]: labels into the config,
+//!   files into the new layer, standing in for builder steps).
 //! - `config`: the squashed image's config (pure).
 //! - [`engine`]: the Docker Engine adapter and [`squash_in_engine`].
 //! - `compress`: the squashed layer's encoding in the registry ([`LayerCompression`]).
@@ -26,6 +28,7 @@
 //! directory in the squashed filesystem, so nothing a layer holds can make a consumer write
 //! outside its root.
 
+mod add;
 mod archive;
 mod compress;
 mod config;
@@ -39,11 +42,12 @@ mod push;
 mod saved;
 pub mod tarfmt;
 
+pub use crate::add::{AddedFile, Additions};
 pub use crate::compress::LayerCompression;
 pub use crate::engine::{LayerRead, ReadFrom, Squashed, squash_in_engine};
 pub use crate::push::{BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry};
 pub use index::IndexError;
-pub use merge::{LayerStack, MergePlan, MergedLayer, decompress, squash_tars};
+pub use merge::{LayerStack, MergePlan, MergedLayer, decompress, squash_tars, squash_tars_adding};
 pub use osbs_registry::reference::parse_push_target;
 pub use osbs_registry::{Credentials, RegistryError, Secret};
 pub use path::PathError;

@@ -100,13 +100,33 @@ impl LayerStack {
     /// Plans the squash of the stack `order` (layer ids, bottom first) whose first
     /// `base_count` layers stay unchanged.
     pub fn plan(&self, order: &[usize], base_count: usize) -> Result<MergePlan, SquashError> {
+        self.plan_with(order, base_count, false)
+    }
+
+    /// [`LayerStack::plan`] where the top layer of `order` is what the squash adds
+    /// (`crate::add`): the directories its files need are created where the stack lacks
+    /// them, and it never replaces a directory or a non-directory parent.
+    pub(crate) fn plan_adding(
+        &self,
+        order: &[usize],
+        base_count: usize,
+    ) -> Result<MergePlan, SquashError> {
+        self.plan_with(order, base_count, true)
+    }
+
+    fn plan_with(
+        &self,
+        order: &[usize],
+        base_count: usize,
+        added_top: bool,
+    ) -> Result<MergePlan, SquashError> {
         assert!(
             base_count <= order.len(),
             "base_count {base_count} > {} layers",
             order.len()
         );
         let layers: Vec<&LayerIndex> = order.iter().map(|id| &self.layers[*id]).collect();
-        let plan = plan::plan(&self.paths, &layers, base_count)?;
+        let plan = plan::plan(&self.paths, &layers, base_count, added_top)?;
         Ok(MergePlan {
             plan,
             order: order.to_vec(),
@@ -239,6 +259,34 @@ pub fn squash_tars(
     let order: Vec<usize> = (0..layers.len()).collect();
     let plan = stack.plan(&order, base_count)?;
     stack.write(&plan, |id| decompress(layers[id]), out)
+}
+
+/// [`squash_tars`] with `files` added on top as [`crate::squash_to_registry`] adds
+/// [`crate::Additions::files`]: each file replaces what the stack has at its path, the
+/// directories it needs are created (0755 root:root) only where the stack lacks them, and a
+/// parent that is not a directory (or a directory at the file's path) is an error.
+pub fn squash_tars_adding(
+    layers: &[&[u8]],
+    base_count: usize,
+    files: &[crate::AddedFile],
+    out: impl Write,
+) -> Result<MergedLayer, SquashError> {
+    let added = crate::add::files_tar(files)?;
+    let mut stack = LayerStack::new();
+    for layer in layers {
+        stack.add_layer(decompress(*layer)?)?;
+    }
+    stack.add_layer(Sequential(&added[..]))?;
+    let order: Vec<usize> = (0..=layers.len()).collect();
+    let plan = stack.plan_adding(&order, base_count)?;
+    stack.write(
+        &plan,
+        |id| match layers.get(id) {
+            Some(layer) => decompress(*layer),
+            None => Ok(Sequential(Box::new(&added[..]) as Box<dyn Read + Send>)),
+        },
+        out,
+    )
 }
 
 /// A layer stream, gunzipped when it starts with the gzip magic.

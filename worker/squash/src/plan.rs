@@ -35,6 +35,12 @@ pub enum PlanError {
     },
     #[error("{0} layers is more than a stack can have")]
     TooManyLayers(usize),
+    #[error(
+        "cannot add a file under '/{path}': it is not a directory in the image (a symlink would have to be followed)"
+    )]
+    AddedUnderNonDir { path: String },
+    #[error("cannot add the file '/{path}': the image has a directory there")]
+    AddedOverDir { path: String },
 }
 
 /// What the data pass does with one entry of an upper layer.
@@ -141,11 +147,15 @@ fn hidden(ancestor_level: u32, layer: u16) -> bool {
 }
 
 /// Plans the squash of `layers` (bottom first) whose first `base_count` layers stay as they
-/// are.
+/// are. With `added_top`, the top layer is what the squash adds (`crate::add`): the
+/// directories its files need are created where the stack lacks them (any other layer's
+/// implied directories are the engine's to create), and a parent that is not a directory
+/// in the stack, or a directory at a file's path, is an error instead of being replaced.
 pub(crate) fn plan(
     paths: &Paths,
     layers: &[&LayerIndex],
     base_count: usize,
+    added_top: bool,
 ) -> Result<Plan, PlanError> {
     if layers.len() > usize::from(u16::MAX) {
         return Err(PlanError::TooManyLayers(layers.len()));
@@ -171,6 +181,12 @@ pub(crate) fn plan(
         .collect();
     let mut head = Vec::new();
     let base = base_count as u16;
+    // The added layer's number (none when nothing is added).
+    let added = if added_top {
+        layers.len().checked_sub(1).map(|top| top as u16)
+    } else {
+        None
+    };
 
     let mut start = 0;
     while start < events.len() {
@@ -198,6 +214,9 @@ pub(crate) fn plan(
                 own_upper_hide = true;
             }
             if !hidden(h_full, event.layer) {
+                if Some(event.layer) == added {
+                    check_added(paths, path, full, event)?;
+                }
                 full.apply(event);
             }
             if event.layer < base && !hidden(h_base, event.layer) {
@@ -222,7 +241,8 @@ pub(crate) fn plan(
                 }
             }
             Cur::Implied { layer }
-                if layer >= base && in_base && (!base_cur.is_dir() || own_upper_hide) =>
+                if (layer >= base && in_base && (!base_cur.is_dir() || own_upper_hide))
+                    || Some(layer) == added =>
             {
                 head.push(HeadItem::SyntheticDir(path));
             }
@@ -252,6 +272,20 @@ pub(crate) fn plan(
     }
     sort_head(paths, layers, &mut head);
     Ok(Plan { head, actions })
+}
+
+/// An event of the added layer on `path`, whose state below it is `below`: its files may
+/// replace anything but a directory, and the directories they need must be directories
+/// or absent (then created).
+fn check_added(paths: &Paths, path: u32, below: Cur, event: &Event) -> Result<(), PlanError> {
+    let name = || String::from_utf8_lossy(paths.get(path)).into_owned();
+    match event.class {
+        Class::Implied if below.present() && !below.is_dir() => {
+            Err(PlanError::AddedUnderNonDir { path: name() })
+        }
+        Class::Real if below.is_dir() => Err(PlanError::AddedOverDir { path: name() }),
+        _ => Ok(()),
+    }
 }
 
 /// Every event, sorted by path (parents first), layer, class, then archive order.

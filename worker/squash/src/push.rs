@@ -7,6 +7,7 @@
 //! uploaded from the engine's bytes instead.
 
 use crate::SquashError;
+use crate::add::{self, Additions};
 use crate::compress::LayerCompression;
 use crate::config::{self, Squash};
 use crate::engine::{self, ImageFacts, ReadFrom, Squashed};
@@ -43,6 +44,8 @@ pub struct RegistryTarget {
     pub attempts: usize,
     /// Where the image's layers are read from.
     pub read_from: ReadFrom,
+    /// Labels and files the squash adds (none by default).
+    pub additions: Additions,
     /// The platform written into the pushed image's config (`os`, `architecture`,
     /// `variant`), whatever the builder wrote: an arch build's
     /// (`Platform::of_arch(arch)`: arm64 → `arm64` + `v8`). `None`: the builder's, kept.
@@ -64,6 +67,7 @@ impl RegistryTarget {
             layer_compression: LayerCompression::default(),
             attempts: osbs_registry::DEFAULT_ATTEMPTS,
             read_from: ReadFrom::Auto,
+            additions: Additions::default(),
             platform: None,
         }
     }
@@ -109,6 +113,7 @@ impl RegistryTarget {
                 return Err(bad("tag", tag, "use letters, digits, _ . - (128 at most)"));
             }
         }
+        add::files_tar(&self.additions.files)?;
         Ok(())
     }
 }
@@ -236,7 +241,7 @@ pub async fn squash_to_registry(
         ?read,
         "image read and indexed"
     );
-    let saved = Arc::new(saved);
+    let mut saved = saved;
     let base_side = base_side?;
     if saved.layers.len() != image_facts.diff_ids.len() {
         return Err(SquashError::Archive(format!(
@@ -245,6 +250,10 @@ pub async fn squash_to_registry(
             image_facts.diff_ids.len()
         )));
     }
+    if !target.additions.files.is_empty() {
+        saved.add_files(add::files_tar(&target.additions.files)?)?;
+    }
+    let saved = Arc::new(saved);
     let plan = {
         let saved = Arc::clone(&saved);
         Arc::new(
@@ -361,7 +370,8 @@ pub async fn squash_to_registry(
             base_diff_ids: &base_facts.diff_ids,
             base_history_len,
             diff_id: &merged.diff_id,
-            squashed_layers: saved.layers.len() - base_count,
+            squashed_layers: saved.image_layers() - base_count,
+            additions: &target.additions,
             platform: target.platform.as_ref(),
         },
     )?;

@@ -1,11 +1,13 @@
 //! The image as the squash's data pass sees it: an indexed stack of layers and, for each, where
 //! its tar bytes are read again — a region of the export's spool (`archive` made it) or a
 //! layer of the engine's store, assembled in place (`layerstore` finds it, [`read_store`]
-//! indexes it). Both readers produce a [`SavedImage`]; neither knows the other.
+//! indexes it). Both readers produce a [`SavedImage`]; neither knows the other. What the
+//! squash adds (`crate::add`) goes on top of either as one more layer, held in memory.
 
+use crate::SquashError;
 use crate::layerstore::{self, StoreLocation, StoredLayer, TarSplitSource};
 use crate::merge::LayerStack;
-use crate::tarfmt::Source;
+use crate::tarfmt::{Sequential, Source};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -26,6 +28,8 @@ pub(crate) enum Place {
     Spool(Spooled),
     /// The engine's layer store, assembled in place.
     Store(Arc<StoredLayer>),
+    /// A tar in memory: the files the squash adds (`crate::add`).
+    Memory(Arc<[u8]>),
 }
 
 /// One layer of the image: its id in the stack and where its bytes are.
@@ -45,6 +49,9 @@ pub(crate) struct SavedImage {
     pub layers: Vec<LayerAt>,
     /// The image config exactly as the engine stores it.
     pub config: Vec<u8>,
+    /// Whether the top of `layers` is the squash's own additions ([`SavedImage::add_files`]),
+    /// not a layer of the image.
+    pub added: bool,
 }
 
 impl SavedImage {
@@ -60,7 +67,29 @@ impl SavedImage {
             spool: Some(spool),
             layers,
             config,
+            added: false,
         }
+    }
+
+    /// Puts `tar` (the files the squash adds, see `crate::add`) on top of the image's
+    /// layers, whichever reader read them. Once only.
+    pub(crate) fn add_files(&mut self, tar: Vec<u8>) -> Result<(), SquashError> {
+        assert!(!self.added, "the additions are put on top once");
+        let bytes: Arc<[u8]> = tar.into();
+        let stack_id = self
+            .stack
+            .add_layer(Sequential(io::Cursor::new(Arc::clone(&bytes))))?;
+        self.layers.push(LayerAt {
+            stack_id,
+            place: Place::Memory(bytes),
+        });
+        self.added = true;
+        Ok(())
+    }
+
+    /// The image's own layers (without the additions).
+    pub(crate) fn image_layers(&self) -> usize {
+        self.layers.len() - usize::from(self.added)
     }
 
     /// The layer `stack_id` of the stack, from its start.
@@ -83,6 +112,7 @@ impl SavedImage {
             Place::Store(stored) => {
                 LayerSource::Store(Box::new(TarSplitSource::open(Arc::clone(stored))?))
             }
+            Place::Memory(bytes) => LayerSource::Memory(io::Cursor::new(Arc::clone(bytes))),
         })
     }
 }
@@ -92,6 +122,7 @@ impl SavedImage {
 pub(crate) enum LayerSource<'a> {
     Spool(SpoolSource<'a>),
     Store(Box<TarSplitSource>),
+    Memory(io::Cursor<Arc<[u8]>>),
 }
 
 impl Read for LayerSource<'_> {
@@ -99,6 +130,7 @@ impl Read for LayerSource<'_> {
         match self {
             LayerSource::Spool(source) => source.read(buf),
             LayerSource::Store(source) => source.read(buf),
+            LayerSource::Memory(source) => source.read(buf),
         }
     }
 }
@@ -108,6 +140,10 @@ impl Source for LayerSource<'_> {
         match self {
             LayerSource::Spool(source) => source.skip(n),
             LayerSource::Store(source) => source.skip(n),
+            LayerSource::Memory(source) => {
+                let delta = i64::try_from(n).map_err(io::Error::other)?;
+                source.seek(SeekFrom::Current(delta)).map(|_| ())
+            }
         }
     }
 }
@@ -140,6 +176,7 @@ pub(crate) fn read_store(
         spool: None,
         layers: placed,
         config,
+        added: false,
     })
 }
 

@@ -326,3 +326,104 @@ fn stack_order_not_insertion_order_decides() {
         .unwrap();
     assert_eq!(size, merged.size);
 }
+
+/// What the squash adds (`squash_tars_adding`, the files of `Additions`): the buildinfo
+/// Dockerfile under `/root/buildinfo`, with directories only where the stack lacks them.
+#[test]
+fn added_files_and_the_directories_they_need() {
+    let file = osbs_squash::AddedFile {
+        path: "/root/buildinfo/Dockerfile-a-1-1".into(),
+        contents: b"FROM x\n".to_vec(),
+        mode: 0o644,
+        created_by: String::new(),
+    };
+    // (name, base layers, upper layers, Ok(squashed listing) or Err(text in the error))
+    type Outcome = Result<&'static [&'static str], &'static str>;
+    type Stack = Vec<Vec<E>>;
+    let cases: Vec<(&str, Stack, Stack, Outcome)> = vec![
+        (
+            "/root in the base: kept as it is, only buildinfo created",
+            vec![vec![DirMode("root", 0o700), File("root/.profile", "p")]],
+            vec![vec![File("x", "x")]],
+            Ok(&[
+                "d root/buildinfo/ 755",
+                "f x 644 =x",
+                "f root/buildinfo/Dockerfile-a-1-1 644 =FROM x\n",
+            ]),
+        ),
+        (
+            "no /root anywhere (FROM scratch): both created",
+            vec![],
+            vec![vec![File("x", "x")]],
+            Ok(&[
+                "d root/ 755",
+                "d root/buildinfo/ 755",
+                "f x 644 =x",
+                "f root/buildinfo/Dockerfile-a-1-1 644 =FROM x\n",
+            ]),
+        ),
+        (
+            "/root/buildinfo made by an upper layer: its entries win, nothing synthetic",
+            vec![vec![DirMode("root", 0o700)]],
+            vec![vec![
+                DirMode("root", 0o700),
+                DirMode("root/buildinfo", 0o750),
+            ]],
+            Ok(&[
+                "d root/ 700",
+                "d root/buildinfo/ 750",
+                "f root/buildinfo/Dockerfile-a-1-1 644 =FROM x\n",
+            ]),
+        ),
+        (
+            "an upper layer's file at the path is replaced",
+            vec![vec![DirMode("root", 0o700), Dir("root/buildinfo")]],
+            vec![vec![File("root/buildinfo/Dockerfile-a-1-1", "old")]],
+            Ok(&["f root/buildinfo/Dockerfile-a-1-1 644 =FROM x\n"]),
+        ),
+        (
+            "/root deleted by an upper layer: re-created, opaque over the base's",
+            vec![vec![DirMode("root", 0o700), File("root/.profile", "p")]],
+            vec![vec![Whiteout("root")]],
+            Ok(&[
+                "d root/ 755",
+                "f root/.wh..wh..opq 600 =",
+                "d root/buildinfo/ 755",
+                "f root/buildinfo/Dockerfile-a-1-1 644 =FROM x\n",
+            ]),
+        ),
+        (
+            "/root a symlink (COPY would follow it): refused, not replaced",
+            vec![vec![Dir("var"), Symlink("root", "var/roothome")]],
+            vec![vec![File("x", "x")]],
+            Err("cannot add a file under '/root'"),
+        ),
+        (
+            "a directory at the file's path: refused",
+            vec![vec![Dir("root/buildinfo/Dockerfile-a-1-1")]],
+            vec![vec![File("x", "x")]],
+            Err("the image has a directory there"),
+        ),
+    ];
+    for (name, base, upper, expected) in cases {
+        let layers: Vec<Vec<u8>> = base.iter().chain(&upper).map(|l| layer(l)).collect();
+        let slices: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+        let mut out = Vec::new();
+        let got = osbs_squash::squash_tars_adding(
+            &slices,
+            base.len(),
+            std::slice::from_ref(&file),
+            &mut out,
+        );
+        match (got, expected) {
+            (Ok(merged), Ok(listing)) => {
+                assert_eq!(support::listing(&out), listing, "{name}");
+                assert_eq!(merged.size, out.len() as u64, "{name}");
+            }
+            (Err(error), Err(text)) => {
+                assert!(error.to_string().contains(text), "{name}: {error}")
+            }
+            (got, _) => panic!("{name}: {:?}", got.map(|_| support::listing(&out))),
+        }
+    }
+}

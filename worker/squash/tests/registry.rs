@@ -474,3 +474,106 @@ async fn an_upload_the_registry_fails_once_is_retried_and_reported() {
     run(&["docker", "pull", "-q", &reference]);
     let _ = run(&["docker", "rmi", "-f", &image, &reference]);
 }
+
+/// `RegistryTarget::additions` (the worker's buildinfo file and labels, issue 13), read
+/// both ways: the layer store and the export give the same pushed image; its filesystem is
+/// the unsquashed image's plus the file (and `/root/buildinfo`, `/root` left as it was), its
+/// labels the image's with the added ones over them, its history says what was added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn additions_are_written_the_same_from_the_store_and_the_export() {
+    require_docker();
+    require_registry();
+    let base = ensure_busybox_image("127.0.0.1:5000/osbs-squash-test-base:additions");
+    let image = "osbs-squash-test-additions:1";
+    build(
+        image,
+        &format!("FROM {base}\nLABEL release=0 keep=me\nRUN echo add > /added-by-run\n"),
+    );
+    let additions = osbs_squash::Additions {
+        labels: vec![
+            ("release".into(), "1".into()),
+            ("vendor".into(), "A \"Q\" $HOME \\n".into()),
+        ],
+        labels_created_by: "LABEL release=\"1\" vendor=\"…\"".into(),
+        files: vec![osbs_squash::AddedFile {
+            path: "/root/buildinfo/Dockerfile-add-1-1".into(),
+            contents: b"FROM base\nLABEL release=\"1\"\n".to_vec(),
+            mode: 0o644,
+            created_by: "COPY Dockerfile-add-1-1 /root/buildinfo/Dockerfile-add-1-1".into(),
+        }],
+    };
+    let docker = docker().await;
+    let mut pushed = Vec::new();
+    for (read_from, tag) in [
+        (osbs_squash::ReadFrom::Auto, "store"),
+        (osbs_squash::ReadFrom::Export, "export"),
+    ] {
+        let mut target =
+            RegistryTarget::new(REGISTRY, "osbs-squash-test/additions", vec![tag.into()]);
+        target.read_from = read_from;
+        target.additions = additions.clone();
+        let result = squash_to_registry(&docker, image, &base, &target)
+            .await
+            .unwrap();
+        assert_eq!(
+            matches!(result.squashed.read, LayerRead::LayerStore { .. }),
+            tag == "store",
+            "{}",
+            result.squashed.read
+        );
+        pushed.push(result);
+    }
+    assert_eq!(
+        pushed[0].manifest_digest, pushed[1].manifest_digest,
+        "both readers give the same image"
+    );
+    let config: Value = serde_json::from_str(&pushed[0].config_json).unwrap();
+    assert_eq!(config["config"]["Labels"]["release"], "1");
+    assert_eq!(config["config"]["Labels"]["keep"], "me");
+    assert_eq!(config["config"]["Labels"]["vendor"], "A \"Q\" $HOME \\n");
+    let history = config["history"].as_array().unwrap();
+    let created_by: Vec<&str> = history
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        created_by
+            .contains(&"osbs squash: COPY Dockerfile-add-1-1 /root/buildinfo/Dockerfile-add-1-1")
+    );
+    assert!(created_by.contains(&"osbs squash: LABEL release=\"1\" vendor=\"…\""));
+    let non_empty = history
+        .iter()
+        .filter(|h| h["empty_layer"] != Value::Bool(true))
+        .count();
+    assert_eq!(non_empty, pushed[0].layers.len());
+
+    forget(&pushed[0].config_digest);
+    let reference = format!(
+        "{REGISTRY}/osbs-squash-test/additions@{}",
+        pushed[0].manifest_digest
+    );
+    run(&["docker", "pull", "-q", &reference]);
+    let mut before = filesystem(image);
+    let after = filesystem(&reference);
+    let file = after
+        .get("root/buildinfo/Dockerfile-add-1-1")
+        .expect("the added file")
+        .clone();
+    assert_eq!(
+        (file.0.as_str(), file.1 & 0o7777, file.2, file.3),
+        ("Regular", 0o644, 0, 0)
+    );
+    assert_eq!(file.5, b"FROM base\nLABEL release=\"1\"\n");
+    assert_eq!(
+        after["root"], before["root"],
+        "/root kept its mode and owner"
+    );
+    assert!(after.contains_key("root/buildinfo"));
+    before.insert("root/buildinfo".into(), after["root/buildinfo"].clone());
+    before.insert("root/buildinfo/Dockerfile-add-1-1".into(), file);
+    assert_eq!(before, after, "the rest of the filesystem is the image's");
+    assert!(
+        history_len(&reference) >= 3,
+        "docker history lists the entries"
+    );
+}
