@@ -44,19 +44,12 @@ pub struct Bins {
 }
 
 /// Builds the four binaries once (`cargo build --bins`, the same profile as the tests, so
-/// that nothing is compiled twice) and returns where they are.
+/// that nothing is compiled twice; `--release` under `cargo bench`) and returns where they
+/// are.
 pub fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
     BINS.get_or_init(|| {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--bins", "--locked"])
-            .args(["-p", "osbs-cli", "-p", "osbs-dispatcher"])
-            .args(["-p", "osbs-worker", "-p", "osbs-koji-bridge"])
-            .current_dir(&workspace)
-            .status()
-            .expect("cannot run cargo to build the binaries under test");
-        assert!(status.success(), "cargo build of the OSBS binaries failed");
         // The test executable is target/<profile>/deps/<name>: the binaries are one up.
         let dir = std::env::current_exe()
             .expect("test executable path")
@@ -64,6 +57,16 @@ pub fn bins() -> &'static Bins {
             .and_then(Path::parent)
             .expect("target directory")
             .to_owned();
+        let release = dir.file_name().is_some_and(|name| name == "release");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--bins", "--locked"])
+            .args(release.then_some("--release"))
+            .args(["-p", "osbs-cli", "-p", "osbs-dispatcher"])
+            .args(["-p", "osbs-worker", "-p", "osbs-koji-bridge"])
+            .current_dir(&workspace)
+            .status()
+            .expect("cannot run cargo to build the binaries under test");
+        assert!(status.success(), "cargo build of the OSBS binaries failed");
         let bin = |name: &str| {
             let path = dir.join(name);
             assert!(path.is_file(), "{} was not built", path.display());
