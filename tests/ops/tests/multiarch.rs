@@ -183,7 +183,18 @@ fn check_koji_build(world: &World, nvr: &str, list_digest: &str) {
     }
     let mut logs: Vec<&str> = build.logs.iter().map(|log| log.filename.as_str()).collect();
     logs.sort_unstable();
-    assert_eq!(logs, ["aarch64.log", "orchestrator.log", "x86_64.log"]);
+    // Each arch job's rewritten Dockerfile (its `architecture` label) is an arch's other
+    // file, `<arch>-<name>` (DESIGN.md).
+    assert_eq!(
+        logs,
+        [
+            "aarch64-Dockerfile",
+            "aarch64.log",
+            "orchestrator.log",
+            "x86_64-Dockerfile",
+            "x86_64.log"
+        ]
+    );
     let index = &build.extra["image"]["index"];
     assert_eq!(index["digests"][LIST], json!(list_digest), "{index}");
     let pulls: Vec<&str> = index["pull"]
