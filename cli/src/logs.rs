@@ -370,7 +370,7 @@ mod tests {
             ("", vec![]),
         ];
         for (field, arches) in table {
-            let mut record = BuildRecord::new(
+            let record = BuildRecord::new(
                 "b1",
                 osbs_proto::v1::BuildState::Running,
                 Default::default(),

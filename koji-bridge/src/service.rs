@@ -783,7 +783,7 @@ mod tests {
         ] {
             assert!(fields.contains(&expected), "{expected:?} in {fields:?}");
         }
-        assert!(!fields.iter().any(|(name, _)| *name == ARCHES_FIELD));
+        assert!(!fields.iter().any(|(name, _)| *name == field::ARCHES));
         let bare = restored_fields(&result(BuildState::Failed, false));
         assert!(!bare.iter().any(|(name, _)| *name == field::NVR));
         // A multi-arch build's record lists its arches again.
