@@ -137,15 +137,16 @@ pub async fn follow(
     }
 }
 
-/// The record field in which the worker's orchestrator lists a multi-arch build's arches,
-/// space-separated (the worker's name for it; empty for a single-arch build).
-pub const ARCHES_FIELD: &str = "arches";
+/// The record field in which the worker's orchestrator lists a multi-arch build's arches
+/// (`field::ARCHES`: comma-separated; empty for a single-arch build).
+pub const ARCHES_FIELD: &str = osbs_common::store::field::ARCHES;
 
-/// The arches `record` lists.
+/// The arches `record` lists: the worker writes `x86_64,aarch64`; spaces are read too.
 pub fn record_arches(record: &BuildRecord) -> Vec<String> {
     record
         .field(ARCHES_FIELD)
-        .split_whitespace()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|name| !name.is_empty())
         .map(str::to_owned)
         .collect()
 }
@@ -360,6 +361,25 @@ fn still_running(id: &str, record: &BuildRecord, timeout: Duration) -> CliError 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_record_arches_are_read_as_the_worker_writes_them() {
+        let table = [
+            ("x86_64,aarch64", vec!["x86_64", "aarch64"]),
+            ("x86_64 aarch64", vec!["x86_64", "aarch64"]),
+            ("x86_64, aarch64", vec!["x86_64", "aarch64"]),
+            ("", vec![]),
+        ];
+        for (field, arches) in table {
+            let record = BuildRecord::new(
+                "b1",
+                osbs_proto::v1::BuildState::Running,
+                Default::default(),
+                &[(ARCHES_FIELD, field)],
+            );
+            assert_eq!(record_arches(&record), arches, "{field:?}");
+        }
+    }
 
     #[test]
     fn several_logs_are_told_apart_and_interleaved() {

@@ -141,14 +141,11 @@ pub fn restored_fields(result: &BuildResult) -> Vec<(&'static str, String)> {
             .iter()
             .map(|part| part.arch.as_str())
             .collect();
-        fields.push((ARCHES_FIELD, arches.join(" ")));
+        // The worker's form (`field::ARCHES`: comma-separated), which every reader splits.
+        fields.push((field::ARCHES, arches.join(",")));
     }
     fields
 }
-
-/// The record field in which the worker's orchestrator lists a multi-arch build's arches,
-/// space-separated (the worker's name for it: `osbs watch-logs` follows their logs).
-const ARCHES_FIELD: &str = "arches";
 
 fn marker_of(imported: &Imported) -> Marker {
     match imported {
@@ -786,7 +783,7 @@ mod tests {
         ] {
             assert!(fields.contains(&expected), "{expected:?} in {fields:?}");
         }
-        assert!(!fields.iter().any(|(name, _)| *name == ARCHES_FIELD));
+        assert!(!fields.iter().any(|(name, _)| *name == field::ARCHES));
         let bare = restored_fields(&result(BuildState::Failed, false));
         assert!(!bare.iter().any(|(name, _)| *name == field::NVR));
         // A multi-arch build's record lists its arches again.
@@ -797,7 +794,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        assert!(restored_fields(&full).contains(&(ARCHES_FIELD, "x86_64 aarch64".into())));
+        assert!(restored_fields(&full).contains(&(field::ARCHES, "x86_64,aarch64".into())));
     }
 
     #[test]

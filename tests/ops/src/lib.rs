@@ -570,6 +570,9 @@ pub struct Options {
     /// `[koji] retry_secs`, the bridge's quick retries before a result goes to a retry
     /// queue: `None` = 20.
     pub koji_retry_secs: Option<u64>,
+    /// `arches` of `[dispatcher.target_defaults]` and of `[worker]` (Koji names): empty =
+    /// neither set (a single-arch target, a worker serving its engine's arch).
+    pub arches: Vec<String>,
 }
 
 /// One test's world.
@@ -911,6 +914,13 @@ fn config_toml(
     let retry_window_secs = options.retry_window_secs.unwrap_or(600);
     let koji_retry_secs = options.koji_retry_secs.unwrap_or(20);
     let dist_git = format!("file://{}", dir.join("dist-git").display());
+    // Both tables are written once above `extra`, which cannot reopen them.
+    let arches = if options.arches.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = options.arches.iter().map(|a| format!("{a:?}")).collect();
+        format!("arches = [{}]", names.join(", "))
+    };
     format!(
         r#"[amqp]
 connect_timeout_secs = 20
@@ -943,6 +953,7 @@ base_registry = "127.0.0.1:5000"
 # The hub double has no build targets (and nothing is tagged): a destination tag set here
 # stands in for every branch's target, which the worker would otherwise look up first.
 dest_tag = "{DEST_TAG}"
+{arches}
 
 [worker]
 concurrency = 1
@@ -954,6 +965,7 @@ cancel_poll_ms = 250
 registry_attempts = 2
 drain_grace_secs = 30
 retry_window_secs = {retry_window_secs}
+{arches}
 
 # The base registry asks for no password: this one is loaded, printed masked and handed to
 # the engine with every pull all the same.
