@@ -77,6 +77,9 @@ async fn every_arch_log_is_followed_with_the_builds_own() {
             .set_fields(id, &[("arches", "x86_64 aarch64".into())])
             .await
             .unwrap();
+        // The first arch line a millisecond later at least: lines of one millisecond in two
+        // streams have no order between them.
+        tokio::time::sleep(Duration::from_millis(5)).await;
         for step in 1..=3 {
             for arch in ["x86_64", "aarch64"] {
                 store
