@@ -52,10 +52,6 @@ pub(crate) async fn end(run: &Run<'_>, holding: Holding, ending: Ending) {
         Ending::HandBack => hand_back(run, holding).await,
         Ending::Orchestrated => handed_to_arches(run, holding).await,
         Ending::End {
-            state: BuildState::Complete,
-            ..
-        } if !run.job.arch.is_empty() => crate::multiarch::arch_done(run, holding).await,
-        Ending::End {
             state,
             reason,
             dead_letter,
@@ -581,7 +577,7 @@ fn arch_of(body: &[u8]) -> String {
 }
 
 pub(crate) async fn release_owner(worker: &Worker, job: &BuildJob) {
-    let owner = crate::multiarch::owner(job);
+    let owner = crate::archjob::owner(job);
     if let Err(error) = keys::disown(&worker.store, &owner, &worker.instance).await {
         tracing::warn!(build_id = %job.build_id, error = %error, "cannot release the build's ownership; it expires by itself");
     }

@@ -49,6 +49,7 @@
 
 pub mod adapters;
 pub mod arches;
+pub mod archjob;
 pub mod buildlog;
 pub mod checkout;
 pub mod config;

@@ -417,12 +417,11 @@ impl Attempt<'_> {
             .koji_reservation
             .clone();
         for arch in arches {
-            let arch_job =
-                crate::multiarch::arch_job(job, arch, arches, nvr, release, &reservation);
+            let arch_job = crate::archjob::arch_job(job, arch, arches, nvr, release, &reservation);
             worker.bus.declare_arch_queues(arch).await?;
             worker
                 .bus
-                .publish_job(&arch_job, crate::multiarch::priority(job))
+                .publish_job(&arch_job, crate::archjob::priority(job))
                 .await?;
             self.log.note(&format!(
                 "{arch}: arch job published on {}",
@@ -1104,7 +1103,7 @@ impl Attempt<'_> {
         let tag = format!(
             "{}:{}",
             // Per arch: the arch jobs of one build run at once on one engine.
-            temporary_repository("build", &crate::multiarch::owner(self.job)),
+            temporary_repository("build", &crate::archjob::owner(self.job)),
             self.number
         );
         self.progress
@@ -1218,7 +1217,7 @@ impl Attempt<'_> {
             // An arch job pushes its image by digest with one tag of its own; the build's
             // tags go on the list, once every arch is in (`multiarch::assemble`). The build
             // stays `running` until then.
-            vec![crate::multiarch::arch_tag(self.job, release)]
+            vec![crate::archjob::arch_tag(self.job, release)]
         };
         let base = match &parents.final_base {
             Some(base) => base.pinned.clone(),

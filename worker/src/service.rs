@@ -263,7 +263,7 @@ async fn handle_job(
     if !job.arch.is_empty() {
         return handle_arch_job(worker, job, &record, delivery, subscription, shutdown).await;
     }
-    if crate::multiarch::orchestrated(record.state, record.field(field::ARCHES)) {
+    if crate::archjob::orchestrated(record.state, record.field(field::ARCHES)) {
         skip_orchestrated(worker, &record, &delivery).await;
         return false;
     }
@@ -365,21 +365,21 @@ async fn handle_arch_job(
             return false;
         }
     };
-    let same_release = record.field(field::NVR) == crate::multiarch::nvr_text(&job);
-    match crate::multiarch::look(record.state, same_release, part, complete) {
-        crate::multiarch::ArchLook::Skip(why) => {
+    let same_release = record.field(field::NVR) == crate::archjob::nvr_text(&job);
+    match crate::archjob::look(record.state, same_release, part, complete) {
+        crate::archjob::ArchLook::Skip(why) => {
             tracing::info!(build_id = %id, arch = %job.arch, state = %record.state, why, "arch job skipped");
             worker.metrics.count_ignored(why);
             bus::ack(&delivery).await;
             return false;
         }
-        crate::multiarch::ArchLook::Assemble => {
+        crate::archjob::ArchLook::Assemble => {
             crate::multiarch::assemble(worker, &job, Holding::Delivery(Box::new(delivery))).await;
             return false;
         }
-        crate::multiarch::ArchLook::Build => {}
+        crate::archjob::ArchLook::Build => {}
     }
-    let owner = crate::multiarch::owner(&job);
+    let owner = crate::archjob::owner(&job);
     let stale = worker.config.heartbeat_stale();
     let claimed = match keys::claim(store, &owner, &worker.instance, stale).await {
         Ok(claimed) => claimed,
@@ -567,7 +567,14 @@ async fn run_attempt(
     remove_containers(worker, &progress).await;
     let now = osbs_common::telemetry::now_ms();
     let ending = ending::ending(stop, taken.retry, now, worker.config.retry_window());
-    finish::end(&run, holding, ending).await;
+    match ending {
+        // An arch job's success is its part, recorded (and the list, by the last one).
+        crate::ending::Ending::End {
+            state: BuildState::Complete,
+            ..
+        } if !run.job.arch.is_empty() => crate::multiarch::arch_done(&run, holding).await,
+        ending => finish::end(&run, holding, ending).await,
+    }
     remove_images_and_files(worker, &progress, &work_dir).await;
     watch.consumer_cancelled
 }
@@ -737,7 +744,7 @@ async fn cancel_requested(attempt: &Attempt<'_>) -> bool {
 /// Renews the build's ownership and its heartbeat; `false` when another worker owns it now.
 async fn beat(attempt: &Attempt<'_>) -> bool {
     let (worker, id) = (attempt.worker, &attempt.job.build_id);
-    let owner = crate::multiarch::owner(attempt.job);
+    let owner = crate::archjob::owner(attempt.job);
     let stale = worker.config.heartbeat_stale();
     match keys::renew(&worker.store, &owner, &worker.instance, stale).await {
         Ok(true) => {

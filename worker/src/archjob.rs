@@ -1,0 +1,214 @@
+//! Multi-arch builds (DESIGN.md "Architectures"), the decisions, pure: the arch jobs an
+//! orchestrator publishes, the tags and owner of an arch job, and how an arch job is judged
+//! when it arrives. `multiarch` carries them out.
+
+use crate::plan;
+use osbs_common::bus;
+use osbs_proto::v1::{BuildJob, BuildState, KojiReservation, Nvr, Trigger};
+use sha2::{Digest, Sha256};
+
+/// The arch job of `arch` for the build of `job`: the same job with its arch, every arch of
+/// the build, and the release (and Koji reservation) reserved once for all of them.
+pub fn arch_job(
+    job: &BuildJob,
+    arch: &str,
+    arches: &[String],
+    nvr: &osbs_dockerfile::ComponentNvr,
+    release: &str,
+    reservation: &Option<KojiReservation>,
+) -> BuildJob {
+    BuildJob {
+        arch: arch.to_owned(),
+        arches: arches.to_vec(),
+        nvr: Some(Nvr {
+            name: nvr.component.clone(),
+            version: nvr.version.clone(),
+            release: release.to_owned(),
+        }),
+        koji_reservation: reservation.clone(),
+        ..job.clone()
+    }
+}
+
+/// The AMQP priority of a build's arch jobs: an explicit request's go first, as its job did.
+pub fn priority(job: &BuildJob) -> u8 {
+    if job.trigger == Trigger::Request as i32 {
+        bus::MAX_PRIORITY
+    } else {
+        0
+    }
+}
+
+/// The build's unique tag, the same for every arch job and the assembly (not random: each
+/// computes it): `<target>-<10 hex of the build id and release>-<requested at>`.
+pub fn unique_tag(job: &BuildJob, release: &str) -> String {
+    let hash = Sha256::digest(format!("{}\n{release}", job.build_id));
+    let target = job
+        .target
+        .as_ref()
+        .map_or("", |target| target.name.as_str());
+    plan::unique_tag(target, &hex::encode(hash)[..10], job.requested_at_ms)
+}
+
+/// The one tag an arch job pushes its image with: `<unique tag>-<arch>`.
+pub fn arch_tag(job: &BuildJob, release: &str) -> String {
+    format!("{}-{}", unique_tag(job, release), job.arch)
+}
+
+/// Whose ownership a job claims: the build's (`<id>`) or one arch's (`<id>:<arch>`), so that
+/// the arch jobs of one build run at once, each owned once.
+pub fn owner(job: &BuildJob) -> String {
+    osbs_common::store::log::stream(&job.build_id, &job.arch)
+}
+
+/// Whether the build's own job finds its build already handed to arch jobs (the arches are
+/// recorded and the build runs): a redelivery or an old lease copy, acked.
+pub fn orchestrated(state: BuildState, arches_field: &str) -> bool {
+    !arches_field.is_empty() && matches!(state, BuildState::Running | BuildState::Pushing)
+}
+
+/// What an arriving arch job does, judged on the build's record and the arch's part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchLook {
+    /// Nothing to do: ack.
+    Skip(&'static str),
+    /// The parts are all in but the build is not complete: assemble it.
+    Assemble,
+    /// Build the arch (after claiming its ownership).
+    Build,
+}
+
+/// `state`: the build's; `same_release`: the record's NVR is the job's (not an older
+/// orchestration's); `part_recorded`, `complete`: this arch's part, every arch's.
+pub fn look(
+    state: BuildState,
+    same_release: bool,
+    part_recorded: bool,
+    complete: bool,
+) -> ArchLook {
+    let running = matches!(state, BuildState::Running | BuildState::Pushing);
+    match (running, same_release, part_recorded, complete) {
+        (false, _, _, _) => ArchLook::Skip("the build is not running"),
+        (true, false, _, _) => ArchLook::Skip("an arch job of an earlier orchestration"),
+        (true, true, true, true) => ArchLook::Assemble,
+        (true, true, true, false) => ArchLook::Skip("this arch is built already"),
+        (true, true, false, _) => ArchLook::Build,
+    }
+}
+
+/// `name-version-release` of a job's NVR, as the record's `nvr` field holds it.
+pub fn nvr_text(job: &BuildJob) -> String {
+    job.nvr.as_ref().map_or_else(String::new, |nvr| {
+        format!("{}-{}-{}", nvr.name, nvr.version, nvr.release)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osbs_proto::v1::Target;
+
+    fn job() -> BuildJob {
+        BuildJob {
+            build_id: "b-1".into(),
+            target: Some(Target {
+                name: "f41-container-candidate".into(),
+                ..Target::default()
+            }),
+            requested_at_ms: 1_700_000_000_000,
+            attempt: 2,
+            ..BuildJob::default()
+        }
+    }
+
+    #[test]
+    fn an_arch_job_is_the_build_s_job_with_its_arch_and_reservation() {
+        let nvr = osbs_dockerfile::ComponentNvr {
+            name: "hello".into(),
+            component: "hello".into(),
+            version: "1.0".into(),
+            release: None,
+        };
+        let arches = vec!["x86_64".to_owned(), "aarch64".to_owned()];
+        let reservation = Some(KojiReservation {
+            build_id: 7,
+            token: "t".into(),
+        });
+        let arm = arch_job(&job(), "aarch64", &arches, &nvr, "3", &reservation);
+        assert_eq!(arm.arch, "aarch64");
+        assert_eq!(arm.arches, arches);
+        assert_eq!(arm.nvr.as_ref().unwrap().release, "3");
+        assert_eq!(arm.koji_reservation, reservation);
+        assert_eq!((arm.build_id.as_str(), arm.attempt), ("b-1", 2));
+        assert_eq!(nvr_text(&arm), "hello-1.0-3");
+        assert_eq!(owner(&arm), "b-1:aarch64");
+        assert_eq!(owner(&job()), "b-1");
+    }
+
+    #[test]
+    fn every_arch_job_computes_the_same_unique_tag() {
+        let mut arm = job();
+        arm.arch = "aarch64".into();
+        let mut x86 = job();
+        x86.arch = "x86_64".into();
+        let unique = unique_tag(&job(), "3");
+        assert!(unique.starts_with("f41-container-candidate-"), "{unique}");
+        assert!(unique.ends_with("-20231114221320"), "{unique}");
+        assert_eq!(arch_tag(&arm, "3"), format!("{unique}-aarch64"));
+        assert_eq!(arch_tag(&x86, "3"), format!("{unique}-x86_64"));
+        assert_ne!(unique_tag(&job(), "4"), unique, "a new release, a new tag");
+        assert!(plan::check_tag(&arch_tag(&arm, "3")).is_ok());
+    }
+
+    #[test]
+    fn an_arriving_arch_job_is_judged_on_the_record_and_the_parts() {
+        use BuildState::*;
+        let table = [
+            (Running, true, false, false, ArchLook::Build),
+            (Pushing, true, false, false, ArchLook::Build),
+            (
+                Running,
+                true,
+                true,
+                false,
+                ArchLook::Skip("this arch is built already"),
+            ),
+            (Running, true, true, true, ArchLook::Assemble),
+            (Pushing, true, true, true, ArchLook::Assemble),
+            (
+                Running,
+                false,
+                false,
+                false,
+                ArchLook::Skip("an arch job of an earlier orchestration"),
+            ),
+            (
+                Queued,
+                true,
+                false,
+                false,
+                ArchLook::Skip("the build is not running"),
+            ),
+            (
+                Failed,
+                true,
+                false,
+                false,
+                ArchLook::Skip("the build is not running"),
+            ),
+        ];
+        for (state, same, part, complete, expected) in table {
+            assert_eq!(
+                look(state, same, part, complete),
+                expected,
+                "{state:?} {same} {part} {complete}"
+            );
+        }
+        assert!(orchestrated(Running, "x86_64,aarch64"));
+        assert!(!orchestrated(Running, ""));
+        assert!(
+            !orchestrated(Queued, "x86_64,aarch64"),
+            "a replay orchestrates again"
+        );
+    }
+}
