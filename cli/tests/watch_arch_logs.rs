@@ -83,7 +83,10 @@ async fn every_arch_log_is_followed_with_the_builds_own() {
         for step in 1..=3 {
             for arch in ["x86_64", "aarch64"] {
                 store
-                    .append_arch_log(id, arch, &[format!("step {step}")])
+                    .append_log(
+                        &osbs_common::store::log::stream(id, arch),
+                        &[format!("step {step}")],
+                    )
                     .await
                     .unwrap();
                 // Distinct times: the follower orders lines by when they were written.
@@ -93,7 +96,10 @@ async fn every_arch_log_is_followed_with_the_builds_own() {
         store.end_log(id, BuildState::Running).await.unwrap();
         for arch in ["x86_64", "aarch64"] {
             store
-                .end_arch_log(id, arch, BuildState::Complete)
+                .end_log(
+                    &osbs_common::store::log::stream(id, arch),
+                    BuildState::Complete,
+                )
                 .await
                 .unwrap();
         }

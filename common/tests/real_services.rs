@@ -353,15 +353,24 @@ async fn each_arch_job_has_its_own_live_log_beside_the_builds() {
         .await
         .unwrap();
     store
-        .append_arch_log("b2", "x86_64", &["x86 line".into()])
+        .append_log(
+            &osbs_common::store::log::stream("b2", "x86_64"),
+            &["x86 line".into()],
+        )
         .await
         .unwrap();
     store
-        .append_arch_log("b2", "aarch64", &["arm line 1".into(), "arm line 2".into()])
+        .append_log(
+            &osbs_common::store::log::stream("b2", "aarch64"),
+            &["arm line 1".into(), "arm line 2".into()],
+        )
         .await
         .unwrap();
     store
-        .end_arch_log("b2", "aarch64", BuildState::Complete)
+        .end_log(
+            &osbs_common::store::log::stream("b2", "aarch64"),
+            BuildState::Complete,
+        )
         .await
         .unwrap();
 

@@ -51,19 +51,10 @@ impl Store {
         }
     }
 
-    /// Appends lines to build `id`'s live log (capped at `log_max_lines`, oldest dropped).
+    /// Appends lines to build `id`'s live log (capped at `log_max_lines`, oldest dropped); an
+    /// arch job's log is named by [`stream`].
     pub async fn append_log(&self, id: &str, lines: &[String]) -> Result<(), StoreError> {
         self.append_to(self.log_key(id, None), lines).await
-    }
-
-    /// Appends lines to the live log of build `id`'s `arch` job.
-    pub async fn append_arch_log(
-        &self,
-        id: &str,
-        arch: &str,
-        lines: &[String],
-    ) -> Result<(), StoreError> {
-        self.append_to(self.log_key(id, Some(arch)), lines).await
     }
 
     async fn append_to(&self, key: String, lines: &[String]) -> Result<(), StoreError> {
@@ -90,16 +81,6 @@ impl Store {
     /// Closes build `id`'s live log: followers stop after this entry.
     pub async fn end_log(&self, id: &str, state: BuildState) -> Result<(), StoreError> {
         self.end(self.log_key(id, None), state).await
-    }
-
-    /// Closes the live log of build `id`'s `arch` job (`state`: how that job ended).
-    pub async fn end_arch_log(
-        &self,
-        id: &str,
-        arch: &str,
-        state: BuildState,
-    ) -> Result<(), StoreError> {
-        self.end(self.log_key(id, Some(arch)), state).await
     }
 
     async fn end(&self, key: String, state: BuildState) -> Result<(), StoreError> {
