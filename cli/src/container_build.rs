@@ -433,7 +433,9 @@ pub async fn run(context: &Context, args: &BuildArgs) -> Result<()> {
         .await?
         .record
     } else {
-        crate::watch_logs::print_log(context, &store, &id).await?
+        // A multi-arch build's arch logs are part of what the packager waits for, as
+        // `osbs watch-logs` shows them.
+        crate::watch_logs::print_logs(context, &store, &id, None).await?
     };
     let log_file = crate::logs::log_file_path(&record, &context.config.storage.artifacts_dir);
     if context.json {

@@ -90,7 +90,7 @@ pub async fn print_logs(
 
 /// Prints the whole log of build `id`: followed live when it runs, the kept one when it is
 /// over. Returns the final record.
-pub async fn print_log(context: &Context, store: &Store, id: &str) -> Result<BuildRecord> {
+async fn print_log(context: &Context, store: &Store, id: &str) -> Result<BuildRecord> {
     let artifacts = &context.config.storage.artifacts_dir;
     let record = store.require(id).await?;
     let mut sink = line_printer(context.json);
