@@ -274,8 +274,7 @@ impl Attempt<'_> {
                 None
             }
         };
-        let dockerfile =
-            Dockerfile::parse(&commit.dockerfile).map_err(|error| packager(error.to_string()))?;
+        let dockerfile = self.parse_dockerfile(&commit.dockerfile, many.is_none())?;
         let parents = self
             .step(step::BASE_IMAGE, self.base_images(&dockerfile))
             .await?;
@@ -313,7 +312,9 @@ impl Attempt<'_> {
                 self.dockerfile(&commit, &dockerfile, &labels, &parents, &nvr, &release),
             )
             .await?;
-        let built = self.step(step::BUILD, self.build(&context)).await?;
+        let built = self
+            .step(step::BUILD, self.build(&context, dockerfile.build_args()))
+            .await?;
         // The signing policy is decided before anything leaves the engine. The unsquashed
         // image has the same filesystem as the squashed one.
         self.step(step::INSPECT, self.inspect(&built)).await?;
@@ -374,6 +375,37 @@ impl Attempt<'_> {
             known.platform()
         ));
         Ok(())
+    }
+
+    /// The commit's Dockerfile, read with the platform build arguments it declares (the
+    /// build passes the same ones, so that what is checked and pinned before the build is
+    /// what the builder reads). An orchestrator (not `building`) reads it as its own engine
+    /// would build it, for the labels and the base images it checks.
+    fn parse_dockerfile(&self, text: &str, building: bool) -> Result<Dockerfile, WorkerError> {
+        let parse = |args: &BTreeMap<String, String>| {
+            Dockerfile::parse_with_build_args(text, args)
+                .map_err(|error| packager(error.to_string()))
+        };
+        let plain = parse(&BTreeMap::new())?;
+        let engine = osbs_proto::arch::lookup(&self.worker.engine_info.architecture);
+        let Some(build) = engine else {
+            // An engine of an arch OSBS cannot name: no platform to tell the Dockerfile.
+            return Ok(plain);
+        };
+        let target = self.arch.get().copied().unwrap_or(build);
+        let args = crate::arches::platform_build_args(&target, &build, &plain.declared_args());
+        if args.is_empty() {
+            return Ok(plain);
+        }
+        if building {
+            let shown: Vec<String> = args
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            self.log
+                .note(&format!("build arguments: {}", shown.join(" ")));
+        }
+        parse(&args)
     }
 
     /// The engine's platform of this attempt's arch (`None`: the engine's own).
@@ -1098,8 +1130,12 @@ impl Attempt<'_> {
         Ok(context)
     }
 
-    /// The image built from the context; returns its id.
-    async fn build(&self, context: &Path) -> Result<String, WorkerError> {
+    /// The image built from the context with `build_args`; returns its id.
+    async fn build(
+        &self,
+        context: &Path,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<String, WorkerError> {
         let tag = format!(
             "{}:{}",
             // Per arch: the arch jobs of one build run at once on one engine.
@@ -1118,6 +1154,7 @@ impl Attempt<'_> {
                 context,
                 &tag,
                 self.platform().as_deref(),
+                build_args,
                 self.log,
                 |container| {
                     self.progress
