@@ -157,9 +157,39 @@ pub fn platform_build_args(
     args
 }
 
+/// The engine's `platform` build parameter for a build of `arch` (`None`: the engine's
+/// own). `None` too when the Dockerfile has a `FROM scratch` stage: the classic builder
+/// (Docker 20.10) labels every image it commits on `scratch` with the engine's own arch,
+/// then refuses the next `ADD`/`COPY` of that stage ("image ... was found but does not match
+/// the specified platform: wanted linux/arm64, actual: linux/amd64"). Without the parameter
+/// nothing is lost: every image the build names is pinned by the digest of the arch's own
+/// manifest before the build, `RUN` runs the arch's binaries through binfmt_misc whatever
+/// the parameter, and the squash sets the image config's architecture.
+pub fn build_platform(arch: Option<&Arch>, has_scratch_stage: bool) -> Option<String> {
+    arch.filter(|_| !has_scratch_stage).map(Arch::platform)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_platform_parameter_for_a_dockerfile_with_a_scratch_stage() {
+        let arm = arch::lookup("aarch64").unwrap();
+        let table = [
+            (None, false, None),
+            (None, true, None),
+            (Some(&arm), false, Some("linux/arm64")),
+            (Some(&arm), true, None),
+        ];
+        for (arch, scratch, expected) in table {
+            assert_eq!(
+                build_platform(arch, scratch).as_deref(),
+                expected,
+                "{arch:?} {scratch}"
+            );
+        }
+    }
 
     #[test]
     fn platform_build_args_only_those_declared() {

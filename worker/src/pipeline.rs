@@ -313,7 +313,7 @@ impl Attempt<'_> {
             )
             .await?;
         let built = self
-            .step(step::BUILD, self.build(&context, dockerfile.build_args()))
+            .step(step::BUILD, self.build(&context, &dockerfile))
             .await?;
         // The signing policy is decided before anything leaves the engine. The unsquashed
         // image has the same filesystem as the squashed one.
@@ -1130,12 +1130,8 @@ impl Attempt<'_> {
         Ok(context)
     }
 
-    /// The image built from the context with `build_args`; returns its id.
-    async fn build(
-        &self,
-        context: &Path,
-        build_args: &BTreeMap<String, String>,
-    ) -> Result<String, WorkerError> {
+    /// The image built from the context with the Dockerfile's build args; returns its id.
+    async fn build(&self, context: &Path, dockerfile: &Dockerfile) -> Result<String, WorkerError> {
         let tag = format!(
             "{}:{}",
             // Per arch: the arch jobs of one build run at once on one engine.
@@ -1147,14 +1143,21 @@ impl Attempt<'_> {
             .lock()
             .expect("progress lock")
             .push(tag.clone());
+        let has_scratch = dockerfile.stages().iter().any(|stage| stage.is_scratch);
+        let platform = crate::arches::build_platform(self.arch.get(), has_scratch);
+        if self.arch.get().is_some() && platform.is_none() {
+            self.log.note(
+                "built without the engine's platform parameter: the classic builder refuses ADD/COPY in a FROM scratch stage built for another platform; every image named is pinned to this arch",
+            );
+        }
         let image_id = self
             .worker
             .engine
             .build_for_platform(
                 context,
                 &tag,
-                self.platform().as_deref(),
-                build_args,
+                platform.as_deref(),
+                dockerfile.build_args(),
                 self.log,
                 |container| {
                     self.progress
