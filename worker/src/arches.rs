@@ -209,7 +209,9 @@ mod tests {
         let names = |names: &[&str]| -> BTreeSet<String> {
             names.iter().map(|name| (*name).to_owned()).collect()
         };
-        let table: &[(&str, &str, BTreeSet<String>, &[(&str, &str)])] = &[
+        /// (target arch, engine arch, the Dockerfile's ARG names, the build args)
+        type Case<'a> = (&'a str, &'a str, BTreeSet<String>, &'a [(&'a str, &'a str)]);
+        let table: &[Case] = &[
             // An arm64 build on an amd64 engine, every name declared.
             (
                 "aarch64",

@@ -683,8 +683,9 @@ fn build_args_win_over_defaults_where_an_arg_declares_them() {
         ("UNDECLARED".to_owned(), "x".to_owned()),
     ]
     .into();
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
-        // (Dockerfile, the final FROM as resolved, the final stage's labels)
+    /// (Dockerfile, the final FROM as resolved, the final stage's labels)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             "FROM scratch\nARG TARGETARCH\nLABEL a=rootfs-${TARGETARCH}\n",
             "scratch",
