@@ -1,10 +1,12 @@
 //! Which architectures a build is for (DESIGN.md "Architectures"), pure: the target's
 //! arches, narrowed by the commit's `container.yaml` `platforms: {only, not}`, then, for a
 //! scratch build, by the request's `arch_override`. Names are Koji's; an engine name
-//! (`amd64`) written anywhere is read as its Koji name (`x86_64`).
+//! (`amd64`) written anywhere is read as its Koji name (`x86_64`). And the platform build
+//! arguments each build passes ([`platform_build_args`]).
 
-use osbs_proto::arch;
+use osbs_proto::arch::{self, Arch};
 use serde_yaml_ng::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `container.yaml`'s `platforms`: each a string or a list, as atomic-reactor reads them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,9 +124,145 @@ pub fn decide(
     Ok(arches)
 }
 
+/// The platform build arguments BuildKit defines by itself and the classic builder (the one
+/// OSBS drives) does not, for a build of `target` on an engine of `build`: `TARGETPLATFORM`
+/// (`linux/arm64/v8`, `linux/amd64`), `TARGETOS`, `TARGETARCH` (Go's name: `arm64`),
+/// `TARGETVARIANT` (`v8` for arm64, empty where no variant applies), and the same four
+/// `BUILD*` for the engine's own. Only the names in `declared` (the Dockerfile's `ARG`s)
+/// are passed: the classic builder warns about any other ("build-args were not consumed").
+pub fn platform_build_args(
+    target: &Arch,
+    build: &Arch,
+    declared: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    for (prefix, arch) in [("TARGET", target), ("BUILD", build)] {
+        let variant = arch.variant.unwrap_or_default();
+        let platform = match arch.variant {
+            Some(variant) => format!("linux/{}/{variant}", arch.oci),
+            None => format!("linux/{}", arch.oci),
+        };
+        for (name, value) in [
+            ("PLATFORM", platform.as_str()),
+            ("OS", "linux"),
+            ("ARCH", arch.oci),
+            ("VARIANT", variant),
+        ] {
+            let name = format!("{prefix}{name}");
+            if declared.contains(&name) {
+                args.insert(name, value.to_owned());
+            }
+        }
+    }
+    args
+}
+
+/// The engine's `platform` build parameter for a build of `arch` (`None`: the engine's
+/// own). `None` too when the Dockerfile has a `FROM scratch` stage: the classic builder
+/// (Docker 20.10) labels every image it commits on `scratch` with the engine's own arch,
+/// then refuses the next `ADD`/`COPY` of that stage ("image ... was found but does not match
+/// the specified platform: wanted linux/arm64, actual: linux/amd64"). Without the parameter
+/// nothing is lost: every image the build names is pinned by the digest of the arch's own
+/// manifest before the build, `RUN` runs the arch's binaries through binfmt_misc whatever
+/// the parameter, and the squash sets the image config's architecture.
+pub fn build_platform(arch: Option<&Arch>, has_scratch_stage: bool) -> Option<String> {
+    arch.filter(|_| !has_scratch_stage).map(Arch::platform)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_platform_parameter_for_a_dockerfile_with_a_scratch_stage() {
+        let arm = arch::lookup("aarch64").unwrap();
+        let table = [
+            (None, false, None),
+            (None, true, None),
+            (Some(&arm), false, Some("linux/arm64")),
+            (Some(&arm), true, None),
+        ];
+        for (arch, scratch, expected) in table {
+            assert_eq!(
+                build_platform(arch, scratch).as_deref(),
+                expected,
+                "{arch:?} {scratch}"
+            );
+        }
+    }
+
+    #[test]
+    fn platform_build_args_only_those_declared() {
+        let arch = |name| arch::lookup(name).unwrap();
+        let every: BTreeSet<String> = [
+            "TARGETPLATFORM",
+            "TARGETOS",
+            "TARGETARCH",
+            "TARGETVARIANT",
+            "BUILDPLATFORM",
+            "BUILDOS",
+            "BUILDARCH",
+            "BUILDVARIANT",
+        ]
+        .map(String::from)
+        .into();
+        let names = |names: &[&str]| -> BTreeSet<String> {
+            names.iter().map(|name| (*name).to_owned()).collect()
+        };
+        /// (target arch, engine arch, the Dockerfile's ARG names, the build args)
+        type Case<'a> = (&'a str, &'a str, BTreeSet<String>, &'a [(&'a str, &'a str)]);
+        let table: &[Case] = &[
+            // An arm64 build on an amd64 engine, every name declared.
+            (
+                "aarch64",
+                "x86_64",
+                every.clone(),
+                &[
+                    ("BUILDARCH", "amd64"),
+                    ("BUILDOS", "linux"),
+                    ("BUILDPLATFORM", "linux/amd64"),
+                    ("BUILDVARIANT", ""),
+                    ("TARGETARCH", "arm64"),
+                    ("TARGETOS", "linux"),
+                    ("TARGETPLATFORM", "linux/arm64/v8"),
+                    ("TARGETVARIANT", "v8"),
+                ],
+            ),
+            // A single-arch build: the target is the engine's own.
+            (
+                "x86_64",
+                "x86_64",
+                names(&["TARGETARCH"]),
+                &[("TARGETARCH", "amd64")],
+            ),
+            (
+                "ppc64le",
+                "x86_64",
+                names(&["TARGETARCH", "TARGETVARIANT"]),
+                &[("TARGETARCH", "ppc64le"), ("TARGETVARIANT", "")],
+            ),
+            (
+                "s390x",
+                "aarch64",
+                names(&["TARGETPLATFORM", "BUILDPLATFORM"]),
+                &[
+                    ("BUILDPLATFORM", "linux/arm64/v8"),
+                    ("TARGETPLATFORM", "linux/s390x"),
+                ],
+            ),
+            // Nothing declared, or only other names (not ours to pass): no build argument.
+            ("aarch64", "x86_64", names(&[]), &[]),
+            ("aarch64", "x86_64", names(&["VERSION", "targetarch"]), &[]),
+        ];
+        for (target, build, declared, expected) in table {
+            let args = platform_build_args(&arch(target), &arch(build), declared);
+            let expected: BTreeMap<String, String> = expected
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+            assert_eq!(args, expected, "{target} on {build}, {declared:?}");
+        }
+    }
 
     fn strings(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| (*name).to_owned()).collect()

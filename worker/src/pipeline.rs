@@ -274,8 +274,7 @@ impl Attempt<'_> {
                 None
             }
         };
-        let dockerfile =
-            Dockerfile::parse(&commit.dockerfile).map_err(|error| packager(error.to_string()))?;
+        let dockerfile = self.parse_dockerfile(&commit.dockerfile, many.is_none())?;
         let parents = self
             .step(step::BASE_IMAGE, self.base_images(&dockerfile))
             .await?;
@@ -313,7 +312,9 @@ impl Attempt<'_> {
                 self.dockerfile(&commit, &dockerfile, &labels, &parents, &nvr, &release),
             )
             .await?;
-        let built = self.step(step::BUILD, self.build(&context)).await?;
+        let built = self
+            .step(step::BUILD, self.build(&context, &dockerfile))
+            .await?;
         // The signing policy is decided before anything leaves the engine. The unsquashed
         // image has the same filesystem as the squashed one.
         self.step(step::INSPECT, self.inspect(&built)).await?;
@@ -374,6 +375,37 @@ impl Attempt<'_> {
             known.platform()
         ));
         Ok(())
+    }
+
+    /// The commit's Dockerfile, read with the platform build arguments it declares (the
+    /// build passes the same ones, so that what is checked and pinned before the build is
+    /// what the builder reads). An orchestrator (not `building`) reads it as its own engine
+    /// would build it, for the labels and the base images it checks.
+    fn parse_dockerfile(&self, text: &str, building: bool) -> Result<Dockerfile, WorkerError> {
+        let parse = |args: &BTreeMap<String, String>| {
+            Dockerfile::parse_with_build_args(text, args)
+                .map_err(|error| packager(error.to_string()))
+        };
+        let plain = parse(&BTreeMap::new())?;
+        let engine = osbs_proto::arch::lookup(&self.worker.engine_info.architecture);
+        let Some(build) = engine else {
+            // An engine of an arch OSBS cannot name: no platform to tell the Dockerfile.
+            return Ok(plain);
+        };
+        let target = self.arch.get().copied().unwrap_or(build);
+        let args = crate::arches::platform_build_args(&target, &build, &plain.declared_args());
+        if args.is_empty() {
+            return Ok(plain);
+        }
+        if building {
+            let shown: Vec<String> = args
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            self.log
+                .note(&format!("build arguments: {}", shown.join(" ")));
+        }
+        parse(&args)
     }
 
     /// The engine's platform of this attempt's arch (`None`: the engine's own).
@@ -1098,8 +1130,8 @@ impl Attempt<'_> {
         Ok(context)
     }
 
-    /// The image built from the context; returns its id.
-    async fn build(&self, context: &Path) -> Result<String, WorkerError> {
+    /// The image built from the context with the Dockerfile's build args; returns its id.
+    async fn build(&self, context: &Path, dockerfile: &Dockerfile) -> Result<String, WorkerError> {
         let tag = format!(
             "{}:{}",
             // Per arch: the arch jobs of one build run at once on one engine.
@@ -1111,13 +1143,21 @@ impl Attempt<'_> {
             .lock()
             .expect("progress lock")
             .push(tag.clone());
+        let has_scratch = dockerfile.stages().iter().any(|stage| stage.is_scratch);
+        let platform = crate::arches::build_platform(self.arch.get(), has_scratch);
+        if self.arch.get().is_some() && platform.is_none() {
+            self.log.note(
+                "built without the engine's platform parameter: the classic builder refuses ADD/COPY in a FROM scratch stage built for another platform; every image named is pinned to this arch",
+            );
+        }
         let image_id = self
             .worker
             .engine
             .build_for_platform(
                 context,
                 &tag,
-                self.platform().as_deref(),
+                platform.as_deref(),
+                dockerfile.build_args(),
                 self.log,
                 |container| {
                     self.progress

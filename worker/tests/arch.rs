@@ -96,7 +96,14 @@ async fn build_for(arch: Arch) -> Built {
     let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let local_tag = format!("osbs-worker-test-arch:{unique}-{}", arch.koji);
     let image_id = engine
-        .build_for_platform(&context, &local_tag, Some(&platform), &log, |_| {})
+        .build_for_platform(
+            &context,
+            &local_tag,
+            Some(&platform),
+            &Default::default(),
+            &log,
+            |_| {},
+        )
         .await
         .unwrap_or_else(|error| {
             panic!(

@@ -84,6 +84,71 @@ async fn base_image_from_scratch_with_lookaside_rootfs() {
     worker.stop().await;
 }
 
+/// The per-arch base image Dockerfile (`ARG TARGETARCH`, `ADD rootfs-${TARGETARCH}.tar.gz /`)
+/// builds single-arch too: the build passes the platform ARGs it declares, for its arch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_image_picks_its_rootfs_by_the_target_arch_single_arch_too() {
+    use std::io::Write;
+    let harness = Harness::new().await;
+    let worker = harness.start_worker(|_| {}).await;
+    let name = format!("base-arch-{}", harness.tag);
+    let marker_file = harness.dir.path().join("marker");
+    std::fs::write(&marker_file, "amd64").unwrap();
+    let rootfs = {
+        let tar = osbs_testkit::busybox_rootfs_tar(&[("etc/marker", &marker_file)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    };
+    let hash = sha512_hex(&rootfs);
+    let file = "rootfs-amd64.tar.gz";
+    harness.files.put(
+        &format!("/repo/pkgs/container/{name}/{file}/sha512/{hash}/{file}"),
+        rootfs,
+    );
+    let dockerfile = format!(
+        "ARG TARGETPLATFORM\nFROM scratch\nARG TARGETARCH\nADD rootfs-${{TARGETARCH}}.tar.gz /\nLABEL com.redhat.component={name}-container name={name} version=1\n"
+    );
+    let sources = format!("SHA512 ({file}) = {hash}\n");
+    let (url, commit) = harness.repo(
+        &name,
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("sources", sources.as_bytes()),
+        ],
+    );
+    let job = harness.job(&name, &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert!(
+        log.contains("build arguments: TARGETARCH=amd64 TARGETPLATFORM=linux/amd64\n"),
+        "{log}"
+    );
+    assert!(!log.contains("were not consumed"), "{log}");
+    let repository = format!(
+        "{}/{name}",
+        job.target
+            .as_ref()
+            .map(|t| format!("{}/{}", t.registry, t.registry_namespace))
+            .unwrap()
+    );
+    let image = pushed_image(&repository, "1-1").await;
+    assert_eq!(image.layers.len(), 1, "a base image is one layer");
+    assert!(
+        image.layers[0]
+            .iter()
+            .any(|(path, content)| path == "etc/marker" && content == b"amd64")
+    );
+    worker.stop().await;
+}
+
 /// The old `md5  file` sources form with the old lookaside layout (no hash type segment).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_sources_and_lookaside_layout() {

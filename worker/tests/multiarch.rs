@@ -265,6 +265,163 @@ async fn a_target_of_two_arches_ends_in_one_manifest_list() {
     worker.stop().await;
 }
 
+/// A base image per arch (DESIGN.md "Architectures", base images): `FROM scratch` and the
+/// arch's rootfs tarball from the lookaside, picked by `ARG TARGETARCH` (a platform build
+/// argument OSBS passes, as BuildKit defines it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_image_from_scratch_takes_each_arch_s_rootfs_from_the_lookaside() {
+    use std::io::Write;
+    let harness = Harness::new().await;
+    let worker = emulating_worker(&harness).await;
+    let name = format!("multi-base-{}", harness.tag);
+    let marker = |arch: &str| format!("etc/osbs-rootfs-{arch}");
+    let mut sources = String::new();
+    for arch in ["amd64", "arm64"] {
+        let marker_file = harness.dir.path().join(format!("marker-{arch}"));
+        std::fs::write(&marker_file, format!("{arch} {}\n", harness.tag)).unwrap();
+        let extra = [(marker(arch), marker_file.as_path())];
+        let extra: Vec<(&str, &std::path::Path)> = extra
+            .iter()
+            .map(|(path, file)| (path.as_str(), *file))
+            .collect();
+        let tar = match arch {
+            "amd64" => osbs_testkit::busybox_rootfs_tar(&extra),
+            _ => osbs_testkit::arm64_busybox_rootfs_tar(&extra),
+        };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let rootfs = gz.finish().unwrap();
+        let file = format!("rootfs-{arch}.tar.gz");
+        let hash = sha512_hex(&rootfs);
+        harness.files.put(
+            &format!("/repo/pkgs/container/{name}/{file}/sha512/{hash}/{file}"),
+            rootfs,
+        );
+        sources.push_str(&format!("SHA512 ({file}) = {hash}\n"));
+    }
+    let dockerfile = format!(
+        "FROM scratch\nARG TARGETARCH\nADD rootfs-${{TARGETARCH}}.tar.gz /\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\nCMD [\"/bin/sh\"]\n"
+    );
+    let (url, commit) = harness.repo(
+        &name,
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            ("sources", sources.as_bytes()),
+        ],
+    );
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    for (arch, oci) in [("x86_64", "amd64"), ("aarch64", "arm64")] {
+        let arch_log = std::fs::read_to_string(
+            harness
+                .artifacts_dir()
+                .join(&job.build_id)
+                .join(arch)
+                .join("build.log"),
+        )
+        .unwrap();
+        // Every arch job downloads every file of `sources`; the Dockerfile takes its own.
+        for file in ["rootfs-amd64.tar.gz", "rootfs-arm64.tar.gz"] {
+            assert!(
+                arch_log.contains(&format!("downloaded {file}")),
+                "{arch_log}"
+            );
+        }
+        assert!(
+            arch_log.contains(&format!("build arguments: TARGETARCH={oci}\n")),
+            "only the declared platform ARG is passed: {arch_log}"
+        );
+        assert!(!arch_log.contains("were not consumed"), "{arch_log}");
+    }
+
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    let result = &results[0];
+    let image = result.image.as_ref().unwrap();
+    assert_eq!(
+        image.digests[0].media_type,
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let path = repository_of(&job, &name);
+    let list: serde_json::Value = serde_json::from_slice(
+        &registry_get(
+            &format!("{path}/manifests/{}", image.digests[0].digest),
+            LIST_TYPES,
+        )
+        .await,
+    )
+    .unwrap();
+    let platforms: Vec<&str> = list["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"], "{list}");
+
+    let mut unames = Vec::new();
+    for (part, (own, other)) in result
+        .arches
+        .iter()
+        .zip([("amd64", "arm64"), ("arm64", "amd64")])
+    {
+        let digest = &part.image.as_ref().unwrap().digests[0].digest;
+        let repository = format!("{}/{path}", osbs_testkit::REGISTRY);
+        let pushed = pushed_image(&repository, digest).await;
+        assert_eq!(pushed.config["architecture"], own, "{}", part.arch);
+        assert_eq!(
+            pushed.layers.len(),
+            1,
+            "{}: a base image is one layer",
+            part.arch
+        );
+        let names: Vec<&str> = pushed.layers[0]
+            .iter()
+            .map(|(path, _)| path.as_str())
+            .collect();
+        let content = pushed.layers[0]
+            .iter()
+            .find(|(path, _)| *path == marker(own))
+            .map(|(_, content)| String::from_utf8_lossy(content).into_owned());
+        assert_eq!(
+            content,
+            Some(format!("{own} {}\n", harness.tag)),
+            "{}: {names:?}",
+            part.arch
+        );
+        assert!(!names.contains(&marker(other).as_str()), "{}", part.arch);
+        unames.push(uname_in(&path, digest).await);
+        // The image runs as its platform (arm64 under qemu), from its own busybox.
+        let platform = format!("linux/{own}");
+        let ran = osbs_testkit::run(&[
+            "docker",
+            "run",
+            "--rm",
+            "--platform",
+            &platform,
+            &format!("{repository}@{digest}"),
+            "uname",
+            "-m",
+        ]);
+        assert_eq!(ran.trim(), part.arch, "docker run --platform {platform}");
+    }
+    assert_eq!(
+        unames,
+        ["x86_64", "aarch64"],
+        "RUN ran in each arch's rootfs"
+    );
+    worker.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_arch_failing_fails_the_build_and_pushes_no_list() {
     let harness = Harness::new().await;

@@ -225,8 +225,27 @@ pub fn base_image_script() -> std::path::PathBuf {
 /// its applet links, `/etc/passwd`, `/tmp`) as a tar, with extra `(path, file on the host)`
 /// pairs appended as they are (for example the host's rpm and its libraries).
 pub fn busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
+    rootfs_tar_of(None, extra)
+}
+
+/// The arm64 busybox-static that `deploy/setup.sh` unpacks (the arm64 half of the
+/// multi-arch base, `deploy/base-image.sh` `OSBS_BASE_BUSYBOX_ARM64`).
+pub const ARM64_BUSYBOX: &str = "/var/cache/osbs/arm64/bin/busybox";
+
+/// [`busybox_rootfs_tar`] made of the arm64 busybox ([`ARM64_BUSYBOX`]; listing its applets
+/// runs it under qemu-aarch64, so this fails the test where that is not registered).
+pub fn arm64_busybox_rootfs_tar(extra: &[(&str, &Path)]) -> Vec<u8> {
+    require_qemu_aarch64();
+    rootfs_tar_of(Some(Path::new(ARM64_BUSYBOX)), extra)
+}
+
+fn rootfs_tar_of(busybox: Option<&Path>, extra: &[(&str, &Path)]) -> Vec<u8> {
     let script = base_image_script();
-    let rootfs = Command::new(&script)
+    let mut command = Command::new(&script);
+    if let Some(busybox) = busybox {
+        command.env("OSBS_BASE_BUSYBOX", busybox);
+    }
+    let rootfs = command
         .arg("rootfs")
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));

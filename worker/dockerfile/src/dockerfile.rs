@@ -1,10 +1,11 @@
 //! The parsed Dockerfile: build stages, parent images, and what the builder would compute for
-//! each stage (ENV, ARG, LABEL and USER, with `$VAR` substituted as Docker does).
+//! each stage (ENV, ARG, LABEL and USER, with `$VAR` substituted as Docker does), given the
+//! build arguments the build passes (OSBS passes the platform ARGs a Dockerfile declares).
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::shell::{self, Lookup};
 use crate::syntax::{self, Directive, Instruction, Keyword};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 /// A parsed Dockerfile. Holds the source, so a rewrite can keep every byte it does not change.
@@ -16,6 +17,7 @@ pub struct Dockerfile {
     instructions: Vec<Instruction>,
     stages: Vec<Stage>,
     meta_args: Vec<(String, Option<String>)>,
+    build_args: BTreeMap<String, String>,
     line_ending: &'static str,
 }
 
@@ -29,7 +31,7 @@ pub struct Stage {
     /// The image token of the FROM as written (`${BASE}:${TAG:-latest}`).
     pub image: String,
     /// The image token after quote removal and substitution of the ARGs declared before the
-    /// first FROM (their defaults: OSBS passes no build arguments).
+    /// first FROM (a build argument of the same name over the default, as the builder does).
     pub resolved: String,
     /// `--platform=…` as written.
     pub platform: Option<String>,
@@ -93,8 +95,20 @@ impl Lookup for StageState {
 }
 
 impl Dockerfile {
-    /// Parses `text` the way the Docker builder does, keeping every source position.
+    /// Parses `text` the way the Docker builder does, keeping every source position, with no
+    /// build arguments.
     pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
+        Dockerfile::parse_with_build_args(text, &BTreeMap::new())
+    }
+
+    /// [`Dockerfile::parse`] for a build passed `build_args` (`--build-arg NAME=value`): an
+    /// ARG the Dockerfile declares takes the build argument's value over its default, in
+    /// FROM lines (ARGs before the first FROM) and in its stage, as the builder does. A build
+    /// argument no ARG declares changes nothing.
+    pub fn parse_with_build_args(
+        text: &str,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<Dockerfile, ParseError> {
         let lines = syntax::read(text)?;
         let escape = lines.escape;
         let mut instructions = lines.instructions;
@@ -119,13 +133,14 @@ impl Dockerfile {
                 Keyword::Arg if stages.is_empty() => {
                     for (name, value) in &instruction.pairs {
                         let name = name.clone();
-                        let value = match value {
-                            Some(raw) => Some(
+                        let value = match (build_args.get(&name), value) {
+                            (Some(given), _) => Some(given.clone()),
+                            (None, Some(raw)) => Some(
                                 shell::process_word(raw, escape, &meta_env)
                                     .map_err(|error| at(bad_word(raw, error)))?
                                     .value,
                             ),
-                            None => None,
+                            (None, None) => None,
                         };
                         match &value {
                             Some(value) => meta_env.insert(name.clone(), value.clone()),
@@ -158,6 +173,7 @@ impl Dockerfile {
             instructions,
             stages,
             meta_args,
+            build_args: build_args.clone(),
             line_ending: lines.line_ending,
         };
         // Evaluate every stage once, so that a word Docker would fail on fails here too.
@@ -207,6 +223,40 @@ impl Dockerfile {
     /// The ARGs declared before the first FROM, with their defaults after substitution.
     pub fn meta_args(&self) -> &[(String, Option<String>)] {
         &self.meta_args
+    }
+
+    /// The build arguments this Dockerfile was parsed with.
+    pub fn build_args(&self) -> &BTreeMap<String, String> {
+        &self.build_args
+    }
+
+    /// The names the Dockerfile declares with `ARG`, before the first FROM or in any stage
+    /// (names after substitution, as the builder reads them): the build arguments the
+    /// builder consumes. The classic builder warns about a build argument outside these
+    /// ("One or more build-args [...] were not consumed"), so a build passes no other.
+    pub fn declared_args(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self
+            .meta_args
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        for stage in 0..self.stages.len() {
+            // `parse` has evaluated every stage, so the walk cannot fail here.
+            let _ = self.walk(stage, &BTreeMap::new(), &mut |instruction, state| {
+                if instruction.keyword == Keyword::Arg {
+                    for (name, _) in &instruction.pairs {
+                        let options = shell::Options {
+                            unset_required_is_empty: true,
+                            ..shell::Options::default()
+                        };
+                        let name = shell::process_word_with(name, self.escape, state, options)
+                            .map_or_else(|_| name.clone(), |expanded| expanded.value);
+                        names.insert(name);
+                    }
+                }
+            });
+        }
+        names
     }
 
     /// The line ending of the file (that of its first line; `"\n"` for a one-line file).
@@ -333,9 +383,12 @@ impl Dockerfile {
                 Keyword::Arg => {
                     for (name, value) in &instruction.pairs {
                         let name = expand(&state, name)?.value;
-                        let value = match value {
-                            Some(raw) => Some(expand(&state, raw)?.value),
-                            None => meta
+                        // The builder's order: the build argument, the ARG's default, the
+                        // default of the ARG of that name before the first FROM.
+                        let value = match (self.build_args.get(&name), value) {
+                            (Some(given), _) => Some(given.clone()),
+                            (None, Some(raw)) => Some(expand(&state, raw)?.value),
+                            (None, None) => meta
                                 .get(name.as_str())
                                 .copied()
                                 .flatten()

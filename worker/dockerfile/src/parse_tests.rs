@@ -645,3 +645,87 @@ fn a_required_variable_that_may_come_from_the_parent_is_not_an_error() {
         "f41/x"
     );
 }
+
+#[test]
+fn declared_args_are_every_arg_name_before_and_after_from() {
+    let cases: &[(&str, &[&str])] = &[
+        ("FROM a\nRUN x\n", &[]),
+        (
+            "FROM scratch\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar.gz /\n",
+            &["TARGETARCH"],
+        ),
+        // Before the first FROM, in a later stage, several in one ARG, with defaults.
+        (
+            "ARG BASE=a\nFROM $BASE AS build\nARG BUILDPLATFORM TARGETOS=linux\nFROM scratch\nARG TARGETVARIANT\n",
+            &["BASE", "BUILDPLATFORM", "TARGETOS", "TARGETVARIANT"],
+        ),
+        // Quoted names and names from a variable, as the builder reads them.
+        (
+            "FROM a\nARG \"TARGETARCH\"\nARG N=TARGETOS\nARG $N\n",
+            &["N", "TARGETARCH", "TARGETOS"],
+        ),
+        // An ARG in an ONBUILD trigger is the next build's, not this one's.
+        ("FROM a\nONBUILD ARG TARGETARCH\n", &[]),
+        // Lower case is another name (engine: build args are case-sensitive).
+        ("FROM a\nARG targetarch\n", &["targetarch"]),
+    ];
+    for (text, expected) in cases {
+        let declared: Vec<String> = parse(text).declared_args().into_iter().collect();
+        assert_eq!(declared, *expected, "{text:?}");
+    }
+}
+
+#[test]
+fn build_args_win_over_defaults_where_an_arg_declares_them() {
+    let args: BTreeMap<String, String> = [
+        ("TARGETARCH".to_owned(), "arm64".to_owned()),
+        ("TAG".to_owned(), "2".to_owned()),
+        ("UNDECLARED".to_owned(), "x".to_owned()),
+    ]
+    .into();
+    /// (Dockerfile, the final FROM as resolved, the final stage's labels)
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
+        (
+            "FROM scratch\nARG TARGETARCH\nLABEL a=rootfs-${TARGETARCH}\n",
+            "scratch",
+            &[("a", "rootfs-arm64")],
+        ),
+        // Over the ARG's own default.
+        (
+            "FROM scratch\nARG TARGETARCH=amd64\nLABEL a=$TARGETARCH\n",
+            "scratch",
+            &[("a", "arm64")],
+        ),
+        // Before the first FROM: the FROM and the stage's ARG without default see it.
+        (
+            "ARG TAG=1\nFROM r.io/b:$TAG\nARG TAG\nLABEL t=$TAG\n",
+            "r.io/b:2",
+            &[("t", "2")],
+        ),
+        // Not declared in the stage: not in its environment (engine).
+        (
+            "ARG TARGETARCH\nFROM r.io/b:$TARGETARCH\nLABEL a=x$TARGETARCH u=x$UNDECLARED\n",
+            "r.io/b:arm64",
+            &[("a", "x"), ("u", "x")],
+        ),
+    ];
+    for (text, from, labels) in cases {
+        let dockerfile = Dockerfile::parse_with_build_args(text, &args)
+            .unwrap_or_else(|error| panic!("{text:?}: {error}"));
+        assert_eq!(
+            dockerfile.stages().last().unwrap().resolved,
+            *from,
+            "{text:?}"
+        );
+        assert_eq!(
+            dockerfile
+                .final_stage_labels()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            pairs(labels),
+            "{text:?}"
+        );
+        assert_eq!(dockerfile.build_args(), &args);
+    }
+}

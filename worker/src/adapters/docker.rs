@@ -302,7 +302,7 @@ impl Engine {
         log: &BuildLog,
         on_container: impl Fn(&str),
     ) -> Result<String, DockerError> {
-        self.build_for_platform(context, tag, None, log, on_container)
+        self.build_for_platform(context, tag, None, &BTreeMap::new(), log, on_container)
             .await
     }
 
@@ -310,12 +310,14 @@ impl Engine {
     /// parameter, which the classic builder honours from API 1.32 on: every `FROM` is
     /// resolved for it and every `RUN` runs as it, under qemu-user-static through
     /// binfmt_misc when it is not the engine's own). `None`: the engine's own platform (and
-    /// the platform of the `FROM` image, which the classic builder inherits).
+    /// the platform of the `FROM` image, which the classic builder inherits). `build_args`
+    /// are passed as `--build-arg` would (the platform ARGs the Dockerfile declares).
     pub async fn build_for_platform(
         &self,
         context: &Path,
         tag: &str,
         platform: Option<&str>,
+        build_args: &BTreeMap<String, String>,
         log: &BuildLog,
         on_container: impl Fn(&str),
     ) -> Result<String, DockerError> {
@@ -334,6 +336,11 @@ impl Engine {
             .forcerm(true);
         if let Some(platform) = platform {
             options = options.platform(platform);
+        }
+        if !build_args.is_empty() {
+            let build_args: std::collections::HashMap<&String, &String> =
+                build_args.iter().collect();
+            options = options.buildargs(&build_args);
         }
         let options = options.build();
         let mut stream = self.docker.build_image(
