@@ -96,6 +96,23 @@ pub fn look(
     }
 }
 
+/// The build's reason when an arch job ends it in `state`: a failure names the arch
+/// (`aarch64: <reason>`); a cancel says only why.
+pub fn build_reason(arch: &str, state: BuildState, reason: &str) -> String {
+    if state == BuildState::Failed {
+        format!("{arch}: {reason}")
+    } else {
+        reason.to_owned()
+    }
+}
+
+/// Whether an arch job that ended its build in `state` stops the build's other arch jobs
+/// (by the build's cancel mark, once the end is recorded): a failure does; a cancel has its
+/// mark already; the build's own job and the assembly have no other arch jobs to stop.
+pub fn stops_other_arches(arch: &str, state: BuildState) -> bool {
+    !arch.is_empty() && state == BuildState::Failed
+}
+
 /// `name-version-release` of a job's NVR, as the record's `nvr` field holds it.
 pub fn nvr_text(job: &BuildJob) -> String {
     job.nvr.as_ref().map_or_else(String::new, |nvr| {
@@ -143,6 +160,22 @@ mod tests {
         assert_eq!(nvr_text(&arm), "hello-1.0-3");
         assert_eq!(owner(&arm), "b-1:aarch64");
         assert_eq!(owner(&job()), "b-1");
+    }
+
+    #[test]
+    fn a_failing_arch_job_names_its_arch_and_stops_the_others() {
+        use BuildState::*;
+        let table = [
+            ("aarch64", Failed, "aarch64: boom", true),
+            ("aarch64", Canceled, "boom", false),
+            ("", Failed, "boom", false),
+        ];
+        for (arch, state, reason, stops) in table {
+            if !arch.is_empty() {
+                assert_eq!(build_reason(arch, state, "boom"), reason, "{arch} {state}");
+            }
+            assert_eq!(stops_other_arches(arch, state), stops, "{arch:?} {state}");
+        }
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub(crate) async fn end(run: &Run<'_>, holding: Holding, ending: Ending) {
             reason,
             dead_letter,
         } if !run.job.arch.is_empty() => {
-            let reason = arch_failed(run, state, &reason).await;
+            let reason = crate::archjob::build_reason(&run.job.arch, state, &reason);
             conclude(run, holding, state, &reason, dead_letter, Vec::new()).await
         }
         Ending::Retry {
@@ -100,18 +100,18 @@ async fn handed_to_arches(run: &Run<'_>, holding: Holding) {
     }
 }
 
-/// An arch job failed (or was canceled): the reason names the arch, and a failure marks the
-/// build canceled so that its other arch jobs stop (ending without a result of their own:
-/// the build is already failed when they try). Returns the build's reason.
-async fn arch_failed(run: &Run<'_>, state: BuildState, reason: &str) -> String {
+/// An arch job failed the build, whose failure is recorded: the build's cancel mark stops
+/// its other arch jobs (ending without a result of their own: the build is already failed
+/// when they try). Only once the failure is recorded: a mark set before would let another
+/// arch job, stopping on it, record the build `canceled` ("canceled on request") first.
+async fn stop_other_arches(run: &Run<'_>, state: BuildState) {
     let (worker, job) = (run.worker, run.job);
-    if state != BuildState::Failed {
-        return reason.to_owned();
+    if !crate::archjob::stops_other_arches(&job.arch, state) {
+        return;
     }
     if let Err(error) = worker.store.request_cancel(&job.build_id).await {
         tracing::warn!(build_id = %job.build_id, error = %error, "cannot mark the build canceled; its other arch jobs run to their end");
     }
-    format!("{}: {reason}", job.arch)
 }
 
 /// A multi-arch build assembled: complete, its result holding every part.
@@ -157,6 +157,7 @@ async fn conclude(
             return;
         }
     };
+    stop_other_arches(run, state).await;
     worker.metrics.count_state(state);
     tracing::info!(build_id = %id, %state, error, "build ended");
     if !run.job.arch.is_empty() {

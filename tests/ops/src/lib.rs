@@ -22,6 +22,7 @@ use osbs_common::config::{AmqpConfig, CredentialUrl, QueueType};
 use osbs_common::store::{BuildRecord, Store};
 use osbs_common::{Bus, store};
 use osbs_koji_hub::{HubConfig, KojiHub, RunningHub, TagSpec};
+use osbs_proto::names;
 use osbs_proto::v1::BuildState;
 use osbs_testkit::TestEnv;
 use std::future::Future;
@@ -240,6 +241,15 @@ impl Service {
                 self.log.display()
             ),
         }
+    }
+
+    /// Its `HOSTNAME` (`<kind>-<n>`, as its log file is named): the name a worker gives
+    /// itself in the parts and buildroots it reports.
+    pub fn host(&self) -> String {
+        self.log
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// What it logged so far.
@@ -589,6 +599,8 @@ pub struct World {
     /// Secrets this world configures, which no service or CLI output may show.
     pub koji_password: String,
     pub registry_password: String,
+    /// How it was set up (a worker of its own configuration is written from it).
+    options: Options,
     services_started: std::sync::atomic::AtomicUsize,
     cli_runs: std::sync::atomic::AtomicUsize,
 }
@@ -651,6 +663,7 @@ impl World {
             &tag,
             secrets,
             &options,
+            &options.arches,
         );
         std::fs::write(&config_path, world_config).expect("write osbs.toml");
         let store = Store::connect(&env.redis).await.expect("Redis");
@@ -665,6 +678,7 @@ impl World {
             registry,
             koji_password,
             registry_password,
+            options,
             services_started: Default::default(),
             cli_runs: Default::default(),
         }
@@ -708,6 +722,38 @@ impl World {
 
     /// Starts a service and waits until its `/healthz` answers 200.
     pub async fn spawn(&self, kind: Kind) -> Service {
+        self.spawn_with_config(kind, &self.config_path).await
+    }
+
+    /// Starts a worker that serves `arches` (`[worker] arches`; the targets' arches stay
+    /// the world's), with a configuration file of its own: the environment cannot set a
+    /// list the configuration does not parse as one.
+    pub async fn spawn_worker_serving(&self, arches: &[&str]) -> Service {
+        let served: Vec<String> = arches.iter().map(|arch| (*arch).to_owned()).collect();
+        let path = self
+            .dir
+            .path()
+            .join(format!("osbs-worker-{}.toml", served.join("-")));
+        let text = config_toml(
+            self.dir.path(),
+            if self.options.no_hub {
+                ""
+            } else {
+                &self.hub.url
+            },
+            &self.registry,
+            &self.tag,
+            [&self.koji_password, &self.registry_password],
+            &self.options,
+            &served,
+        );
+        std::fs::write(&path, text).expect("write the worker's configuration");
+        self.spawn_with_config(Kind::Worker, &path).await
+    }
+
+    /// Starts a service with configuration file `config` and waits until its `/healthz`
+    /// answers 200.
+    async fn spawn_with_config(&self, kind: Kind, config: &Path) -> Service {
         let bins = bins();
         let binary = match kind {
             Kind::Dispatcher => &bins.dispatcher,
@@ -726,7 +772,7 @@ impl World {
         let http_port = free_port();
         let child = Command::new(binary)
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(config)
             .envs(self.env_vars())
             .env(kind.http_env(), format!("127.0.0.1:{http_port}"))
             .env("HOSTNAME", format!("{}-{number}", kind.name()))
@@ -904,6 +950,7 @@ fn config_toml(
     tag: &str,
     [koji_password, registry_password]: [&str; 2],
     options: &Options,
+    worker_arches: &[String],
 ) -> String {
     let extra = &options.extra_toml;
     let tag_mode = if options.koji_tag_mode.is_empty() {
@@ -915,12 +962,16 @@ fn config_toml(
     let koji_retry_secs = options.koji_retry_secs.unwrap_or(20);
     let dist_git = format!("file://{}", dir.join("dist-git").display());
     // Both tables are written once above `extra`, which cannot reopen them.
-    let arches = if options.arches.is_empty() {
-        String::new()
-    } else {
-        let names: Vec<String> = options.arches.iter().map(|a| format!("{a:?}")).collect();
-        format!("arches = [{}]", names.join(", "))
+    let arches_line = |arches: &[String]| {
+        if arches.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = arches.iter().map(|a| format!("{a:?}")).collect();
+            format!("arches = [{}]", names.join(", "))
+        }
     };
+    let arches = arches_line(&options.arches);
+    let worker_arches = arches_line(worker_arches);
     format!(
         r#"[amqp]
 connect_timeout_secs = 20
@@ -965,7 +1016,7 @@ cancel_poll_ms = 250
 registry_attempts = 2
 drain_grace_secs = 30
 retry_window_secs = {retry_window_secs}
-{arches}
+{worker_arches}
 
 # The base registry asks for no password: this one is loaded, printed masked and handed to
 # the engine with every pull all the same.
@@ -1160,4 +1211,68 @@ pub async fn wait_settled(node: Option<&str>, vhost: &str, queues: &[&str]) {
         })
         .await;
     }
+}
+
+/// Waits until every queue of vhost `vhost` of the shared RabbitMQ holds nothing, ready or
+/// unacked — the work queues, their lease, retry and dead-letter queues alike: nothing in
+/// flight, nothing set aside, nothing dead-lettered. Panics naming the queues that never
+/// settled.
+pub async fn wait_all_settled(vhost: &str) {
+    let vhost = vhost.to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let vhost = vhost.clone();
+        let unsettled = tokio::task::spawn_blocking(move || unsettled_queues(&vhost))
+            .await
+            .expect("rabbitmqctl list_queues");
+        if unsettled.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queues still holding messages after 60 s (name, ready, unacked): {unsettled:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The queues of `vhost` holding a message, ready or unacked: `(name, ready, unacked)`.
+/// A listing without `osbs.jobs`, or with a row it cannot read, fails the test rather than
+/// passing for settled.
+fn unsettled_queues(vhost: &str) -> Vec<(String, u64, u64)> {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "-p", vhost, "--no-table-headers", "--quiet"])
+        .args(["name", "messages_ready", "messages_unacknowledged"])
+        .output()
+        .expect("rabbitmqctl runs");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "rabbitmqctl list_queues -p {vhost} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<(String, u64, u64)> = listing
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let parsed = match fields[..] {
+                [name, ready, unacked] => ready
+                    .parse()
+                    .ok()
+                    .zip(unacked.parse().ok())
+                    .map(|(ready, unacked)| (name.to_owned(), ready, unacked)),
+                _ => None,
+            };
+            parsed.unwrap_or_else(|| panic!("unreadable list_queues row {line:?}"))
+        })
+        .collect();
+    assert!(
+        rows.iter().any(|(name, _, _)| name == names::QUEUE_JOBS),
+        "no {} in vhost {vhost}:\n{listing}",
+        names::QUEUE_JOBS
+    );
+    rows.into_iter()
+        .filter(|(_, ready, unacked)| *ready > 0 || *unacked > 0)
+        .collect()
 }
