@@ -617,3 +617,50 @@ async fn an_arch_no_worker_serves_fails_the_build_before_any_arch_job() {
     assert_eq!(results[0].error, record.field("error"));
     worker.stop().await;
 }
+
+/// A worker of an arch that comes (back) while the orchestrator waits: a blip fails nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arch_worker_starting_within_the_wait_builds_the_build() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let orchestrator = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into()];
+            config.worker.arch_consumer_wait_secs = 600;
+        })
+        .await;
+    let name = format!("multi-blip-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    wait_live_log(
+        &harness,
+        &job.build_id,
+        "osbs: no worker serves aarch64 yet: waiting up to 600 s",
+    )
+    .await;
+    let arm = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["aarch64".into()];
+        })
+        .await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert!(log.contains("every arch has a worker now"), "{log}");
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].arches.len(), 2);
+    arm.stop().await;
+    orchestrator.stop().await;
+}

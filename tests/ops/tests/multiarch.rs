@@ -318,6 +318,7 @@ async fn dead_arch_jobs_are_replayed_as_their_build_once() {
     })
     .await;
     assert!(dead <= 2, "{dead}");
+    eprintln!("arch jobs the outage dead-lettered: {dead}");
     for arch in ["x86_64", "aarch64"] {
         if depth(dead_queue(arch)).await > 0 {
             continue;
