@@ -4,6 +4,10 @@
 //! and only then removed from its dead queue; the others go back untouched, by the closing
 //! of the channel that held them, never by a nack (which a quorum queue counts as a failed
 //! delivery): a dry run changes nothing.
+//!
+//! A dead arch job (`osbs.jobs.<arch>.dead`, DESIGN.md "Architectures") is replayed as its
+//! build: the build's own job goes back to `osbs.jobs` and orchestrates every arch again,
+//! once per build however many of its jobs are dead.
 
 use crate::error::{CliError, Result};
 use lapin::BasicProperties;
@@ -18,6 +22,7 @@ use osbs_common::{Bus, Store};
 use osbs_proto::v1::{BuildJob, BuildState};
 use osbs_proto::{Message, names};
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// Which dead messages to replay.
 #[derive(Debug, Clone, Default)]
@@ -69,28 +74,59 @@ pub struct Outcome {
 /// What to do with a job's record before its job goes back to `osbs.jobs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobPlan {
-    /// `failed → queued`, attempt + 1.
+    /// `failed → queued`, attempt + 1; the job goes back (for an arch job: the build's own
+    /// job, which orchestrates every arch again).
     Requeue,
     /// Already queued (dead-lettered before it was marked failed): republish only.
     Republish,
+    /// This replay already sent the build back (another of its dead jobs): removed from its
+    /// dead queue, nothing published, so that the build runs once.
+    WithItsBuild,
     /// Leave it in the dead queue, saying why.
     Skip(String),
 }
 
-/// Decides from the record's state whether a dead job may run again.
-pub fn plan_job(state: Option<BuildState>) -> JobPlan {
+/// Decides whether a dead job may run again, from its build's record state, whether it is
+/// an arch job, and whether this replay already sent its build back.
+pub fn plan_job(state: Option<BuildState>, arch_job: bool, build_replayed: bool) -> JobPlan {
+    if build_replayed {
+        return JobPlan::WithItsBuild;
+    }
     match state {
         None => {
             JobPlan::Skip("no build record (was Redis emptied?): left in the dead queue".into())
         }
         Some(BuildState::Failed) => JobPlan::Requeue,
+        // A queued multi-arch build's own job runs again and publishes fresh arch jobs: an
+        // old one sent back too could build its arch twice.
+        Some(BuildState::Queued) if arch_job => JobPlan::Skip(
+            "build is queued (its own job runs again and builds every arch): left in the dead queue"
+                .into(),
+        ),
         Some(BuildState::Queued) => JobPlan::Republish,
+        Some(state @ (BuildState::Running | BuildState::Pushing)) if arch_job => {
+            JobPlan::Skip(format!(
+                "build is {state} (its other arch jobs run; replay it once it has failed): left in the dead queue"
+            ))
+        }
         Some(state @ (BuildState::Running | BuildState::Pushing)) => JobPlan::Skip(format!(
             "build is {state} (another copy runs): left in the dead queue"
         )),
         Some(state) => JobPlan::Skip(format!(
             "build is {state}, not failed: left in the dead queue"
         )),
+    }
+}
+
+/// The build's own job from one of its arch jobs: the arch, the arch list and the
+/// reservation the orchestrator made are its to make again.
+pub fn build_job_of(arch_job: &BuildJob) -> BuildJob {
+    BuildJob {
+        arch: String::new(),
+        arches: Vec::new(),
+        nvr: None,
+        koji_reservation: None,
+        ..arch_job.clone()
     }
 }
 
@@ -140,11 +176,18 @@ impl Replayer<'_> {
         let channel = self.bus.channel().await?;
         let mut outcomes = Vec::new();
         let mut failure = None;
+        // Builds sent back by this replay: each runs once, whatever else of it is dead.
+        let mut replayed = HashSet::new();
         for &queue in queues {
             let dead = queue.dead();
             // Held unacked until the end, so that basic.get never hands one back twice; the
             // count read first bounds the scan (messages dead-lettered meanwhile wait).
-            let depth = self.bus.queue_depth(&dead).await?.messages;
+            let depth = match self.bus.queue_depth(&dead).await {
+                Ok(depth) => depth.messages,
+                // An arch nobody served or orchestrated has no queues: nothing dead there.
+                Err(_) if queue.optional() => continue,
+                Err(error) => return Err(error.into()),
+            };
             let mut held = Vec::new();
             for _ in 0..depth {
                 match self.bus.get_one(&channel, &dead).await? {
@@ -157,14 +200,20 @@ impl Replayer<'_> {
                 let keep = if !selection.selects(&view) || failure.is_some() {
                     true
                 } else if self.dry_run {
+                    let note = match (&view.queue, &view.build_id) {
+                        (DeadQueue::ArchJobs(_), Some(id)) => {
+                            format!("as build {id}'s own job, once")
+                        }
+                        _ => String::new(),
+                    };
                     outcomes.push(Outcome {
                         message: view,
                         action: "would replay",
-                        note: String::new(),
+                        note,
                     });
                     true
                 } else {
-                    match self.replay_one(&message, view).await {
+                    match self.replay_one(&message, view, &mut replayed).await {
                         Ok(outcome) => {
                             let keep = outcome.action != "replayed";
                             outcomes.push(outcome);
@@ -229,13 +278,20 @@ impl Replayer<'_> {
     }
 
     /// Republishes one selected message; `replayed` means it may leave its dead queue.
-    async fn replay_one(&self, message: &BasicGetMessage, view: DeadMessage) -> Result<Outcome> {
+    /// `builds` holds the builds this replay sent back, and gets this one's.
+    async fn replay_one(
+        &self,
+        message: &BasicGetMessage,
+        view: DeadMessage,
+        builds: &mut HashSet<String>,
+    ) -> Result<Outcome> {
         let skip = |view: DeadMessage, note: String| Outcome {
             message: view,
             action: "skipped",
             note,
         };
-        let (Some(exchange), Some(routing_key)) = (view.exchange.clone(), view.routing_key.clone())
+        let (Some(mut exchange), Some(mut routing_key)) =
+            (view.exchange.clone(), view.routing_key.clone())
         else {
             return Ok(skip(
                 view,
@@ -244,29 +300,53 @@ impl Replayer<'_> {
         };
         let mut body = message.data.clone();
         let mut requeued: Option<BuildJob> = None;
+        let mut sent_back = None;
         let mut note = String::new();
         match view.queue {
-            DeadQueue::Jobs => {
+            DeadQueue::Jobs | DeadQueue::ArchJobs(_) => {
                 let Ok(mut job) = BuildJob::decode(message.data.as_slice()) else {
                     return Ok(skip(view, "not a BuildJob: left in the dead queue".into()));
                 };
+                let arch_job = !job.arch.is_empty();
                 let record = self.store.get(&job.build_id).await?;
-                let plan = plan_job(record.as_ref().map(|record| record.state));
+                let plan = plan_job(
+                    record.as_ref().map(|record| record.state),
+                    arch_job,
+                    builds.contains(&job.build_id),
+                );
                 let attempts = record
                     .as_ref()
                     .map_or(0, |record| record.attempts())
                     .max(job.attempt);
+                if arch_job {
+                    // Replay acts on the build: its own job orchestrates every arch again.
+                    job = build_job_of(&job);
+                    exchange = names::EXCHANGE_INTERNAL.to_owned();
+                    routing_key = names::ROUTING_JOB.to_owned();
+                }
                 job.attempt = attempts + 1;
                 match plan {
                     JobPlan::Skip(why) => return Ok(skip(view, why)),
+                    JobPlan::WithItsBuild => {
+                        return Ok(Outcome {
+                            message: view,
+                            action: "replayed",
+                            note: "with its build, already sent back by this replay".into(),
+                        });
+                    }
                     JobPlan::Republish => {}
                     JobPlan::Requeue => {
                         self.requeue(&job.build_id).await?;
                         requeued = Some(job.clone());
                     }
                 }
-                note = format!("attempt {}", job.attempt);
+                note = if arch_job {
+                    format!("attempt {}, as the build's own job", job.attempt)
+                } else {
+                    format!("attempt {}", job.attempt)
+                };
                 body = job.encode_to_vec();
+                sent_back = Some(job.build_id.clone());
             }
             DeadQueue::Results => {
                 if let Some(id) = &view.build_id
@@ -307,6 +387,7 @@ impl Replayer<'_> {
             }
             return Err(error.into());
         }
+        builds.extend(sent_back);
         Ok(Outcome {
             message: view,
             action: "replayed",
@@ -321,8 +402,9 @@ impl Replayer<'_> {
 pub struct ReplayArgs {
     /// Build ids (dead jobs and results) or AMQP message ids (any dead message)
     pub ids: Vec<String>,
-    /// Dead-letter queues to look in (repeatable) [default: all three]
-    #[arg(long = "queue", value_name = "jobs|results|events", value_parser = DeadQueue::parse)]
+    /// Dead-letter queues to look in (repeatable; `jobs.<arch>`: that arch's arch jobs)
+    /// [default: all, and every arch's that exists]
+    #[arg(long = "queue", value_name = "jobs|jobs.<arch>|results|events", value_parser = DeadQueue::parse)]
     pub queues: Vec<DeadQueue>,
     /// Only messages whose dead-letter reason contains this text (case-insensitive)
     #[arg(long, value_name = "TEXT")]
@@ -371,7 +453,7 @@ pub async fn run(context: &crate::context::Context, args: &ReplayArgs) -> Result
     };
     selection.check()?;
     let queues = if args.queues.is_empty() {
-        DeadQueue::ALL.to_vec()
+        DeadQueue::every()
     } else {
         args.queues.clone()
     };
@@ -523,17 +605,96 @@ mod tests {
     }
 
     #[test]
-    fn only_failed_or_queued_jobs_run_again() {
-        assert_eq!(plan_job(Some(BuildState::Failed)), JobPlan::Requeue);
-        assert_eq!(plan_job(Some(BuildState::Queued)), JobPlan::Republish);
-        for state in [
-            None,
-            Some(BuildState::Running),
-            Some(BuildState::Complete),
-            Some(BuildState::Imported),
-            Some(BuildState::Canceled),
-        ] {
-            assert!(matches!(plan_job(state), JobPlan::Skip(_)), "{state:?}");
+    fn only_failed_or_queued_jobs_run_again_and_each_build_once() {
+        use BuildState::*;
+        let skip = |why: &str| JobPlan::Skip(why.to_owned());
+        // (state, arch job, build already sent back by this replay) -> plan
+        let table = [
+            (Some(Failed), false, false, JobPlan::Requeue),
+            (Some(Queued), false, false, JobPlan::Republish),
+            (Some(Failed), true, false, JobPlan::Requeue),
+            (Some(Queued), false, true, JobPlan::WithItsBuild),
+            (Some(Queued), true, true, JobPlan::WithItsBuild),
+            (
+                Some(Queued),
+                true,
+                false,
+                skip(
+                    "build is queued (its own job runs again and builds every arch): left in the dead queue",
+                ),
+            ),
+            (
+                Some(Running),
+                true,
+                false,
+                skip(
+                    "build is running (its other arch jobs run; replay it once it has failed): left in the dead queue",
+                ),
+            ),
+            (
+                Some(Pushing),
+                false,
+                false,
+                skip("build is pushing (another copy runs): left in the dead queue"),
+            ),
+            (
+                None,
+                true,
+                false,
+                skip("no build record (was Redis emptied?): left in the dead queue"),
+            ),
+        ];
+        for (state, arch, replayed, expected) in table {
+            assert_eq!(
+                plan_job(state, arch, replayed),
+                expected,
+                "{state:?} {arch} {replayed}"
+            );
         }
+        for state in [Complete, Imported, Canceled, ImportFailed] {
+            for arch in [false, true] {
+                assert!(
+                    matches!(plan_job(Some(state), arch, false), JobPlan::Skip(_)),
+                    "{state:?} {arch}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_arch_job_is_replayed_as_its_build_s_own_job() {
+        let arm = BuildJob {
+            build_id: "b1".into(),
+            commit: "c".into(),
+            attempt: 2,
+            arch: "aarch64".into(),
+            arches: vec!["x86_64".into(), "aarch64".into()],
+            nvr: Some(osbs_proto::v1::Nvr {
+                name: "n".into(),
+                version: "1".into(),
+                release: "3".into(),
+            }),
+            koji_reservation: Some(osbs_proto::v1::KojiReservation {
+                build_id: 7,
+                token: "t".into(),
+            }),
+            ..Default::default()
+        };
+        let own = build_job_of(&arm);
+        assert_eq!(
+            own,
+            BuildJob {
+                build_id: "b1".into(),
+                commit: "c".into(),
+                attempt: 2,
+                ..Default::default()
+            }
+        );
+        let view = DeadMessage::read(
+            DeadQueue::ArchJobs("aarch64"),
+            &headers(&[]),
+            &arm.encode_to_vec(),
+        );
+        assert_eq!(view.id(), "b1", "selected by its build id");
     }
 }

@@ -110,8 +110,7 @@ pub async fn read(bus: &Bus, interval: Duration) -> Result<Vec<QueueStats>, BusE
 }
 
 /// A dead-letter queue OSBS fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadQueue {
     /// `osbs.jobs.dead`: jobs that failed for an infrastructure reason.
     Jobs,
@@ -119,41 +118,86 @@ pub enum DeadQueue {
     Results,
     /// `osbs.events.dead`: events the dispatcher refused.
     Events,
+    /// `osbs.jobs.<arch>.dead` (Koji's arch name, one of `osbs_proto::arch::KNOWN`): arch
+    /// jobs of multi-arch builds that failed for an infrastructure reason (DESIGN.md
+    /// "Architectures"). Only there once a worker or an orchestrator declared that arch's
+    /// queues.
+    ArchJobs(&'static str),
+}
+
+/// Shown and read as its short name (`jobs`, `jobs.aarch64`...), as `--queue` takes it.
+impl Serialize for DeadQueue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
 }
 
 impl DeadQueue {
+    /// The dead queues every deployment has (declared with the topology).
     pub const ALL: [DeadQueue; 3] = [DeadQueue::Jobs, DeadQueue::Results, DeadQueue::Events];
 
-    /// `jobs`, `results` or `events`.
-    pub fn name(self) -> &'static str {
+    /// [`DeadQueue::ALL`], then the arch jobs' dead queue of every arch OSBS knows (which
+    /// exist only where that arch was served or orchestrated: readers skip the others).
+    pub fn every() -> Vec<DeadQueue> {
+        let mut all = DeadQueue::ALL.to_vec();
+        all.extend(
+            osbs_proto::arch::KNOWN
+                .iter()
+                .map(|arch| DeadQueue::ArchJobs(arch.koji)),
+        );
+        all
+    }
+
+    /// `jobs`, `results`, `events` or `jobs.<arch>`.
+    pub fn name(self) -> String {
         match self {
-            DeadQueue::Jobs => "jobs",
-            DeadQueue::Results => "results",
-            DeadQueue::Events => "events",
+            DeadQueue::Jobs => "jobs".to_owned(),
+            DeadQueue::Results => "results".to_owned(),
+            DeadQueue::Events => "events".to_owned(),
+            DeadQueue::ArchJobs(arch) => format!("jobs.{arch}"),
         }
     }
 
-    /// The dead queue from its short name.
+    /// The dead queue from its short name (`jobs.<arch>` in either arch naming).
     pub fn parse(text: &str) -> Result<DeadQueue, String> {
+        if let Some(arch) = text.strip_prefix("jobs.") {
+            return osbs_proto::arch::lookup(arch)
+                .map(|arch| DeadQueue::ArchJobs(arch.koji))
+                .ok_or_else(|| format!("{arch:?} is not an architecture OSBS knows"));
+        }
         DeadQueue::ALL
             .into_iter()
             .find(|queue| queue.name() == text)
             .ok_or_else(|| {
-                format!("{text:?} is not a dead-letter queue: say jobs, results or events")
+                format!(
+                    "{text:?} is not a dead-letter queue: say jobs, jobs.<arch>, results or events"
+                )
             })
     }
 
     /// The queue its messages were refused on.
-    pub fn source(self) -> &'static str {
+    pub fn source(self) -> String {
         match self {
-            DeadQueue::Jobs => names::QUEUE_JOBS,
-            DeadQueue::Results => names::QUEUE_RESULTS,
-            DeadQueue::Events => names::QUEUE_EVENTS,
+            DeadQueue::Jobs => names::QUEUE_JOBS.to_owned(),
+            DeadQueue::Results => names::QUEUE_RESULTS.to_owned(),
+            DeadQueue::Events => names::QUEUE_EVENTS.to_owned(),
+            DeadQueue::ArchJobs(arch) => names::jobs_queue(arch),
         }
     }
 
     pub fn dead(self) -> String {
-        names::dead_queue(self.source())
+        names::dead_queue(&self.source())
+    }
+
+    /// Whether it holds `BuildJob`s (the build's own, or arch jobs).
+    pub fn holds_jobs(self) -> bool {
+        matches!(self, DeadQueue::Jobs | DeadQueue::ArchJobs(_))
+    }
+
+    /// Whether the queue may be missing (an arch nobody served): a passive declare of it
+    /// failing means "no such queue", not a broker failure.
+    pub fn optional(self) -> bool {
+        matches!(self, DeadQueue::ArchJobs(_))
     }
 }
 
@@ -181,6 +225,10 @@ impl DeadMessage {
             DeadQueue::Jobs => (
                 BuildJob::decode(body).ok().map(|job| job.build_id),
                 Some(names::ROUTING_JOB.to_owned()),
+            ),
+            DeadQueue::ArchJobs(arch) => (
+                BuildJob::decode(body).ok().map(|job| job.build_id),
+                Some(names::job_routing_key(arch)),
             ),
             DeadQueue::Results => match BuildResult::decode(body) {
                 Ok(result) => {
@@ -258,7 +306,12 @@ pub async fn peek_dead(
     limit: usize,
 ) -> Result<Vec<DeadMessage>, BusError> {
     let dead = queue.dead();
-    let depth = bus.queue_depth(&dead).await?.messages as usize;
+    let depth = match bus.queue_depth(&dead).await {
+        Ok(depth) => depth.messages as usize,
+        // An arch nobody served has no dead queue: nothing to show.
+        Err(_) if queue.optional() => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
     let channel = bus.channel().await?;
     let mut views = Vec::new();
     let mut failure = None;
@@ -317,8 +370,25 @@ mod tests {
         assert!(
             DeadQueue::parse("dead")
                 .unwrap_err()
-                .contains("jobs, results or events")
+                .contains("jobs, jobs.<arch>, results or events")
         );
+        let table = [
+            ("jobs.aarch64", Ok(DeadQueue::ArchJobs("aarch64"))),
+            ("jobs.arm64", Ok(DeadQueue::ArchJobs("aarch64"))),
+            ("jobs", Ok(DeadQueue::Jobs)),
+            ("jobs.mips", Err(())),
+        ];
+        for (text, expected) in table {
+            assert_eq!(DeadQueue::parse(text).map_err(|_| ()), expected, "{text}");
+        }
+        let arm = DeadQueue::ArchJobs("aarch64");
+        assert_eq!(arm.dead(), "osbs.jobs.aarch64.dead");
+        assert_eq!(arm.name(), "jobs.aarch64");
+        assert_eq!(serde_json::to_value(arm).unwrap(), "jobs.aarch64");
+        assert_eq!(serde_json::to_value(DeadQueue::Jobs).unwrap(), "jobs");
+        let every = DeadQueue::every();
+        assert_eq!(every[..3], DeadQueue::ALL);
+        assert!(every.contains(&DeadQueue::ArchJobs("s390x")));
     }
 
     #[test]
@@ -336,5 +406,17 @@ mod tests {
         let view = DeadMessage::read(DeadQueue::Jobs, &properties, &job.encode_to_vec());
         assert_eq!(view.reason, "registry refused the push");
         assert_eq!(view.id(), "b1");
+        let arm = BuildJob {
+            arch: "aarch64".into(),
+            ..job
+        };
+        let view = DeadMessage::read(
+            DeadQueue::ArchJobs("aarch64"),
+            &BasicProperties::default(),
+            &arm.encode_to_vec(),
+        );
+        assert_eq!(view.id(), "b1");
+        assert_eq!(view.routing_key.as_deref(), Some("job.aarch64"));
+        assert_eq!(view.exchange.as_deref(), Some("osbs"));
     }
 }

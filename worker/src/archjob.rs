@@ -6,6 +6,7 @@ use crate::plan;
 use osbs_common::bus;
 use osbs_proto::v1::{BuildJob, BuildState, KojiReservation, Nvr, Trigger};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 /// The arch job of `arch` for the build of `job`: the same job with its arch, every arch of
 /// the build, and the release (and Koji reservation) reserved once for all of them.
@@ -113,6 +114,48 @@ pub fn stops_other_arches(arch: &str, state: BuildState) -> bool {
     !arch.is_empty() && state == BuildState::Failed
 }
 
+/// Whether the orchestrator may publish its arch jobs, judged on each arch's consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchWorkers {
+    /// Every arch's queue has a consumer: publish.
+    Served,
+    /// These arches have none yet: look again (a worker restarting is a blip).
+    Wait(Vec<String>),
+    /// Waited `[worker] arch_consumer_wait_secs` in vain: the build fails with this reason
+    /// (one line naming each arch and what to do), nothing published.
+    Unserved(String),
+}
+
+/// `consumers`: each arch with the consumer count of its `osbs.jobs.<arch>`; `waited`
+/// since the first look, `limit` the longest wait.
+pub fn arch_workers(consumers: &[(String, u32)], waited: Duration, limit: Duration) -> ArchWorkers {
+    let missing: Vec<String> = consumers
+        .iter()
+        .filter(|(_, count)| *count == 0)
+        .map(|(arch, _)| arch.clone())
+        .collect();
+    if missing.is_empty() {
+        return ArchWorkers::Served;
+    }
+    if waited < limit {
+        return ArchWorkers::Wait(missing);
+    }
+    let mut reason: Vec<String> = missing
+        .iter()
+        .map(|arch| {
+            format!(
+                "{arch}: no worker serves this arch ({} has no consumer)",
+                osbs_proto::names::jobs_queue(arch)
+            )
+        })
+        .collect();
+    reason.push(format!(
+        "start a worker with arches including {} and replay the build",
+        missing.join(", ")
+    ));
+    ArchWorkers::Unserved(reason.join("; "))
+}
+
 /// `name-version-release` of a job's NVR, as the record's `nvr` field holds it.
 pub fn nvr_text(job: &BuildJob) -> String {
     job.nvr.as_ref().map_or_else(String::new, |nvr| {
@@ -191,6 +234,60 @@ mod tests {
         assert_eq!(arch_tag(&x86, "3"), format!("{unique}-x86_64"));
         assert_ne!(unique_tag(&job(), "4"), unique, "a new release, a new tag");
         assert!(plan::check_tag(&arch_tag(&arm, "3")).is_ok());
+    }
+
+    #[test]
+    fn arch_jobs_go_out_only_when_every_arch_has_a_worker() {
+        let minute = Duration::from_secs(60);
+        let arches = |pairs: &[(&str, u32)]| -> Vec<(String, u32)> {
+            pairs
+                .iter()
+                .map(|(arch, count)| ((*arch).to_owned(), *count))
+                .collect()
+        };
+        let table = [
+            (
+                arches(&[("x86_64", 1), ("aarch64", 2)]),
+                Duration::ZERO,
+                ArchWorkers::Served,
+            ),
+            (
+                arches(&[("x86_64", 1), ("aarch64", 2)]),
+                2 * minute,
+                ArchWorkers::Served,
+            ),
+            (
+                arches(&[("x86_64", 1), ("aarch64", 0)]),
+                Duration::from_secs(59),
+                ArchWorkers::Wait(vec!["aarch64".into()]),
+            ),
+            (
+                arches(&[("x86_64", 1), ("aarch64", 0)]),
+                minute,
+                ArchWorkers::Unserved(
+                    "aarch64: no worker serves this arch (osbs.jobs.aarch64 has no consumer); start a worker with arches including aarch64 and replay the build".into(),
+                ),
+            ),
+            (
+                arches(&[("x86_64", 0), ("s390x", 0), ("aarch64", 3)]),
+                2 * minute,
+                ArchWorkers::Unserved(
+                    "x86_64: no worker serves this arch (osbs.jobs.x86_64 has no consumer); s390x: no worker serves this arch (osbs.jobs.s390x has no consumer); start a worker with arches including x86_64, s390x and replay the build".into(),
+                ),
+            ),
+        ];
+        for (consumers, waited, expected) in table {
+            assert_eq!(
+                arch_workers(&consumers, waited, minute),
+                expected,
+                "{consumers:?} after {waited:?}"
+            );
+        }
+        // No wait configured: one look decides.
+        assert!(matches!(
+            arch_workers(&arches(&[("aarch64", 0)]), Duration::ZERO, Duration::ZERO),
+            ArchWorkers::Unserved(_)
+        ));
     }
 
     #[test]

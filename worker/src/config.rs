@@ -98,6 +98,11 @@ pub struct WorkerConfig {
     /// The multi-arch image's list: `docker` (a Docker v2 manifest list, the default) or
     /// `oci` (an OCI image index).
     pub manifest_list: String,
+    /// How long an orchestrator waits for a worker of each of its build's arches (a
+    /// consumer on `osbs.jobs.<arch>`) before it publishes any arch job; past it, the build
+    /// fails naming the arch and its job is dead-lettered for a replay. Long enough for a
+    /// restarting worker (a blip) not to fail builds.
+    pub arch_consumer_wait_secs: u64,
     /// Label values injected into every image (empty = not injected).
     pub vendor: String,
     pub authoritative_source_url: String,
@@ -131,6 +136,7 @@ impl Default for WorkerConfig {
             squash_read_from: "auto".to_owned(),
             arches: Vec::new(),
             manifest_list: "docker".to_owned(),
+            arch_consumer_wait_secs: 60,
             vendor: String::new(),
             authoritative_source_url: String::new(),
             distribution_scope: String::new(),
@@ -167,6 +173,9 @@ impl WorkerConfig {
     }
     pub fn retry_window(&self) -> Duration {
         Duration::from_secs(self.retry_window_secs)
+    }
+    pub fn arch_consumer_wait(&self) -> Duration {
+        Duration::from_secs(self.arch_consumer_wait_secs)
     }
     pub fn cancel_poll(&self) -> Duration {
         Duration::from_millis(self.cancel_poll_ms.clamp(50, 5_000))
@@ -211,6 +220,8 @@ mod tests {
     fn defaults_follow_the_design() {
         let config = WorkerConfig::default();
         assert_eq!(config.build_timeout(), Duration::from_secs(10_800));
+        // A worker restarting (a blip) must not fail multi-arch builds.
+        assert_eq!(config.arch_consumer_wait(), Duration::from_secs(60));
         assert!(config.lease_after() < Duration::from_secs(30 * 60));
         assert_eq!(config.http_listen.port(), 9102);
         let tight = WorkerConfig {

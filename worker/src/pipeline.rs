@@ -274,6 +274,11 @@ impl Attempt<'_> {
                 None
             }
         };
+        if let Some(arches) = &many {
+            // Before anything is reserved or published: an arch no worker serves would
+            // leave the build `running` for ever.
+            self.await_arch_workers(arches).await?;
+        }
         let dockerfile = self.parse_dockerfile(&commit.dockerfile, many.is_none())?;
         let parents = self
             .step(step::BASE_IMAGE, self.base_images(&dockerfile))
@@ -427,6 +432,51 @@ impl Attempt<'_> {
         outputs.nvr = Some(reserved.clone());
         outputs.koji_reservation = self.job.koji_reservation.clone();
         Ok(reserved.release.clone())
+    }
+
+    /// Waits (`[worker] arch_consumer_wait_secs` at most) until each arch's queue has a
+    /// consumer; past that, fails the attempt naming the arches without one
+    /// ([`crate::archjob::arch_workers`]). The queues are declared first, so that a passive
+    /// declare can read them.
+    async fn await_arch_workers(&self, arches: &[String]) -> Result<(), WorkerError> {
+        use crate::archjob::ArchWorkers;
+        let bus = &self.worker.bus;
+        for arch in arches {
+            bus.declare_arch_queues(arch).await?;
+        }
+        let limit = self.worker.config.arch_consumer_wait();
+        let started = Instant::now();
+        let mut said = false;
+        loop {
+            let mut consumers = Vec::new();
+            for arch in arches {
+                let queue = osbs_proto::names::jobs_queue(arch);
+                consumers.push((arch.clone(), bus.queue_depth(&queue).await?.consumers));
+            }
+            match crate::archjob::arch_workers(&consumers, started.elapsed(), limit) {
+                ArchWorkers::Served => {
+                    if said {
+                        self.log.note("every arch has a worker now");
+                    }
+                    return Ok(());
+                }
+                ArchWorkers::Wait(missing) => {
+                    if !said {
+                        self.log.note(&format!(
+                            "no worker serves {} yet: waiting up to {} s for one",
+                            missing.join(", "),
+                            limit.as_secs()
+                        ));
+                        said = true;
+                    }
+                    let left = limit.saturating_sub(started.elapsed());
+                    tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+                }
+                ArchWorkers::Unserved(reason) => {
+                    return Err(WorkerError::Infrastructure(reason));
+                }
+            }
+        }
     }
 
     /// Publishes one arch job per arch (confirmed, on `osbs.jobs.<arch>`), then records the

@@ -710,3 +710,114 @@ async fn a_long_arch_job_is_held_by_a_lease_on_its_arch_s_lease_queue() {
     );
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arch_no_worker_serves_fails_the_build_before_any_arch_job() {
+    let harness = Harness::new().await;
+    let worker = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into()];
+            config.worker.arch_consumer_wait_secs = 2;
+        })
+        .await;
+    let name = format!("multi-unserved-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Failed,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert_eq!(
+        record.field("error"),
+        "aarch64: no worker serves this arch (osbs.jobs.aarch64 has no consumer); start a worker with arches including aarch64 and replay the build"
+    );
+    assert_eq!(record.field("blame"), "infrastructure", "for a replay");
+    assert_eq!(record.field("arches"), "", "never orchestrated");
+    assert!(
+        log.contains("no worker serves aarch64 yet: waiting up to 2 s for one"),
+        "{log}"
+    );
+    assert!(!log.contains("arch job published"), "{log}");
+    for arch in ["x86_64", "aarch64"] {
+        let depth = harness
+            .bus
+            .queue_depth(&names::jobs_queue(arch))
+            .await
+            .unwrap();
+        assert_eq!(depth.messages, 0, "no arch job of {arch}");
+    }
+    // The build's own job waits in osbs.jobs.dead for `osbs replay`; one failed result went
+    // out (the bridge refunds a reservation on it).
+    let dead = harness
+        .wait_messages(&names::dead_queue(names::QUEUE_JOBS), 1)
+        .await;
+    let dead_job =
+        <osbs_proto::v1::BuildJob as osbs_proto::Message>::decode(dead[0].delivery.data.as_slice())
+            .unwrap();
+    assert_eq!(
+        (dead_job.build_id.as_str(), dead_job.arch.as_str()),
+        (job.build_id.as_str(), "")
+    );
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].state, BuildState::Failed as i32);
+    assert_eq!(results[0].error, record.field("error"));
+    worker.stop().await;
+}
+
+/// A worker of an arch that comes (back) while the orchestrator waits: a blip fails nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arch_worker_starting_within_the_wait_builds_the_build() {
+    let harness = Harness::new().await;
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let orchestrator = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["x86_64".into()];
+            config.worker.arch_consumer_wait_secs = 600;
+        })
+        .await;
+    let name = format!("multi-blip-{}", harness.tag);
+    let dockerfile = format!(
+        "FROM {}\nRUN uname -m > /uname-m\nLABEL com.redhat.component={name}-container name={name} version=1\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    let (url, commit) = harness.repo(&name, &[("Dockerfile", dockerfile.as_bytes())]);
+    let mut job = harness.job(&name, &url, &commit);
+    both_arches(&mut job.target);
+    harness.submit(&job).await;
+    wait_live_log(
+        &harness,
+        &job.build_id,
+        "osbs: no worker serves aarch64 yet: waiting up to 600 s",
+    )
+    .await;
+    let arm = harness
+        .start_worker(|config| {
+            config.worker.arches = vec!["aarch64".into()];
+        })
+        .await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(
+        record.state,
+        BuildState::Complete,
+        "{:?}\n{log}",
+        record.fields
+    );
+    assert!(log.contains("every arch has a worker now"), "{log}");
+    let results = harness.results().await;
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].arches.len(), 2);
+    arm.stop().await;
+    orchestrator.stop().await;
+}

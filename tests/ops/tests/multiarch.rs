@@ -11,11 +11,15 @@
 //!   completes once, its aarch64 part built by the new worker, every queue settled.
 //! - One arch failing: the build fails naming the arch, nothing is pushed under its
 //!   version-release tag or imported, and its Koji reservation is refunded.
+//! - `osbs replay` of the dead arch jobs of a build that failed while its registry was down:
+//!   the build's own job goes back once and the build is imported once.
 
+use osbs_common::bus::Dead;
 use osbs_common::store::LogEntry;
 use osbs_koji_hub::state::build_state;
-use osbs_ops_tests::{Kind, Options, Service, World, expect_exit, wait_for};
-use osbs_proto::v1::BuildState;
+use osbs_ops_tests::{Kind, Options, PrivateRegistry, Service, World, expect_exit, wait_for};
+use osbs_proto::v1::{BuildJob, BuildState};
+use osbs_proto::{Message, names};
 use serde_json::{Value as Json, json};
 use std::time::{Duration, Instant};
 
@@ -550,4 +554,187 @@ async fn check_watch_logs(world: &World, id: &str) {
             .any(|line| !line.starts_with("x86_64: ") && !line.starts_with("aarch64: ")),
         "no orchestrator line:\n{stdout}"
     );
+}
+
+/// Waits until `arch`'s live log of build `id` has a line containing `needle`.
+async fn wait_arch_log(world: &World, id: &str, arch: &str, needle: &str) {
+    let what = format!("{arch}'s log to show {needle:?}");
+    wait_for(BUILD_LIMIT, &what, || async move {
+        let entries = world
+            .store
+            .read_arch_log(id, Some(arch), "0", 100_000, None)
+            .await
+            .ok()?;
+        entries
+            .iter()
+            .any(|entry| matches!(entry, LogEntry::Line { text, .. } if text.contains(needle)))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_arch_jobs_are_replayed_as_their_build_once() {
+    osbs_testkit::ensure_multiarch_busybox_image(osbs_testkit::MULTIARCH_BASE);
+    let mut registry = PrivateRegistry::start().await;
+    let world = World::new(Options {
+        arches: vec!["x86_64".into(), "aarch64".into()],
+        registry: Some(registry.address()),
+        // The outage fails the arch job at once, its job dead-lettered.
+        retry_window_secs: Some(0),
+        ..Options::default()
+    })
+    .await;
+    let _dispatcher = world.spawn(Kind::Dispatcher).await;
+    let _bridge = world.spawn(Kind::Bridge).await;
+    let _worker = world.spawn(Kind::Worker).await;
+    let name = format!("multi-replay-{}", world.tag);
+    let marker = format!("slow-{}", world.tag);
+    let dockerfile = format!(
+        "FROM {}\nLABEL com.redhat.component=\"{name}\" name=\"{name}\" version=\"1.0\"\nRUN echo {marker} && sleep 8\n",
+        osbs_testkit::MULTIARCH_BASE
+    );
+    world.repo(&name, "main", &dockerfile).push(&["main"]);
+    let id = wait_for(Duration::from_secs(60), "the build recorded", || {
+        let (world, name) = (&world, &name);
+        async move {
+            let builds = world.builds().await;
+            let record = builds.into_iter().find(|record| &record.job.repo == name)?;
+            Some(record.id)
+        }
+    })
+    .await;
+    // Both arches build; the registry goes away before either pushes.
+    for arch in ["x86_64", "aarch64"] {
+        wait_arch_log(&world, &id, arch, &marker).await;
+    }
+    registry.down().await;
+    let record = world
+        .wait_state(&id, &[BuildState::Failed], BUILD_LIMIT)
+        .await;
+    assert_eq!(
+        record.field("blame"),
+        "infrastructure",
+        "{}",
+        record.error()
+    );
+    registry.up().await;
+
+    // The arch that failed first is dead-lettered to its own dead queue; the other ended
+    // on the failed build (or died the same way). A dead copy of each makes this replay
+    // meet two dead jobs of one build.
+    let bus = world.bus().await;
+    let dead_queue = |arch: &str| names::dead_queue(&names::jobs_queue(arch));
+    let depth = |queue: String| {
+        let bus = &bus;
+        async move { bus.queue_depth(&queue).await.unwrap().messages }
+    };
+    let dead = wait_for(Duration::from_secs(30), "an arch job dead-lettered", || {
+        let depth = &depth;
+        async move {
+            let dead = depth(dead_queue("x86_64")).await + depth(dead_queue("aarch64")).await;
+            (dead > 0).then_some(dead)
+        }
+    })
+    .await;
+    assert!(dead <= 2, "{dead}");
+    eprintln!("arch jobs the outage dead-lettered: {dead}");
+    for arch in ["x86_64", "aarch64"] {
+        if depth(dead_queue(arch)).await > 0 {
+            continue;
+        }
+        let queue = names::jobs_queue(arch);
+        let routing_key = names::job_routing_key(arch);
+        let job = BuildJob {
+            arch: arch.into(),
+            arches: vec!["x86_64".into(), "aarch64".into()],
+            ..record.job.clone()
+        };
+        bus.dead_letter_copy(
+            &job.encode_to_vec(),
+            &osbs_common::bus::protobuf_properties(names::TYPE_BUILD_JOB),
+            Dead {
+                queue: &queue,
+                original_exchange: names::EXCHANGE_INTERNAL,
+                original_routing_key: &routing_key,
+                reason: "registry unreachable",
+            },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(depth(dead_queue("x86_64")).await, 1);
+    assert_eq!(depth(dead_queue("aarch64")).await, 1);
+
+    // The dry run lists both (the arch dead queues are scanned by default).
+    let output = world.osbs(None, &["replay", "--dry-run", "--all"]).await;
+    let listed = expect_exit(&output, 0, "replay --dry-run --all");
+    for queue in ["osbs.jobs.x86_64.dead", "osbs.jobs.aarch64.dead"] {
+        assert!(listed.contains(queue), "{listed}");
+    }
+    let output = world.osbs(None, &["--json", "replay", &id]).await;
+    let replayed = expect_exit(&output, 0, "replay of the build's dead arch jobs");
+    let outcomes: Json = serde_json::from_str(&replayed).expect("JSON outcomes");
+    let outcomes = outcomes.as_array().expect("a list");
+    assert_eq!(outcomes.len(), 2, "{replayed}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome["action"] == "replayed"),
+        "{replayed}"
+    );
+    let notes: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| outcome["note"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|note| note.ends_with("as the build's own job"))
+            .count(),
+        1,
+        "{notes:?}"
+    );
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|note| note.starts_with("with its build"))
+            .count(),
+        1,
+        "{notes:?}"
+    );
+    assert_eq!(depth(dead_queue("x86_64")).await, 0);
+    assert_eq!(depth(dead_queue("aarch64")).await, 0);
+
+    let record = world
+        .wait_state(
+            &id,
+            &[
+                BuildState::Imported,
+                BuildState::ImportFailed,
+                BuildState::Failed,
+            ],
+            BUILD_LIMIT,
+        )
+        .await;
+    assert_eq!(
+        record.state,
+        BuildState::Imported,
+        "{}\n{}",
+        record.error(),
+        world.logs()
+    );
+    let history = world.store.history(&id).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .filter(|entry| entry.reason.starts_with("replayed by"))
+            .count(),
+        1,
+        "one replay of the build: {history:?}"
+    );
+    assert_eq!(world.hub.call_count("CGImport"), 1, "imported once");
+    assert_eq!(depth(dead_queue("x86_64")).await, 0);
+    assert_eq!(depth(dead_queue("aarch64")).await, 0);
+    assert_eq!(depth(names::dead_queue(names::QUEUE_JOBS)).await, 0);
 }
