@@ -286,10 +286,10 @@ async fn send(window: &Mutex<Window<Kept>>) {
         window.flush(Instant::now(), HOLD)
     };
     flush.lost.into_iter().for_each(Kept::release);
-    if let Some(last) = flush.run.last() {
-        if let Err(error) = last.acker.ack(BasicAckOptions { multiple: true }).await {
-            tracing::warn!(error = %error, "ack failed (channel lost); the messages will be redelivered");
-        }
+    if let Some(last) = flush.run.last()
+        && let Err(error) = last.acker.ack(BasicAckOptions { multiple: true }).await
+    {
+        tracing::warn!(error = %error, "ack failed (channel lost); the messages will be redelivered");
     }
     flush.run.into_iter().for_each(Kept::release);
     for kept in flush.alone {
