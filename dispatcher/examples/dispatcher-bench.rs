@@ -13,11 +13,14 @@
 //!    with that prefetch and, for each delivery concurrently, publishes it persistent to a
 //!    second queue (declared like `osbs.jobs`) and a state event of the real size to
 //!    `amq.topic` (as the dispatcher announces `queued`), waits for both confirms, then
-//!    acks — the broker work the contract asks for per event, and nothing else;
+//!    acks — the broker work the contract asks for per event, and nothing else. Measured
+//!    twice: acking each delivery alone, and acking each batch of finished deliveries with
+//!    one `multiple` ack (as the dispatcher does, `[dispatcher] ack_runs`);
 //! 2. dispatcher: EVENTS `git.receive` pushes (one per repository, fedora-messaging headers)
 //!    wait in `osbs.events`; the dispatcher starts as a separate process (this program with
 //!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
-//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile;
+//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile
+//!    (`OSBS_BENCH_ACK_RUNS=false`: the dispatcher acks each event alone);
 //! 3. latency: with nothing waiting, pushes are published at a steady 100 per second for
 //!    `OSBS_BENCH_LATENCY_SECS` (default 20) seconds, and each one's latency runs from its
 //!    publish to its job's delivery to a consumer of `osbs.jobs` (the job is delivered only
