@@ -13,11 +13,14 @@
 //!    with that prefetch and, for each delivery concurrently, publishes it persistent to a
 //!    second queue (declared like `osbs.jobs`) and a state event of the real size to
 //!    `amq.topic` (as the dispatcher announces `queued`), waits for both confirms, then
-//!    acks — the broker work the contract asks for per event, and nothing else;
+//!    acks — the broker work the contract asks for per event, and nothing else. Measured
+//!    twice: acking each delivery alone, and acking each batch of finished deliveries with
+//!    one `multiple` ack (as the dispatcher does, `[dispatcher] ack_runs`);
 //! 2. dispatcher: EVENTS `git.receive` pushes (one per repository, fedora-messaging headers)
 //!    wait in `osbs.events`; the dispatcher starts as a separate process (this program with
 //!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
-//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile;
+//!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile
+//!    (`OSBS_BENCH_ACK_RUNS=false`: the dispatcher acks each event alone);
 //! 3. latency: with nothing waiting, pushes are published at a steady 100 per second for
 //!    `OSBS_BENCH_LATENCY_SECS` (default 20) seconds, and each one's latency runs from its
 //!    publish to its job's delivery to a consumer of `osbs.jobs` (the job is delivered only
@@ -77,13 +80,17 @@ async fn bench(events: usize, prefetches: &[u16]) {
     );
     for &prefetch in prefetches {
         let env = TestEnv::new();
-        let (ceiling, ceiling_cpu) = ceiling(&env, events, prefetch).await;
+        let (ceiling_multi, ceiling_multi_cpu) =
+            ceiling(&env, events, prefetch, Acks::Multiple).await;
+        let (ceiling, ceiling_cpu) = ceiling(&env, events, prefetch, Acks::Each).await;
         let (rate, rss, dispatcher_cpu) = dispatcher(&env, events, prefetch).await;
         println!("  CPU ms per 1000 events, ceiling loop:  {ceiling_cpu}");
+        println!("  CPU ms per 1000 events, ceiling loop, multiple acks: {ceiling_multi_cpu}");
         println!("  CPU ms per 1000 events, dispatcher:    {dispatcher_cpu}");
         println!(
-            "prefetch {prefetch}: ceiling {ceiling:.0}/s, dispatcher {rate:.0}/s = {:.0}% of the ceiling",
+            "prefetch {prefetch}: ceiling {ceiling:.0}/s (multiple acks {ceiling_multi:.0}/s), dispatcher {rate:.0}/s = {:.0}% of the ceiling ({:.0}% of the one with multiple acks)",
             100.0 * rate / ceiling,
+            100.0 * rate / ceiling_multi,
         );
         // RSS when 0%, 10%, ... 100% of the jobs were out (the rest still waiting).
         let deciles: Vec<String> = (0..=10)
@@ -192,8 +199,19 @@ async fn fill(bus: &Bus, count: usize, exchange: &str, routing_key: &str) {
 /// A `queued` state event as the dispatcher announces it (fedora-messaging JSON, its size).
 const STATE_EVENT: &str = r#"{"build_id":"5f0c3a3e9d1b4c7a8e2f6a1b3c5d7e9f","repo":"bench-1","namespace":"container","branch":"f41","commit":"0000000000000000000000000000000000000001","target":"f41-container-candidate","old_state":null,"new_state":"queued","at":"2026-12-07T04:00:00.000Z","owner":"jdoe","reason":"","component":null,"url":"https://src.fedoraproject.org/container/bench-1.git#0000000000000000000000000000000000000001","scratch":false,"trigger":"push"}"#;
 
+/// How the ceiling loop acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acks {
+    /// One `basic.ack` per delivery, as soon as its publishes are confirmed.
+    Each,
+    /// One `basic.ack` with `multiple` for the run of deliveries finished at once (as the
+    /// dispatcher does): the delivery tags of a channel count up from 1, and the run acked is
+    /// the contiguous one from the lowest unacked tag.
+    Multiple,
+}
+
 /// The minimal consume → publish-with-confirm → ack loop; (messages per second, CPU spent).
-async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
+async fn ceiling(env: &TestEnv, events: usize, prefetch: u16, acks: Acks) -> (f64, String) {
     let connection = Connection::connect(env.amqp.url.expose(), ConnectionProperties::default())
         .await
         .expect("connect");
@@ -245,6 +263,8 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
     let started = Instant::now();
     let mut running = tokio::task::JoinSet::new();
     let mut done = 0;
+    let mut finished_acks = std::collections::HashMap::new();
+    let mut next_tag = 1;
     while done < events {
         tokio::select! {
             Some(delivery) = consumer.next() => {
@@ -271,12 +291,31 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16) -> (f64, String) {
                     let (job, event) = futures::join!(job, event);
                     job.expect("confirm");
                     event.expect("confirm");
-                    delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                    if acks == Acks::Each {
+                        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+                    }
+                    (delivery.delivery_tag, delivery.acker)
                 });
             }
             Some(finished) = running.join_next() => {
-                finished.expect("task");
-                done += 1;
+                let mut finished = vec![finished.expect("task")];
+                if acks == Acks::Multiple {
+                    while let Some(more) = running.try_join_next() {
+                        finished.push(more.expect("task"));
+                    }
+                }
+                done += finished.len();
+                if acks == Acks::Multiple {
+                    finished_acks.extend(finished);
+                    let mut last = None;
+                    while let Some(acker) = finished_acks.remove(&next_tag) {
+                        last = Some(acker);
+                        next_tag += 1;
+                    }
+                    if let Some(acker) = last {
+                        acker.ack(BasicAckOptions { multiple: true }).await.expect("ack");
+                    }
+                }
             }
         }
     }
@@ -368,7 +407,9 @@ fn spawn_dispatcher(
         // Redis path is measured here; the dist-git check costs one `git ls-remote` per push,
         // docs/BENCHMARKS.md).
         format!(
-            "[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\nresolve_push_tip = false\n"
+            "[dispatcher]\nhttp_listen = \"127.0.0.1:0\"\nprefetch = {prefetch}\nresolve_push_tip = false\nack_runs = {}\n",
+            // OSBS_BENCH_ACK_RUNS=false: each event acked alone (to measure what runs save).
+            std::env::var("OSBS_BENCH_ACK_RUNS").map_or(true, |value| value != "false"),
         ),
     )
     .expect("config file");

@@ -64,6 +64,9 @@ pub struct DispatcherConfig {
     pub resolve_push_tip: bool,
     /// How long one `git ls-remote` may take before the event is requeued.
     pub git_timeout_secs: u64,
+    /// Ack a run of handled events with one `basic.ack` (`multiple`) rather than one frame
+    /// per event: less broker work per event ([`crate::acks`]). `false` acks each alone.
+    pub ack_runs: bool,
 }
 
 impl Default for DispatcherConfig {
@@ -88,6 +91,7 @@ impl Default for DispatcherConfig {
             targets: BTreeMap::new(),
             resolve_push_tip: true,
             git_timeout_secs: 30,
+            ack_runs: true,
         }
     }
 }

@@ -4,23 +4,26 @@
 //! For a job (the order is what makes it safe to crash anywhere):
 //! 1. a message the broker redelivers, seen before (by `message_id`), whose record is finished
 //!    is a duplicate: ack (a republished message reaches the same build through step 2);
-//! 2. `store.create` with the plan's idempotency key: a new queued record, or the existing
-//!    build of the same (repository, commit, target, options). An explicit request whose
-//!    existing build ended `failed`, `canceled` or `superseded` makes a new build (keyed
-//!    `<key>:after:<old id>`, so that asking again names that new build);
-//! 3. pushes: become the branch's newest build ([`Store::advance_tip`]) and supersede the
-//!    queued build they replace (the state change `queued → superseded`, announced: a worker
-//!    that started first wins);
+//! 2. `store.create_dispatched` with the plan's idempotency key: a new queued record, or the
+//!    existing build of the same (repository, commit, target, options). An explicit request
+//!    whose existing build ended `failed`, `canceled` or `superseded` makes a new build (keyed
+//!    `<key>:after:<old id>`, so that asking again names that new build). A new record is
+//!    written with its message id → build id key and, for a push, step 3's tip move, in the
+//!    same atomic script (one Redis round trip);
+//! 3. pushes: become the branch's newest build ([`Store::advance_tip`], already done by step 2
+//!    for a new record) and supersede the queued build they replace (the state change
+//!    `queued → superseded`, announced: a worker that started first wins);
 //! 4. publish the job (if still queued) and announce the record's creation (`queued`), both
 //!    confirmed;
-//! 5. mark the record `enqueued=1`, remember the message id and the request outcome (one
-//!    atomic round trip); ack.
+//! 5. mark the record `enqueued=1`, remember the message id (unless step 2 did) and the
+//!    request outcome (one round trip); ack.
 //!
 //! A crash before 5 leaves the message unacked: its redelivery finds the record without
 //! `enqueued` and does 3–5 again, announcing again the changes it finds recorded
 //! ([`Store::recorded_announcement`]). Transient failures requeue the delivery after a pause;
 //! a record that cannot be read is dead-lettered with the reason.
 
+use crate::acks::Acks;
 use crate::build_id;
 use crate::decide::{Decision, Plan};
 use crate::distgit::{DistGit, DistGitError};
@@ -116,6 +119,8 @@ pub struct Dispatcher {
     by: String,
     /// Where pushes are checked against their branch's head; `None`: trust the event.
     dist_git: Option<DistGit>,
+    /// Acks runs of deliveries with one frame; `None`: each delivery acked alone.
+    acks: Option<Acks>,
 }
 
 /// What a plan turned into once its branch was asked.
@@ -141,6 +146,29 @@ impl Dispatcher {
             retry_delay,
             by: format!("dispatcher@{}", osbs_common::telemetry::hostname()),
             dist_git: None,
+            acks: None,
+        }
+    }
+
+    /// Acks through `acks`, which must have registered every delivery handed to
+    /// [`Dispatcher::handle`] ([`crate::acks`]).
+    pub fn with_acks(mut self, acks: Acks) -> Dispatcher {
+        self.acks = Some(acks);
+        self
+    }
+
+    /// Acks a handled delivery.
+    async fn ack(&self, delivery: &Delivery) {
+        match &self.acks {
+            Some(acks) => acks.ack(delivery).await,
+            None => bus::ack(delivery).await,
+        }
+    }
+
+    /// A delivery was settled by a frame of its own (requeued or dead-lettered).
+    fn settled(&self, delivery: &Delivery) {
+        if let Some(acks) = &self.acks {
+            acks.settled(delivery);
         }
     }
 
@@ -182,7 +210,7 @@ impl Dispatcher {
     }
 
     async fn acked_as_ignored(&self, delivery: &Delivery, label: &str) {
-        bus::ack(delivery).await;
+        self.ack(delivery).await;
         self.metrics.count_ignored(label);
         self.metrics.count_event("ignored");
     }
@@ -193,6 +221,7 @@ impl Dispatcher {
         self.metrics.count_event("requeued");
         tokio::time::sleep(self.retry_delay).await;
         bus::requeue(delivery).await;
+        self.settled(delivery);
     }
 
     /// A job to record: a push first resolved against its branch in dist-git.
@@ -236,7 +265,7 @@ impl Dispatcher {
                         );
                     }
                 }
-                bus::ack(delivery).await;
+                self.ack(delivery).await;
                 self.metrics.count_event(outcome.label());
             }
             Err(error) if error.is_permanent() => {
@@ -289,6 +318,7 @@ impl Dispatcher {
             .await
         {
             Ok(()) => {
+                self.settled(delivery);
                 self.metrics.count_dead_letter(names::QUEUE_EVENTS);
                 self.metrics.count_event("refused");
             }
@@ -297,6 +327,7 @@ impl Dispatcher {
                 self.metrics.count_event("requeued");
                 tokio::time::sleep(self.retry_delay).await;
                 bus::requeue(delivery).await;
+                self.settled(delivery);
             }
         }
     }
@@ -336,7 +367,7 @@ impl Dispatcher {
         pushed: Option<&Plan>,
     ) -> Result<Outcome, DispatchError> {
         let outcome = self
-            .record_and_publish(plan, message_id.filter(|_| redelivered))
+            .record_and_publish(plan, message_id, redelivered)
             .await?;
         if let Some(pushed) = pushed {
             self.record_stale(pushed, &plan.job.commit, outcome.build_id())
@@ -353,33 +384,37 @@ impl Dispatcher {
                 },
             )
         });
+        // A new record's message id was written with it.
+        let created = matches!(outcome, Outcome::Created { .. });
         self.store
             .settle_dispatch(
                 outcome.build_id(),
                 !matches!(outcome, Outcome::Duplicate { .. }),
-                message_id,
+                message_id.filter(|_| !created),
                 noted.as_ref().map(|(id, outcome)| (*id, outcome)),
             )
             .await?;
         Ok(outcome)
     }
 
-    /// Steps 1–4; `seen_message_id` is looked up only for redeliveries.
+    /// Steps 1–4; `message_id` is looked up only for redeliveries.
     async fn record_and_publish(
         &self,
         plan: &Plan,
-        seen_message_id: Option<&str>,
+        message_id: Option<&str>,
+        redelivered: bool,
     ) -> Result<Outcome, DispatchError> {
-        if let Some(message_id) = seen_message_id
+        if let Some(message_id) = message_id.filter(|_| redelivered)
             && let Some(id) = self.store.build_of_event(message_id).await?
             && let Some(record) = self.store.get(&id).await?
         {
             if record.field(field::ENQUEUED) == "1" {
                 return Ok(Outcome::Duplicate { build_id: id });
             }
-            self.finish(&record.job, record.state, None).await?;
+            self.finish(&record.job, record.state, None, None).await?;
             return Ok(Outcome::Resumed { build_id: id });
         }
+        let coalesce = (plan.job.trigger == Trigger::Push as i32).then(|| coalesce_key(&plan.job));
         let mut job = plan.job.clone();
         job.build_id = build_id::new();
         let now_ms = osbs_common::telemetry::now_ms();
@@ -390,15 +425,23 @@ impl Dispatcher {
         }
         let mut key = plan.idempotency_key.clone();
         for _ in 0..MAX_REBUILDS {
-            match self
+            let (created, tip) = self
                 .store
-                .create(&job, &key, now_ms, &self.by, &extra)
-                .await?
-            {
+                .create_dispatched(
+                    &job,
+                    &key,
+                    now_ms,
+                    &self.by,
+                    &extra,
+                    message_id,
+                    coalesce.as_deref(),
+                )
+                .await?;
+            match created {
                 Created::New(recorded) => {
                     self.metrics.count_state(BuildState::Queued);
                     let superseded = self
-                        .finish(&job, BuildState::Queued, Some(recorded))
+                        .finish(&job, BuildState::Queued, Some(recorded), tip)
                         .await?;
                     return Ok(Outcome::Created {
                         build_id: job.build_id,
@@ -422,7 +465,7 @@ impl Dispatcher {
                     if record.field(field::ENQUEUED) == "1" {
                         return Ok(Outcome::Duplicate { build_id: id });
                     }
-                    self.finish(&record.job, record.state, None).await?;
+                    self.finish(&record.job, record.state, None, None).await?;
                     return Ok(Outcome::Resumed { build_id: id });
                 }
             }
@@ -434,13 +477,15 @@ impl Dispatcher {
 
     /// Steps 3–4 for a recorded build, idempotently (the `enqueued` mark follows in
     /// [`Store::settle_dispatch`]). `created`: the announcement of a record just created;
-    /// `None` when resuming one, whose announcement is read back. Returns the builds it
-    /// superseded.
+    /// `None` when resuming one, whose announcement is read back. `tip`: where a push just
+    /// created stands on its branch, when the creation moved the tip already
+    /// ([`Store::create_dispatched`]); otherwise asked here. Returns the builds it superseded.
     async fn finish(
         &self,
         job: &BuildJob,
         mut state: BuildState,
         created: Option<Announcement>,
+        tip: Option<Tip>,
     ) -> Result<Vec<String>, DispatchError> {
         let id = job.build_id.as_str();
         let mut superseded = Vec::new();
@@ -455,7 +500,11 @@ impl Dispatcher {
         };
         let trigger = Trigger::try_from(job.trigger).unwrap_or(Trigger::Unspecified);
         if trigger == Trigger::Push && state == BuildState::Queued {
-            match self.store.advance_tip(&coalesce_key(job), id).await? {
+            let tip = match tip {
+                Some(tip) => tip,
+                None => self.store.advance_tip(&coalesce_key(job), id).await?,
+            };
+            match tip {
                 Tip::Advanced { previous } | Tip::Current { previous } => {
                     if let Some(previous) = previous
                         && self.supersede(&previous, job).await?

@@ -26,6 +26,7 @@
 //! `osbs_common::state::change`. The CLI publishes its requests itself and reads their
 //! outcome with `Store::request_outcome`.
 
+pub mod acks;
 pub mod build_id;
 pub mod config;
 pub mod decide;

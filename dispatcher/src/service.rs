@@ -3,6 +3,7 @@
 //! events of one repository branch (one lane) are handled one after the other, in queue
 //! order — coalescing needs to see a branch's pushes oldest first.
 
+use crate::acks::Acks;
 use crate::config::{Config, Routing};
 use crate::decide::{self, Decision, Incoming};
 use crate::dispatch::Dispatcher;
@@ -73,6 +74,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         let timeout = Duration::from_secs(settings.git_timeout_secs.max(1));
         dispatcher = dispatcher.with_dist_git(DistGit::new(timeout));
     }
+    let acks = settings.ack_runs.then(Acks::start);
+    if let Some(acks) = &acks {
+        dispatcher = dispatcher.with_acks(acks.clone());
+    }
     let dispatcher = Arc::new(dispatcher);
     health.set_ready(true, "consuming osbs.events");
     tracing::info!(%http_addr, prefetch, queue = names::QUEUE_EVENTS, "osbs-dispatcher ready");
@@ -85,7 +90,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             shutdown,
             grace,
             move |delivery| {
-                // Runs in delivery order: decide, and take this event's place in its lane.
+                // Runs in delivery order: the delivery enters the ack window, the event is
+                // decided and takes its place in its lane.
+                if let Some(acks) = &acks {
+                    acks.register(&delivery);
+                }
                 let now_ms = osbs_common::telemetry::now_ms();
                 let headers = headers_json(&delivery);
                 if let Some(lag) = decide::lag_seconds(&headers, now_ms) {

@@ -9,7 +9,8 @@
 //!
 //! Every key expires after [`IDEMPOTENCY_TTL`], like the idempotency keys.
 
-use super::{IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
+use super::{Created, IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
+use osbs_proto::v1::BuildJob;
 use redis::AsyncCommands;
 use std::collections::HashMap;
 
@@ -62,6 +63,19 @@ fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
+/// The [`Tip`] of a script's answer (`advanced`, `current` or `behind`, and the other build).
+pub(super) fn tip_from(outcome: &str, other: String) -> Tip {
+    match outcome {
+        "behind" => Tip::Behind { newer: other },
+        "current" => Tip::Current {
+            previous: non_empty(other),
+        },
+        _ => Tip::Advanced {
+            previous: non_empty(other),
+        },
+    }
+}
+
 impl Store {
     /// The build an event (by AMQP `message_id`) already made, if any.
     pub async fn build_of_event(&self, message_id: &str) -> Result<Option<String>, StoreError> {
@@ -85,15 +99,35 @@ impl Store {
             .invoke_async(&mut self.connection())
             .await
             .map_err(redis_error("coalesce"))?;
-        Ok(match outcome.as_str() {
-            "behind" => Tip::Behind { newer: other },
-            "current" => Tip::Current {
-                previous: non_empty(other),
-            },
-            _ => Tip::Advanced {
-                previous: non_empty(other),
-            },
-        })
+        Ok(tip_from(&outcome, other))
+    }
+
+    /// [`Store::create`] for the dispatcher, with the writes that follow a new record in the
+    /// same atomic step (one round trip instead of three): `message_id` → build id (what
+    /// [`Store::settle_dispatch`] would write) and, for a push (`coalesce_key`), the branch's
+    /// tip as [`Store::advance_tip`] moves it, whose answer comes back beside the record. An
+    /// existing record is left as it is (`None`: the caller advances the tip itself).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_dispatched(
+        &self,
+        job: &BuildJob,
+        idempotency_key: &str,
+        now_ms: i64,
+        by: &str,
+        extra_fields: &[(&str, String)],
+        message_id: Option<&str>,
+        coalesce_key: Option<&str>,
+    ) -> Result<(Created, Option<Tip>), StoreError> {
+        self.create_with(
+            job,
+            idempotency_key,
+            now_ms,
+            by,
+            extra_fields,
+            message_id.map(|id| self.key(&["dispatch", "event", id])),
+            coalesce_key.map(|key| self.key(&["dispatch", "tip", key])),
+        )
+        .await
     }
 
     /// Records what became of a request (refused or ignored ones; see
@@ -122,7 +156,16 @@ impl Store {
         request: Option<(&str, &RequestOutcome)>,
     ) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
-        pipe.atomic();
+        // MULTI/EXEC only when there is more than one write (two more commands for Redis).
+        let writes = usize::from(mark_enqueued)
+            + usize::from(message_id.is_some())
+            + if request.is_some() { 2 } else { 0 };
+        if writes == 0 {
+            return Ok(());
+        }
+        if writes > 1 {
+            pipe.atomic();
+        }
         if mark_enqueued {
             pipe.hset(self.key(&["build", build_id]), field::ENQUEUED, "1")
                 .ignore();

@@ -160,23 +160,47 @@ end
 return {'ok', current, redis.call('HGETALL', KEYS[1])}
 "#;
 
+// Ids are compared byte by byte: Lua's `<` on strings follows the server's locale. The
+// record's fields go in one HSET (one call from Lua instead of one per field); the caller
+// knows them all, so the script returns no HGETALL.
 const CREATE_LUA: &str = r#"
--- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4..] listing sets
+-- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4] the event's key ('' for
+-- none), KEYS[5] the branch's tip key ('' unless a push), KEYS[6..] listing sets
 -- ARGV[1] id, ARGV[2] now_ms, ARGV[3] idempotency ttl seconds, ARGV[4] history entry JSON,
 -- ARGV[5..] field/value pairs
-local existing = redis.call('GET', KEYS[1])
-if existing then return {'existing', existing, {}} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1], {}} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[3]))
-redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2])
-for i = 5, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+local function later(a, b)
+  for i = 1, math.max(#a, #b) do
+    local x, y = string.byte(a, i) or 0, string.byte(b, i) or 0
+    if x ~= y then return x > y end
+  end
+  return false
 end
-for i = 4, #KEYS do
+local existing = redis.call('GET', KEYS[1])
+if existing then return {'existing', existing, '', ''} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1], '', ''} end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'EX', ttl) end
+local tip, other = '', ''
+if KEYS[5] ~= '' then
+  local current = redis.call('GET', KEYS[5])
+  if current == ARGV[1] then
+    tip = 'current'
+  elseif current and later(current, ARGV[1]) then
+    tip, other = 'behind', current
+  else
+    redis.call('SET', KEYS[5], ARGV[1], 'EX', ttl)
+    tip, other = 'advanced', current or ''
+  end
+end
+redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2],
+  unpack(ARGV, 5))
+if tip == 'advanced' then redis.call('HSET', KEYS[2], 'supersedes', other) end
+for i = 6, #KEYS do
   redis.call('ZADD', KEYS[i], tonumber(ARGV[2]), ARGV[1])
 end
 redis.call('RPUSH', KEYS[3], ARGV[4])
-return {'new', ARGV[1], redis.call('HGETALL', KEYS[2])}
+return {'new', ARGV[1], tip, other}
 "#;
 
 const RECREATE_LUA: &str = r#"
@@ -299,38 +323,77 @@ impl Store {
         by: &str,
         extra_fields: &[(&str, String)],
     ) -> Result<Created, StoreError> {
+        let (created, _) = self
+            .create_with(job, idempotency_key, now_ms, by, extra_fields, None, None)
+            .await?;
+        Ok(created)
+    }
+
+    /// [`Store::create`] that, for a new record, also writes what the dispatcher would write
+    /// next, in the same atomic step: `event_key` (a key naming the build) and, for a push,
+    /// the branch's tip ([`Store::advance_tip`], returned as its [`Tip`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn create_with(
+        &self,
+        job: &BuildJob,
+        idempotency_key: &str,
+        now_ms: i64,
+        by: &str,
+        extra_fields: &[(&str, String)],
+        event_key: Option<String>,
+        tip_key: Option<String>,
+    ) -> Result<(Created, Option<Tip>), StoreError> {
+        debug_assert_eq!(field::SUPERSEDES, "supersedes", "named in CREATE_LUA");
         let entry = HistoryEntry::new(None, BuildState::Queued, "recorded", by, now_ms);
+        let is_push = tip_key.is_some();
         let mut invocation = self.scripts.create.prepare_invoke();
         invocation
             .key(self.key(&["idem", idempotency_key]))
             .key(self.key(&["build", &job.build_id]))
             .key(self.key(&["build", &job.build_id, "history"]))
+            .key(event_key.unwrap_or_default())
+            .key(tip_key.unwrap_or_default())
             .key(self.key(&["builds"]));
         for key in self.listing_keys_of_new(job) {
             invocation.key(key);
         }
+        let encoded = job.encode_to_vec();
+        let mut fields: Vec<(&str, String)> = Vec::with_capacity(extra_fields.len() + 5);
+        fields.extend(record::job_fields(job));
+        fields.push((field::ATTEMPTS, "0".to_owned()));
+        fields.extend(extra_fields.iter().cloned());
         invocation
             .arg(&job.build_id)
             .arg(now_ms)
             .arg(IDEMPOTENCY_TTL.as_secs())
-            .arg(entry.to_json());
-        invocation.arg(field::JOB).arg(job.encode_to_vec());
-        for (name, value) in record::job_fields(job) {
-            invocation.arg(name).arg(value);
-        }
-        invocation.arg(field::ATTEMPTS).arg("0");
-        for (name, value) in extra_fields {
+            .arg(entry.to_json())
+            .arg(field::JOB)
+            .arg(&encoded);
+        for (name, value) in &fields {
             invocation.arg(*name).arg(value);
         }
-        let (outcome, id, record): (String, String, Vec<Vec<u8>>) = invocation
+        let (outcome, id, tip, other): (String, String, String, String) = invocation
             .invoke_async(&mut self.connection())
             .await
             .map_err(redis_error("create"))?;
         if outcome != "new" {
-            return Ok(Created::Existing(id));
+            return Ok((Created::Existing(id), None));
         }
-        let record = BuildRecord::from_flat(&id, record)?;
-        Ok(Created::New(Announcement::new(&record, &entry)))
+        let tip = is_push.then(|| dispatch::tip_from(&tip, other));
+        // The record as the script wrote it (it did not exist before: nothing else is in it),
+        // without the `supersedes` mark (as HGETALL before the tip's step used to give it).
+        let record = BuildRecord {
+            id: id.clone(),
+            state: BuildState::Queued,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            job: job.clone(),
+            fields: fields
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+        };
+        Ok((Created::New(Announcement::new(&record, &entry)), tip))
     }
 
     /// The record of build `id`, if any.
