@@ -83,7 +83,8 @@ async fn read(
 ) -> Result<(Vec<QueueStats>, Vec<DeadMessage>), osbs_common::BusError> {
     let stats = queues::read_once(bus).await?;
     let mut dead = Vec::new();
-    for queue in DeadQueue::ALL {
+    // The arch jobs' dead queues too: a multi-arch build's dead letters are there.
+    for queue in DeadQueue::every() {
         dead.extend(queues::peek_dead(bus, queue, dead_shown).await?);
     }
     Ok((stats, dead))
