@@ -63,7 +63,8 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>) -> Result<T, ConfigError> 
                 .with_list_parse_key("amqp.urls")
                 .with_list_parse_key("dispatcher.allowed_git_urls")
                 .with_list_parse_key("dispatcher.namespaces")
-                .with_list_parse_key("worker.allowed_git_urls"),
+                .with_list_parse_key("worker.allowed_git_urls")
+                .with_list_parse_key("worker.arches"),
         )
         .build()
         .and_then(|built| built.try_deserialize())
