@@ -9,8 +9,10 @@
 //! ```
 //! The OSBS clock starts just before `git push` and ends at the `complete` entry's time in
 //! the record's history (written by the worker, same host clock); the floor's around the
-//! two docker commands. Each round's figures are printed, then the medians and the per-step
-//! medians from the record's `timings`.
+//! two docker commands. Each round's figures are printed (with the OSBS time split at the
+//! record's history: `git push` → `queued`, `queued` → `running`, `running` → `complete`),
+//! then the medians, the split's medians and the per-step medians from the record's
+//! `timings`.
 
 use osbs_ops_tests::{BASE_IMAGE, Kind, Options, World, base_image};
 use osbs_proto::v1::BuildState;
@@ -44,14 +46,18 @@ async fn bench(rounds: usize) {
         load()
     );
     let (mut floors, mut osbs, mut steps) = (Vec::new(), Vec::new(), BTreeMap::new());
+    let mut splits: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for round in 0..=rounds {
         let floor = floor_round(&floor_dir, &name, &world.tag, round);
-        let (took, timings) = osbs_round(&world, &repo, &name, round).await;
+        let (took, timings, split) = osbs_round(&world, &repo, &name, round).await;
         println!(
-            "round {round}: floor {:.3} s, OSBS {:.3} s, ratio {:.2}x{}",
+            "round {round}: floor {:.3} s, OSBS {:.3} s, ratio {:.2}x (push→queued {} ms, queued→running {} ms, running→complete {} ms){}",
             floor.as_secs_f64(),
             took.as_secs_f64(),
             took.as_secs_f64() / floor.as_secs_f64(),
+            split[0],
+            split[1],
+            split[2],
             if round == 0 {
                 " (warm-up, not counted)"
             } else {
@@ -61,6 +67,9 @@ async fn bench(rounds: usize) {
         if round > 0 {
             floors.push(floor);
             osbs.push(took);
+            for (part, millis) in SPLIT.iter().zip(split) {
+                splits.entry(part).or_default().push(millis);
+            }
             for (step, millis) in timings {
                 steps.entry(step).or_insert_with(Vec::new).push(millis);
             }
@@ -82,6 +91,15 @@ async fn bench(rounds: usize) {
         })
         .collect();
     println!("per-step medians: {}", steps.join(", "));
+    let splits: Vec<String> = SPLIT
+        .iter()
+        .map(|part| {
+            let millis = splits.get_mut(part).expect("every round splits");
+            millis.sort_unstable();
+            format!("{part} {} ms", millis[millis.len() / 2])
+        })
+        .collect();
+    println!("split medians: {}", splits.join(", "));
 }
 
 /// The repository's Dockerfile in round `round`: one trivial `RUN`, new each round.
@@ -115,13 +133,17 @@ fn run(args: &[&str]) {
     );
 }
 
-/// One push of a new commit to its `complete`: the time, and the build's step timings.
+/// The parts of the OSBS time, at the record's history.
+const SPLIT: [&str; 3] = ["push→queued", "queued→running", "running→complete"];
+
+/// One push of a new commit to its `complete`: the time, the build's step timings and the
+/// time's [`SPLIT`] in milliseconds.
 async fn osbs_round(
     world: &World,
     repo: &osbs_ops_tests::Repo,
     name: &str,
     round: usize,
-) -> (Duration, BTreeMap<String, i64>) {
+) -> (Duration, BTreeMap<String, i64>, [i64; 3]) {
     let commit = repo.commit("Dockerfile", &dockerfile(name, round), "Next round");
     let pushed_ms = osbs_common::telemetry::now_ms();
     repo.push(&["main"]);
@@ -149,10 +171,22 @@ async fn osbs_round(
         .iter()
         .find(|entry| entry.to == "complete")
         .expect("a complete entry");
+    let at = |state: &str| {
+        history
+            .iter()
+            .find(|entry| entry.to == state)
+            .map_or(complete.at_ms, |entry| entry.at_ms)
+    };
+    let (queued, running) = (at("queued"), at("running"));
+    let split = [
+        queued - pushed_ms,
+        running - queued,
+        complete.at_ms - running,
+    ];
     let timings: BTreeMap<String, i64> =
         serde_json::from_str(record.field(osbs_common::store::field::TIMINGS)).unwrap_or_default();
     let took = u64::try_from(complete.at_ms - pushed_ms).expect("complete after the push");
-    (Duration::from_millis(took), timings)
+    (Duration::from_millis(took), timings, split)
 }
 
 fn median(values: &mut [Duration]) -> Duration {
