@@ -5,8 +5,11 @@
 //! `docker push` of the same Dockerfile (classic builder, as the worker drives), alternating.
 //!
 //! ```text
-//! cargo bench -p osbs-ops-tests --bench blackbox -- [ROUNDS]   (default 7; one warm-up more)
+//! cargo bench -p osbs-ops-tests --bench blackbox -- [ROUNDS] [busy]   (default 7; one warm-up more)
 //! ```
+//! `busy`: after the quiet pass, a second pass with `sh -c 'while :; do :; done'` keeping
+//! one core busy beside it (one build of the binaries for both: the bench's own build and
+//! theirs resolve features differently, so each `cargo bench` compiles the services twice).
 //! The OSBS clock starts just before `git push` and ends at the `complete` entry's time in
 //! the record's history (written by the worker, same host clock); the floor's around the
 //! two docker commands. Each round's figures are printed (with the OSBS time split at the
@@ -23,16 +26,17 @@ use std::time::{Duration, Instant};
 fn main() {
     let rounds: usize = std::env::args()
         .skip(1)
-        .find(|arg| !arg.starts_with('-'))
+        .find(|arg| arg.parse::<usize>().is_ok())
         .map_or(7, |n| n.parse().expect("ROUNDS is a number"));
+    let busy = std::env::args().skip(1).any(|arg| arg == "busy");
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(bench(rounds));
+        .block_on(bench(rounds, busy));
 }
 
-async fn bench(rounds: usize) {
+async fn bench(rounds: usize, busy: bool) {
     base_image();
     let world = World::new(Options::default()).await;
     let _dispatcher = world.spawn(Kind::Dispatcher).await;
@@ -41,6 +45,30 @@ async fn bench(rounds: usize) {
     let repo = world.repo(&name, "main", &dockerfile(&name, usize::MAX));
     let floor_dir = world.dir.path().join("floor");
     std::fs::create_dir_all(&floor_dir).expect("floor dir");
+    println!("== quiet");
+    pass(&world, &repo, &name, &floor_dir, rounds, 0).await;
+    if busy {
+        let mut spinner = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("a busy loop");
+        println!("== one core kept busy (sh -c 'while :; do :; done')");
+        pass(&world, &repo, &name, &floor_dir, rounds, rounds + 1).await;
+        let _ = spinner.kill();
+        let _ = spinner.wait();
+    }
+}
+
+/// One pass of alternating rounds (`first`: the number of its warm-up round, so that every
+/// round commits a new Dockerfile); prints every round and the medians.
+async fn pass(
+    world: &World,
+    repo: &osbs_ops_tests::Repo,
+    name: &str,
+    floor_dir: &Path,
+    rounds: usize,
+    first: usize,
+) {
     println!(
         "rounds: {rounds} (+1 warm-up), load average at start: {}",
         load()
@@ -48,8 +76,8 @@ async fn bench(rounds: usize) {
     let (mut floors, mut osbs, mut steps) = (Vec::new(), Vec::new(), BTreeMap::new());
     let mut splits: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for round in 0..=rounds {
-        let floor = floor_round(&floor_dir, &name, &world.tag, round);
-        let (took, timings, split) = osbs_round(&world, &repo, &name, round).await;
+        let floor = floor_round(floor_dir, name, &world.tag, first + round);
+        let (took, timings, split) = osbs_round(world, repo, name, first + round).await;
         println!(
             "round {round}: floor {:.3} s, OSBS {:.3} s, ratio {:.2}x (push→queued {} ms, queued→running {} ms, running→complete {} ms){}",
             floor.as_secs_f64(),
