@@ -261,6 +261,10 @@ impl Dockerfile {
     /// the builder (issue 13: a LABEL is a classic-builder step, a container created and
     /// committed, and no later instruction can see a label). Empty when it cannot: see
     /// [`labels_can_be_left_to_the_squash`].
+    ///
+    /// ARGs read as their defaults, as everywhere in this crate (the worker passes no build
+    /// arguments): a worker that passes some must evaluate with them, or count a LABEL that
+    /// reads such an ARG as uncertain, since the builder would store the argument's value.
     pub fn final_stage_label_steps(&self, parent_env: &[String]) -> Vec<LabelStep> {
         let stage = self.stages.len() - 1;
         let escape = self.escape;
