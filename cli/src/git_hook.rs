@@ -211,6 +211,16 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
             ))
         })?;
     let updates = parse_ref_updates(&input)?;
+    // The broker connection (a TCP and AMQP handshake, then the topology's declares: dozens
+    // of round trips) is started before the git commands below and awaited after them, so
+    // that a push waits for the longer of the two rather than both (issue 13).
+    let connecting = updates
+        .iter()
+        .any(|update| update.branch().is_some())
+        .then(|| {
+            let amqp = config.amqp.clone();
+            tokio::spawn(async move { crate::context::connect_bus(&amqp, "git-hook").await })
+        });
     let git = Git::new(".");
     let path = git
         .run(&["rev-parse", "--absolute-git-dir"])?
@@ -233,9 +243,17 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
         }
     }
     if planned.is_empty() {
+        if let Some(connecting) = connecting {
+            connecting.abort();
+        }
         return Ok(Vec::new());
     }
-    let bus = crate::context::connect_bus(&config.amqp, "git-hook").await?;
+    let bus = match connecting {
+        Some(connecting) => connecting.await.map_err(|error| {
+            CliError::Tool(format!("connecting to RabbitMQ stopped: {error}"))
+        })??,
+        None => crate::context::connect_bus(&config.amqp, "git-hook").await?,
+    };
     let mut sent = Vec::new();
     for (branch, commit) in planned {
         let push = Push {

@@ -737,10 +737,13 @@ impl Registry {
         if let Some(bad) = tags.iter().find(|tag| !valid_tag(tag)) {
             return Err(ReferenceError::Tag(bad.clone()).into());
         }
-        for tag in tags {
-            self.put_manifest(repository, manifest, Reference::Tag(tag.clone()))
-                .await?;
-        }
+        // The tags are independent PUTs of the same bytes: at once, not one round trip after
+        // another (issue 13: a build pushes four).
+        futures::future::try_join_all(
+            tags.iter()
+                .map(|tag| self.put_manifest(repository, manifest, Reference::Tag(tag.clone()))),
+        )
+        .await?;
         Ok(manifest.digest())
     }
 

@@ -1051,13 +1051,23 @@ impl Attempt<'_> {
             repo_files: repo_files.clone(),
             buildinfo_dockerfile: Some(buildinfo.clone()),
         };
-        let rewritten = rewrite_for_squash(dockerfile, &rewrite_plan, &parents.users)
+        let final_env = parents
+            .final_base
+            .as_ref()
+            .map(|base| base.env.as_slice())
+            .unwrap_or_default();
+        let rewritten = rewrite_for_squash(dockerfile, &rewrite_plan, &parents.users, final_env)
             .map_err(|error| packager(error.to_string()))?;
         // The Dockerfile kept (log, Koji, the image) is the whole rewrite; the engine builds
-        // it without the buildinfo COPY and the LABEL, which the squash writes.
+        // it without the buildinfo COPY and the LABELs, which the squash writes.
         self.keep_dockerfile(&rewritten.stored)?;
-        self.log
-            .note("the buildinfo COPY and the LABEL are written by the squash, not built as steps");
+        self.log.note(&format!(
+            "the buildinfo COPY and the LABEL are written by the squash, not built as steps{}",
+            match rewritten.own_label_instructions.len() {
+                0 => String::new(),
+                own => format!(", and the Dockerfile's own {own} LABEL(s) of the final stage"),
+            }
+        ));
         // A .dockerignore must not hide the files the rewrite COPYs.
         if let Some(mut ignore) = commit.dockerignore.clone() {
             for name in &repo_files {

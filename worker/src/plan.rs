@@ -24,6 +24,7 @@ pub fn squash_additions(rewritten: &Rewritten, buildinfo: &str) -> Additions {
     Additions {
         labels: rewritten.labels.clone(),
         labels_created_by: rewritten.label_instruction.clone().unwrap_or_default(),
+        earlier_labels_created_by: rewritten.own_label_instructions.clone(),
         files,
     }
 }
@@ -197,7 +198,7 @@ mod tests {
                 repo_files: Vec::new(),
                 buildinfo_dockerfile: buildinfo.map(str::to_owned),
             };
-            let rewritten = rewrite_for_squash(&dockerfile, &plan, &BTreeMap::new()).unwrap();
+            let rewritten = rewrite_for_squash(&dockerfile, &plan, &BTreeMap::new(), &[]).unwrap();
             let added = squash_additions(&rewritten, buildinfo.unwrap_or("unused"));
             assert_eq!(added.files.len(), files, "{buildinfo:?}");
             assert_eq!(added.labels.len(), label_count, "{buildinfo:?}");

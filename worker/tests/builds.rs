@@ -597,10 +597,11 @@ async fn the_squash_writes_the_buildinfo_file_and_labels_the_builder_no_longer_d
         record.fields
     );
     let buildinfo = format!("Dockerfile-{name}-1.0-1");
-    // Neither step reached the builder (its own lines are "Step N/M : ...").
+    // Neither step reached the builder (its own lines are "Step N/M : ..."), nor the
+    // Dockerfile's own LABEL (the squash writes it too).
     for line in log.lines().filter(|line| line.contains("Step ")) {
         assert!(
-            !line.contains(&format!("COPY {buildinfo}")) && !line.contains("LABEL build-date"),
+            !line.contains(&format!("COPY {buildinfo}")) && !line.contains("LABEL"),
             "{line}"
         );
     }
@@ -654,6 +655,12 @@ async fn the_squash_writes_the_buildinfo_file_and_labels_the_builder_no_longer_d
             .any(|step| step.starts_with("osbs squash: LABEL ")),
         "{created_by:?}"
     );
+    // The Dockerfile's own LABEL has its entry, before the buildinfo COPY's.
+    let own = created_by
+        .iter()
+        .position(|step| step.starts_with("osbs squash: LABEL com.redhat.component="));
+    let copy = created_by.iter().position(|step| *step == copy_step);
+    assert!(own.is_some() && own < copy, "{created_by:?}");
     let non_empty = history
         .iter()
         .filter(|step| step["empty_layer"] != serde_json::json!(true))

@@ -300,16 +300,59 @@ impl Dockerfile {
     /// [`Dockerfile::final_stage_labels`] with the parent image's environment (its config
     /// `Env`, `KEY=value` strings) known, for labels such as `name="$FGC/httpd"`.
     pub fn final_stage_labels_with_env(&self, parent_env: &[String]) -> BTreeMap<String, String> {
-        let env = parent_env
-            .iter()
-            .map(|pair| match pair.split_once('=') {
-                Some((key, value)) => (key.to_owned(), value.to_owned()),
-                None => (pair.clone(), String::new()),
-            })
-            .collect();
-        self.evaluate(self.stages.len() - 1, &env)
+        self.evaluate(self.stages.len() - 1, &env_map(parent_env))
             .map(|state| state.labels)
             .unwrap_or_default()
+    }
+
+    /// The final stage's own `LABEL` instructions, each with the pairs the builder would
+    /// store (names and values substituted from what is in scope just before it, the parent
+    /// image's environment `parent_env` included), when the squash can write them instead of
+    /// the builder (issue 13: a LABEL is a classic-builder step, a container created and
+    /// committed, and no later instruction can see a label). Empty when it cannot: see
+    /// [`labels_can_be_left_to_the_squash`].
+    ///
+    /// ARGs read as the builder reads them: the build arguments the Dockerfile was parsed
+    /// with ([`Dockerfile::parse_with_build_args`]) over their defaults.
+    pub fn final_stage_label_steps(&self, parent_env: &[String]) -> Vec<LabelStep> {
+        let stage = self.stages.len() - 1;
+        let escape = self.escape;
+        let first = self.stages[stage].instructions.start + 1;
+        let (mut steps, mut certain, mut others, mut at) = (Vec::new(), true, 0, first);
+        let walked = self.walk(stage, &env_map(parent_env), &mut |instruction, state| {
+            let index = at;
+            at += 1;
+            if instruction.keyword != Keyword::Label {
+                others += 1;
+                return;
+            }
+            let options = shell::Options {
+                unset_required_is_empty: true,
+                ..shell::Options::default()
+            };
+            let mut labels = Vec::with_capacity(instruction.pairs.len());
+            for (name, value) in &instruction.pairs {
+                let value = value.as_deref().unwrap_or_default();
+                let name = shell::process_word_with(name, escape, state, options);
+                let value = shell::process_word_with(value, escape, state, options);
+                match (name, value) {
+                    (Ok(name), Ok(value)) => {
+                        certain &= !name.used_unset && !value.used_unset;
+                        labels.push((name.value, value.value));
+                    }
+                    _ => certain = false,
+                }
+            }
+            steps.push(LabelStep {
+                instruction: index,
+                created_by: format!("LABEL {}", instruction.args),
+                labels,
+            });
+        });
+        if walked.is_err() || !labels_can_be_left_to_the_squash(certain, steps.len(), others) {
+            return Vec::new();
+        }
+        steps
     }
 
     /// The USER in effect at the end of each stage (after substitution); None when no USER
@@ -424,6 +467,39 @@ impl Dockerfile {
         }
         Ok(state)
     }
+}
+
+/// One `LABEL` of the final stage, as the builder would store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelStep {
+    /// Its index in [`Dockerfile::instructions`].
+    pub instruction: usize,
+    /// `LABEL <arguments as written>`, continuations joined (for the image's history).
+    pub created_by: String,
+    /// (name, value) pairs after substitution, in order: a later one of a name wins.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Whether the final stage's own LABELs can be written by the squash instead of the builder:
+/// only when every name and value is known for certain (`certain`: none refers to a
+/// variable nothing sets — a build argument the worker passes, or a parent's environment it
+/// did not read — which the builder could see otherwise), there is at least one
+/// (`labels`), and the stage keeps another instruction for the engine to run (`others`), so
+/// the image built is never the parent image itself.
+pub fn labels_can_be_left_to_the_squash(certain: bool, labels: usize, others: usize) -> bool {
+    certain && labels > 0 && others > 0
+}
+
+/// `KEY=value` strings (an image config's `Env`) as a map; a string without `=` is a name
+/// set to empty.
+fn env_map(pairs: &[String]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => (key.to_owned(), value.to_owned()),
+            None => (pair.clone(), String::new()),
+        })
+        .collect()
 }
 
 fn bad_word(text: &str, error: shell::ShellError) -> ParseErrorKind {

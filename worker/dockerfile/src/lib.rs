@@ -53,7 +53,7 @@ mod reach_tests;
 #[cfg(test)]
 mod rewrite_tests;
 
-pub use dockerfile::{Dockerfile, ParentImage, Stage};
+pub use dockerfile::{Dockerfile, LabelStep, ParentImage, Stage, labels_can_be_left_to_the_squash};
 pub use error::{DockerfileError, MissingLabels, ParseError, ParseErrorKind, RewriteError};
 pub use labels::{
     ComponentNvr, InjectInputs, LABEL_ALIASES, Labels, label_value_as_stored, labels_to_inject,

@@ -710,6 +710,7 @@ fn build_args_win_over_defaults_where_an_arg_declares_them() {
             &[("a", "x"), ("u", "x")],
         ),
     ];
+    let mut squashed = 0;
     for (text, from, labels) in cases {
         let dockerfile = Dockerfile::parse_with_build_args(text, &args)
             .unwrap_or_else(|error| panic!("{text:?}: {error}"));
@@ -727,5 +728,19 @@ fn build_args_win_over_defaults_where_an_arg_declares_them() {
             "{text:?}"
         );
         assert_eq!(dockerfile.build_args(), &args);
+        // The LABELs the squash writes instead of the builder read the build args too.
+        let steps: Vec<(String, String)> = dockerfile
+            .final_stage_label_steps(&[])
+            .into_iter()
+            .flat_map(|step| step.labels)
+            .collect();
+        if !steps.is_empty() {
+            squashed += 1;
+            assert_eq!(steps, pairs(labels), "{text:?}");
+        }
     }
+    assert!(
+        squashed >= 3,
+        "{squashed} cases left their LABELs to the squash"
+    );
 }

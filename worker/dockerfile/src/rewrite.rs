@@ -15,12 +15,14 @@
 //!   None of these instructions resets CMD or ENTRYPOINT, so those stay in effect.
 //!   The worker sends the engine the rewrite without these two ([`rewrite_for_squash`]) and
 //!   has the squash write their effect (the file, the labels); the whole rewrite is what is
-//!   stored in the image.
+//!   stored in the image. The final stage's own LABELs are left out of the engine's text too
+//!   when their values are certain ([`Dockerfile::final_stage_label_steps`]), the squash
+//!   writing them in order before the injected ones.
 //!
 //! Inserted lines use the line ending of the line they follow (the file's when that line has
 //! none) and never a line continuation, so they read the same under either escape character.
 
-use crate::dockerfile::{Dockerfile, UserSetting};
+use crate::dockerfile::{Dockerfile, LabelStep, UserSetting};
 use crate::error::RewriteError;
 use crate::labels::{label_value_as_stored, quote_label_value_with_escape};
 use crate::reach::{FlagImage, ImageFlag};
@@ -66,23 +68,30 @@ pub fn rewrite_with_parent_users(
     parent_users: &BTreeMap<String, String>,
 ) -> Result<String, RewriteError> {
     check_plan(dockerfile, plan)?;
-    rewrite_text(dockerfile, plan, parent_users, true)
+    rewrite_text(dockerfile, plan, parent_users, true, &[])
 }
 
-/// A rewrite whose buildinfo COPY and injected LABEL are left to the squash (issue 13: each
-/// would be a classic-builder step, a container created and committed, while the squash
-/// writes a new layer and a new config anyway).
+/// A rewrite whose buildinfo COPY and injected LABEL (and, when they can be, the final
+/// stage's own LABELs) are left to the squash (issue 13: each would be a classic-builder
+/// step, a container created and committed, while the squash writes a new layer and a new
+/// config anyway).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewritten {
-    /// Sent to the engine: the rewrite without the buildinfo COPY and the LABEL.
+    /// Sent to the engine: the rewrite without the buildinfo COPY, the injected LABEL and
+    /// the final stage's LABELs of [`Rewritten::own_label_instructions`].
     pub for_engine: String,
     /// The whole rewrite, as [`rewrite_with_parent_users`] returns it: the Dockerfile stored
     /// in the image (`/root/buildinfo/<name>`) and kept for Koji, the same bytes as when the
     /// builder ran those two instructions.
     pub stored: String,
-    /// The injected labels as the builder reads the LABEL back (values through
-    /// [`label_value_as_stored`]), in order: a later one of the same name wins.
+    /// The labels the squash sets, in order (a later one of the same name wins): those of
+    /// the final stage's own LABELs left out of `for_engine`, as the builder would store
+    /// them, then the injected labels as the builder reads the LABEL back (values through
+    /// [`label_value_as_stored`]).
     pub labels: Vec<(String, String)>,
+    /// The final stage's own LABELs left out of `for_engine` (`LABEL <arguments>`, for the
+    /// image's history), in order; empty when the builder runs them.
+    pub own_label_instructions: Vec<String>,
     /// The LABEL instruction as written in `stored` (for the image's history).
     pub label_instruction: Option<String>,
     /// The buildinfo COPY as written in `stored` (for the image's history).
@@ -90,21 +99,30 @@ pub struct Rewritten {
 }
 
 /// [`rewrite_with_parent_users`] split between the builder and the squash: see [`Rewritten`].
+/// `final_env`: the environment (`KEY=value`) of the image the final stage is built on, for
+/// its LABELs' values.
 pub fn rewrite_for_squash(
     dockerfile: &Dockerfile,
     plan: &RewritePlan,
     parent_users: &BTreeMap<String, String>,
+    final_env: &[String],
 ) -> Result<Rewritten, RewriteError> {
     check_plan(dockerfile, plan)?;
     let escape = dockerfile.escape();
+    let own = dockerfile.final_stage_label_steps(final_env);
     Ok(Rewritten {
-        for_engine: rewrite_text(dockerfile, plan, parent_users, false)?,
-        stored: rewrite_text(dockerfile, plan, parent_users, true)?,
-        labels: plan
-            .labels
+        for_engine: rewrite_text(dockerfile, plan, parent_users, false, &own)?,
+        stored: rewrite_text(dockerfile, plan, parent_users, true, &[])?,
+        labels: own
             .iter()
-            .map(|(name, value)| (name.clone(), label_value_as_stored(value)))
+            .flat_map(|step| step.labels.iter().cloned())
+            .chain(
+                plan.labels
+                    .iter()
+                    .map(|(name, value)| (name.clone(), label_value_as_stored(value))),
+            )
             .collect(),
+        own_label_instructions: own.into_iter().map(|step| step.created_by).collect(),
         label_instruction: label_instruction(plan, escape),
         buildinfo_instruction: buildinfo_instruction(plan),
     })
@@ -136,12 +154,14 @@ fn label_instruction(plan: &RewritePlan, escape: char) -> Option<String> {
 }
 
 /// The rewrite, checked plan assumed; the buildinfo COPY and the LABEL only
-/// `with_final_additions`.
+/// `with_final_additions`; the instructions of `left_out` removed (their whole span: the
+/// keyword to the end of its last line).
 fn rewrite_text(
     dockerfile: &Dockerfile,
     plan: &RewritePlan,
     parent_users: &BTreeMap<String, String>,
     with_final_additions: bool,
+    left_out: &[LabelStep],
 ) -> Result<String, RewriteError> {
     let source = dockerfile.source();
     let escape = dockerfile.escape();
@@ -203,6 +223,11 @@ fn rewrite_text(
         if !closing.is_empty() {
             insertions.entry(last.span.end).or_default().extend(closing);
         }
+    }
+
+    for step in left_out {
+        let span = &instructions[step.instruction].span;
+        replacements.push((span.start, span.len(), String::new()));
     }
 
     for image in dockerfile.flag_images() {

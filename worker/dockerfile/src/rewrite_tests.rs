@@ -390,7 +390,7 @@ fn the_squash_split_leaves_the_copy_and_the_label_out_of_the_engine_text() {
     for (input, engine) in cases {
         let dockerfile = Dockerfile::parse(input).unwrap();
         for (plan, engine) in plans.iter().zip(engine) {
-            let split = rewrite_for_squash(&dockerfile, plan, &BTreeMap::new()).unwrap();
+            let split = rewrite_for_squash(&dockerfile, plan, &BTreeMap::new(), &[]).unwrap();
             assert_eq!(split.for_engine, *engine, "{input:?}");
             assert_eq!(
                 split.stored,
@@ -414,6 +414,7 @@ fn the_squash_split_leaves_the_copy_and_the_label_out_of_the_engine_text() {
         &Dockerfile::parse("FROM r.io/base:1\n").unwrap(),
         &plans[0],
         &BTreeMap::new(),
+        &[],
     )
     .unwrap();
     assert_eq!(
@@ -439,8 +440,139 @@ fn the_squash_split_leaves_the_copy_and_the_label_out_of_the_engine_text() {
         rewrite_for_squash(
             &Dockerfile::parse("FROM r.io/base:1\n").unwrap(),
             &bad,
-            &BTreeMap::new()
+            &BTreeMap::new(),
+            &[]
         )
         .is_err()
     );
+}
+
+/// The final stage's own LABELs go to the squash when their values are certain and the stage
+/// keeps another instruction: (input, parent env) → engine text, the history entries and the
+/// labels the squash writes (own ones in order, then the injected one). The stored text is
+/// always the whole rewrite.
+#[test]
+fn the_final_stages_own_labels_go_to_the_squash_when_certain() {
+    use crate::rewrite_for_squash;
+    let plan = plan(&[("r.io/base:1", PIN)], &[], None, &[("release", "2")]);
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        &'a str,
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+    );
+    let cases: &[Case] = &[
+        // One LABEL before a RUN: left out, its values as the builder stores them.
+        (
+            "FROM r.io/base:1\nLABEL name=\"n\" version=1.0\nRUN x\n",
+            &[],
+            "FROM r.io/base@sha256:00\nRUN x\n",
+            &["LABEL name=\"n\" version=1.0"],
+            &[("name", "n"), ("version", "1.0"), ("release", "2")],
+        ),
+        // ARG, ENV and the parent's environment in scope at each LABEL; a continuation, an
+        // indented LABEL, a later one of a name winning; the last line without a newline.
+        (
+            "FROM r.io/base:1\nARG V=1\nENV N=a\nLABEL n=$N \\\n  v=${V}\nENV N=b\n  label n=$N p=\"$P x\"\nRUN y\nLABEL last=1",
+            &["P=from-parent", "N=parent"],
+            "FROM r.io/base@sha256:00\nARG V=1\nENV N=a\nENV N=b\n  RUN y\n",
+            &[
+                "LABEL n=$N   v=${V}",
+                "LABEL n=$N p=\"$P x\"",
+                "LABEL last=1",
+            ],
+            &[
+                ("n", "a"),
+                ("v", "1"),
+                ("n", "b"),
+                ("p", "from-parent x"),
+                ("last", "1"),
+                ("release", "2"),
+            ],
+        ),
+        // A variable nothing sets (a build argument?): the builder runs every LABEL.
+        (
+            "FROM r.io/base:1\nARG X\nLABEL a=1\nLABEL b=$X\nRUN x\n",
+            &[],
+            "FROM r.io/base@sha256:00\nARG X\nLABEL a=1\nLABEL b=$X\nRUN x\n",
+            &[],
+            &[("release", "2")],
+        ),
+        // Nothing else in the stage: the builder keeps its LABEL (never an image equal to
+        // its parent).
+        (
+            "FROM r.io/base:1\nLABEL a=1\n",
+            &[],
+            "FROM r.io/base@sha256:00\nLABEL a=1\n",
+            &[],
+            &[("release", "2")],
+        ),
+        // Only the final stage's own: an earlier stage's LABEL is built (and inherited).
+        (
+            "FROM r.io/base:1 AS b\nLABEL a=1\nFROM b\nLABEL c=2\nUSER 1\n",
+            &[],
+            "FROM r.io/base@sha256:00 AS b\nLABEL a=1\nFROM b\nUSER 1\n",
+            &["LABEL c=2"],
+            &[("c", "2"), ("release", "2")],
+        ),
+        // ONBUILD LABEL is not a LABEL of this image.
+        (
+            "FROM r.io/base:1\nONBUILD LABEL a=1\n",
+            &[],
+            "FROM r.io/base@sha256:00\nONBUILD LABEL a=1\n",
+            &[],
+            &[("release", "2")],
+        ),
+    ];
+    for (input, env, engine, own, labels) in cases {
+        let dockerfile = Dockerfile::parse(input).unwrap();
+        let env: Vec<String> = env.iter().map(|pair| pair.to_string()).collect();
+        let split = rewrite_for_squash(&dockerfile, &plan, &BTreeMap::new(), &env).unwrap();
+        assert_eq!(split.for_engine, *engine, "{input:?}");
+        assert_eq!(
+            split.stored,
+            rewrite(&dockerfile, &plan).unwrap(),
+            "{input:?}"
+        );
+        assert_eq!(split.own_label_instructions, *own, "{input:?}");
+        let expected: Vec<(String, String)> = labels
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        assert_eq!(split.labels, expected, "{input:?}");
+        // The engine's labels with the squash's written over them in order are the
+        // builder's for the whole rewrite.
+        let mut over = Dockerfile::parse(&split.for_engine)
+            .unwrap()
+            .final_stage_labels_with_env(&env);
+        over.extend(split.labels.iter().cloned());
+        assert_eq!(
+            over,
+            Dockerfile::parse(&split.stored)
+                .unwrap()
+                .final_stage_labels_with_env(&env),
+            "{input:?}"
+        );
+    }
+}
+
+/// (certain, LABELs, other instructions) → whether the squash writes the LABELs.
+#[test]
+fn when_the_squash_writes_the_final_stages_labels() {
+    use crate::labels_can_be_left_to_the_squash;
+    for (certain, labels, others, expected) in [
+        (true, 1, 1, true),
+        (true, 3, 5, true),
+        (false, 1, 1, false),
+        (true, 0, 1, false),
+        (true, 2, 0, false),
+        (false, 0, 0, false),
+    ] {
+        assert_eq!(
+            labels_can_be_left_to_the_squash(certain, labels, others),
+            expected,
+            "{certain} {labels} {others}"
+        );
+    }
 }

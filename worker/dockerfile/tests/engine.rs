@@ -7,7 +7,7 @@
 
 use osbs_dockerfile::{
     Dockerfile, InjectInputs, RewritePlan, buildinfo_name, labels_to_inject, required, rewrite,
-    yum_repo_file_name,
+    rewrite_for_squash, yum_repo_file_name,
 };
 use osbs_testkit::run;
 use serde_json::{Value, json};
@@ -170,6 +170,56 @@ fn build_and_check(name: &str, expect: Expect) {
     assert_eq!(
         engine_labels, read_back,
         "{name}: the engine's labels vs the parser's"
+    );
+    // Issue 13: what the worker sends the engine (no buildinfo COPY, no LABEL it can leave
+    // to the squash), built, with the squash's labels written over its labels in order, has
+    // the labels of the whole rewrite built.
+    let base_env: Vec<String> = serde_json::from_str(
+        run(&[
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Env}}",
+            pinned_base(),
+        ])
+        .trim(),
+    )
+    .unwrap_or_default();
+    let split = rewrite_for_squash(&dockerfile, &plan, &BTreeMap::new(), &base_env)
+        .expect("rewrite for the squash");
+    assert_eq!(split.stored, rewritten, "{name}: the stored Dockerfile");
+    if name == "engine-basic" {
+        assert!(
+            !split.own_label_instructions.is_empty() && !split.for_engine.contains("LABEL"),
+            "{name}: its LABEL is left to the squash: {}",
+            split.for_engine
+        );
+    }
+    let engine_context = tempfile::tempdir().expect("tempdir");
+    write(engine_context.path(), "Dockerfile", &split.for_engine);
+    for (file, url) in repo_files.iter().zip(repo_urls) {
+        write(
+            engine_context.path(),
+            file,
+            &format!("[{file}]\nbaseurl={url}\n"),
+        );
+    }
+    let engine_image = build(engine_context.path().to_str().expect("utf-8 path"));
+    let engine_config = run(&[
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        &engine_image.id,
+    ]);
+    let mut squashed_labels: BTreeMap<String, String> =
+        serde_json::from_str(engine_config.trim()).unwrap_or_default();
+    squashed_labels.extend(split.labels.iter().cloned());
+    assert_eq!(
+        squashed_labels, engine_labels,
+        "{name}: the engine's labels of the split with the squash's over them"
     );
     for (label, value) in &inject {
         assert_eq!(

@@ -22,6 +22,10 @@ pub struct Additions {
     /// The history's `created_by` for the labels (the instruction they stand for, e.g.
     /// `LABEL release="1"`); `osbs squash: ` is put before it.
     pub labels_created_by: String,
+    /// More history entries for the labels, before the files' and `labels_created_by`'s:
+    /// the instructions that came earlier in the Dockerfile (the final stage's own LABELs,
+    /// when the squash writes them too), in order; `osbs squash: ` is put before each.
+    pub earlier_labels_created_by: Vec<String>,
     /// Files written into the squashed layer.
     pub files: Vec<AddedFile>,
 }

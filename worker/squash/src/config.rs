@@ -89,10 +89,13 @@ pub(crate) fn squashed_config(
         step.insert("empty_layer".into(), Value::Bool(true));
         Value::Object(step)
     };
+    for created_by in &squash.additions.earlier_labels_created_by {
+        history.push(added_step(created_by));
+    }
     for file in &squash.additions.files {
         history.push(added_step(&file.created_by));
     }
-    if !squash.additions.labels.is_empty() {
+    if !squash.additions.labels.is_empty() && !squash.additions.labels_created_by.is_empty() {
         history.push(added_step(&squash.additions.labels_created_by));
     }
     let mut step = Map::new();
@@ -248,6 +251,7 @@ mod tests {
         let both = Additions {
             labels: labels(&[("release", "2"), ("odd", "a\nb $X"), ("release", "3")]),
             labels_created_by: "LABEL release=\"2\"".into(),
+            earlier_labels_created_by: vec!["LABEL odd=a".into(), "LABEL b=c".into()],
             files: vec![file.clone()],
         };
         let history_of_two = r#"[{"created_by": "ADD rootfs"}, {"created_by": "RUN one"}]"#;
@@ -261,6 +265,8 @@ mod tests {
                 vec![
                     "ADD rootfs",
                     "RUN one",
+                    "osbs squash: LABEL odd=a",
+                    "osbs squash: LABEL b=c",
                     "osbs squash: COPY Dockerfile-x-1-1 /root/buildinfo/Dockerfile-x-1-1",
                     "osbs squash: LABEL release=\"2\"",
                     "osbs squash: 1 layers above the base merged into this one",
@@ -270,6 +276,7 @@ mod tests {
                 format!(r#"{{"config": {{"Labels": null}}, "history": {history_of_two}}}"#),
                 Additions {
                     files: Vec::new(),
+                    earlier_labels_created_by: Vec::new(),
                     ..both.clone()
                 },
                 json!({"release": "3", "odd": "a\nb $X"}),
@@ -284,6 +291,7 @@ mod tests {
                 format!(r#"{{"history": {history_of_two}}}"#),
                 Additions {
                     labels: Vec::new(),
+                    earlier_labels_created_by: Vec::new(),
                     ..both.clone()
                 },
                 Value::Null,

@@ -170,6 +170,9 @@ struct RegistryBase {
     manifest: ImageManifest,
 }
 
+/// Base layers checked (and mounted or copied) into the target repository at once.
+const BASE_BLOBS_AT_ONCE: usize = 8;
+
 /// Squashes every layer of `image` (in the engine) above `base`'s layers into one and
 /// pushes the result as `<registry>/<repository>:<tag>` for every tag of `target`.
 ///
@@ -218,15 +221,19 @@ pub async fn squash_to_registry(
             Ok(found) => found,
             Err(reason) => return Ok(Err(reason)),
         };
+        // Each base layer is its own HEAD (and mount, or copy): a few at once.
         let mut counts = (0, 0, 0);
-        for layer in &found.manifest.layers {
-            match registry
-                .ensure_blob(&target.repository, &layer.digest, &found.repository)
-                .await?
-            {
-                Arrival::AlreadyThere => counts.0 += 1,
-                Arrival::Mounted => counts.1 += 1,
-                Arrival::Copied => counts.2 += 1,
+        for layers in found.manifest.layers.chunks(BASE_BLOBS_AT_ONCE) {
+            let arrivals = futures::future::try_join_all(layers.iter().map(|layer| {
+                registry.ensure_blob(&target.repository, &layer.digest, &found.repository)
+            }))
+            .await?;
+            for arrival in arrivals {
+                match arrival {
+                    Arrival::AlreadyThere => counts.0 += 1,
+                    Arrival::Mounted => counts.1 += 1,
+                    Arrival::Copied => counts.2 += 1,
+                }
             }
         }
         Ok::<_, SquashError>(Ok((found, counts)))

@@ -495,6 +495,7 @@ async fn additions_are_written_the_same_from_the_store_and_the_export() {
             ("vendor".into(), "A \"Q\" $HOME \\n".into()),
         ],
         labels_created_by: "LABEL release=\"1\" vendor=\"…\"".into(),
+        earlier_labels_created_by: Vec::new(),
         files: vec![osbs_squash::AddedFile {
             path: "/root/buildinfo/Dockerfile-add-1-1".into(),
             contents: b"FROM base\nLABEL release=\"1\"\n".to_vec(),
