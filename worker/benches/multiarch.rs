@@ -7,7 +7,10 @@
 //! round builds, in this order: (a) a target of x86_64 only, with only the x86_64 worker
 //! running (built in place, no list); (b) a target of aarch64 only, with only the aarch64
 //! worker running (built in place); (c) a target of both, with both workers running (one
-//! orchestrates, each builds its arch, the last in pushes the manifest list). A worker is
+//! orchestrates, each builds its arch, the last in pushes the manifest list); (d) the
+//! control: (b) again with an x86_64 `docker build` + `docker push` of the same Dockerfile
+//! started beside it with the docker CLI, which tells what two builds at once cost on this
+//! machine (one engine, its cores) apart from the multi-arch machinery. A worker is
 //! started before its build's clock starts and stopped after it stops, so that every build
 //! meets only the workers its variant names. The clock: the build's `BuildJob` published on
 //! `osbs.jobs` → its `BuildResult` received from `osbs.results`. The Dockerfile has one `RUN`
@@ -67,6 +70,10 @@ enum Variant {
     X86,
     Arm,
     Both,
+    /// The control: (b) again with an x86_64 `docker build` + `docker push` of the same
+    /// Dockerfile (the docker CLI, no OSBS) run beside it, to tell what two builds at once
+    /// cost on this machine from what the multi-arch machinery costs.
+    ArmBeside,
 }
 
 impl Variant {
@@ -75,13 +82,14 @@ impl Variant {
             Variant::X86 => "x86_64",
             Variant::Arm => "aarch64",
             Variant::Both => "both",
+            Variant::ArmBeside => "aarch64-beside",
         }
     }
 
     fn arches(self) -> Vec<String> {
         match self {
             Variant::X86 => vec!["x86_64".into()],
-            Variant::Arm => vec!["aarch64".into()],
+            Variant::Arm | Variant::ArmBeside => vec!["aarch64".into()],
             Variant::Both => vec!["x86_64".into(), "aarch64".into()],
         }
     }
@@ -166,19 +174,29 @@ async fn main() {
 
     let mut figures: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut ratios = Vec::new();
+    let mut control_ratios = Vec::new();
     let mut steps: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for round in 0..=rounds {
         let mut measured = Vec::new();
-        for variant in [Variant::X86, Variant::Arm, Variant::Both] {
+        for variant in [
+            Variant::X86,
+            Variant::Arm,
+            Variant::Both,
+            Variant::ArmBeside,
+        ] {
             let workers = match variant {
                 Variant::X86 => vec![start_worker(&config, "x86_64").await],
-                Variant::Arm => vec![start_worker(&config, "aarch64").await],
+                Variant::Arm | Variant::ArmBeside => {
+                    vec![start_worker(&config, "aarch64").await]
+                }
                 Variant::Both => vec![
                     start_worker(&config, "x86_64").await,
                     start_worker(&config, "aarch64").await,
                 ],
             };
             let job = commit_and_record(&store, dir.path(), &tag, round, variant).await;
+            let beside = (variant == Variant::ArmBeside)
+                .then(|| docker_build_beside(dir.path(), &tag, round));
             let published_ms = osbs_common::telemetry::now_ms();
             let started = Instant::now();
             bus.publish_job(&job, 0).await.unwrap();
@@ -204,6 +222,13 @@ async fn main() {
             for worker in workers {
                 stop_worker(worker).await;
             }
+            if let Some(beside) = beside {
+                let beside_secs = beside.join().unwrap();
+                figures
+                    .entry("docker CLI beside")
+                    .or_default()
+                    .push(beside_secs);
+            }
             measured.push((
                 variant,
                 Measured {
@@ -221,6 +246,7 @@ async fn main() {
                 .unwrap()
         };
         let (x86, arm, both) = (secs(Variant::X86), secs(Variant::Arm), secs(Variant::Both));
+        let arm_beside = secs(Variant::ArmBeside);
         let ratio = both / x86.max(arm);
         let two = &measured[2].1;
         let assemble = step_secs(&two.result.timings, "assemble").expect("an assemble step");
@@ -252,7 +278,8 @@ async fn main() {
             (part.finished_at_ms - part.started_at_ms) as f64 / 1000.0
         };
         println!(
-            "round {round}: x86_64 {x86:.3} s, aarch64 {arm:.3} s, both {both:.3} s ({ratio:.2}x the slower); assemble {assemble:.3} s; in the two-arch build: orchestration {handoff:.3} s, x86_64 part {:.3} s, aarch64 part {:.3} s, last part → result {tail:.3} s{}",
+            "round {round}: x86_64 {x86:.3} s, aarch64 {arm:.3} s, both {both:.3} s ({ratio:.2}x the slower), aarch64 beside a docker CLI x86_64 build {arm_beside:.3} s (both {:.2}x it); assemble {assemble:.3} s; in the two-arch build: orchestration {handoff:.3} s, x86_64 part {:.3} s, aarch64 part {:.3} s, last part → result {tail:.3} s{}",
+            both / arm_beside,
             part("x86_64"),
             part("aarch64"),
             if round == 0 {
@@ -268,6 +295,7 @@ async fn main() {
             ("x86_64", x86),
             ("aarch64", arm),
             ("both", both),
+            ("aarch64 beside", arm_beside),
             ("assemble", assemble),
             ("orchestration", handoff),
             ("x86_64 part", part("x86_64")),
@@ -277,6 +305,7 @@ async fn main() {
             figures.entry(name).or_default().push(value);
         }
         ratios.push(ratio);
+        control_ratios.push(both / arm_beside);
         for (variant, measured) in &measured {
             let mut timings: Vec<(String, &[StepTiming])> =
                 vec![(variant.name().to_owned(), &measured.result.timings)];
@@ -309,6 +338,13 @@ async fn main() {
         medians["assemble"],
     );
     println!(
+        "control: aarch64 beside an x86_64 docker CLI build {:.3} s (the CLI build {:.3} s); both / it {:.2}x (median of the rounds' {:.2}x)",
+        medians["aarch64 beside"],
+        medians["docker CLI beside"],
+        medians["both"] / medians["aarch64 beside"],
+        median(&control_ratios),
+    );
+    println!(
         "two-arch build: orchestration (publish → first arch job started) {:.3} s, x86_64 part {:.3} s, aarch64 part {:.3} s, last part done → result received {:.3} s",
         medians["orchestration"],
         medians["x86_64 part"],
@@ -321,6 +357,54 @@ async fn main() {
     }
 }
 
+/// The Dockerfile of `name`'s build in `round`.
+fn dockerfile(name: &str, round: usize) -> String {
+    format!(
+        "FROM {MULTIARCH_BASE}\nRUN for i in $(seq 1 {LOOP}); do :; done; echo round {round} > /built\nLABEL com.redhat.component={name} name=osbs-bench/{name} version=1.0\n"
+    )
+}
+
+/// The control's x86_64 build, started now on its own thread: `docker build --no-cache`
+/// (classic builder, as the worker uses) + `docker push` of the same Dockerfile; returns its
+/// seconds.
+fn docker_build_beside(dir: &Path, tag: &str, round: usize) -> std::thread::JoinHandle<f64> {
+    let context = dir.join(format!("beside-{round}"));
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        dockerfile(&format!("beside-{tag}"), round),
+    )
+    .unwrap();
+    let image = format!("{REGISTRY}/osbs-bench/beside-{tag}:{round}");
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let build = Command::new("docker")
+            .args([
+                "build",
+                "--no-cache",
+                "-q",
+                "--platform",
+                "linux/amd64",
+                "-t",
+            ])
+            .arg(&image)
+            .arg(".")
+            .current_dir(&context)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(
+            build.status.success(),
+            "{}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        run(&context, &["docker", "push", "-q", &image]);
+        let secs = started.elapsed().as_secs_f64();
+        run(&context, &["docker", "rmi", "-f", &image]);
+        secs
+    })
+}
+
 /// A dist-git commit of the round's Dockerfile for `variant`, and its build recorded as the
 /// dispatcher records it; returns the build's job.
 async fn commit_and_record(
@@ -331,9 +415,7 @@ async fn commit_and_record(
     variant: Variant,
 ) -> BuildJob {
     let name = format!("app-{}-{tag}", variant.name());
-    let dockerfile = format!(
-        "FROM {MULTIARCH_BASE}\nRUN for i in $(seq 1 {LOOP}); do :; done; echo round {round} > /built\nLABEL com.redhat.component={name} name=osbs-bench/{name} version=1.0\n"
-    );
+    let dockerfile = dockerfile(&name, round);
     let work = dir.join(format!("repo-{}-{round}", variant.name()));
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(work.join("Dockerfile"), dockerfile).unwrap();

@@ -177,7 +177,12 @@ async fn list_and_push(
     progress: &Progress,
 ) -> Result<Vec<ArchBuild>, crate::error::WorkerError> {
     use crate::error::WorkerError;
-    let parts = read_parts(worker, job).await?;
+    // Both are round trips to wait on, neither needs the other: at once (a build whose
+    // parts cannot be read fails from `pushing` as it would from `running`).
+    let (parts, ()) = tokio::try_join!(
+        read_parts(worker, job),
+        enter_pushing(worker, job, progress)
+    )?;
     let nvr = job.nvr.clone().unwrap_or_default();
     let target = job.target.clone().unwrap_or_default();
     // The repository is the `name` label's, as every arch pushed to it.
@@ -210,7 +215,6 @@ async fn list_and_push(
         &nvr.release,
         &unique_tag(job, &nvr.release),
     )?;
-    enter_pushing(worker, job, progress).await?;
     let digest = registry.push_list(&path, &members, &tags, format).await?;
     log.note(&format!(
         "pushed the manifest list of {} to {repository} as {} ({digest})",
