@@ -513,7 +513,8 @@ impl Registry {
     /// otherwise) naming one image manifest per arch, each already in `repository` by
     /// digest, under every one of `tags`; returns the list's digest. Each member's media
     /// type and size are read from the registry (so a member that is missing, or is itself
-    /// a list, fails before anything is tagged).
+    /// a list, fails before anything is tagged). The members are read at once, as the tags
+    /// are pushed: the assembly is the multi-arch build's last serial step (issue 12).
     pub async fn push_list(
         &self,
         repository: &str,
@@ -521,29 +522,42 @@ impl Registry {
         tags: &[String],
         format: ManifestFormat,
     ) -> Result<String, RegistryError> {
-        let mut entries = Vec::with_capacity(members.len());
-        for (arch, digest) in members {
-            let reference = Reference::digest(digest)?;
-            let (bytes, _) = self.manifest_bytes(repository, &reference).await?;
-            let action = format!("read the manifest {repository}@{digest}");
-            let media_type = match parse_document(None, &bytes) {
-                Ok(Document::Image(image)) => image.format.manifest_type().to_owned(),
-                Ok(Document::List(_)) => {
-                    return Err(self
-                        .context(&action)
-                        .protocol("it is a list, not the image of one arch"));
-                }
-                Err(reason) => return Err(self.context(&action).protocol(reason)),
-            };
-            entries.push(ListMember {
-                arch: *arch,
-                media_type,
-                digest: digest.clone(),
-                size: bytes.len() as u64,
-            });
-        }
+        let entries = futures::future::try_join_all(
+            members
+                .iter()
+                .map(|(arch, digest)| self.list_member(repository, *arch, digest)),
+        )
+        .await?;
         let list = arch_list(format, &entries);
         self.push_manifest(repository, &list, tags).await
+    }
+
+    /// The list entry of the image manifest `digest` of `repository`: its media type and
+    /// size as the registry holds it.
+    async fn list_member(
+        &self,
+        repository: &str,
+        arch: Arch,
+        digest: &str,
+    ) -> Result<ListMember, RegistryError> {
+        let reference = Reference::digest(digest)?;
+        let (bytes, _) = self.manifest_bytes(repository, &reference).await?;
+        let action = format!("read the manifest {repository}@{digest}");
+        let media_type = match parse_document(None, &bytes) {
+            Ok(Document::Image(image)) => image.format.manifest_type().to_owned(),
+            Ok(Document::List(_)) => {
+                return Err(self
+                    .context(&action)
+                    .protocol("it is a list, not the image of one arch"));
+            }
+            Err(reason) => return Err(self.context(&action).protocol(reason)),
+        };
+        Ok(ListMember {
+            arch,
+            media_type,
+            digest: digest.to_owned(),
+            size: bytes.len() as u64,
+        })
     }
 
     /// The digest `repository` has at `reference`; `None` when it has none.
@@ -723,8 +737,9 @@ impl Registry {
         Ok(blob)
     }
 
-    /// PUTs `manifest` (an image manifest or a list) under each of `tags`; returns its
-    /// digest, the same under every tag.
+    /// PUTs `manifest` (an image manifest or a list) under each of `tags`, all at once (each
+    /// PUT is a round trip that waits on none of the others); returns its digest, the same
+    /// under every tag.
     pub async fn push_manifest(
         &self,
         repository: &str,
@@ -737,8 +752,6 @@ impl Registry {
         if let Some(bad) = tags.iter().find(|tag| !valid_tag(tag)) {
             return Err(ReferenceError::Tag(bad.clone()).into());
         }
-        // The tags are independent PUTs of the same bytes: at once, not one round trip after
-        // another (issue 13: a build pushes four).
         futures::future::try_join_all(
             tags.iter()
                 .map(|tag| self.put_manifest(repository, manifest, Reference::Tag(tag.clone()))),

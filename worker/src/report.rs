@@ -18,6 +18,10 @@ pub mod step {
     /// Squash and push are one streamed step: the squashed layer goes straight to the
     /// registry.
     pub const SQUASH_PUSH: &str = "squash_push";
+    /// A multi-arch build's last step, the only one in its result's timings (each arch's
+    /// steps are in its part): from the last arch part recorded to the manifest list pushed
+    /// under every tag.
+    pub const ASSEMBLE: &str = "assemble";
 }
 
 /// Durations of the steps run so far.

@@ -374,7 +374,9 @@ async fn handle_arch_job(
             return false;
         }
         crate::archjob::ArchLook::Assemble => {
-            crate::multiarch::assemble(worker, &job, Holding::Delivery(Box::new(delivery))).await;
+            let since = std::time::Instant::now();
+            crate::multiarch::assemble(worker, &job, Holding::Delivery(Box::new(delivery)), since)
+                .await;
             return false;
         }
         crate::archjob::ArchLook::Build => {}

@@ -152,6 +152,34 @@ async fn a_target_of_two_arches_ends_in_one_manifest_list() {
         .map(|part| part.arch.as_str())
         .collect();
     assert_eq!(parts, ["x86_64", "aarch64"]);
+    // The result's timings are the assembly's; each part's, its arch's steps.
+    let steps: Vec<&str> = result
+        .timings
+        .iter()
+        .map(|timing| timing.step.as_str())
+        .collect();
+    assert_eq!(steps, ["assemble"]);
+    for part in &result.arches {
+        let steps: Vec<&str> = part
+            .timings
+            .iter()
+            .map(|timing| timing.step.as_str())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "source",
+                "base_image",
+                "dockerfile",
+                "build",
+                "inspect",
+                "squash_push"
+            ],
+            "{}",
+            part.arch
+        );
+    }
+    assert!(log.contains("step assemble done in"), "{log}");
     let image = result.image.as_ref().unwrap();
     assert_eq!(
         image.digests[0].media_type,
