@@ -216,11 +216,17 @@ async fn the_binary_serves_dispatches_and_stops_cleanly_on_sigterm() {
     };
     let store = Store::connect(&env.redis).await.unwrap();
     assert!(store.get(&job.build_id).await.unwrap().is_some());
-    let metrics = http_get(addr, "/metrics").await.1;
-    assert!(
-        metrics.contains("osbs_dispatcher_events_total{outcome=\"enqueued\"} 1"),
-        "{metrics}"
-    );
+    // The event's outcome is counted once its ack is sent, a moment after its job is in the
+    // queue (acks go in runs: dispatcher/src/acks.rs).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let metrics = http_get(addr, "/metrics").await.1;
+        if metrics.contains("osbs_dispatcher_events_total{outcome=\"enqueued\"} 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let pid = child.id().unwrap().to_string();
     assert!(
