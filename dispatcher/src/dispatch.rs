@@ -31,7 +31,7 @@ use crate::tip::{self, Resolution};
 use osbs_common::bus::{self, Bus, BusError, Delivery};
 use osbs_common::http::Metrics;
 use osbs_common::state::{self, Announcement, ChangeError, Changed, StateChange};
-use osbs_common::store::{Created, RequestOutcome, Store, StoreError, Tip, field};
+use osbs_common::store::{Created, DispatchedEvent, RequestOutcome, Store, StoreError, Tip, field};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildState, Trigger};
 use std::sync::Arc;
@@ -433,8 +433,10 @@ impl Dispatcher {
                     now_ms,
                     &self.by,
                     &extra,
-                    message_id,
-                    coalesce.as_deref(),
+                    DispatchedEvent {
+                        message_id,
+                        coalesce_key: coalesce.as_deref(),
+                    },
                 )
                 .await?;
             match created {

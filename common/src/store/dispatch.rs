@@ -9,7 +9,7 @@
 //!
 //! Every key expires after [`IDEMPOTENCY_TTL`], like the idempotency keys.
 
-use super::{Created, IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
+use super::{AlsoWritten, Created, IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
 use osbs_proto::v1::BuildJob;
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -37,16 +37,12 @@ pub struct RequestOutcome {
     pub at_ms: i64,
 }
 
-// Ids are compared byte by byte: Lua's `<` on strings follows the server's locale.
-pub(super) const TIP_LUA: &str = r#"
+pub(super) const TIP_LUA: &str = concat!(
+    r#"
 -- KEYS[1] tip key, KEYS[2] record of ARGV[1]; ARGV[1] build id, ARGV[2] ttl seconds
-local function later(a, b)
-  for i = 1, math.max(#a, #b) do
-    local x, y = string.byte(a, i) or 0, string.byte(b, i) or 0
-    if x ~= y then return x > y end
-  end
-  return false
-end
+"#,
+    lua_later!(),
+    r#"
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
   return {'current', redis.call('HGET', KEYS[2], 'supersedes') or ''}
@@ -57,10 +53,20 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
 redis.call('HSET', KEYS[2], 'supersedes', current or '')
 return {'advanced', current or ''}
-"#;
+"#
+);
 
 fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
+}
+
+/// The event a dispatched record comes from, for [`Store::create_dispatched`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DispatchedEvent<'a> {
+    /// Its AMQP `message_id`, mapped to the build for redeliveries.
+    pub message_id: Option<&'a str>,
+    /// A push's branch ([`Store::advance_tip`]'s key), whose tip moves in the same step.
+    pub coalesce_key: Option<&'a str>,
 }
 
 /// The [`Tip`] of a script's answer (`advanced`, `current` or `behind`, and the other build).
@@ -107,7 +113,6 @@ impl Store {
     /// [`Store::settle_dispatch`] would write) and, for a push (`coalesce_key`), the branch's
     /// tip as [`Store::advance_tip`] moves it, whose answer comes back beside the record. An
     /// existing record is left as it is (`None`: the caller advances the tip itself).
-    #[allow(clippy::too_many_arguments)]
     pub async fn create_dispatched(
         &self,
         job: &BuildJob,
@@ -115,19 +120,18 @@ impl Store {
         now_ms: i64,
         by: &str,
         extra_fields: &[(&str, String)],
-        message_id: Option<&str>,
-        coalesce_key: Option<&str>,
+        event: DispatchedEvent<'_>,
     ) -> Result<(Created, Option<Tip>), StoreError> {
-        self.create_with(
-            job,
-            idempotency_key,
-            now_ms,
-            by,
-            extra_fields,
-            message_id.map(|id| self.key(&["dispatch", "event", id])),
-            coalesce_key.map(|key| self.key(&["dispatch", "tip", key])),
-        )
-        .await
+        let also = AlsoWritten {
+            event_key: event
+                .message_id
+                .map(|id| self.key(&["dispatch", "event", id])),
+            tip_key: event
+                .coalesce_key
+                .map(|key| self.key(&["dispatch", "tip", key])),
+        };
+        self.create_with(job, idempotency_key, now_ms, by, extra_fields, also)
+            .await
     }
 
     /// Records what became of a request (refused or ignored ones; see

@@ -18,6 +18,23 @@
 //! history entry, so two services racing on one record cannot both win. Redis holds state that
 //! can be rebuilt: the durable record of a finished build is Koji and the registry.
 
+/// Lua: `later(a, b)`, whether build id `a` sorts after `b` byte by byte (Lua's `<` on
+/// strings follows the server's locale) — one definition for the scripts that move a
+/// branch's tip.
+macro_rules! lua_later {
+    () => {
+        r#"
+local function later(a, b)
+  for i = 1, math.max(#a, #b) do
+    local x, y = string.byte(a, i) or 0, string.byte(b, i) or 0
+    if x ~= y then return x > y end
+  end
+  return false
+end
+"#
+    };
+}
+
 pub mod arches;
 pub mod dispatch;
 pub mod koji;
@@ -28,7 +45,7 @@ pub(crate) mod record;
 pub mod worker;
 
 pub use arches::PartRecorded;
-pub use dispatch::{RequestOutcome, Tip};
+pub use dispatch::{DispatchedEvent, RequestOutcome, Tip};
 pub use koji::ImportMarker;
 pub use listing::{Dimension, ListPage, ListQuery};
 pub use lock::Lock;
@@ -160,21 +177,27 @@ end
 return {'ok', current, redis.call('HGETALL', KEYS[1])}
 "#;
 
-// Ids are compared byte by byte: Lua's `<` on strings follows the server's locale. The
-// record's fields go in one HSET (one call from Lua instead of one per field); the caller
-// knows them all, so the script returns no HGETALL.
-const CREATE_LUA: &str = r#"
+/// What [`Store::create_with`] writes beside a new record, in the same script: keys of the
+/// store, full names (`None`: nothing).
+#[derive(Debug, Default)]
+pub(crate) struct AlsoWritten {
+    /// A key naming the build (the dispatcher's event key).
+    pub event_key: Option<String>,
+    /// The branch's tip key of a push, moved as [`Store::advance_tip`] moves it.
+    pub tip_key: Option<String>,
+}
+
+// The record's fields go in one HSET (one call from Lua instead of one per field); the
+// caller knows them all, so the script returns no HGETALL.
+const CREATE_LUA: &str = concat!(
+    r#"
 -- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4] the event's key ('' for
 -- none), KEYS[5] the branch's tip key ('' unless a push), KEYS[6..] listing sets
 -- ARGV[1] id, ARGV[2] now_ms, ARGV[3] idempotency ttl seconds, ARGV[4] history entry JSON,
 -- ARGV[5..] field/value pairs
-local function later(a, b)
-  for i = 1, math.max(#a, #b) do
-    local x, y = string.byte(a, i) or 0, string.byte(b, i) or 0
-    if x ~= y then return x > y end
-  end
-  return false
-end
+"#,
+    lua_later!(),
+    r#"
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'existing', existing, '', ''} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1], '', ''} end
@@ -201,7 +224,8 @@ for i = 6, #KEYS do
 end
 redis.call('RPUSH', KEYS[3], ARGV[4])
 return {'new', ARGV[1], tip, other}
-"#;
+"#
+);
 
 const RECREATE_LUA: &str = r#"
 -- KEYS[1] record, KEYS[2] history, KEYS[3..] listing sets
@@ -324,15 +348,20 @@ impl Store {
         extra_fields: &[(&str, String)],
     ) -> Result<Created, StoreError> {
         let (created, _) = self
-            .create_with(job, idempotency_key, now_ms, by, extra_fields, None, None)
+            .create_with(
+                job,
+                idempotency_key,
+                now_ms,
+                by,
+                extra_fields,
+                AlsoWritten::default(),
+            )
             .await?;
         Ok(created)
     }
 
-    /// [`Store::create`] that, for a new record, also writes what the dispatcher would write
-    /// next, in the same atomic step: `event_key` (a key naming the build) and, for a push,
-    /// the branch's tip ([`Store::advance_tip`], returned as its [`Tip`]).
-    #[allow(clippy::too_many_arguments)]
+    /// [`Store::create`] that, for a new record, also writes `also` in the same atomic step
+    /// (the branch's tip returned as its [`Tip`]).
     pub(crate) async fn create_with(
         &self,
         job: &BuildJob,
@@ -340,9 +369,9 @@ impl Store {
         now_ms: i64,
         by: &str,
         extra_fields: &[(&str, String)],
-        event_key: Option<String>,
-        tip_key: Option<String>,
+        also: AlsoWritten,
     ) -> Result<(Created, Option<Tip>), StoreError> {
+        let AlsoWritten { event_key, tip_key } = also;
         debug_assert_eq!(field::SUPERSEDES, "supersedes", "named in CREATE_LUA");
         let entry = HistoryEntry::new(None, BuildState::Queued, "recorded", by, now_ms);
         let is_push = tip_key.is_some();
