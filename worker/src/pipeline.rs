@@ -261,10 +261,20 @@ impl Attempt<'_> {
             self.target().name,
             self.worker.host
         ));
-        if job.arch.is_empty() {
-            self.check_target().await?;
-        }
-        let commit = self.step(step::SOURCE, self.source()).await?;
+        // The hub's answer on the target and the clone overlap; a missing target is the
+        // reason given even when the clone fails too.
+        let (checked, commit) = tokio::join!(
+            async {
+                if job.arch.is_empty() {
+                    self.check_target().await
+                } else {
+                    Ok(())
+                }
+            },
+            self.step(step::SOURCE, self.source())
+        );
+        checked?;
+        let commit = commit?;
         // The build's own job decides its arches (one this worker serves: built here, as
         // before multi-arch); an arch job builds the one it names.
         let many = match job.arch.as_str() {
@@ -320,14 +330,28 @@ impl Attempt<'_> {
         let built = self
             .step(step::BUILD, self.build(&context, &dockerfile))
             .await?;
-        // The signing policy is decided before anything leaves the engine. The unsquashed
-        // image has the same filesystem as the squashed one.
-        self.step(step::INSPECT, self.inspect(&built)).await?;
-        self.step(
+        // The signing policy is decided before the image is published: the squash and its
+        // blob uploads run beside the inspection (the unsquashed image has the same
+        // filesystem as the squashed one), and the manifest waits for its verdict.
+        let (inspected, allowed) = with_verdict(self.step(step::INSPECT, self.inspect(&built)));
+        let pushed = self.step(
             step::SQUASH_PUSH,
-            self.squash_and_push(&built, &parents, &repository, &nvr, &release, additions),
-        )
-        .await?;
+            self.squash_and_push(
+                &built,
+                &parents,
+                Publish {
+                    repository: &repository,
+                    nvr: &nvr,
+                    release: &release,
+                },
+                additions,
+                allowed,
+            ),
+        );
+        let (inspected, pushed) = tokio::join!(inspected, pushed);
+        // A refused inspection is why the push stopped: its reason comes first.
+        inspected?;
+        pushed?;
         if !job.arch.is_empty() {
             // Recorded once for the build, by the arch job that assembles it.
             return Ok(());
@@ -1297,22 +1321,25 @@ impl Attempt<'_> {
         &self,
         image: &str,
         parents: &Parents,
-        repository: &str,
-        nvr: &ComponentNvr,
-        release: &str,
+        publish: Publish<'_>,
         additions: Additions,
+        allowed: impl Future<Output = bool>,
     ) -> Result<(), WorkerError> {
+        let Publish {
+            repository,
+            nvr,
+            release,
+        } = publish;
         let worker = self.worker;
         let target = self.target();
-        let tags = if self.job.arch.is_empty() {
+        let arch_job = !self.job.arch.is_empty();
+        let tags = if !arch_job {
             let unique = plan::unique_tag(
                 &target.name,
                 &uuid::Uuid::new_v4().simple().to_string()[..10],
                 osbs_common::telemetry::now_ms(),
             );
-            let tags = plan::tags(self.kind(), &nvr.version, release, &unique)?;
-            self.enter_pushing().await?;
-            tags
+            plan::tags(self.kind(), &nvr.version, release, &unique)?
         } else {
             // An arch job pushes its image by digest with one tag of its own; the build's
             // tags go on the list, once every arch is in (`multiarch::assemble`). The build
@@ -1325,14 +1352,32 @@ impl Attempt<'_> {
         };
         let mut push_target = self.push_target(repository, tags.clone())?;
         push_target.additions = additions;
-        let pushed =
-            osbs_squash::squash_to_registry(worker.engine.client(), image, &base, &push_target)
-                .await
-                .map_err(|source| WorkerError::Squash {
-                    image: image.to_owned(),
-                    repository: repository.to_owned(),
-                    source: Box::new(source),
-                })?;
+        // `pushing` is recorded and announced while the squash reads and uploads; the
+        // manifest waits for it too (a build canceled meanwhile publishes nothing).
+        let (entered, pushing) = with_verdict(async {
+            if arch_job {
+                Ok(())
+            } else {
+                self.enter_pushing().await
+            }
+        });
+        let allowed = async { allowed.await && pushing.await };
+        let (entered, pushed) = tokio::join!(
+            entered,
+            osbs_squash::squash_to_registry_when(
+                worker.engine.client(),
+                image,
+                &base,
+                &push_target,
+                allowed,
+            )
+        );
+        entered?;
+        let pushed = pushed.map_err(|source| WorkerError::Squash {
+            image: image.to_owned(),
+            repository: repository.to_owned(),
+            source: Box::new(source),
+        })?;
         for retried in &pushed.retries {
             worker.metrics.count_retry("push");
             self.log.note(retried);
@@ -1406,6 +1451,32 @@ impl Attempt<'_> {
         worker.metrics.count_state(BuildState::Pushing);
         Ok(())
     }
+}
+
+/// `work`, and a future that tells, once `work` has ended, whether it succeeded: what the
+/// squash's manifest waits for while `work` runs beside it.
+fn with_verdict<T, E>(
+    work: impl Future<Output = Result<T, E>>,
+) -> (
+    impl Future<Output = Result<T, E>>,
+    impl Future<Output = bool>,
+) {
+    let (verdict, told) = tokio::sync::oneshot::channel();
+    let work = async move {
+        let outcome = work.await;
+        let _ = verdict.send(outcome.is_ok());
+        outcome
+    };
+    (work, async move { told.await.unwrap_or(false) })
+}
+
+/// Where a built image is published: its repository and the name-version-release its tags
+/// are made of.
+#[derive(Debug, Clone, Copy)]
+struct Publish<'a> {
+    repository: &'a str,
+    nvr: &'a ComponentNvr,
+    release: &'a str,
 }
 
 /// What the result says of the pushed image (the config as pushed: no need to read it back

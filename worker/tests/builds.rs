@@ -421,6 +421,18 @@ async fn signed_only_target_refuses_an_unsigned_package() {
         .expect("a result");
     let error = assert_failed_with(&record, &log, result, "hello-osbs-1.0-1.noarch (unsigned)");
     assert!(error.contains("signing policy"), "{error}");
+    // The squash ran beside the check, but no manifest was published under any tag.
+    let namespace = job
+        .target
+        .as_ref()
+        .unwrap()
+        .registry_namespace
+        .trim_matches('/');
+    let tags = registry_tags(format!("{namespace}/{name}").trim_start_matches('/')).await;
+    assert!(
+        tags.is_empty(),
+        "a refused image has no tag: {tags:?}\n{log}"
+    );
     worker.stop().await;
 }
 

@@ -45,7 +45,9 @@ pub mod tarfmt;
 pub use crate::add::{AddedFile, Additions};
 pub use crate::compress::LayerCompression;
 pub use crate::engine::{LayerRead, ReadFrom, Squashed, squash_in_engine};
-pub use crate::push::{BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry};
+pub use crate::push::{
+    BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry, squash_to_registry_when,
+};
 pub use index::IndexError;
 pub use merge::{LayerStack, MergePlan, MergedLayer, decompress, squash_tars, squash_tars_adding};
 pub use osbs_registry::reference::parse_push_target;
@@ -96,6 +98,9 @@ pub enum SquashError {
     },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The check the push waited for said no: no manifest was pushed.
+    #[error("the image was not published: the check it waited for refused it")]
+    Withheld,
 }
 
 impl From<osbs_registry::UploadError<SquashError>> for SquashError {

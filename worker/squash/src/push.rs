@@ -188,6 +188,21 @@ pub async fn squash_to_registry(
     base: &str,
     target: &RegistryTarget,
 ) -> Result<Pushed, SquashError> {
+    squash_to_registry_when(docker, image, base, target, std::future::ready(true)).await
+}
+
+/// [`squash_to_registry`], with the manifest PUT only once `allowed` says yes: a check that
+/// runs beside the squash (the worker's signature check) decides whether the image is
+/// published. The blobs go up meanwhile; without a manifest nothing refers to them, and the
+/// registry's garbage collection takes them. `allowed` saying no gives
+/// [`SquashError::Withheld`].
+pub async fn squash_to_registry_when(
+    docker: &bollard::Docker,
+    image: &str,
+    base: &str,
+    target: &RegistryTarget,
+    allowed: impl Future<Output = bool>,
+) -> Result<Pushed, SquashError> {
     target.check()?;
     let started = std::time::Instant::now();
     let (image_facts, base_facts, base_history_len) =
@@ -400,6 +415,9 @@ pub async fn squash_to_registry(
             digest: blob.digest,
         },
     );
+    if !allowed.await {
+        return Err(SquashError::Withheld);
+    }
     let manifest_digest = registry
         .push_manifest(&target.repository, &manifest, &target.tags)
         .await?;

@@ -542,6 +542,31 @@ pub async fn registry_get(path: &str, accept: &str) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
+/// The tags the registry lists for `repository` (none for a repository it does not know).
+pub async fn registry_tags(repository: &str) -> Vec<String> {
+    let response = reqwest::Client::new()
+        .get(format!("http://{REGISTRY}/v2/{repository}/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Vec::new();
+    }
+    assert!(
+        response.status().is_success(),
+        "tags of {repository}: {}",
+        response.status()
+    );
+    let listed: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    listed["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|tag| tag.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// A pushed image read back from the registry: manifest, config, and each layer's entries
 /// (path → content, whiteouts included as they are).
 #[derive(Debug)]
