@@ -149,6 +149,13 @@ fn bounded_patch(patch: String, max: usize) -> String {
     format!("{}\n[patch truncated at {max} bytes]\n", &patch[..cut])
 }
 
+/// What a scoped thread returned; its panic, carried on.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// The new commits of one ref update, oldest first.
 fn new_commits(git: &Git, update: &RefUpdate) -> Result<Vec<String>> {
     let listing = if update.is_new_branch() {
@@ -172,21 +179,28 @@ fn new_commits(git: &Git, update: &RefUpdate) -> Result<Vec<String>> {
     Ok(listing.lines().map(str::to_owned).collect())
 }
 
-/// What `git show` says of `rev`.
+/// What `git show` says of `rev`: its three questions asked at once, since the push waits
+/// for the hook (issue 13).
 fn commit_info(git: &Git, rev: &str) -> Result<CommitInfo> {
-    let header = git.run(&[
-        "show",
-        "-s",
-        "--format=%H%x00%an%x00%ae%x00%aI%x00%s%x00%B",
-        rev,
-    ])?;
+    let (header, numstat, patch) = std::thread::scope(|scope| {
+        let numstat = scope.spawn(|| git.run(&["show", "--numstat", "--format=", rev]));
+        let patch = scope.spawn(|| git.run(&["show", "--format=", "--patch", rev]));
+        let header = git.run(&[
+            "show",
+            "-s",
+            "--format=%H%x00%an%x00%ae%x00%aI%x00%s%x00%B",
+            rev,
+        ]);
+        (header, joined(numstat), joined(patch))
+    });
+    let header = header?;
     let mut fields = header.splitn(6, '\0');
     let mut next = || fields.next().unwrap_or_default().to_owned();
     let (rev, name, email, date, summary, message) =
         (next(), next(), next(), next(), next(), next());
     let message = message.trim_end_matches('\n').to_owned() + "\n";
-    let stats = parse_numstat(&git.run(&["show", "--numstat", "--format=", rev.as_str()])?);
-    let patch = git.run(&["show", "--format=", "--patch", rev.as_str()])?;
+    let stats = parse_numstat(&numstat?);
+    let patch = patch?;
     Ok(CommitInfo {
         rev,
         name,
@@ -222,26 +236,20 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
             tokio::spawn(async move { crate::context::connect_bus(&amqp, "git-hook").await })
         });
     let git = Git::new(".");
-    let path = git
-        .run(&["rev-parse", "--absolute-git-dir"])?
-        .trim()
-        .to_owned();
+    // The repository's path and the commits are asked at once.
+    let (path, planned) = std::thread::scope(|scope| {
+        let path = scope.spawn(|| git.run(&["rev-parse", "--absolute-git-dir"]));
+        let planned = planned_commits(&git, &updates, config.cli.git_hook_max_commits);
+        (joined(path), planned)
+    });
+    let path = path?.trim().to_owned();
     let name = repo_name(&path, &config.cli.git_namespaces).ok_or_else(|| {
         CliError::Refused(format!(
             "cannot tell the repository name from {path}: run the hook in a bare repository named <namespace>/<repo>.git"
         ))
     })?;
     let agent = agent(|name| std::env::var(name).ok(), config.cli.user());
-    let mut planned = Vec::new();
-    for update in &updates {
-        let Some(branch) = update.branch() else {
-            continue;
-        };
-        let revs = newest(new_commits(&git, update)?, config.cli.git_hook_max_commits);
-        for rev in revs {
-            planned.push((branch.to_owned(), commit_info(&git, &rev)?));
-        }
-    }
+    let planned = planned?;
     if planned.is_empty() {
         if let Some(connecting) = connecting {
             connecting.abort();
@@ -275,6 +283,24 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
     }
     bus.close().await;
     Ok(sent)
+}
+
+/// The branch and `git show` of each commit to announce, oldest first.
+fn planned_commits(
+    git: &Git,
+    updates: &[RefUpdate],
+    max_commits: usize,
+) -> Result<Vec<(String, CommitInfo)>> {
+    let mut planned = Vec::new();
+    for update in updates {
+        let Some(branch) = update.branch() else {
+            continue;
+        };
+        for rev in newest(new_commits(git, update)?, max_commits) {
+            planned.push((branch.to_owned(), commit_info(git, &rev)?));
+        }
+    }
+    Ok(planned)
 }
 
 /// `osbs git-hook` options.
