@@ -135,7 +135,6 @@ async fn conclude(
 ) {
     let (worker, id) = (run.worker, &run.job.build_id);
     summarize(run, state, error);
-    let_go_of_release(run).await;
     let mut result = close_log_and_assemble(run, state, error).await;
     result.arches = parts;
     let reason = if error.is_empty() {
@@ -143,7 +142,11 @@ async fn conclude(
     } else {
         error
     };
-    let announced = match record_end(run, &result, state, reason, dead).await {
+    let recorded = record_end(run, &result, state, reason, dead).await;
+    // After the end is recorded, not before: the hold only keeps a concurrent build of the
+    // same name-version off this release, and the end is what the packager waits for.
+    let_go_of_release(run).await;
+    let announced = match recorded {
         Recorded::Yes(announced) => announced,
         Recorded::EndedElsewhere => {
             release_owner(worker, run.job).await;
