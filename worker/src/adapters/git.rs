@@ -53,7 +53,14 @@ pub async fn fetch_commit(
     }
     let git_dir_arg = format!("--git-dir={}", git_dir.display());
     let work_tree_arg = format!("--work-tree={}", work_tree.display());
-    git(git_dir, &["init", "--quiet", "--bare", "."], "init", &repo).await?;
+    init_bare(git_dir).map_err(|error| GitError::Failed {
+        step: "init",
+        repo: repo.clone(),
+        detail: format!(
+            "cannot create a repository in {}: {error}",
+            git_dir.display()
+        ),
+    })?;
     let fetched = git(
         git_dir,
         &[
@@ -101,6 +108,19 @@ pub async fn fetch_commit(
     )
     .await?;
     Ok(())
+}
+
+/// An empty bare repository, as `git init --bare` leaves it minus the sample hooks and
+/// descriptions of its template: a process fewer before every build (gitrepository-layout:
+/// `HEAD`, `objects/` and `refs/` make a repository; the config says it is bare).
+fn init_bare(git_dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(git_dir.join("objects"))?;
+    std::fs::create_dir_all(git_dir.join("refs"))?;
+    std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n")?;
+    std::fs::write(
+        git_dir.join("config"),
+        "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
+    )
 }
 
 /// The names at the top of `commit`'s tree (files, directories, symlinks, submodules): what
