@@ -49,10 +49,27 @@ impl Context {
 /// an unreachable broker for ever (lapin retries the first TCP connect with the recovery
 /// backoff), which a command line must not do.
 pub async fn connect_bus(amqp: &AmqpConfig, who: &str) -> Result<Bus> {
+    connect_declaring(amqp, who, Declare::Topology).await
+}
+
+/// What a connection declares before it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declare {
+    /// The whole topology (every CLI verb but the hook).
+    Topology,
+    /// Only the events queue: the git hook publishes events and nothing else.
+    EventsQueue,
+}
+
+/// [`connect_bus`], declaring `declare`.
+pub async fn connect_declaring(amqp: &AmqpConfig, who: &str, declare: Declare) -> Result<Bus> {
     let limit = Duration::from_secs(amqp.connect_timeout_secs.max(1));
     let connected = tokio::time::timeout(limit, async {
         let bus = Bus::connect(amqp, who).await?;
-        bus.declare_topology().await?;
+        match declare {
+            Declare::Topology => bus.declare_topology().await?,
+            Declare::EventsQueue => bus.declare_events_queue().await?,
+        }
         Ok::<_, CliError>(bus)
     })
     .await;

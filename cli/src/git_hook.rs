@@ -149,6 +149,11 @@ fn bounded_patch(patch: String, max: usize) -> String {
     format!("{}\n[patch truncated at {max} bytes]\n", &patch[..cut])
 }
 
+/// The hook's connection, declaring the one queue its messages go to.
+async fn connect(amqp: &osbs_common::config::AmqpConfig) -> Result<osbs_common::bus::Bus> {
+    crate::context::connect_declaring(amqp, "git-hook", crate::context::Declare::EventsQueue).await
+}
+
 /// What a scoped thread returned; its panic, carried on.
 fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
     thread
@@ -233,7 +238,7 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
         .any(|update| update.branch().is_some())
         .then(|| {
             let amqp = config.amqp.clone();
-            tokio::spawn(async move { crate::context::connect_bus(&amqp, "git-hook").await })
+            tokio::spawn(async move { connect(&amqp).await })
         });
     let git = Git::new(".");
     // The repository's path and the commits are asked at once.
@@ -260,7 +265,7 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
         Some(connecting) => connecting.await.map_err(|error| {
             CliError::Tool(format!("connecting to RabbitMQ stopped: {error}"))
         })??,
-        None => crate::context::connect_bus(&config.amqp, "git-hook").await?,
+        None => connect(&config.amqp).await?,
     };
     let mut sent = Vec::new();
     for (branch, commit) in planned {

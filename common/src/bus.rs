@@ -167,6 +167,33 @@ impl Bus {
     /// Declares every exchange, queue and binding of DESIGN.md. Idempotent: every service
     /// calls it at start, so that no message is published before its queue exists.
     pub async fn declare_topology(&self) -> Result<(), BusError> {
+        let exchanges = [names::EXCHANGE_INTERNAL, names::EXCHANGE_DEAD];
+        self.declare(&exchanges, topology(&self.config)).await
+    }
+
+    /// Declares only what a producer of events needs so that none is lost before a
+    /// dispatcher ever ran: `osbs.events`, bound to its topics on `amq.topic`, and its dead
+    /// queue. A few round trips instead of the whole topology's thirty, for the git hook,
+    /// which a push waits for (issue 13).
+    pub async fn declare_events_queue(&self) -> Result<(), BusError> {
+        let dead = names::dead_queue(names::QUEUE_EVENTS);
+        let plans = topology(&self.config)
+            .into_iter()
+            .filter(|plan| plan.name == names::QUEUE_EVENTS || plan.name == dead)
+            .collect();
+        self.declare(&[names::EXCHANGE_DEAD], plans).await
+    }
+
+    /// Declares the arch jobs queue of `arch` and its lease, retry and dead queues
+    /// (`osbs.jobs.<arch>`, DESIGN.md "Architectures"). Idempotent: a worker serving `arch`
+    /// declares them before it consumes, an orchestrator before it publishes arch jobs (so
+    /// that they wait for a worker of that arch rather than being unroutable).
+    pub async fn declare_arch_queues(&self, arch: &str) -> Result<(), BusError> {
+        self.declare(&[], jobs_topology(&self.config, arch)).await
+    }
+
+    /// Declares `exchanges` (durable topic exchanges), then `plans`, on a channel of their own.
+    async fn declare(&self, exchanges: &[&str], plans: Vec<QueuePlan>) -> Result<(), BusError> {
         let channel = self
             .connection
             .create_channel()
@@ -176,10 +203,10 @@ impl Bus {
             durable: true,
             ..Default::default()
         };
-        for exchange in [names::EXCHANGE_INTERNAL, names::EXCHANGE_DEAD] {
+        for exchange in exchanges {
             channel
                 .exchange_declare(
-                    exchange.into(),
+                    (*exchange).into(),
                     ExchangeKind::Topic,
                     durable,
                     FieldTable::default(),
@@ -187,24 +214,8 @@ impl Bus {
                 .await
                 .map_err(amqp(format!("exchange.declare {exchange}")))?;
         }
-        self.declare_plans(&channel, topology(&self.config)).await?;
-        let _ = channel.close(200, "topology declared".into()).await;
-        Ok(())
-    }
-
-    /// Declares the arch jobs queue of `arch` and its lease, retry and dead queues
-    /// (`osbs.jobs.<arch>`, DESIGN.md "Architectures"). Idempotent: a worker serving `arch`
-    /// declares them before it consumes, an orchestrator before it publishes arch jobs (so
-    /// that they wait for a worker of that arch rather than being unroutable).
-    pub async fn declare_arch_queues(&self, arch: &str) -> Result<(), BusError> {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .map_err(amqp("channel.open"))?;
-        self.declare_plans(&channel, jobs_topology(&self.config, arch))
-            .await?;
-        let _ = channel.close(200, "arch queues declared".into()).await;
+        self.declare_plans(&channel, plans).await?;
+        let _ = channel.close(200, "declared".into()).await;
         Ok(())
     }
 

@@ -29,6 +29,37 @@ fn job(id: &str) -> BuildJob {
     }
 }
 
+/// What the git hook declares (the events queue alone) keeps a push for a dispatcher that
+/// never ran, and the services' whole topology, declared after, agrees with it.
+#[tokio::test]
+async fn the_events_queue_alone_keeps_a_push_until_a_dispatcher_comes() {
+    let env = TestEnv::new();
+    let bus = Bus::connect(&env.amqp, "test").await.unwrap();
+    bus.declare_events_queue().await.unwrap();
+    let topic = format!("{}.{}", env.amqp.topic_prefix, names::TOPIC_GIT_RECEIVE);
+    bus.publish(bus::Outgoing {
+        exchange: names::EXCHANGE_TOPIC,
+        routing_key: &topic,
+        body: b"{}",
+        properties: lapin::BasicProperties::default(),
+        mandatory: true,
+    })
+    .await
+    .unwrap();
+    let depth = bus.queue_depth(names::QUEUE_EVENTS).await.unwrap();
+    assert_eq!(depth.messages, 1);
+    assert!(
+        bus.queue_depth(names::QUEUE_JOBS).await.is_err(),
+        "only the events queue and its dead queue are declared"
+    );
+    bus.queue_depth(&names::dead_queue(names::QUEUE_EVENTS))
+        .await
+        .unwrap();
+    bus.declare_topology().await.unwrap();
+    let depth = bus.queue_depth(names::QUEUE_EVENTS).await.unwrap();
+    assert_eq!(depth.messages, 1, "the push is still there");
+}
+
 #[tokio::test]
 async fn jobs_travel_and_refused_messages_are_dead_lettered_with_their_reason() {
     let env = TestEnv::new();
