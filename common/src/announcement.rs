@@ -5,7 +5,7 @@
 
 use crate::store::record::{BuildRecord, HistoryEntry};
 use osbs_proto::external::{StateEvent, iso8601};
-use osbs_proto::v1::BuildState;
+use osbs_proto::v1::{BuildJob, BuildState};
 
 /// One change of a build's state, and what to record with it.
 #[derive(Debug, Clone)]
@@ -78,6 +78,14 @@ impl Announcement {
         }
     }
 
+    /// The announcement of a record just created from `job` (queued, with nothing built
+    /// yet): what [`Announcement::new`] makes of that record read back, without reading it.
+    pub(crate) fn created(job: &BuildJob, entry: &HistoryEntry) -> Announcement {
+        Announcement {
+            event: Box::new(event_of(&job.build_id, job, "", Vec::new(), None, entry)),
+        }
+    }
+
     pub fn event(&self) -> &StateEvent {
         &self.event
     }
@@ -90,18 +98,36 @@ impl Announcement {
 /// The event announcing `entry` of `record`: the change itself from the entry, the build's
 /// identity and outputs from the record as it stands after the change.
 pub fn state_event(record: &BuildRecord, entry: &HistoryEntry) -> StateEvent {
-    let job = &record.job;
+    event_of(
+        &record.id,
+        &record.job,
+        record.nvr(),
+        record.pullspecs(),
+        record.koji_build_id(),
+        entry,
+    )
+}
+
+/// [`state_event`] from the parts of a record it reads.
+fn event_of(
+    id: &str,
+    job: &BuildJob,
+    nvr: &str,
+    pullspecs: Vec<String>,
+    koji_build_id: Option<i64>,
+    entry: &HistoryEntry,
+) -> StateEvent {
     StateEvent {
-        build_id: record.id.clone(),
-        nvr: record.nvr().to_owned(),
+        build_id: id.to_owned(),
+        nvr: nvr.to_owned(),
         old_state: entry.from_state(),
         new_state: BuildState::parse(&entry.to).unwrap_or(BuildState::Unspecified),
         reason: entry.reason.clone(),
-        pullspecs: record.pullspecs(),
+        pullspecs,
         owner: job.submitter.clone(),
         repo: job.repo.clone(),
         namespace: Some(job.namespace.clone()).filter(|namespace| !namespace.is_empty()),
-        component: component_of(record.nvr()),
+        component: component_of(nvr),
         url: (!job.git_url.is_empty() && !job.commit.is_empty())
             .then(|| format!("{}#{}", job.git_url, job.commit)),
         branch: job.branch.clone(),
@@ -110,7 +136,7 @@ pub fn state_event(record: &BuildRecord, entry: &HistoryEntry) -> StateEvent {
             .as_ref()
             .map(|target| target.name.clone())
             .unwrap_or_default(),
-        koji_build_id: record.koji_build_id(),
+        koji_build_id,
         at: iso8601(entry.at_ms),
     }
 }
@@ -147,6 +173,17 @@ mod tests {
             updated_ms: 2,
             ..BuildRecord::new("b1", state, job, fields)
         }
+    }
+
+    #[test]
+    fn a_created_record_is_announced_as_its_record_read_back_would_be() {
+        let fields = [(field::PRIORITY, "0"), (field::ATTEMPTS, "0")];
+        let record = record(Queued, &fields);
+        let entry = HistoryEntry::new(None, Queued, "recorded", "dispatcher@h", 5);
+        assert_eq!(
+            Announcement::created(&record.job, &entry),
+            Announcement::new(&record, &entry)
+        );
     }
 
     #[test]

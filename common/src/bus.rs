@@ -254,10 +254,22 @@ impl Bus {
 
     /// Publishes and waits for the broker's confirm, across connection recovery.
     pub async fn publish(&self, message: Outgoing<'_>) -> Result<(), BusError> {
+        let properties = &message.properties;
+        self.publish_made(&message, || properties.clone()).await
+    }
+
+    /// [`Bus::publish`] with the properties made by `properties` for each attempt, instead of
+    /// `message.properties` copied: the caller gives its first properties without a copy kept
+    /// for a retry that seldom comes.
+    async fn publish_made(
+        &self,
+        message: &Outgoing<'_>,
+        mut properties: impl FnMut() -> BasicProperties,
+    ) -> Result<(), BusError> {
         const ATTEMPTS: usize = 5;
         let mut last_failure = String::new();
         for _ in 0..ATTEMPTS {
-            match self.publish_once(&message).await {
+            match self.publish_once(message, properties()).await {
                 Ok(()) => return Ok(()),
                 Err(BusError::Amqp { operation, source }) => {
                     tracing::warn!(error = %source, exchange = message.exchange, routing_key = message.routing_key, "publish failed; waiting for the connection to recover");
@@ -281,7 +293,11 @@ impl Bus {
         })
     }
 
-    async fn publish_once(&self, message: &Outgoing<'_>) -> Result<(), BusError> {
+    async fn publish_once(
+        &self,
+        message: &Outgoing<'_>,
+        properties: BasicProperties,
+    ) -> Result<(), BusError> {
         let confirm = self
             .publisher
             .basic_publish(
@@ -292,7 +308,7 @@ impl Bus {
                     ..Default::default()
                 },
                 message.body,
-                message.properties.clone(),
+                properties,
             )
             .await
             .map_err(amqp("basic.publish"))?
@@ -315,12 +331,13 @@ impl Bus {
     /// `osbs.jobs.<arch>`). `priority` 0 (automatic) to [`MAX_PRIORITY`] (explicit).
     pub async fn publish_job(&self, job: &BuildJob, priority: u8) -> Result<(), BusError> {
         let body = job.encode_to_vec();
+        let properties =
+            protobuf_properties(names::TYPE_BUILD_JOB).with_priority(priority.min(MAX_PRIORITY));
         self.publish(Outgoing {
             exchange: names::EXCHANGE_INTERNAL,
             routing_key: &names::job_routing_key(&job.arch),
             body: &body,
-            properties: protobuf_properties(names::TYPE_BUILD_JOB)
-                .with_priority(priority.min(MAX_PRIORITY)),
+            properties,
             mandatory: true,
         })
         .await
@@ -346,28 +363,36 @@ impl Bus {
     /// confirmed by the broker. No queue need be listening.
     pub async fn announce(&self, announcement: &Announcement) -> Result<(), BusError> {
         let event = announcement.event();
-        let mut headers = FieldTable::default();
-        for (name, value) in event.headers(crate::telemetry::now_ms()) {
-            let value = match value {
-                HeaderValue::Text(text) => long_string(&text),
-                HeaderValue::Int(number) => AMQPValue::LongLongInt(number),
-                HeaderValue::Bool(flag) => AMQPValue::Boolean(flag),
-            };
-            headers.insert(name.into(), value);
-        }
-        self.publish(Outgoing {
-            exchange: names::EXCHANGE_TOPIC,
-            routing_key: &names::external_state_routing_key(&self.config.topic_prefix),
-            body: &event.to_json(),
-            properties: BasicProperties::default()
+        let sent_at_ms = crate::telemetry::now_ms();
+        let message_id = uuid::Uuid::new_v4().to_string();
+        // Every attempt sends the same message (its id, its `sent-at`); the first takes the
+        // properties made here, a retry makes them again.
+        let properties = || {
+            let mut headers = FieldTable::default();
+            for (name, value) in event.headers(sent_at_ms) {
+                let value = match value {
+                    HeaderValue::Text(text) => long_string(&text),
+                    HeaderValue::Int(number) => AMQPValue::LongLongInt(number),
+                    HeaderValue::Bool(flag) => AMQPValue::Boolean(flag),
+                };
+                headers.insert(name.into(), value);
+            }
+            BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type(names::CONTENT_TYPE_JSON.into())
                 .with_content_encoding("utf-8".into())
-                .with_message_id(uuid::Uuid::new_v4().to_string().into())
-                .with_headers(headers),
+                .with_message_id(message_id.as_str().into())
+                .with_headers(headers)
+        };
+        let body = event.to_json();
+        let message = Outgoing {
+            exchange: names::EXCHANGE_TOPIC,
+            routing_key: &names::external_state_routing_key(&self.config.topic_prefix),
+            body: &body,
+            properties: BasicProperties::default(),
             mandatory: false,
-        })
-        .await
+        };
+        self.publish_made(&message, properties).await
     }
 
     /// Declares `queue` (not durable) and binds it to the state events, for OSBS's own

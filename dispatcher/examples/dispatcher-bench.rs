@@ -16,6 +16,7 @@
 //!    acks — the broker work the contract asks for per event, and nothing else. Measured
 //!    twice: acking each delivery alone, and acking each batch of finished deliveries with
 //!    one `multiple` ack (as the dispatcher does, `[dispatcher] ack_runs`);
+//!    (`OSBS_BENCH_SKIP_CEILING=1`: not measured, to iterate on the dispatcher's CPU per event);
 //! 2. dispatcher: EVENTS `git.receive` pushes (one per repository, fedora-messaging headers)
 //!    wait in `osbs.events`; the dispatcher starts as a separate process (this program with
 //!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
@@ -80,9 +81,20 @@ async fn bench(events: usize, prefetches: &[u16]) {
     );
     for &prefetch in prefetches {
         let env = TestEnv::new();
-        let (ceiling_multi, ceiling_multi_cpu) =
-            ceiling(&env, events, prefetch, Acks::Multiple).await;
-        let (ceiling, ceiling_cpu) = ceiling(&env, events, prefetch, Acks::Each).await;
+        // OSBS_BENCH_SKIP_CEILING=1: the dispatcher alone (its CPU per event, while iterating).
+        let (ceiling_multi, ceiling_multi_cpu, ceiling, ceiling_cpu) =
+            if std::env::var("OSBS_BENCH_SKIP_CEILING").is_ok_and(|value| value == "1") {
+                (
+                    f64::NAN,
+                    String::from("skipped"),
+                    f64::NAN,
+                    String::from("skipped"),
+                )
+            } else {
+                let (multi, multi_cpu) = ceiling(&env, events, prefetch, Acks::Multiple).await;
+                let (each, each_cpu) = ceiling(&env, events, prefetch, Acks::Each).await;
+                (multi, multi_cpu, each, each_cpu)
+            };
         let (rate, rss, dispatcher_cpu) = dispatcher(&env, events, prefetch).await;
         println!("  CPU ms per 1000 events, ceiling loop:  {ceiling_cpu}");
         println!("  CPU ms per 1000 events, ceiling loop, multiple acks: {ceiling_multi_cpu}");
@@ -199,6 +211,71 @@ async fn fill(bus: &Bus, count: usize, exchange: &str, routing_key: &str) {
 /// A `queued` state event as the dispatcher announces it (fedora-messaging JSON, its size).
 const STATE_EVENT: &str = r#"{"build_id":"5f0c3a3e9d1b4c7a8e2f6a1b3c5d7e9f","repo":"bench-1","namespace":"container","branch":"f41","commit":"0000000000000000000000000000000000000001","target":"f41-container-candidate","old_state":null,"new_state":"queued","at":"2026-12-07T04:00:00.000Z","owner":"jdoe","reason":"","component":null,"url":"https://src.fedoraproject.org/container/bench-1.git#0000000000000000000000000000000000000001","scratch":false,"trigger":"push"}"#;
 
+/// What the ceiling loop does as the dispatcher does (`OSBS_BENCH_CEILING_LIKE`, a comma
+/// list; default none): to tell which of the dispatcher's messages cost the broker more.
+#[derive(Debug, Clone, Copy, Default)]
+struct Like {
+    /// `events`: consume `osbs.events` (declared by the topology, single active consumer,
+    /// dead-lettering), its backlog published through `amq.topic` with fedora-messaging
+    /// headers.
+    events: bool,
+    /// `job`: the job's properties (`osbs_common::bus::protobuf_properties`).
+    job: bool,
+    /// `state`: the state event's properties (fedora-messaging headers, message id).
+    state: bool,
+}
+
+impl Like {
+    fn from_env() -> Like {
+        let list = std::env::var("OSBS_BENCH_CEILING_LIKE").unwrap_or_default();
+        let has = |name: &str| list.split(',').any(|item| item.trim() == name);
+        Like {
+            events: has("events"),
+            job: has("job"),
+            state: has("state"),
+        }
+    }
+}
+
+/// Properties of a state event as `Bus::announce` makes them.
+fn state_event_properties() -> BasicProperties {
+    // The headers depend only on these (STATE_EVENT's owner, repo and state).
+    let event = osbs_proto::external::StateEvent {
+        build_id: String::new(),
+        nvr: String::new(),
+        old_state: osbs_proto::v1::BuildState::Unspecified,
+        new_state: osbs_proto::v1::BuildState::Queued,
+        reason: String::new(),
+        pullspecs: Vec::new(),
+        owner: "jdoe".into(),
+        repo: "bench-1".into(),
+        namespace: None,
+        component: None,
+        url: None,
+        branch: String::new(),
+        target: String::new(),
+        koji_build_id: None,
+        at: String::new(),
+    };
+    let mut headers = FieldTable::default();
+    for (name, value) in event.headers(osbs_common::telemetry::now_ms()) {
+        let value = match value {
+            osbs_proto::external::HeaderValue::Text(text) => {
+                AMQPValue::LongString(LongString::from(text.into_bytes()))
+            }
+            osbs_proto::external::HeaderValue::Int(number) => AMQPValue::LongLongInt(number),
+            osbs_proto::external::HeaderValue::Bool(flag) => AMQPValue::Boolean(flag),
+        };
+        headers.insert(name.into(), value);
+    }
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(names::CONTENT_TYPE_JSON.into())
+        .with_content_encoding("utf-8".into())
+        .with_message_id(uuid::Uuid::new_v4().to_string().into())
+        .with_headers(headers)
+}
+
 /// How the ceiling loop acks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Acks {
@@ -237,7 +314,18 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16, acks: Acks) -> (f6
             .expect("declare");
     }
     let bus = Bus::connect(&env.amqp, "bench").await.expect("bus");
-    fill(&bus, events, "", "bench.in").await;
+    let like = Like::from_env();
+    // `events`: the backlog waits in `osbs.events`, published through `amq.topic` (as the
+    // dispatcher's); otherwise in a plain queue, published to it directly.
+    let source = if like.events {
+        bus.declare_topology().await.expect("topology");
+        let routing_key = format!("{}.{}", env.amqp.topic_prefix, names::TOPIC_GIT_RECEIVE);
+        fill(&bus, events, names::EXCHANGE_TOPIC, &routing_key).await;
+        names::QUEUE_EVENTS
+    } else {
+        fill(&bus, events, "", "bench.in").await;
+        "bench.in"
+    };
 
     let consumer_channel = connection.create_channel().await.expect("channel");
     consumer_channel
@@ -251,7 +339,7 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16, acks: Acks) -> (f6
         .expect("confirm");
     let mut consumer = consumer_channel
         .basic_consume(
-            "bench.in".into(),
+            source.into(),
             "ceiling".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
@@ -272,19 +360,29 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16, acks: Acks) -> (f6
                 let publisher = publisher.clone();
                 let state_key = state_key.clone();
                 running.spawn(async move {
+                    let job_properties = if like.job {
+                        osbs_common::bus::protobuf_properties(names::TYPE_BUILD_JOB).with_priority(0)
+                    } else {
+                        BasicProperties::default().with_delivery_mode(2).with_priority(0)
+                    };
                     let job = publisher.basic_publish(
                         "".into(),
                         "bench.out".into(),
                         BasicPublishOptions { mandatory: true, ..Default::default() },
                         &delivery.data,
-                        BasicProperties::default().with_delivery_mode(2).with_priority(0),
+                        job_properties,
                     );
+                    let event_properties = if like.state {
+                        state_event_properties()
+                    } else {
+                        BasicProperties::default().with_delivery_mode(2)
+                    };
                     let event = publisher.basic_publish(
                         names::EXCHANGE_TOPIC.into(),
                         state_key.as_str().into(),
                         BasicPublishOptions::default(),
                         STATE_EVENT.as_bytes(),
-                        BasicProperties::default().with_delivery_mode(2),
+                        event_properties,
                     );
                     let (job, event) = futures::join!(job, event);
                     let (job, event) = (job.expect("publish"), event.expect("publish"));
@@ -321,7 +419,7 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16, acks: Acks) -> (f6
     }
     let rate = events as f64 / started.elapsed().as_secs_f64();
     let cpu = Cpu::now(None).since(&before, events);
-    for queue in ["bench.in", "bench.out"] {
+    for queue in [source, "bench.out"] {
         let _ = setup
             .queue_purge(queue.into(), QueuePurgeOptions::default())
             .await;

@@ -239,9 +239,10 @@ impl Dispatcher {
                 return;
             }
         };
+        let mut plan = plan;
         let event_id = (!message_id.is_empty()).then_some(message_id);
         match self
-            .enqueue(&plan, event_id, delivery.redelivered, pushed.as_ref())
+            .enqueue(&mut plan, event_id, delivery.redelivered, pushed.as_ref())
             .await
         {
             Ok(outcome) => {
@@ -358,10 +359,11 @@ impl Dispatcher {
     /// Steps 1–5 of the module documentation. `redelivered`: the broker's flag, when the
     /// message may have been handled before.
     /// `pushed`: the push whose commit is not its branch's tip (`plan` builds the tip), recorded
-    /// superseded by the tip's build before the event counts as handled.
+    /// superseded by the tip's build before the event counts as handled. A new build's id
+    /// and time are written into `plan.job` (no copy of the job made for them).
     pub async fn enqueue(
         &self,
-        plan: &Plan,
+        plan: &mut Plan,
         message_id: Option<&str>,
         redelivered: bool,
         pushed: Option<&Plan>,
@@ -400,7 +402,7 @@ impl Dispatcher {
     /// Steps 1–4; `message_id` is looked up only for redeliveries.
     async fn record_and_publish(
         &self,
-        plan: &Plan,
+        plan: &mut Plan,
         message_id: Option<&str>,
         redelivered: bool,
     ) -> Result<Outcome, DispatchError> {
@@ -415,7 +417,7 @@ impl Dispatcher {
             return Ok(Outcome::Resumed { build_id: id });
         }
         let coalesce = (plan.job.trigger == Trigger::Push as i32).then(|| coalesce_key(&plan.job));
-        let mut job = plan.job.clone();
+        let job = &mut plan.job;
         job.build_id = build_id::new();
         let now_ms = osbs_common::telemetry::now_ms();
         job.requested_at_ms = now_ms;
@@ -428,7 +430,7 @@ impl Dispatcher {
             let (created, tip) = self
                 .store
                 .create_dispatched(
-                    &job,
+                    job,
                     &key,
                     now_ms,
                     &self.by,
@@ -443,10 +445,10 @@ impl Dispatcher {
                 Created::New(recorded) => {
                     self.metrics.count_state(BuildState::Queued);
                     let superseded = self
-                        .finish(&job, BuildState::Queued, Some(recorded), tip)
+                        .finish(job, BuildState::Queued, Some(recorded), tip)
                         .await?;
                     return Ok(Outcome::Created {
-                        build_id: job.build_id,
+                        build_id: job.build_id.clone(),
                         superseded,
                     });
                 }

@@ -106,13 +106,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
                     _ => None,
                 };
                 let dispatcher = dispatcher.clone();
-                async move {
+                // Boxed: the handler's future is large, and a task's future is moved whole
+                // into its cell and out of it again (several copies of it per event).
+                Box::pin(async move {
                     let _done = match turn {
                         Some(turn) => Some(turn.wait().await),
                         None => None,
                     };
                     dispatcher.handle(delivery, decision).await;
-                }
+                })
             },
         )
         .await;

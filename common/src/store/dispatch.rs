@@ -123,12 +123,8 @@ impl Store {
         event: DispatchedEvent<'_>,
     ) -> Result<(Created, Option<Tip>), StoreError> {
         let also = AlsoWritten {
-            event_key: event
-                .message_id
-                .map(|id| self.key(&["dispatch", "event", id])),
-            tip_key: event
-                .coalesce_key
-                .map(|key| self.key(&["dispatch", "tip", key])),
+            message_id: event.message_id,
+            coalesce_key: event.coalesce_key,
         };
         self.create_with(job, idempotency_key, now_ms, by, extra_fields, also)
             .await

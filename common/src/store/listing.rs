@@ -103,6 +103,24 @@ if #KEYS > 2 then redis.call('DEL', KEYS[1]) end
 return {total, ids}
 "#;
 
+/// The (dimension, value) of each set a record of `job` in `state` belongs to, besides
+/// `<prefix>:builds`.
+fn sets_of(job: &BuildJob, state: BuildState) -> [(Dimension, &str); 5] {
+    let target = job.target.as_ref().map(|t| t.name.as_str()).unwrap_or("");
+    [
+        (Dimension::Repo, job.repo.as_str()),
+        (Dimension::Branch, job.branch.as_str()),
+        (Dimension::Target, target),
+        (Dimension::Submitter, job.submitter.as_str()),
+        (Dimension::State, state.name()),
+    ]
+}
+
+/// [`sets_of`] a new queued record.
+pub(crate) fn new_record_sets(job: &BuildJob) -> [(Dimension, &str); 5] {
+    sets_of(job, BuildState::Queued)
+}
+
 /// Version of the index layout: [`Store::index_listing`] runs once per version.
 const INDEX_VERSION: &str = "1";
 
@@ -117,24 +135,12 @@ impl Store {
         self.key(&["builds", "by", field::STATE, ""])
     }
 
-    /// The sets a new queued record of `job` joins, besides `<prefix>:builds`.
-    pub(crate) fn listing_keys_of_new(&self, job: &BuildJob) -> Vec<String> {
-        self.listing_keys_of(job, BuildState::Queued)
-    }
-
     /// The sets a record of `job` in `state` belongs to, besides `<prefix>:builds`.
     pub(crate) fn listing_keys_of(&self, job: &BuildJob, state: BuildState) -> Vec<String> {
-        let target = job.target.as_ref().map(|t| t.name.as_str()).unwrap_or("");
-        [
-            (Dimension::Repo, job.repo.as_str()),
-            (Dimension::Branch, job.branch.as_str()),
-            (Dimension::Target, target),
-            (Dimension::Submitter, job.submitter.as_str()),
-            (Dimension::State, state.name()),
-        ]
-        .into_iter()
-        .map(|(dimension, value)| self.listing_key(dimension, value))
-        .collect()
+        sets_of(job, state)
+            .into_iter()
+            .map(|(dimension, value)| self.listing_key(dimension, value))
+            .collect()
     }
 
     /// One page of builds, newest first, matching every filter of `query`.

@@ -57,8 +57,8 @@ use crate::announcement::{Announcement, StateChange};
 use crate::config::RedisConfig;
 use osbs_proto::Message;
 use osbs_proto::v1::{BuildJob, BuildState};
-use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisWrite};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,18 +177,20 @@ end
 return {'ok', current, redis.call('HGETALL', KEYS[1])}
 "#;
 
-/// What [`Store::create_with`] writes beside a new record, in the same script: keys of the
-/// store, full names (`None`: nothing).
-#[derive(Debug, Default)]
-pub(crate) struct AlsoWritten {
-    /// A key naming the build (the dispatcher's event key).
-    pub event_key: Option<String>,
-    /// The branch's tip key of a push, moved as [`Store::advance_tip`] moves it.
-    pub tip_key: Option<String>,
+/// What [`Store::create_with`] writes beside a new record, in the same script (`None`:
+/// nothing).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AlsoWritten<'a> {
+    /// A message id, whose event key (`dispatch:event:<id>`) is to name the build.
+    pub message_id: Option<&'a str>,
+    /// A push's coalescing key, whose branch tip (`dispatch:tip:<key>`) moves as
+    /// [`Store::advance_tip`] moves it.
+    pub coalesce_key: Option<&'a str>,
 }
 
 // The record's fields go in one HSET (one call from Lua instead of one per field); the
-// caller knows them all, so the script returns no HGETALL.
+// caller knows them all, so the script returns no HGETALL. Numbers stay the strings they
+// came as (a Lua number would be formatted back to text for each call).
 const CREATE_LUA: &str = concat!(
     r#"
 -- KEYS[1] idempotency key, KEYS[2] record, KEYS[3] history, KEYS[4] the event's key ('' for
@@ -201,7 +203,7 @@ const CREATE_LUA: &str = concat!(
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'existing', existing, '', ''} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'existing', ARGV[1], '', ''} end
-local ttl = tonumber(ARGV[3])
+local ttl = ARGV[3]
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'EX', ttl) end
 local tip, other = '', ''
@@ -216,11 +218,15 @@ if KEYS[5] ~= '' then
     tip, other = 'advanced', current or ''
   end
 end
-redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2],
-  unpack(ARGV, 5))
-if tip == 'advanced' then redis.call('HSET', KEYS[2], 'supersedes', other) end
+if tip == 'advanced' then
+  redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2],
+    'supersedes', other, unpack(ARGV, 5))
+else
+  redis.call('HSET', KEYS[2], 'state', 'queued', 'created_ms', ARGV[2], 'updated_ms', ARGV[2],
+    unpack(ARGV, 5))
+end
 for i = 6, #KEYS do
-  redis.call('ZADD', KEYS[i], tonumber(ARGV[2]), ARGV[1])
+  redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1])
 end
 redis.call('RPUSH', KEYS[3], ARGV[4])
 return {'new', ARGV[1], tip, other}
@@ -369,60 +375,107 @@ impl Store {
         now_ms: i64,
         by: &str,
         extra_fields: &[(&str, String)],
-        also: AlsoWritten,
+        also: AlsoWritten<'_>,
     ) -> Result<(Created, Option<Tip>), StoreError> {
-        let AlsoWritten { event_key, tip_key } = also;
         debug_assert_eq!(field::SUPERSEDES, "supersedes", "named in CREATE_LUA");
         let entry = HistoryEntry::new(None, BuildState::Queued, "recorded", by, now_ms);
-        let is_push = tip_key.is_some();
-        let mut invocation = self.scripts.create.prepare_invoke();
-        invocation
-            .key(self.key(&["idem", idempotency_key]))
-            .key(self.key(&["build", &job.build_id]))
-            .key(self.key(&["build", &job.build_id, "history"]))
-            .key(event_key.unwrap_or_default())
-            .key(tip_key.unwrap_or_default())
-            .key(self.key(&["builds"]));
-        for key in self.listing_keys_of_new(job) {
-            invocation.key(key);
+        let id = job.build_id.as_str();
+        let target = job
+            .target
+            .as_ref()
+            .map_or("", |target| target.name.as_str());
+        // Written straight into the command (no key or argument allocated on its own).
+        let listing = listing::new_record_sets(job);
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.scripts.create.get_hash())
+            .arg(6 + listing.len());
+        self.key_arg(&mut call, &["idem", idempotency_key]);
+        self.key_arg(&mut call, &["build", id]);
+        self.key_arg(&mut call, &["build", id, "history"]);
+        match also.message_id {
+            Some(message_id) => self.key_arg(&mut call, &["dispatch", "event", message_id]),
+            None => {
+                call.arg("");
+            }
         }
-        let encoded = job.encode_to_vec();
-        let mut fields: Vec<(&str, String)> = Vec::with_capacity(extra_fields.len() + 5);
-        fields.extend(record::job_fields(job));
-        fields.push((field::ATTEMPTS, "0".to_owned()));
-        fields.extend(extra_fields.iter().cloned());
-        invocation
-            .arg(&job.build_id)
+        match also.coalesce_key {
+            Some(coalesce_key) => self.key_arg(&mut call, &["dispatch", "tip", coalesce_key]),
+            None => {
+                call.arg("");
+            }
+        }
+        self.key_arg(&mut call, &["builds"]);
+        for (dimension, value) in listing {
+            self.key_arg(&mut call, &["builds", "by", dimension.field(), value]);
+        }
+        call.arg(id)
             .arg(now_ms)
             .arg(IDEMPOTENCY_TTL.as_secs())
             .arg(entry.to_json())
             .arg(field::JOB)
-            .arg(&encoded);
-        for (name, value) in &fields {
-            invocation.arg(*name).arg(value);
+            .arg(job.encode_to_vec())
+            .arg(field::REPO)
+            .arg(&job.repo)
+            .arg(field::BRANCH)
+            .arg(&job.branch)
+            .arg(field::TARGET)
+            .arg(target)
+            .arg(field::SUBMITTER)
+            .arg(&job.submitter)
+            .arg(field::ATTEMPTS)
+            .arg("0");
+        for (name, value) in extra_fields {
+            call.arg(*name).arg(value);
         }
-        let (outcome, id, tip, other): (String, String, String, String) = invocation
-            .invoke_async(&mut self.connection())
+        let (outcome, id, tip, other): (String, String, String, String) = self
+            .eval(&call, CREATE_LUA)
             .await
             .map_err(redis_error("create"))?;
         if outcome != "new" {
             return Ok((Created::Existing(id), None));
         }
-        let tip = is_push.then(|| dispatch::tip_from(&tip, other));
-        // The record as the script wrote it (it did not exist before: nothing else is in it),
-        // without the `supersedes` mark (as HGETALL before the tip's step used to give it).
-        let record = BuildRecord {
-            id: id.clone(),
-            state: BuildState::Queued,
-            created_ms: now_ms,
-            updated_ms: now_ms,
-            job: job.clone(),
-            fields: fields
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), value))
-                .collect(),
-        };
-        Ok((Created::New(Announcement::new(&record, &entry)), tip))
+        let tip = also
+            .coalesce_key
+            .is_some()
+            .then(|| dispatch::tip_from(&tip, other));
+        // The record did not exist before: what the script wrote is all there is, and its
+        // announcement is made from the job (no record to read back).
+        Ok((Created::New(Announcement::created(job, &entry)), tip))
+    }
+
+    /// Appends the key `<prefix>:<parts joined by ':'>` to `call`, written in place.
+    fn key_arg(&self, call: &mut redis::Cmd, parts: &[&str]) {
+        use std::io::Write;
+        let mut writer = call.writer_for_next_arg();
+        // Writing to the command's buffer cannot fail.
+        let _ = writer.write_all(self.prefix.as_bytes());
+        for part in parts {
+            let _ = writer.write_all(b":");
+            let _ = writer.write_all(part.as_bytes());
+        }
+    }
+
+    /// Runs `call`, an `EVALSHA` of the script whose source is `code`; loads the script first
+    /// when Redis does not have it (a restart, `SCRIPT FLUSH`), as [`redis::Script`] does.
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::Cmd,
+        code: &str,
+    ) -> redis::RedisResult<T> {
+        let mut connection = self.connection();
+        match call.query_async(&mut connection).await {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(code)
+                    .query_async::<String>(&mut connection)
+                    .await?;
+                call.query_async(&mut connection).await
+            }
+            other => other,
+        }
     }
 
     /// The record of build `id`, if any.

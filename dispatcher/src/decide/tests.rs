@@ -349,6 +349,33 @@ fn commit_v1_schema_applies_in_full_when_named() {
 }
 
 #[test]
+fn a_commit_v1_push_read_straight_is_what_the_general_path_reads() {
+    let v1 = body_of(&fixture("git-receive-v1.json"));
+    let mut variants = vec![v1.clone()];
+    let mut no_namespace = v1.clone();
+    no_namespace["commit"]["namespace"] = Value::Null;
+    variants.push(no_namespace);
+    let mut upper = v1.clone();
+    upper["commit"]["rev"] = json!(REV.to_ascii_uppercase());
+    variants.push(upper);
+    let mut extra = v1.clone();
+    extra["commit"]["colour"] = json!("blue");
+    variants.push(extra);
+    for body in variants {
+        let text = body.to_string();
+        let general = parse_push(body.as_object().unwrap(), true).unwrap();
+        assert_eq!(commit_v1_push(&text), Some(general.0), "{text}");
+        assert_eq!(general.1, None);
+    }
+    // Whatever the typed read refuses goes the general way (which says why).
+    let mut bad = v1.clone();
+    bad["commit"]["rev"] = json!("main");
+    assert_eq!(commit_v1_push(&bad.to_string()), None);
+    let duplicate = v1.to_string().replacen("{", "{\"agent\":\"x\",", 1);
+    assert_eq!(commit_v1_push(&duplicate), None);
+}
+
+#[test]
 fn pushes_the_routing_does_not_build_are_ignored() {
     let routing = Routing::new(&DispatcherConfig {
         repos_deny: vec!["container/forbidden".into()],
