@@ -261,20 +261,10 @@ impl Attempt<'_> {
             self.target().name,
             self.worker.host
         ));
-        // The hub's answer on the target and the clone overlap; a missing target is the
-        // reason given even when the clone fails too.
-        let (checked, commit) = tokio::join!(
-            async {
-                if job.arch.is_empty() {
-                    self.check_target().await
-                } else {
-                    Ok(())
-                }
-            },
-            self.step(step::SOURCE, self.source())
-        );
-        checked?;
-        let commit = commit?;
+        if job.arch.is_empty() {
+            self.check_target().await?;
+        }
+        let commit = self.step(step::SOURCE, self.source()).await?;
         // The build's own job decides its arches (one this worker serves: built here, as
         // before multi-arch); an arch job builds the one it names.
         let many = match job.arch.as_str() {
