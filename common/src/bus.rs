@@ -389,6 +389,7 @@ impl Bus {
             exchange: names::EXCHANGE_TOPIC,
             routing_key: &names::external_state_routing_key(&self.config.topic_prefix),
             body: &body,
+            // Not sent: `properties` makes them for each attempt.
             properties: BasicProperties::default(),
             mandatory: false,
         };

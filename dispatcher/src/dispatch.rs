@@ -226,7 +226,7 @@ impl Dispatcher {
 
     /// A job to record: a push first resolved against its branch in dist-git.
     async fn handle_plan(&self, delivery: &Delivery, message_id: &str, plan: Plan) {
-        let (plan, pushed) = match self.route(plan).await {
+        let (mut plan, pushed) = match self.route(plan).await {
             Ok(Route::Build { plan, stale }) => (*plan, stale.map(|stale| *stale)),
             Ok(Route::NoBranch { detail }) => {
                 tracing::info!(message_id, detail, "push ignored: not a branch of dist-git");
@@ -239,7 +239,6 @@ impl Dispatcher {
                 return;
             }
         };
-        let mut plan = plan;
         let event_id = (!message_id.is_empty()).then_some(message_id);
         match self
             .enqueue(&mut plan, event_id, delivery.redelivered, pushed.as_ref())

@@ -9,7 +9,7 @@
 //!
 //! Every key expires after [`IDEMPOTENCY_TTL`], like the idempotency keys.
 
-use super::{AlsoWritten, Created, IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
+use super::{Created, IDEMPOTENCY_TTL, Store, StoreError, field, redis_error};
 use osbs_proto::v1::BuildJob;
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -122,11 +122,7 @@ impl Store {
         extra_fields: &[(&str, String)],
         event: DispatchedEvent<'_>,
     ) -> Result<(Created, Option<Tip>), StoreError> {
-        let also = AlsoWritten {
-            message_id: event.message_id,
-            coalesce_key: event.coalesce_key,
-        };
-        self.create_with(job, idempotency_key, now_ms, by, extra_fields, also)
+        self.create_with(job, idempotency_key, now_ms, by, extra_fields, event)
             .await
     }
 

@@ -116,6 +116,11 @@ fn sets_of(job: &BuildJob, state: BuildState) -> [(Dimension, &str); 5] {
     ]
 }
 
+/// The parts of the key of the set of records whose `dimension` is `value`.
+pub(crate) fn key_parts(dimension: Dimension, value: &str) -> [&str; 4] {
+    ["builds", "by", dimension.field(), value]
+}
+
 /// [`sets_of`] a new queued record.
 pub(crate) fn new_record_sets(job: &BuildJob) -> [(Dimension, &str); 5] {
     sets_of(job, BuildState::Queued)
@@ -127,7 +132,7 @@ const INDEX_VERSION: &str = "1";
 impl Store {
     /// The set of builds whose `dimension` is `value`.
     pub(crate) fn listing_key(&self, dimension: Dimension, value: &str) -> String {
-        self.key(&["builds", "by", dimension.field(), value])
+        self.key(&key_parts(dimension, value))
     }
 
     /// The prefix of the state sets; the state change script appends the state's name.

@@ -177,17 +177,6 @@ end
 return {'ok', current, redis.call('HGETALL', KEYS[1])}
 "#;
 
-/// What [`Store::create_with`] writes beside a new record, in the same script (`None`:
-/// nothing).
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct AlsoWritten<'a> {
-    /// A message id, whose event key (`dispatch:event:<id>`) is to name the build.
-    pub message_id: Option<&'a str>,
-    /// A push's coalescing key, whose branch tip (`dispatch:tip:<key>`) moves as
-    /// [`Store::advance_tip`] moves it.
-    pub coalesce_key: Option<&'a str>,
-}
-
 // The record's fields go in one HSET (one call from Lua instead of one per field); the
 // caller knows them all, so the script returns no HGETALL. Numbers stay the strings they
 // came as (a Lua number would be formatted back to text for each call).
@@ -360,14 +349,14 @@ impl Store {
                 now_ms,
                 by,
                 extra_fields,
-                AlsoWritten::default(),
+                DispatchedEvent::default(),
             )
             .await?;
         Ok(created)
     }
 
-    /// [`Store::create`] that, for a new record, also writes `also` in the same atomic step
-    /// (the branch's tip returned as its [`Tip`]).
+    /// [`Store::create`] that, for a new record, also writes in the same atomic step what
+    /// `event` names: its message id's key, and a push's branch tip (returned as its [`Tip`]).
     pub(crate) async fn create_with(
         &self,
         job: &BuildJob,
@@ -375,15 +364,11 @@ impl Store {
         now_ms: i64,
         by: &str,
         extra_fields: &[(&str, String)],
-        also: AlsoWritten<'_>,
+        event: DispatchedEvent<'_>,
     ) -> Result<(Created, Option<Tip>), StoreError> {
         debug_assert_eq!(field::SUPERSEDES, "supersedes", "named in CREATE_LUA");
         let entry = HistoryEntry::new(None, BuildState::Queued, "recorded", by, now_ms);
         let id = job.build_id.as_str();
-        let target = job
-            .target
-            .as_ref()
-            .map_or("", |target| target.name.as_str());
         // Written straight into the command (no key or argument allocated on its own).
         let listing = listing::new_record_sets(job);
         let mut call = redis::cmd("EVALSHA");
@@ -392,13 +377,13 @@ impl Store {
         self.key_arg(&mut call, &["idem", idempotency_key]);
         self.key_arg(&mut call, &["build", id]);
         self.key_arg(&mut call, &["build", id, "history"]);
-        match also.message_id {
+        match event.message_id {
             Some(message_id) => self.key_arg(&mut call, &["dispatch", "event", message_id]),
             None => {
                 call.arg("");
             }
         }
-        match also.coalesce_key {
+        match event.coalesce_key {
             Some(coalesce_key) => self.key_arg(&mut call, &["dispatch", "tip", coalesce_key]),
             None => {
                 call.arg("");
@@ -406,24 +391,18 @@ impl Store {
         }
         self.key_arg(&mut call, &["builds"]);
         for (dimension, value) in listing {
-            self.key_arg(&mut call, &["builds", "by", dimension.field(), value]);
+            self.key_arg(&mut call, &listing::key_parts(dimension, value));
         }
         call.arg(id)
             .arg(now_ms)
             .arg(IDEMPOTENCY_TTL.as_secs())
             .arg(entry.to_json())
             .arg(field::JOB)
-            .arg(job.encode_to_vec())
-            .arg(field::REPO)
-            .arg(&job.repo)
-            .arg(field::BRANCH)
-            .arg(&job.branch)
-            .arg(field::TARGET)
-            .arg(target)
-            .arg(field::SUBMITTER)
-            .arg(&job.submitter)
-            .arg(field::ATTEMPTS)
-            .arg("0");
+            .arg(job.encode_to_vec());
+        for (name, value) in record::job_fields(job) {
+            call.arg(name).arg(value);
+        }
+        call.arg(field::ATTEMPTS).arg("0");
         for (name, value) in extra_fields {
             call.arg(*name).arg(value);
         }
@@ -434,7 +413,7 @@ impl Store {
         if outcome != "new" {
             return Ok((Created::Existing(id), None));
         }
-        let tip = also
+        let tip = event
             .coalesce_key
             .is_some()
             .then(|| dispatch::tip_from(&tip, other));

@@ -203,17 +203,16 @@ pub fn output_fields(nvr: Option<&Nvr>, image: Option<&ImageInfo>) -> Vec<(&'sta
 }
 
 /// The record fields that name a build's job (for listing and filtering).
-pub(crate) fn job_fields(job: &BuildJob) -> [(&'static str, String); 4] {
+pub(crate) fn job_fields(job: &BuildJob) -> [(&'static str, &str); 4] {
     let target = job
         .target
         .as_ref()
-        .map(|target| target.name.clone())
-        .unwrap_or_default();
+        .map_or("", |target| target.name.as_str());
     [
-        (field::REPO, job.repo.clone()),
-        (field::BRANCH, job.branch.clone()),
+        (field::REPO, job.repo.as_str()),
+        (field::BRANCH, job.branch.as_str()),
         (field::TARGET, target),
-        (field::SUBMITTER, job.submitter.clone()),
+        (field::SUBMITTER, job.submitter.as_str()),
     ]
 }
 
