@@ -119,24 +119,44 @@ fn push_branches(world: &World, name: &str, count: usize) -> Instant {
 }
 
 /// Waits until every service logged a second connection (the first was to the killed node).
+/// On a timeout it names the services still waiting, with the end of each one's log: what
+/// its bus was doing is the first thing to know.
 async fn wait_reconnected(services: &[Service]) {
-    wait_for(
-        Duration::from_secs(60),
-        "every service to connect to another node",
-        || async move {
-            services
+    const LIMIT: Duration = Duration::from_secs(60);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let waiting: Vec<&Service> = services
+            .iter()
+            .filter(|service| connections(&service.log_text()).len() < 2)
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = waiting
                 .iter()
-                .all(|service| {
-                    service
-                        .log_text()
-                        .matches("connected to RabbitMQ node")
-                        .count()
-                        >= 2
-                })
-                .then_some(())
-        },
-    )
-    .await;
+                .map(|service| format!("{:?}:\n{}", service.kind, tail(&service.log_text(), 40)))
+                .collect();
+            panic!(
+                "timed out after {LIMIT:?} waiting for every service to connect to another node; still waiting:\n{}",
+                logs.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The lines of a service's log that say which node it connected to, in order.
+fn connections(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| line.contains("connected to RabbitMQ node"))
+        .collect()
+}
+
+/// The last `count` lines of `text`.
+fn tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 /// The records of repository `name` once there are `count` and each has ended.
@@ -209,10 +229,7 @@ fn assert_moved_off(services: [Service; 4], killed_url: &str) {
                 .is_none(),
             "a service exited:\n{log}"
         );
-        let connections: Vec<&str> = log
-            .lines()
-            .filter(|line| line.contains("connected to RabbitMQ node"))
-            .collect();
+        let connections = connections(&log);
         assert!(
             connections.len() >= 2
                 && connections
