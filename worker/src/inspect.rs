@@ -2,6 +2,11 @@
 //! `rpm -qa` query, parsing its output into components, and the target's signed-content
 //! policy.
 //!
+//! Which of [`RPM_DATABASES`] and [`RPM_BINARIES`] an image has is read from the squash's
+//! index of its layers (`osbs_squash::ImageFiles`, symlinks followed inside the image, as
+//! Fedora's `/var/lib/rpm` → `../../usr/lib/sysimage/rpm` needs), not from a container: only
+//! an image with a database gets one, to run its `rpm`.
+//!
 //! The rule. An image's rpm components are the packages in its rpm database, so the database
 //! decides, not whatever binary is called `rpm`:
 //! - no database (none of [`RPM_DATABASES`]): no components, one build-log line says so, and

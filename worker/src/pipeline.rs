@@ -36,7 +36,7 @@ use osbs_dockerfile::{
 use osbs_proto::v1::{
     BuildJob, BuildState, ImageDigest, ImageInfo, KojiReservation, LayerSize, Nvr, Target,
 };
-use osbs_squash::{Additions, LayerCompression, RegistryTarget};
+use osbs_squash::{Additions, ImageFiles, LayerCompression, RegistryTarget};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -322,8 +322,21 @@ impl Attempt<'_> {
             .await?;
         // The signing policy is decided before the image is published: the squash and its
         // blob uploads run beside the inspection (the unsquashed image has the same
-        // filesystem as the squashed one), and the manifest waits for its verdict.
-        let (inspected, allowed) = with_verdict(self.step(step::INSPECT, self.inspect(&built)));
+        // filesystem as the squashed one), and the manifest waits for its verdict. The
+        // inspection looks at the image through the squash's index of it.
+        let (files_sent, files) = tokio::sync::oneshot::channel();
+        let (inspected, allowed) = with_verdict(async {
+            match files.await {
+                Ok(files) => self.step(step::INSPECT, self.inspect(&built, files)).await,
+                // The squash failed before it indexed the image (it calls `allowed` once it
+                // has): there is nothing to inspect, and the squash's error says why.
+                Err(_) => Ok(()),
+            }
+        });
+        let allowed = move |files| {
+            let _ = files_sent.send(files);
+            allowed
+        };
         let pushed = self.step(
             step::SQUASH_PUSH,
             self.squash_and_push(
@@ -1247,8 +1260,25 @@ impl Attempt<'_> {
     }
 
     /// rpm components of the built image (same filesystem as the squashed one), by the rule
-    /// of [`inspect`], checked against the target's signing policy.
-    async fn inspect(&self, image: &str) -> Result<(), WorkerError> {
+    /// of [`inspect`], checked against the target's signing policy. `files` (the squash's
+    /// index of the image) says whether it has an rpm database: only then is a container of
+    /// it created, to run its rpm.
+    async fn inspect(&self, image: &str, files: ImageFiles) -> Result<(), WorkerError> {
+        let found = tokio::task::spawn_blocking(move || {
+            let probed: Vec<&str> = [inspect::RPM_DATABASES, inspect::RPM_BINARIES].concat();
+            files.files().existing(&probed)
+        })
+        .await
+        .map_err(|error| {
+            WorkerError::Infrastructure(format!("the image lookup failed: {error}"))
+        })?;
+        let (rpm, database) = match inspect::plan_rpm_query(&found)? {
+            inspect::RpmPlan::Query { rpm, database } => (rpm, database),
+            no_database => {
+                self.log.note(&no_database.note().unwrap_or_default());
+                return Ok(());
+            }
+        };
         let prepared = self
             .worker
             .engine
@@ -1260,15 +1290,6 @@ impl Attempt<'_> {
                     .push(id.to_owned())
             })
             .await?;
-        let probed: Vec<&str> = [inspect::RPM_DATABASES, inspect::RPM_BINARIES].concat();
-        let found = prepared.existing(&probed).await?;
-        let (rpm, database) = match inspect::plan_rpm_query(&found)? {
-            inspect::RpmPlan::Query { rpm, database } => (rpm, database),
-            no_database => {
-                self.log.note(&no_database.note().unwrap_or_default());
-                return Ok(());
-            }
-        };
         let output = match prepared.run().await {
             Ok(output) => output,
             Err(DockerError::Api { message, .. }) if inspect::cannot_exec(&message) => {
@@ -1307,13 +1328,13 @@ impl Attempt<'_> {
     /// pushed straight to the registry under every tag (osbs-squash: the base layers are the
     /// registry's own blobs, mounted; transient registry errors are retried there); the
     /// config read back for the result.
-    async fn squash_and_push(
+    async fn squash_and_push<V: Future<Output = bool>>(
         &self,
         image: &str,
         parents: &Parents,
         publish: Publish<'_>,
         additions: Additions,
-        allowed: impl Future<Output = bool>,
+        allowed: impl FnOnce(ImageFiles) -> V,
     ) -> Result<(), WorkerError> {
         let Publish {
             repository,
@@ -1351,7 +1372,10 @@ impl Attempt<'_> {
                 self.enter_pushing().await
             }
         });
-        let allowed = async { allowed.await && pushing.await };
+        let allowed = move |files| {
+            let inspected = allowed(files);
+            async move { inspected.await && pushing.await }
+        };
         let (entered, pushed) = tokio::join!(
             entered,
             osbs_squash::squash_to_registry_when(

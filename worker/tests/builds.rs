@@ -570,6 +570,121 @@ async fn the_rpm_database_decides_what_the_inspection_lists() {
     worker.stop().await;
 }
 
+/// Issue 13: the inspection looks at the image through the squash's index of its layers,
+/// and only an image with an rpm database gets a container (to run its rpm). A Fedora ≥ 36
+/// layout, the database reached through the `/var/lib/rpm` symlink, is listed; a database
+/// deleted by a later layer is gone: no components, and no inspect container is created
+/// (the engine's own events say so; the Fedora build is the control that they would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspection_follows_symlinks_and_creates_no_container_without_a_database() {
+    let base = rpm_base();
+    let harness = Harness::new().await;
+    let worker = harness
+        .start_worker(|config| config.worker.concurrency = 2)
+        .await;
+    let since = now_seconds();
+    let cases = [
+        (
+            "sysimage",
+            "mkdir -p /usr/lib/sysimage && mv /var/lib/rpm /usr/lib/sysimage/rpm && ln -s ../../usr/lib/sysimage/rpm /var/lib/rpm",
+        ),
+        ("deleted", "rm -rf /var/lib/rpm"),
+    ];
+    let mut jobs = Vec::new();
+    for (repo, run) in cases {
+        let name = format!("{repo}-{}", harness.tag);
+        let dockerfile = format!(
+            "FROM {base}\nRUN {run}\nLABEL com.redhat.component={name} name={name} version=1\n"
+        );
+        let (url, commit) = harness.repo(repo, &[("Dockerfile", dockerfile.as_bytes())]);
+        let job = harness.job(repo, &url, &commit);
+        harness.submit(&job).await;
+        jobs.push(job);
+    }
+    let mut logs = Vec::new();
+    for job in &jobs {
+        let record = harness.wait_final(&job.build_id).await;
+        let log = harness.log(&job.build_id);
+        assert_eq!(record.state, BuildState::Complete, "{}: {log}", job.repo);
+        logs.push(log);
+    }
+    let inspect_containers = inspect_containers_since(since);
+    let built = |log: &str| {
+        let words: Vec<&str> = log.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|pair| pair[0] == "built" && pair[1].starts_with("sha256:"))
+            .map(|pair| pair[1].to_owned())
+            .unwrap_or_else(|| panic!("no image id in {log}"))
+    };
+    assert!(
+        logs[0].contains("rpm package(s) in the image's rpm database (/var/lib/rpm/"),
+        "{}",
+        logs[0]
+    );
+    assert!(
+        !logs[0].contains("no rpm database in the image"),
+        "{}",
+        logs[0]
+    );
+    assert_eq!(
+        inspect_containers
+            .iter()
+            .filter(|image| **image == built(&logs[0]))
+            .count(),
+        1,
+        "one inspect container for the image with a database: {inspect_containers:?}"
+    );
+    assert!(
+        logs[1].contains("no rpm database in the image")
+            && logs[1].contains("(its /usr/bin/rpm is not asked)"),
+        "{}",
+        logs[1]
+    );
+    assert!(
+        !inspect_containers.contains(&built(&logs[1])),
+        "an inspect container for an image without a database: {inspect_containers:?}"
+    );
+    let results = harness.results().await;
+    let deleted = results
+        .iter()
+        .find(|result| result.build_id == jobs[1].build_id)
+        .expect("a result");
+    assert!(deleted.components.is_empty());
+    worker.stop().await;
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The images of the inspect containers the engine created since `since` (unix seconds).
+fn inspect_containers_since(since: u64) -> Vec<String> {
+    let (since, until) = (since.to_string(), (now_seconds() + 1).to_string());
+    osbs_testkit::run(&[
+        "docker",
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=create",
+        "--filter",
+        "label=osbs.worker=inspect",
+        "--format",
+        "{{.Actor.Attributes.image}}",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
 /// Issue 13: the engine builds the rewrite without the buildinfo COPY and the injected
 /// LABEL; the squash writes both. The example repository (deploy/example/hello, on the test
 /// base) is built the new way, then its stored Dockerfile is built the old way with the

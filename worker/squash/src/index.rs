@@ -1,5 +1,6 @@
-//! The first pass over a layer: an index of names (paths, kinds, hard-link targets, and the
-//! metadata of directories), never file contents. Layers can be indexed in any order.
+//! The first pass over a layer: an index of names (paths, kinds, hard-link targets, symlink
+//! targets, and the metadata of directories), never file contents. Layers can be indexed in
+//! any order.
 
 use crate::path::{self, PathError, Role};
 use crate::tarfmt::{self, Meta, Source, TarError, TarReader};
@@ -49,6 +50,23 @@ impl Paths {
 
     pub(crate) fn parent(&self, id: u32) -> u32 {
         self.parent[id as usize]
+    }
+
+    /// The id of a normalized path, if some layer has it or something under it.
+    pub(crate) fn id(&self, path: &[u8]) -> Option<u32> {
+        self.set.get_index_of(path).map(|id| id as u32)
+    }
+
+    /// Whether `path` is strictly under `dir` (ids only: a parent's id is always smaller).
+    pub(crate) fn is_under(&self, path: u32, dir: u32) -> bool {
+        if path <= dir {
+            return false;
+        }
+        let mut at = self.parent(path);
+        while at > dir {
+            at = self.parent(at);
+        }
+        at == dir
     }
 
     /// The id of a normalized path, interning it and its ancestors.
@@ -120,6 +138,9 @@ pub(crate) struct LayerIndex {
     pub entries: Vec<IndexEntry>,
     /// Metadata of directory entries, by entry number (sorted).
     pub dirs: Vec<(u32, Meta)>,
+    /// Targets of symlink entries as written, by entry number (sorted): what `crate::files`
+    /// follows. Few in any image, unlike files.
+    pub links: Vec<(u32, Box<[u8]>)>,
 }
 
 impl LayerIndex {
@@ -129,6 +150,14 @@ impl LayerIndex {
             .binary_search_by_key(&seq, |(s, _)| *s)
             .expect("directory entries keep their metadata");
         &self.dirs[at].1
+    }
+
+    pub(crate) fn link_target(&self, seq: u32) -> &[u8] {
+        let at = self
+            .links
+            .binary_search_by_key(&seq, |(s, _)| *s)
+            .expect("symlink entries keep their target");
+        &self.links[at].1
     }
 }
 
@@ -173,6 +202,10 @@ pub(crate) fn index_layer<S: Source>(
                 (paths.intern(&path)?, kind, link)
             }
         };
+        if kind == Kind::Symlink {
+            let target = std::mem::take(&mut meta.link).into_boxed_slice();
+            index.links.push((index.entries.len() as u32, target));
+        }
         if kind == Kind::Dir {
             meta.path = path;
             meta.pax.shrink_to_fit();

@@ -9,6 +9,8 @@
 //! - `path`: path normalisation and whiteout recognition (pure).
 //! - `index`: the first pass over a layer: names, kinds, hard-link targets, dir metadata.
 //! - `plan`: the merge decision, a pure function of the indexes.
+//! - `files`: which paths exist in the merged filesystem, and as what ([`Files`],
+//!   [`ImageFiles`]), from the indexes: symlinks followed inside the image root.
 //! - [`merge`]: the public core ([`LayerStack`], [`squash_tars`]): index, plan, write.
 //! - `archive`: reads a `docker save` stream, spooling layer tars (not files) to one temp file.
 //! - `layerstore`: reads the layers in place from the engine's overlay2 layer store (tar-split
@@ -33,6 +35,7 @@ mod archive;
 mod compress;
 mod config;
 pub mod engine;
+mod files;
 mod index;
 mod layerstore;
 pub mod merge;
@@ -45,6 +48,7 @@ pub mod tarfmt;
 pub use crate::add::{AddedFile, Additions};
 pub use crate::compress::LayerCompression;
 pub use crate::engine::{LayerRead, ReadFrom, Squashed, squash_in_engine};
+pub use crate::files::{FileKind, Files, ImageFiles, MAX_SYMLINK_HOPS};
 pub use crate::push::{
     BaseBlobs, Pushed, PushedLayer, RegistryTarget, squash_to_registry, squash_to_registry_when,
 };

@@ -3,6 +3,7 @@
 //! skipping every shadowed entry. Nothing is unpacked: only tar bytes go in and out.
 
 use crate::SquashError;
+use crate::files::Files;
 use crate::index::{self, LayerIndex, Paths};
 use crate::plan::{self, Action, Plan};
 use crate::tarfmt::{self, HARD_LINK, Sequential, Source, TarReader};
@@ -80,7 +81,8 @@ impl LayerStack {
         self.layers.is_empty()
     }
 
-    /// Approximate heap bytes of the index (paths, entries, directory metadata).
+    /// Approximate heap bytes of the index (paths, entries, directory metadata, symlink
+    /// targets).
     pub fn index_bytes(&self) -> usize {
         self.paths.heap_bytes()
             + self
@@ -93,8 +95,21 @@ impl LayerStack {
                             .iter()
                             .map(|(_, meta)| 160 + meta.path.len())
                             .sum::<usize>()
+                        + layer
+                            .links
+                            .iter()
+                            .map(|(_, target)| 20 + target.len())
+                            .sum::<usize>()
                 })
                 .sum::<usize>()
+    }
+
+    /// Lookups in the merged filesystem of the stack `order` (layer ids, bottom first).
+    pub fn files(&self, order: &[usize]) -> Files<'_> {
+        Files::new(
+            &self.paths,
+            order.iter().map(|id| &self.layers[*id]).collect(),
+        )
     }
 
     /// Plans the squash of the stack `order` (layer ids, bottom first) whose first

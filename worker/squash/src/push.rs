@@ -11,6 +11,7 @@ use crate::add::{self, Additions};
 use crate::compress::LayerCompression;
 use crate::config::{self, Squash};
 use crate::engine::{self, ImageFacts, ReadFrom, Squashed};
+use crate::files::ImageFiles;
 use crate::merge::MergedLayer;
 use bytes::Bytes;
 use osbs_registry::manifest::{self, Document, ImageManifest};
@@ -188,20 +189,21 @@ pub async fn squash_to_registry(
     base: &str,
     target: &RegistryTarget,
 ) -> Result<Pushed, SquashError> {
-    squash_to_registry_when(docker, image, base, target, std::future::ready(true)).await
+    squash_to_registry_when(docker, image, base, target, |_| std::future::ready(true)).await
 }
 
-/// [`squash_to_registry`], with the manifest PUT only once `allowed` says yes: a check that
-/// runs beside the squash (the worker's signature check) decides whether the image is
-/// published. The blobs go up meanwhile; without a manifest nothing refers to them, and the
-/// registry's garbage collection takes them. `allowed` saying no gives
-/// [`SquashError::Withheld`].
-pub async fn squash_to_registry_when(
+/// [`squash_to_registry`], with the manifest PUT only once a check beside the squash (the
+/// worker's inspection and signature check) says yes. `allowed` is called once the image is
+/// indexed, with its filesystem ([`ImageFiles`]: lookups without a container), and its
+/// future decides whether the image is published. The blobs go up meanwhile; without a
+/// manifest nothing refers to them, and the registry's garbage collection takes them. A no
+/// gives [`SquashError::Withheld`]; a squash failing before the index never calls `allowed`.
+pub async fn squash_to_registry_when<F: Future<Output = bool>>(
     docker: &bollard::Docker,
     image: &str,
     base: &str,
     target: &RegistryTarget,
-    allowed: impl Future<Output = bool>,
+    allowed: impl FnOnce(ImageFiles) -> F,
 ) -> Result<Pushed, SquashError> {
     target.check()?;
     let started = std::time::Instant::now();
@@ -276,6 +278,7 @@ pub async fn squash_to_registry_when(
         saved.add_files(add::files_tar(&target.additions.files)?)?;
     }
     let saved = Arc::new(saved);
+    let allowed = allowed(ImageFiles::new(Arc::clone(&saved)));
     let plan = {
         let saved = Arc::clone(&saved);
         Arc::new(

@@ -266,6 +266,83 @@ fn every_case_gives_its_expected_layer() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The lookups of `files` against the merge: over every case's whole stack (squashed above
+/// nothing, so the layer is the whole filesystem), each path of the squashed layer is found
+/// as what it is there, each directory it implies is a directory, and every other path a
+/// case names is absent (unless a symlink on the way leads elsewhere).
+#[test]
+fn lookups_agree_with_the_squashed_filesystem() {
+    use osbs_squash::FileKind;
+    let mut checked = 0;
+    for case in cases() {
+        let stack_entries: Vec<&Vec<E>> = case.base.iter().chain(&case.upper).collect();
+        let layers: Vec<Vec<u8>> = stack_entries.iter().map(|entries| layer(entries)).collect();
+        let (lines, _) = squash(&layers, 0).unwrap();
+        let mut merged = std::collections::HashMap::new();
+        for line in &lines {
+            let (kind, rest) = line.split_once(' ').unwrap();
+            let path = rest.split(' ').next().unwrap().trim_end_matches('/');
+            let kind = match kind {
+                "d" => FileKind::Dir,
+                "f" | "h" => FileKind::File,
+                "l" => FileKind::Symlink,
+                _ => FileKind::Other,
+            };
+            merged.insert(path.to_owned(), kind);
+        }
+        let mut stack = osbs_squash::LayerStack::new();
+        let order: Vec<usize> = layers
+            .iter()
+            .map(|bytes| {
+                stack
+                    .add_layer(osbs_squash::Sequential(&bytes[..]))
+                    .unwrap()
+            })
+            .collect();
+        let files = stack.files(&order);
+        let named =
+            stack_entries
+                .iter()
+                .flat_map(|entries| entries.iter())
+                .map(|entry| match entry {
+                    Dir(p)
+                    | DirMode(p, _)
+                    | File(p, _)
+                    | FileFull(p, ..)
+                    | Symlink(p, _)
+                    | Hard(p, _)
+                    | Whiteout(p)
+                    | Opaque(p)
+                    | Raw(p, ..) => *p,
+                });
+        for path in merged.keys().map(String::as_str).chain(named) {
+            let path = path.trim_start_matches('/').trim_end_matches('/');
+            let unnormalised = path.split('/').any(|part| matches!(part, "" | "." | ".."));
+            if path.is_empty() || path.contains(".wh.") || unnormalised {
+                continue;
+            }
+            let ancestors: Vec<&str> = path.match_indices('/').map(|(at, _)| &path[..at]).collect();
+            if ancestors
+                .iter()
+                .any(|a| merged.get(*a) == Some(&FileKind::Symlink))
+            {
+                continue;
+            }
+            let prefix = format!("{path}/");
+            let expected = merged.get(path).copied().or_else(|| {
+                merged
+                    .keys()
+                    .any(|other| other.starts_with(&prefix))
+                    .then_some(FileKind::Dir)
+            });
+            assert_eq!(files.find_link(path), expected, "{}: {path}", case.name);
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} paths checked");
+    assert!(checked > 100, "{checked} paths checked");
+}
+
 #[test]
 fn same_input_gives_the_same_layer_digest() {
     let layers: Vec<Vec<u8>> = cases()

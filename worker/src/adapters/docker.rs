@@ -394,8 +394,7 @@ impl Engine {
     }
 
     /// A new container of `image` that will run `command` (as root, no network), created
-    /// but not started: [`Prepared::existing`] looks at its filesystem first, so that
-    /// nothing runs in an image that has nothing to run. `on_created` learns the container's
+    /// but not started ([`Prepared::run`] starts it). `on_created` learns the container's
     /// id first, so that a caller whose future is dropped midway can still remove it; the
     /// container is removed when the [`Prepared`] is dropped.
     pub async fn prepare(
@@ -563,30 +562,6 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Which of `paths` exist in the container's filesystem (a symlink counts as it is; the
-    /// directories on the way are resolved inside the container).
-    pub async fn existing<'p>(&self, paths: &[&'p str]) -> Result<Vec<&'p str>, DockerError> {
-        let mut found = Vec::new();
-        for path in paths {
-            let options = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
-                .path(path)
-                .build();
-            match self
-                .engine
-                .docker
-                .get_container_archive_info(&self.id, Some(options))
-                .await
-            {
-                Ok(_) => found.push(*path),
-                Err(BollardError::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(error) => return Err(self.engine.api("container path stat", &self.id)(error)),
-            }
-        }
-        Ok(found)
-    }
-
     /// Starts the command and waits for its end: its output and exit code. Start failures
     /// come back as `Api` errors carrying the engine's message.
     pub async fn run(&self) -> Result<RunOutput, DockerError> {
