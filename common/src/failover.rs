@@ -8,6 +8,14 @@
 //! reconnection of its auto-recovery, then redoes the AMQP handshake and the channels,
 //! qos and consumers on whatever node answered. The login and vhost of that handshake are
 //! the first URL's, which is why the URLs may differ only in scheme, host and port.
+//!
+//! A lost node must be noticed within seconds, whatever the connection was doing: a node
+//! killed or cut off does not always leave a socket that says so (no RST through a network
+//! cut; an end of stream lapin can miss while busy), and RabbitMQ's own 60 s heartbeat lets
+//! such a connection look alive for up to two minutes, its consumers idle and its unacked
+//! deliveries held. So a URL that sets no `heartbeat` gets [`HEARTBEAT_SECS`] (the lower of
+//! client's and server's wins), and one that sets no `connection_timeout` gets
+//! [`DIAL_TIMEOUT_MS`], so that a node that hangs cannot hold a dial past the next node.
 
 use crate::config::CredentialUrl;
 use lapin::uri::AMQPUri;
@@ -25,14 +33,23 @@ pub enum NodesError {
     Mixed { url: String, what: &'static str },
 }
 
-/// Parses the URLs and checks that they name one login and one vhost. Pure.
+/// AMQP heartbeat asked for when a URL names none: a dead connection is noticed after two
+/// silent intervals, a heartbeat being sent every half interval.
+pub const HEARTBEAT_SECS: u16 = 10;
+/// Longest TCP dial of one node when a URL names no `connection_timeout`.
+pub const DIAL_TIMEOUT_MS: u64 = 5_000;
+
+/// Parses the URLs and checks that they name one login and one vhost; a URL without a
+/// `heartbeat` or `connection_timeout` gets this module's defaults. Pure.
 pub fn parse(urls: &[&CredentialUrl]) -> Result<Vec<AMQPUri>, NodesError> {
     let mut parsed: Vec<AMQPUri> = Vec::with_capacity(urls.len());
     for url in urls {
-        let uri: AMQPUri = url.expose().parse().map_err(|reason| NodesError::Invalid {
+        let mut uri: AMQPUri = url.expose().parse().map_err(|reason| NodesError::Invalid {
             url: url.masked(),
             reason,
         })?;
+        uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
+        uri.query.connection_timeout.get_or_insert(DIAL_TIMEOUT_MS);
         if let Some(first) = parsed.first() {
             let what = if first.authority.userinfo != uri.authority.userinfo {
                 Some("login")
@@ -169,6 +186,29 @@ mod tests {
         assert_eq!(nodes.order(), [0, 1, 2]);
         assert_eq!(nodes.uri(2).authority.port, 5671);
         assert_eq!(nodes.shown(1), "amqp://u:***@127.0.0.1:5702/%2f");
+    }
+
+    #[test]
+    fn a_url_without_heartbeat_or_dial_timeout_gets_the_defaults() {
+        let cases: [(&str, u16, u64); 4] = [
+            ("amqp://u:p@a:1/v", HEARTBEAT_SECS, DIAL_TIMEOUT_MS),
+            ("amqp://u:p@a:1/v?heartbeat=30", 30, DIAL_TIMEOUT_MS),
+            (
+                "amqp://u:p@a:1/v?connection_timeout=800",
+                HEARTBEAT_SECS,
+                800,
+            ),
+            ("amqp://u:p@a:1/v?heartbeat=0&connection_timeout=1", 0, 1),
+        ];
+        for (url, heartbeat, dial) in cases {
+            let url = CredentialUrl::new(url);
+            let uri = &parse(&[&url]).unwrap()[0];
+            assert_eq!(
+                (uri.query.heartbeat, uri.query.connection_timeout),
+                (Some(heartbeat), Some(dial)),
+                "{url:?}"
+            );
+        }
     }
 
     #[test]

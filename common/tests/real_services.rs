@@ -5,6 +5,7 @@
 use lapin::options::{BasicAckOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use osbs_common::bus::{self, Bus};
+use osbs_common::failover;
 use osbs_common::state::{self, Changed, StateChange};
 use osbs_common::store::{Created, Lock, LogCursor, LogEntry, PartRecorded, Store, field};
 use osbs_proto::StateEvent;
@@ -58,6 +59,33 @@ async fn the_events_queue_alone_keeps_a_push_until_a_dispatcher_comes() {
     bus.declare_topology().await.unwrap();
     let depth = bus.queue_depth(names::QUEUE_EVENTS).await.unwrap();
     assert_eq!(depth.messages, 1, "the push is still there");
+}
+
+/// A connection asks for a short heartbeat ([`failover::HEARTBEAT_SECS`]) and the broker
+/// agrees to it: a node lost without a word (killed mid-frame, cut off) is noticed within
+/// seconds, not after the broker's default 60 s twice over.
+#[tokio::test]
+async fn a_connection_is_held_to_a_short_heartbeat() {
+    let env = TestEnv::new();
+    let who = format!("heartbeat-{}", uuid::Uuid::new_v4().simple());
+    let _bus = Bus::connect(&env.amqp, &who).await.unwrap();
+    let listing = osbs_testkit::run(&[
+        "rabbitmqctl",
+        "list_connections",
+        "--no-table-headers",
+        "--quiet",
+        "timeout",
+        "client_properties",
+    ]);
+    let line = listing
+        .lines()
+        .find(|line| line.contains(&format!("osbs-{who}@")))
+        .unwrap_or_else(|| panic!("the broker lists the connection:\n{listing}"));
+    assert_eq!(
+        line.split_whitespace().next(),
+        Some(failover::HEARTBEAT_SECS.to_string().as_str()),
+        "{line}"
+    );
 }
 
 #[tokio::test]
