@@ -1,7 +1,8 @@
 //! What every service's `main` does around its `run`: reads `--config`, loads the
 //! configuration, starts tracing as it says, turns SIGTERM/SIGINT into a token, and runs the
-//! service on a multi-threaded runtime until it returns. One place, so that the services
-//! start, log and stop alike.
+//! service on a multi-threaded runtime (as many threads as the service's configuration asks,
+//! else one per core) until it returns. One place, so that the services start, log and stop
+//! alike.
 
 use crate::config::{self, ConfigError, TelemetryConfig};
 use serde::de::DeserializeOwned;
@@ -12,6 +13,20 @@ use tokio_util::sync::CancellationToken;
 pub trait ServiceConfig: DeserializeOwned {
     /// `[telemetry]`: how the service logs.
     fn telemetry(&self) -> &TelemetryConfig;
+
+    /// Threads of the async runtime; `None`: one per core (tokio's default).
+    fn runtime_threads(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The runtime a service runs on: `threads` worker threads, or one per core.
+pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    builder.enable_all().build()
 }
 
 /// A service binary: its name as installed, and what it does (its `--help`).
@@ -48,13 +63,10 @@ where
     Fut: Future<Output = Result<(), E>>,
 {
     let file = command_line(binary);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(ServiceError::Runtime)?;
+    let config: C =
+        config::load(file.as_deref()).map_err(|error| ServiceError::Config(Box::new(error)))?;
+    let runtime = runtime(config.runtime_threads()).map_err(ServiceError::Runtime)?;
     runtime.block_on(async {
-        let config: C =
-            config::load(file.as_deref()).map_err(|error| ServiceError::Config(Box::new(error)))?;
         crate::telemetry::init(config.telemetry());
         let shutdown = crate::shutdown::on_signal();
         run(config, shutdown)

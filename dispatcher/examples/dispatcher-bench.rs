@@ -21,7 +21,8 @@
 //!    wait in `osbs.events`; the dispatcher starts as a separate process (this program with
 //!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
 //!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile
-//!    (`OSBS_BENCH_ACK_RUNS=false`: the dispatcher acks each event alone);
+//!    (`OSBS_BENCH_ACK_RUNS=false`: the dispatcher acks each event alone;
+//!    `OSBS_DISPATCHER__RUNTIME_THREADS=0`: its runtime has a thread per core, not one);
 //! 3. latency: with nothing waiting, pushes are published at a steady 100 per second for
 //!    `OSBS_BENCH_LATENCY_SECS` (default 20) seconds, and each one's latency runs from its
 //!    publish to its job's delivery to a consumer of `osbs.jobs` (the job is delivered only
@@ -42,14 +43,11 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     if args.first().map(String::as_str) == Some("--serve") {
-        runtime.block_on(serve(&args[1]));
+        serve(&args[1]);
         return;
     }
+    let runtime = osbs_common::service::runtime(None).expect("tokio runtime");
     let events: usize = args
         .first()
         .map_or(100_000, |n| n.parse().expect("EVENTS is a number"));
@@ -64,14 +62,17 @@ fn main() {
     runtime.block_on(bench(events, &prefetches));
 }
 
-/// The dispatcher process: the library's `run`, as `osbs-dispatcher --config` does (the
-/// file plus `OSBS_…` variables).
-async fn serve(config_path: &str) {
+/// The dispatcher process: the library's `run` on the runtime its configuration asks for, as
+/// `osbs-dispatcher --config` does (the file plus `OSBS_…` variables).
+fn serve(config_path: &str) {
     let config: Config =
         osbs_common::config::load(Some(std::path::Path::new(config_path))).expect("config");
-    osbs_dispatcher::run(config, osbs_common::shutdown::on_signal())
-        .await
-        .expect("dispatcher");
+    let runtime = osbs_common::service::runtime(config.dispatcher.threads()).expect("runtime");
+    runtime.block_on(async {
+        osbs_dispatcher::run(config, osbs_common::shutdown::on_signal())
+            .await
+            .expect("dispatcher")
+    });
 }
 
 async fn bench(events: usize, prefetches: &[u16]) {

@@ -67,6 +67,19 @@ pub struct DispatcherConfig {
     /// Ack a run of handled events with one `basic.ack` (`multiple`) rather than one frame
     /// per event: less broker work per event ([`crate::acks`]). `false` acks each alone.
     pub ack_runs: bool,
+    /// Threads of the dispatcher's async runtime. Handling an event is a few hundred
+    /// microseconds of work between broker and Redis round trips (lapin reads and writes the
+    /// socket on a thread of its own), so one thread does it without handing tasks between
+    /// threads: as many events per second as one thread per core, for less CPU and
+    /// memory (docs/BENCHMARKS.md, "Dispatcher"). Scale out with replicas; `0` means one per core.
+    pub runtime_threads: usize,
+}
+
+impl DispatcherConfig {
+    /// The runtime's threads as `runtime_threads` says (`None`: one per core).
+    pub fn threads(&self) -> Option<usize> {
+        (self.runtime_threads > 0).then_some(self.runtime_threads)
+    }
 }
 
 impl Default for DispatcherConfig {
@@ -92,6 +105,7 @@ impl Default for DispatcherConfig {
             resolve_push_tip: true,
             git_timeout_secs: 30,
             ack_runs: true,
+            runtime_threads: 1,
         }
     }
 }
@@ -335,6 +349,18 @@ mod tests {
         let mut config = DispatcherConfig::default();
         edit(&mut config);
         Routing::new(&config)
+    }
+
+    #[test]
+    fn the_runtime_has_one_thread_unless_told_otherwise() {
+        for (configured, threads) in [(1, Some(1)), (4, Some(4)), (0, None)] {
+            let config = DispatcherConfig {
+                runtime_threads: configured,
+                ..DispatcherConfig::default()
+            };
+            assert_eq!(config.threads(), threads, "runtime_threads = {configured}");
+        }
+        assert_eq!(DispatcherConfig::default().threads(), Some(1));
     }
 
     #[test]

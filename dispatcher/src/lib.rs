@@ -52,4 +52,8 @@ impl osbs_common::service::ServiceConfig for Config {
     fn telemetry(&self) -> &osbs_common::config::TelemetryConfig {
         &self.telemetry
     }
+
+    fn runtime_threads(&self) -> Option<usize> {
+        self.dispatcher.threads()
+    }
 }
