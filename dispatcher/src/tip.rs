@@ -92,6 +92,39 @@ pub fn parse_ls_remote(output: &str, branch: &str) -> Result<BranchHead, String>
     Ok(BranchHead::Missing)
 }
 
+/// What a bare repository's own ref files say of `refs/heads/<branch>`, as git resolves a
+/// ref: the loose file `refs/heads/<branch>` (its text; `None`: no such file) wins over the
+/// ref's line in `packed-refs` (its text; `None`: no such file). `None` when the files cannot
+/// say for sure — a symbolic or malformed loose ref, a malformed `packed-refs` line — and git
+/// itself must be asked.
+pub fn head_from_ref_files(
+    loose: Option<&str>,
+    packed: Option<&str>,
+    branch: &str,
+) -> Option<BranchHead> {
+    if let Some(loose) = loose {
+        return object_id(loose.strip_suffix('\n').unwrap_or(loose)).map(BranchHead::At);
+    }
+    let wanted = format!("refs/heads/{branch}");
+    for line in packed.unwrap_or_default().lines() {
+        // The header (`# pack-refs with: …`) and the peeled value of an annotated tag.
+        if line.starts_with('#') || line.starts_with('^') {
+            continue;
+        }
+        let (sha, refname) = line.split_once(' ')?;
+        if refname == wanted {
+            return object_id(sha).map(BranchHead::At);
+        }
+    }
+    Some(BranchHead::Missing)
+}
+
+/// A full SHA-1 object id, lower-cased.
+fn object_id(text: &str) -> Option<String> {
+    (text.len() == 40 && text.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .then(|| text.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +132,93 @@ mod tests {
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+    #[test]
+    fn a_head_from_the_ref_files_as_git_resolves_it() {
+        let packed = format!(
+            "# pack-refs with: peeled fully-peeled sorted \n{A} refs/heads/f41\n{C} refs/tags/v1\n^{A}\n{C} refs/heads/x/f42\n"
+        );
+        // (case, loose file, packed-refs, branch, head)
+        type Case<'a> = (
+            &'a str,
+            Option<String>,
+            Option<&'a str>,
+            &'a str,
+            Option<BranchHead>,
+        );
+        let cases: [Case; 9] = [
+            (
+                "a loose ref",
+                Some(format!("{C}\n")),
+                None,
+                "f41",
+                Some(BranchHead::At(C.into())),
+            ),
+            (
+                "a loose ref wins over a packed one",
+                Some(format!("{C}\n")),
+                Some(&packed),
+                "f41",
+                Some(BranchHead::At(C.into())),
+            ),
+            (
+                "a packed ref",
+                None,
+                Some(&packed),
+                "f41",
+                Some(BranchHead::At(A.into())),
+            ),
+            (
+                "upper case",
+                Some(C.to_uppercase()),
+                None,
+                "f41",
+                Some(BranchHead::At(C.into())),
+            ),
+            (
+                "only the exact ref counts",
+                None,
+                Some(&packed),
+                "f42",
+                Some(BranchHead::Missing),
+            ),
+            (
+                "a tag is not a branch",
+                None,
+                Some(&packed),
+                "v1",
+                Some(BranchHead::Missing),
+            ),
+            (
+                "no ref files at all: an empty repository",
+                None,
+                None,
+                "f41",
+                Some(BranchHead::Missing),
+            ),
+            (
+                "a symbolic loose ref: git is asked",
+                Some("ref: refs/heads/main\n".into()),
+                None,
+                "f41",
+                None,
+            ),
+            (
+                "a malformed packed line: git is asked",
+                None,
+                Some("garbage\n"),
+                "f41",
+                None,
+            ),
+        ];
+        for (name, loose, packed, branch, expected) in cases {
+            assert_eq!(
+                head_from_ref_files(loose.as_deref(), packed, branch),
+                expected,
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn resolutions() {

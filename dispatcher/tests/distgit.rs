@@ -179,6 +179,10 @@ async fn new_branches_force_pushes_tags_and_deletions() {
         "f42-container-candidate"
     );
 
+    // dist-git packs its refs now and then (`git gc`): the heads are read from packed-refs,
+    // a ref updated after from its loose file again, a packed ref deleted is gone.
+    git(&dist_git.bare, &["pack-refs", "--all"]);
+    assert!(!dist_git.bare.join("refs/heads/f41").exists(), "packed");
     // A force-push: both sides of the rewrite are announced; the new tip is built.
     git(&dist_git.work, &["reset", "--quiet", "--hard", &history[1]]);
     let rewritten = dist_git.commit("rewritten");
