@@ -107,9 +107,13 @@ pub struct Outgoing<'a> {
 #[derive(Debug)]
 pub struct Bus {
     connection: Connection,
-    publisher: Channel,
+    /// Replaced by a fresh one when the broker nacks on it ([`Bus::renew_publisher`]).
+    publisher: std::sync::Mutex<Channel>,
     config: AmqpConfig,
 }
+
+/// How long a replaced publisher channel stays open for the confirms still due on it.
+const RETIRED_CHANNEL_GRACE: Duration = Duration::from_secs(30);
 
 impl Bus {
     /// Connects, retrying with backoff for `connect_timeout_secs`, with auto-recovery on.
@@ -140,19 +144,49 @@ impl Bus {
             url: shown.clone(),
             source,
         })?;
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(amqp("channel.open"))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(amqp("confirm.select"))?;
+        let publisher = open_publisher(&connection).await?;
         Ok(Bus {
             connection,
-            publisher,
+            publisher: std::sync::Mutex::new(publisher),
             config: config.clone(),
         })
+    }
+
+    /// The channel publishes go on now.
+    fn publisher(&self) -> Channel {
+        self.publisher.lock().expect("publisher lock").clone()
+    }
+
+    /// Puts a fresh publisher channel in place of `nacked`, unless another publish did
+    /// already. RabbitMQ 3.10 can leave a channel that published to a quorum queue while its
+    /// leader was being elected (a node lost, the connection recovered on another at once)
+    /// nacking every later publish to that queue, for good, while a new channel's publish is
+    /// confirmed (seen in the cluster test: nine minutes of nacks). The old channel is closed
+    /// once the confirms still due on it have had time to come.
+    async fn renew_publisher(&self, nacked: &Channel) {
+        let fresh = match open_publisher(&self.connection).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(%error, "cannot open a fresh publisher channel; keeping the one the broker nacked on");
+                return;
+            }
+        };
+        let retired = {
+            let mut publisher = self.publisher.lock().expect("publisher lock");
+            if publisher.id() == nacked.id() {
+                std::mem::replace(&mut *publisher, fresh)
+            } else {
+                fresh
+            }
+        };
+        tracing::info!(
+            channel = retired.id(),
+            "publisher channel renewed after a nack"
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(RETIRED_CHANNEL_GRACE).await;
+            let _ = retired.close(200, "renewed after a nack".into()).await;
+        });
     }
 
     pub fn config(&self) -> &AmqpConfig {
@@ -269,18 +303,20 @@ impl Bus {
         const ATTEMPTS: usize = 5;
         let mut last_failure = String::new();
         for _ in 0..ATTEMPTS {
-            match self.publish_once(message, properties()).await {
+            let publisher = self.publisher();
+            match self.publish_once(&publisher, message, properties()).await {
                 Ok(()) => return Ok(()),
                 Err(BusError::Amqp { operation, source }) => {
                     tracing::warn!(error = %source, exchange = message.exchange, routing_key = message.routing_key, "publish failed; waiting for the connection to recover");
                     last_failure = format!("{operation}: {source}");
-                    if let Err(source) = self.publisher.wait_for_recovery(source).await {
+                    if let Err(source) = publisher.wait_for_recovery(source).await {
                         return Err(BusError::Amqp { operation, source });
                     }
                 }
                 Err(BusError::Nacked { .. }) => {
                     last_failure = "nacked by the broker".into();
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                    self.renew_publisher(&publisher).await;
                 }
                 Err(other) => return Err(other),
             }
@@ -295,11 +331,11 @@ impl Bus {
 
     async fn publish_once(
         &self,
+        publisher: &Channel,
         message: &Outgoing<'_>,
         properties: BasicProperties,
     ) -> Result<(), BusError> {
-        let confirm = self
-            .publisher
+        let confirm = publisher
             .basic_publish(
                 message.exchange.into(),
                 message.routing_key.into(),
@@ -599,6 +635,19 @@ impl Bus {
             .await
             .map_err(amqp("channel.open"))
     }
+}
+
+/// A channel in confirm mode, for publishing.
+async fn open_publisher(connection: &Connection) -> Result<Channel, BusError> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(amqp("channel.open"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(amqp("confirm.select"))?;
+    Ok(channel)
 }
 
 /// One connection whose TCP dialer walks the nodes in [`failover::Nodes::order`]; lapin

@@ -39,8 +39,8 @@ impl DistGit {
         DistGit { timeout }
     }
 
-    /// `git ls-remote --exit-code <url> refs/heads/<branch>`: exit 2 means dist-git answered
-    /// and has no such ref.
+    /// The head of `branch` in the repository at `url`: read in place from a `file://`
+    /// bare repository when its ref files tell for sure, else asked of git.
     pub async fn branch_head(&self, url: &str, branch: &str) -> Result<BranchHead, DistGitError> {
         // Blocking reads off the runtime: dist-git may be a network mount.
         let (local_url, local_branch) = (url.to_owned(), branch.to_owned());
@@ -51,6 +51,8 @@ impl DistGit {
         self.ls_remote(url, branch).await
     }
 
+    /// `git ls-remote --exit-code <url> refs/heads/<branch>`: exit 2 means dist-git answered
+    /// and has no such ref.
     async fn ls_remote(&self, url: &str, branch: &str) -> Result<BranchHead, DistGitError> {
         let error = |detail: String| DistGitError {
             url: url.to_owned(),
