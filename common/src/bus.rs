@@ -108,7 +108,7 @@ pub struct Outgoing<'a> {
 pub struct Bus {
     connection: Connection,
     /// Replaced by a fresh one when the broker nacks on it ([`Bus::renew_publisher`]).
-    publisher: std::sync::Mutex<Channel>,
+    publisher: std::sync::Mutex<Arc<Channel>>,
     config: AmqpConfig,
 }
 
@@ -147,14 +147,14 @@ impl Bus {
         let publisher = open_publisher(&connection).await?;
         Ok(Bus {
             connection,
-            publisher: std::sync::Mutex::new(publisher),
+            publisher: std::sync::Mutex::new(Arc::new(publisher)),
             config: config.clone(),
         })
     }
 
     /// The channel publishes go on now.
-    fn publisher(&self) -> Channel {
-        self.publisher.lock().expect("publisher lock").clone()
+    fn publisher(&self) -> Arc<Channel> {
+        Arc::clone(&self.publisher.lock().expect("publisher lock"))
     }
 
     /// Puts a fresh publisher channel in place of `nacked`, unless another publish did
@@ -174,9 +174,9 @@ impl Bus {
         let retired = {
             let mut publisher = self.publisher.lock().expect("publisher lock");
             if publisher.id() == nacked.id() {
-                std::mem::replace(&mut *publisher, fresh)
+                std::mem::replace(&mut *publisher, Arc::new(fresh))
             } else {
-                fresh
+                Arc::new(fresh)
             }
         };
         tracing::info!(

@@ -3,7 +3,7 @@
 
 mod support;
 
-use osbs_proto::v1::{BuildOptions, BuildState};
+use osbs_proto::v1::{BuildJob, BuildOptions, BuildState};
 use support::*;
 
 /// `FROM scratch` + `ADD rootfs.tar.gz /`, the rootfs coming from the lookaside cache
@@ -518,17 +518,7 @@ async fn the_rpm_database_decides_what_the_inspection_lists() {
             "mkdir -p /usr/lib/sysimage/rpm && echo x > /usr/lib/sysimage/rpm/rpmdb.sqlite",
         ),
     ];
-    let mut jobs = Vec::new();
-    for (repo, run) in cases {
-        let name = format!("{repo}-{}", harness.tag);
-        let dockerfile = format!(
-            "FROM {base}\nRUN {run}\nLABEL com.redhat.component={name} name={name} version=1\n"
-        );
-        let (url, commit) = harness.repo(repo, &[("Dockerfile", dockerfile.as_bytes())]);
-        let job = harness.job(repo, &url, &commit);
-        harness.submit(&job).await;
-        jobs.push(job);
-    }
+    let jobs = submit_runs(&harness, base, &cases).await;
     let mut records = Vec::new();
     for job in &jobs {
         records.push(harness.wait_final(&job.build_id).await);
@@ -590,17 +580,7 @@ async fn the_inspection_follows_symlinks_and_creates_no_container_without_a_data
         ),
         ("deleted", "rm -rf /var/lib/rpm"),
     ];
-    let mut jobs = Vec::new();
-    for (repo, run) in cases {
-        let name = format!("{repo}-{}", harness.tag);
-        let dockerfile = format!(
-            "FROM {base}\nRUN {run}\nLABEL com.redhat.component={name} name={name} version=1\n"
-        );
-        let (url, commit) = harness.repo(repo, &[("Dockerfile", dockerfile.as_bytes())]);
-        let job = harness.job(repo, &url, &commit);
-        harness.submit(&job).await;
-        jobs.push(job);
-    }
+    let jobs = submit_runs(&harness, base, &cases).await;
     let mut logs = Vec::new();
     for job in &jobs {
         let record = harness.wait_final(&job.build_id).await;
@@ -652,6 +632,23 @@ async fn the_inspection_follows_symlinks_and_creates_no_container_without_a_data
         .expect("a result");
     assert!(deleted.components.is_empty());
     worker.stop().await;
+}
+
+/// One repository per `(name, command)` whose Dockerfile runs the command on `base`, each
+/// submitted as a build; the jobs in that order.
+async fn submit_runs(harness: &Harness, base: &str, cases: &[(&str, &str)]) -> Vec<BuildJob> {
+    let mut jobs = Vec::new();
+    for (repo, run) in cases {
+        let name = format!("{repo}-{}", harness.tag);
+        let dockerfile = format!(
+            "FROM {base}\nRUN {run}\nLABEL com.redhat.component={name} name={name} version=1\n"
+        );
+        let (url, commit) = harness.repo(repo, &[("Dockerfile", dockerfile.as_bytes())]);
+        let job = harness.job(repo, &url, &commit);
+        harness.submit(&job).await;
+        jobs.push(job);
+    }
+    jobs
 }
 
 fn now_seconds() -> u64 {
