@@ -20,6 +20,9 @@
 //! - [`context`]: what the build context leaves out and how added files are archived (the
 //!   tar itself is written by `adapters::context`, symlinks kept, never followed).
 //!
+//! [`leftovers`]: each attempt's ledger of the containers and images it made, locked while
+//! it lives, so that a starting worker removes what a killed one left.
+//!
 //! The checkout ([`checkout`]) is reached through one directory handle: every file read
 //! from or written into it is opened beneath it, never through a symlink that leads out.
 //!
@@ -59,6 +62,7 @@ pub mod error;
 pub mod finish;
 pub mod inspect;
 pub mod lease;
+pub mod leftovers;
 pub mod multiarch;
 pub mod parent;
 pub mod pipeline;

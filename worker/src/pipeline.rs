@@ -107,6 +107,8 @@ pub struct Progress {
     /// Images (tags or ids) and containers the build made in the engine.
     pub images: Mutex<Vec<String>>,
     pub containers: Mutex<Vec<String>>,
+    /// Where they are also written down for the next worker, should this one die.
+    pub ledger: Option<crate::leftovers::Ledger>,
     pub held_release: Mutex<Option<HeldRelease>>,
     /// The record's state as this attempt last set it.
     pub state: Mutex<Option<BuildState>>,
@@ -116,6 +118,28 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Keeps a container the build made, to remove when it ends.
+    pub fn track_container(&self, id: &str) {
+        if let Some(ledger) = &self.ledger {
+            ledger.container(id);
+        }
+        self.containers
+            .lock()
+            .expect("progress lock")
+            .push(id.to_owned());
+    }
+
+    /// Keeps an image reference the build made, to remove when it ends.
+    pub fn track_image(&self, reference: &str) {
+        if let Some(ledger) = &self.ledger {
+            ledger.image(reference);
+        }
+        self.images
+            .lock()
+            .expect("progress lock")
+            .push(reference.to_owned());
+    }
+
     pub fn state(&self) -> BuildState {
         self.state
             .lock()
@@ -201,6 +225,9 @@ pub fn build_date(now_ms: i64) -> String {
     .unwrap_or_default()
 }
 
+/// The repositories of the build's own temporary tags: never anyone else's.
+pub const TEMPORARY_NAMESPACE: &str = "osbs-worker/";
+
 /// A name Docker accepts for the build's own temporary tags.
 pub fn temporary_repository(kind: &str, build_id: &str) -> String {
     let id: String = build_id
@@ -210,7 +237,7 @@ pub fn temporary_repository(kind: &str, build_id: &str) -> String {
             _ => '-',
         })
         .collect();
-    format!("osbs-worker/{kind}-{}", id.trim_matches('-'))
+    format!("{TEMPORARY_NAMESPACE}{kind}-{}", id.trim_matches('-'))
 }
 
 impl Attempt<'_> {
@@ -1225,11 +1252,7 @@ impl Attempt<'_> {
             temporary_repository("build", &crate::archjob::owner(self.job)),
             self.number
         );
-        self.progress
-            .images
-            .lock()
-            .expect("progress lock")
-            .push(tag.clone());
+        self.progress.track_image(&tag);
         let has_scratch = dockerfile.stages().iter().any(|stage| stage.is_scratch);
         let platform = crate::arches::build_platform(self.arch.get(), has_scratch);
         if self.arch.get().is_some() && platform.is_none() {
@@ -1246,13 +1269,7 @@ impl Attempt<'_> {
                 platform.as_deref(),
                 dockerfile.build_args(),
                 self.log,
-                |container| {
-                    self.progress
-                        .containers
-                        .lock()
-                        .expect("progress lock")
-                        .push(container.to_owned())
-                },
+                |container| self.progress.track_container(container),
             )
             .await?;
         self.log.note(&format!("built {image_id}"));
@@ -1283,11 +1300,7 @@ impl Attempt<'_> {
             .worker
             .engine
             .prepare(image, &inspect::rpm_command(), |id| {
-                self.progress
-                    .containers
-                    .lock()
-                    .expect("progress lock")
-                    .push(id.to_owned())
+                self.progress.track_container(id)
             })
             .await?;
         let output = match prepared.run().await {

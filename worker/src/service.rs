@@ -139,6 +139,9 @@ pub async fn serve(
 ) -> Result<(), WorkerError> {
     let slots = worker.config.concurrency.max(1);
     let mut tasks = tokio::task::JoinSet::new();
+    // Beside the slots: a live attempt's ledger is never taken.
+    let sweeper = worker.clone();
+    tokio::spawn(async move { remove_leftovers(&sweeper).await });
     // `osbs.jobs` and the queue of each arch served, each with its own slots: an arch job
     // never waits behind the build's own jobs (nor the other way round).
     let mut queues = vec![names::QUEUE_JOBS.to_owned()];
@@ -531,13 +534,16 @@ async fn run_attempt(
             return false;
         }
     };
-    let progress = Progress::default();
-    *progress.state.lock().expect("progress lock") = Some(BuildState::Running);
     let work_dir = worker.config.work_dir.join(format!(
         "{id}-{}-{}",
         job.attempt,
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     ));
+    let mut progress = Progress {
+        ledger: open_ledger(&work_dir),
+        ..Progress::default()
+    };
+    *progress.state.lock().expect("progress lock") = Some(BuildState::Running);
     let attempt = Attempt {
         worker,
         job,
@@ -564,9 +570,13 @@ async fn run_attempt(
         finished_at: osbs_common::telemetry::now_ms(),
         priority: taken.priority,
     };
-    // Containers go at once (a canceled build's must stop now); images and the work
-    // directory after the result is out, off the build's critical path.
-    remove_containers(worker, &progress).await;
+    // A build that ran to its end left only stopped step containers (the engine keeps them,
+    // `rm=false`): they go after the result is out, with the images and the work directory,
+    // off the build's path. Any other stop may leave one running: it goes now.
+    let succeeded = matches!(stop, Stop::Succeeded);
+    if !succeeded {
+        remove_containers(worker, &progress).await;
+    }
     let now = osbs_common::telemetry::now_ms();
     let ending = ending::ending(stop, taken.retry, now, worker.config.retry_window());
     match ending {
@@ -577,8 +587,52 @@ async fn run_attempt(
         } if !run.job.arch.is_empty() => crate::multiarch::arch_done(&run, holding).await,
         ending => finish::end(&run, holding, ending).await,
     }
+    if succeeded {
+        remove_containers(worker, &progress).await;
+    }
     remove_images_and_files(worker, &progress, &work_dir).await;
+    if let Some(ledger) = progress.ledger.take() {
+        ledger.close();
+    }
     watch.consumer_cancelled
+}
+
+/// The attempt's ledger (and its work directory); without one a crash now would leave its
+/// containers and images behind, which is no reason not to build.
+fn open_ledger(work_dir: &std::path::Path) -> Option<crate::leftovers::Ledger> {
+    crate::leftovers::Ledger::open(work_dir)
+        .inspect_err(|error| {
+            tracing::warn!(dir = %work_dir.display(), error = %error, "cannot keep a ledger of what the build makes")
+        })
+        .ok()
+}
+
+/// Removes what the attempts of a killed worker on this host left (their ledgers no live
+/// process holds): step containers, images, work directories.
+pub async fn remove_leftovers(worker: &Worker) {
+    let work_dir = worker.config.work_dir.clone();
+    let dead = tokio::task::spawn_blocking(move || crate::leftovers::dead_attempts(&work_dir))
+        .await
+        .map_err(|error| std::io::Error::other(error.to_string()))
+        .and_then(|found| found);
+    let dead = match dead {
+        Ok(dead) => dead,
+        Err(error) => {
+            tracing::warn!(dir = %worker.config.work_dir.display(), error = %error, "cannot look for what stopped builds left");
+            return;
+        }
+    };
+    for attempt in dead {
+        remove_these_containers(worker, &attempt.left.containers).await;
+        remove_these_images_and_files(worker, &attempt.left.images, &attempt.attempt_dir).await;
+        tracing::info!(
+            dir = %attempt.attempt_dir.display(),
+            containers = attempt.left.containers.len(),
+            images = attempt.left.images.len(),
+            "removed what a stopped worker's build left"
+        );
+        attempt.close();
+    }
 }
 
 /// `queued → running` (or a takeover's `running → running`), announced; the start time,
@@ -870,6 +924,10 @@ async fn defer(worker: &Worker, delivery: Delivery, id: &str) {
 /// step container is still running).
 async fn remove_containers(worker: &Worker, progress: &Progress) {
     let containers = std::mem::take(&mut *progress.containers.lock().expect("progress lock"));
+    remove_these_containers(worker, &containers).await;
+}
+
+async fn remove_these_containers(worker: &Worker, containers: &[String]) {
     futures::future::join_all(
         containers
             .iter()
@@ -881,6 +939,14 @@ async fn remove_containers(worker: &Worker, progress: &Progress) {
 /// Removes the images the build made and its work directory.
 async fn remove_images_and_files(worker: &Worker, progress: &Progress, work_dir: &std::path::Path) {
     let images = std::mem::take(&mut *progress.images.lock().expect("progress lock"));
+    remove_these_images_and_files(worker, &images, work_dir).await;
+}
+
+async fn remove_these_images_and_files(
+    worker: &Worker,
+    images: &[String],
+    work_dir: &std::path::Path,
+) {
     for image in images.iter().rev() {
         worker.engine.remove_image(image).await;
     }

@@ -298,3 +298,133 @@ async fn a_koji_hub_away_for_20_s_mid_import_is_ridden_out() {
         started.elapsed()
     );
 }
+
+/// The containers, running or not, whose command mentions `marker`: their full ids.
+fn containers_of(marker: &str) -> Vec<String> {
+    osbs_testkit::run(&[
+        "docker",
+        "ps",
+        "--all",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Command}}",
+    ])
+    .lines()
+    .filter(|line| line.contains(marker))
+    .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+    .collect()
+}
+
+/// What the work directory holds: attempt directories and their ledgers.
+fn work_entries(world: &World) -> Vec<String> {
+    match std::fs::read_dir(world.dir.path().join("work")) {
+        Ok(entries) => entries
+            .map(|entry| {
+                entry
+                    .expect("a work entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A worker killed with `kill -9` while its build's second RUN runs: the engine kills and
+/// removes that running step container itself, but keeps the first RUN's, stopped (a build's
+/// step containers are the worker's to remove once the result is out), and the attempt's
+/// work directory stays. The next worker to start on the host takes the attempt's ledger,
+/// which no live process locks any more, and removes what it lists; it takes the build over,
+/// the build completes once, and what its own attempt made goes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_build_leaves_nothing_once_another_starts() {
+    let started = Instant::now();
+    let world = World::new(Options::default()).await;
+    let _dispatcher = world.spawn(Kind::Dispatcher).await;
+    let doomed = world.spawn(Kind::Worker).await;
+    let name = format!("worker-kill-{}", world.tag);
+    let (first, second) = (
+        format!("ledger-first-{}", world.tag),
+        format!("ledger-second-{}", world.tag),
+    );
+    let dockerfile = world.dockerfile(&name, &format!("echo {first} > /a"))
+        + &format!("RUN sleep 4; echo {second} > /b\n");
+    world.repo(&name, "main", &dockerfile).push(&["main"]);
+    let id = build_of(&world, &name).await;
+    let second_ref = second.as_str();
+    wait_for(
+        Duration::from_secs(120),
+        "the build's second RUN container to run",
+        || async move { containers_of(second_ref).into_iter().next() },
+    )
+    .await;
+    let kept = containers_of(&first);
+    assert_eq!(kept.len(), 1, "the first RUN's container: {kept:?}");
+    let ledgers: Vec<String> = work_entries(&world)
+        .into_iter()
+        .filter(|entry| entry.ends_with(".objects"))
+        .collect();
+    assert_eq!(ledgers.len(), 1, "one attempt's ledger: {ledgers:?}");
+    let ledger = world.dir.path().join("work").join(&ledgers[0]);
+    let listed = std::fs::read_to_string(&ledger).expect("the ledger");
+    // The builder names its step containers by the short id.
+    assert!(
+        listed.contains(&format!("container {}\n", &kept[0][..12])),
+        "the ledger lists the first RUN's container {}: {listed:?}",
+        kept[0]
+    );
+    doomed.kill9().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        containers_of(&first),
+        kept,
+        "the engine kept the stopped one"
+    );
+    assert_eq!(world.record(&id).await.state, BuildState::Running);
+    assert!(ledger.exists() && work_entries(&world).len() == 2);
+
+    let _worker = world.spawn(Kind::Worker).await;
+    let ledger_ref = &ledger;
+    let kept_ref = &kept[0];
+    let first_ref = first.as_str();
+    wait_for(
+        Duration::from_secs(60),
+        "the new worker to remove the killed attempt's container and ledger",
+        || async move {
+            let gone = !containers_of(first_ref).contains(kept_ref) && !ledger_ref.exists();
+            gone.then_some(())
+        },
+    )
+    .await;
+    let record = world
+        .wait_state(
+            &id,
+            &[BuildState::Complete, BuildState::Failed],
+            Duration::from_secs(180),
+        )
+        .await;
+    assert_eq!(record.state, BuildState::Complete, "{}", record.error());
+    let world_ref = &world;
+    wait_for(
+        Duration::from_secs(30),
+        "the completed attempt's containers, directory and ledger removed",
+        || async move {
+            let clean = containers_of(first_ref).is_empty()
+                && containers_of(second_ref).is_empty()
+                && work_entries(world_ref).is_empty();
+            clean.then_some(())
+        },
+    )
+    .await;
+    let history = world.store.history(&id).await.expect("the history");
+    let completed = history
+        .iter()
+        .filter(|entry| entry.to == "complete")
+        .count();
+    assert_eq!(completed, 1, "completed once: {history:?}");
+    eprintln!(
+        "worker kill -9 mid-RUN: leftovers removed by the next worker, build completed once in {:?}",
+        started.elapsed()
+    );
+}
