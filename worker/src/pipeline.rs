@@ -129,6 +129,19 @@ impl Progress {
             .push(id.to_owned());
     }
 
+    /// Keeps a step container of the build (they come one after another); returns the one
+    /// before it, whose step is committed by now: only disk until it is removed.
+    pub fn track_step_container(&self, id: &str) -> Option<String> {
+        let before = self
+            .containers
+            .lock()
+            .expect("progress lock")
+            .last()
+            .cloned();
+        self.track_container(id);
+        before
+    }
+
     /// Keeps an image reference the build made, to remove when it ends.
     pub fn track_image(&self, reference: &str) {
         if let Some(ledger) = &self.ledger {
@@ -1269,7 +1282,13 @@ impl Attempt<'_> {
                 platform.as_deref(),
                 dockerfile.build_args(),
                 self.log,
-                |container| self.progress.track_container(container),
+                |container| {
+                    // A committed step's container would hold a copy of its layer until the
+                    // end: it goes now, beside the build, and only the last one after.
+                    if let Some(before) = self.progress.track_step_container(container) {
+                        self.worker.engine.remove_container_later(before);
+                    }
+                },
             )
             .await?;
         self.log.note(&format!("built {image_id}"));

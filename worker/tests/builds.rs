@@ -246,6 +246,65 @@ async fn multi_stage_build() {
     worker.stop().await;
 }
 
+/// The engine keeps a build's step containers (`rm=false`) and the worker removes them: each
+/// committed step's beside the build, the last after the result. A build whose every
+/// instruction names a marker (ENV, WORKDIR, COPY, two RUNs, CMD) leaves no container that
+/// names it once it is complete, and its image holds what every step made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_build_leaves_no_step_container() {
+    let base = busybox_base();
+    let harness = Harness::new().await;
+    let worker = harness.start_worker(|_| {}).await;
+    let name = format!("steps-{}", harness.tag);
+    let mark = format!("mark{}", harness.tag.replace('-', ""));
+    let dockerfile = format!(
+        "FROM {base}\nENV M_{mark}=1\nWORKDIR /{mark}\nCOPY {mark}.txt /{mark}/copied\nRUN echo {mark} > /{mark}/run\nRUN echo {mark}-2 >> /{mark}/run\nLABEL com.redhat.component={name} name={name} version=1\nCMD [\"cat\", \"/{mark}/run\", \"/{mark}/copied\"]\n"
+    );
+    let copied = format!("{mark}.txt");
+    let (url, commit) = harness.repo(
+        "steps",
+        &[
+            ("Dockerfile", dockerfile.as_bytes()),
+            (&copied, b"copied\n"),
+        ],
+    );
+    let job = harness.job("steps", &url, &commit);
+    harness.submit(&job).await;
+    let record = harness.wait_final(&job.build_id).await;
+    let log = harness.log(&job.build_id);
+    assert_eq!(record.state, BuildState::Complete, "{log}");
+    let steps = log.matches("Running in ").count();
+    assert!(steps >= 5, "a container per step: {steps}\n{log}");
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = osbs_testkit::run(&[
+            "docker",
+            "ps",
+            "--all",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Command}}",
+        ])
+        .lines()
+        .filter(|line| line.contains(&mark))
+        .map(str::to_owned)
+        .collect();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "step containers left: {left:?}");
+    let pullspec = record
+        .pullspecs()
+        .into_iter()
+        .find(|spec| spec.contains('@'))
+        .unwrap();
+    let output = osbs_testkit::run(&["docker", "run", "--rm", &pullspec]);
+    assert_eq!(output, format!("{mark}\n{mark}-2\ncopied\n"));
+    worker.stop().await;
+}
+
 /// Installs a signed rpm from an injected yum repo on a target that requires signed
 /// content; then checks the image in the registry: labels, the Dockerfile in
 /// /root/buildinfo, no repo file in any layer, the base layers unchanged plus one; and the

@@ -294,8 +294,8 @@ impl Engine {
     /// as `tag`; every output line goes to `log`. Returns the image id. The step containers
     /// are left to the caller (`rm=false`): the engine removes them one by one before it
     /// answers with the image otherwise, 10–25 ms on this path (issue 13). `on_container`
-    /// learns each one's id as it starts, to remove once the result is out, or at once when
-    /// the build is abandoned.
+    /// learns each one's id as it starts: the one before is committed then, and the last one
+    /// can go once the result is out, or at once when the build is abandoned.
     pub async fn build(
         &self,
         context: &Path,
@@ -540,6 +540,15 @@ impl Engine {
         }
     }
 
+    /// Removes a container in the background (nobody waits for that). Outside a runtime (a
+    /// panic unwinding) the worker's end-of-build cleanup removes it.
+    pub fn remove_container_later(&self, id: String) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let engine = self.clone();
+            runtime.spawn(async move { engine.remove_container(&id).await });
+        }
+    }
+
     /// Removes a container, running or not; failures only logged.
     pub async fn remove_container(&self, id: &str) {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
@@ -572,11 +581,8 @@ impl Prepared {
 
 impl Drop for Prepared {
     fn drop(&mut self) {
-        // Outside a runtime (a panic unwinding) the worker's end-of-build cleanup removes it.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (engine, id) = (self.engine.clone(), std::mem::take(&mut self.id));
-            runtime.spawn(async move { engine.remove_container(&id).await });
-        }
+        self.engine
+            .remove_container_later(std::mem::take(&mut self.id));
     }
 }
 
