@@ -21,6 +21,13 @@ impl Git {
 
     /// Runs `git <args>` in the repository; its stdout, or a one-line error.
     pub fn run(&self, args: &[&str]) -> Result<String> {
+        let stdout = self.run_bytes(args)?;
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
+    }
+
+    /// Like [`Git::run`], but stdout's bytes as git wrote them, for output that is split
+    /// before it is decoded.
+    pub fn run_bytes(&self, args: &[&str]) -> Result<Vec<u8>> {
         let output = Command::new("git")
             .args(args)
             .current_dir(&self.dir)
@@ -39,7 +46,7 @@ impl Git {
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        Ok(output.stdout)
     }
 
     /// Like [`Git::run`], but a failing command is `None` (a question with a no answer).

@@ -6,9 +6,11 @@ use crate::config::Config;
 use crate::error::{CliError, Result};
 use crate::fedmsg::{FedoraMessage, new_message_id};
 use crate::git::{Git, RefUpdate, RepoName, Stats, parse_numstat, parse_ref_updates, repo_name};
+use osbs_common::config::CredentialUrl;
 use osbs_proto::names;
 use serde_json::{Map, Value, json};
 use std::io::Read;
+use std::path::Path;
 
 /// The schema package fedora-messaging names in its headers.
 const SCHEMA_PACKAGE: &str = "fedora_messaging_git_hook_messages";
@@ -129,14 +131,6 @@ pub fn agent(env: impl Fn(&str) -> Option<String>, fallback: String) -> String {
         .unwrap_or(fallback)
 }
 
-/// Keeps the newest `max` revs of an oldest-first list (the dispatcher builds only a
-/// branch's newest commit anyway).
-pub fn newest(mut revs: Vec<String>, max: usize) -> Vec<String> {
-    let skip = revs.len().saturating_sub(max.max(1));
-    revs.drain(..skip);
-    revs
-}
-
 /// Cuts `patch` to at most `max` bytes on a character boundary, saying so.
 fn bounded_patch(patch: String, max: usize) -> String {
     if patch.len() <= max {
@@ -149,9 +143,38 @@ fn bounded_patch(patch: String, max: usize) -> String {
     format!("{}\n[patch truncated at {max} bytes]\n", &patch[..cut])
 }
 
-/// The hook's connection, declaring the one queue its messages go to.
+/// The AMQP frame size the hook asks for when its broker URL names none. lapin keeps 32
+/// frames of receive and of send buffer, zeroed when the connection is tuned: at RabbitMQ's
+/// 128 KiB default that is 8 MiB written and some 1,900 page faults — 40 % of the hook's CPU
+/// time — for messages of a few kilobytes (issue 13). A larger message (a patch is cut at
+/// 512 KiB) only travels in more frames.
+const HOOK_FRAME_MAX: u32 = 8192;
+
+/// `url` asking for frames of at most `frame_max` bytes, unless it already names a size.
+fn with_frame_max(url: &str, frame_max: u32) -> String {
+    let query = url.split_once('?').map(|(_, query)| query);
+    let named = query.is_some_and(|query| {
+        query
+            .split('&')
+            .any(|parameter| parameter.starts_with("frame_max="))
+    });
+    match (named, query) {
+        (true, _) => url.to_owned(),
+        (false, Some(_)) => format!("{url}&frame_max={frame_max}"),
+        (false, None) => format!("{url}?frame_max={frame_max}"),
+    }
+}
+
+/// The hook's connection, with small frames, declaring the one queue its messages go to.
 async fn connect(amqp: &osbs_common::config::AmqpConfig) -> Result<osbs_common::bus::Bus> {
-    crate::context::connect_declaring(amqp, "git-hook", crate::context::Declare::EventsQueue).await
+    let small =
+        |url: &CredentialUrl| CredentialUrl::new(with_frame_max(url.expose(), HOOK_FRAME_MAX));
+    let amqp = osbs_common::config::AmqpConfig {
+        url: small(&amqp.url),
+        urls: amqp.urls.iter().map(small).collect(),
+        ..amqp.clone()
+    };
+    crate::context::connect_declaring(&amqp, "git-hook", crate::context::Declare::EventsQueue).await
 }
 
 /// What a scoped thread returned; its panic, carried on.
@@ -161,61 +184,145 @@ fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// The new commits of one ref update, oldest first.
-fn new_commits(git: &Git, update: &RefUpdate) -> Result<Vec<String>> {
-    let listing = if update.is_new_branch() {
-        // A new branch: what no other branch already had.
-        let others: Vec<String> = git
-            .run(&["for-each-ref", "--format=%(refname)", "refs/heads/"])?
-            .lines()
-            .filter(|refname| *refname != update.refname)
-            .map(|refname| format!("^{refname}"))
-            .collect();
-        let mut args = vec!["rev-list", "--reverse", update.new.as_str()];
-        args.extend(others.iter().map(String::as_str));
-        git.run(&args)?
+/// The `git log` that says everything the messages need of one ref update's new commits,
+/// oldest first, in one process (issue 13): the newest `max_commits` of them (`-n` is
+/// applied before `--reverse`), each as `marker`-framed header, then its numstat, a blank
+/// line and its patch. `--cc` makes a merge's numstat and patch what `git show` gives: the
+/// numstat against the first parent, the dense combined patch (empty for a clean merge).
+fn log_args(update: &RefUpdate, branch: &str, max_commits: usize, marker: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["log", "--reverse", "--root", "--cc", "--numstat", "--patch"]
+        .map(str::to_owned)
+        .into();
+    args.push(format!("--max-count={}", max_commits.max(1)));
+    args.push(format!(
+        "--format=%x00{marker}%x00%H%x00%an%x00%ae%x00%aI%x00%s%x00%B%x00{marker}-end%x00"
+    ));
+    if update.is_new_branch() {
+        // A new branch: what no other branch already had. (`--exclude` takes a branch's
+        // name without `refs/heads/`; a branch's name has no glob characters.)
+        args.extend([
+            update.new.clone(),
+            "--not".into(),
+            format!("--exclude={branch}"),
+            "--branches".into(),
+        ]);
     } else {
-        git.run(&[
-            "rev-list",
-            "--reverse",
-            &format!("{}..{}", update.old, update.new),
-        ])?
-    };
-    Ok(listing.lines().map(str::to_owned).collect())
+        args.push(format!("{}..{}", update.old, update.new));
+    }
+    args.push("--".into());
+    args
 }
 
-/// What `git show` says of `rev`: its three questions asked at once, since the push waits
-/// for the hook (issue 13).
-fn commit_info(git: &Git, rev: &str) -> Result<CommitInfo> {
-    let (header, numstat, patch) = std::thread::scope(|scope| {
-        let numstat = scope.spawn(|| git.run(&["show", "--numstat", "--format=", rev]));
-        let patch = scope.spawn(|| git.run(&["show", "--format=", "--patch", rev]));
-        let header = git.run(&[
-            "show",
-            "-s",
-            "--format=%H%x00%an%x00%ae%x00%aI%x00%s%x00%B",
-            rev,
-        ]);
-        (header, joined(numstat), joined(patch))
-    });
-    let header = header?;
+/// Reads [`log_args`]' output: one [`CommitInfo`] per commit, in the order git printed them.
+/// Each part is decoded on its own, as when each was a `git show` of its own.
+fn parse_log(output: &[u8], marker: &str) -> Vec<CommitInfo> {
+    let start = format!("\0{marker}\0");
+    let end = format!("\0{marker}-end\0");
+    split_bytes(output, start.as_bytes())
+        .skip(1)
+        .filter_map(|commit| {
+            let at = find_bytes(commit, end.as_bytes())?;
+            let header = String::from_utf8_lossy(&commit[..at]);
+            let diff = &commit[at + end.len()..];
+            // The format's own newline, then the blank line git puts before a diff.
+            let diff = diff.strip_prefix(b"\n").unwrap_or(diff);
+            let diff = diff.strip_prefix(b"\n").unwrap_or(diff);
+            let (numstat, patch) = if diff.starts_with(b"diff ") {
+                (&diff[..0], diff)
+            } else {
+                match find_bytes(diff, b"\n\n") {
+                    Some(blank) => (&diff[..=blank], &diff[blank + 2..]),
+                    None => (diff, &diff[diff.len()..]),
+                }
+            };
+            Some(commit_info(
+                &header,
+                &String::from_utf8_lossy(numstat),
+                String::from_utf8_lossy(patch).into_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// A commit from its header (`%H %an %ae %aI %s %B`, NUL-separated), numstat and patch.
+fn commit_info(header: &str, numstat: &str, patch: String) -> CommitInfo {
     let mut fields = header.splitn(6, '\0');
     let mut next = || fields.next().unwrap_or_default().to_owned();
     let (rev, name, email, date, summary, message) =
         (next(), next(), next(), next(), next(), next());
     let message = message.trim_end_matches('\n').to_owned() + "\n";
-    let stats = parse_numstat(&numstat?);
-    let patch = patch?;
-    Ok(CommitInfo {
+    CommitInfo {
         rev,
         name,
         email,
         summary,
         message,
         date,
-        stats,
+        stats: parse_numstat(numstat),
         patch: bounded_patch(patch, MAX_PATCH_BYTES),
+    }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+/// `haystack` cut at every `needle` (the part before the first included).
+fn split_bytes<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    let mut rest = Some(haystack);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match find_bytes(current, needle) {
+            Some(at) => {
+                rest = Some(&current[at + needle.len()..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
     })
+}
+
+/// The new commits of one branch update, oldest first, from one `git log`.
+fn branch_commits(
+    git: &Git,
+    update: &RefUpdate,
+    branch: &str,
+    max_commits: usize,
+) -> Result<Vec<CommitInfo>> {
+    // A fresh marker per run: no commit message or patch can be made to contain it.
+    let marker = format!("osbs-{}", new_message_id());
+    let args = log_args(update, branch, max_commits, &marker);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Ok(parse_log(&git.run_bytes(&args)?, &marker))
+}
+
+/// The bare repository's absolute path: `$GIT_DIR`, which git sets for its hooks, against
+/// the working directory, symlinks resolved as `git rev-parse --absolute-git-dir` resolves
+/// them; `None` when it is unset or names nothing.
+fn git_dir_path(git_dir: Option<String>, cwd: &Path) -> Option<String> {
+    let git_dir = git_dir.filter(|dir| !dir.is_empty())?;
+    let path = std::fs::canonicalize(cwd.join(git_dir)).ok()?;
+    path.to_str().map(str::to_owned)
+}
+
+/// The repository's absolute path: from `$GIT_DIR` without a process, else from git.
+fn repository_path(git: &Git) -> Result<String> {
+    let from_env = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| git_dir_path(std::env::var("GIT_DIR").ok(), &cwd));
+    match from_env {
+        Some(path) => Ok(path),
+        None => Ok(git
+            .run(&["rev-parse", "--absolute-git-dir"])?
+            .trim()
+            .to_owned()),
+    }
 }
 
 /// Reads post-receive input from stdin in the current (bare) repository and publishes.
@@ -243,11 +350,11 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
     let git = Git::new(".");
     // The repository's path and the commits are asked at once.
     let (path, planned) = std::thread::scope(|scope| {
-        let path = scope.spawn(|| git.run(&["rev-parse", "--absolute-git-dir"]));
+        let path = scope.spawn(|| repository_path(&git));
         let planned = planned_commits(&git, &updates, config.cli.git_hook_max_commits);
         (joined(path), planned)
     });
-    let path = path?.trim().to_owned();
+    let path = path?;
     let name = repo_name(&path, &config.cli.git_namespaces).ok_or_else(|| {
         CliError::Refused(format!(
             "cannot tell the repository name from {path}: run the hook in a bare repository named <namespace>/<repo>.git"
@@ -290,20 +397,37 @@ pub async fn run(config: &Config) -> Result<Vec<FedoraMessage>> {
     Ok(sent)
 }
 
-/// The branch and `git show` of each commit to announce, oldest first.
+/// The branch and `git show` of each commit to announce, oldest first: one `git log` per
+/// updated branch, all at once.
 fn planned_commits(
     git: &Git,
     updates: &[RefUpdate],
     max_commits: usize,
 ) -> Result<Vec<(String, CommitInfo)>> {
+    let branches: Vec<(&RefUpdate, &str)> = updates
+        .iter()
+        .filter_map(|update| Some((update, update.branch()?)))
+        .collect();
+    // A few at a time: a mirror's push of hundreds of branches must not start as many gits.
+    let mut listed: Vec<Result<Vec<CommitInfo>>> = Vec::new();
+    for group in branches.chunks(4) {
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = group
+                .iter()
+                .map(|(update, branch)| {
+                    scope.spawn(move || branch_commits(git, update, branch, max_commits))
+                })
+                .collect();
+            listed.extend(threads.into_iter().map(joined));
+        });
+    }
     let mut planned = Vec::new();
-    for update in updates {
-        let Some(branch) = update.branch() else {
-            continue;
-        };
-        for rev in newest(new_commits(git, update)?, max_commits) {
-            planned.push((branch.to_owned(), commit_info(git, &rev)?));
-        }
+    for ((_, branch), commits) in branches.iter().zip(listed) {
+        planned.extend(
+            commits?
+                .into_iter()
+                .map(|commit| ((*branch).to_owned(), commit)),
+        );
     }
     Ok(planned)
 }
@@ -331,6 +455,9 @@ pub async fn run_verb(context: &crate::context::Context, _args: &GitHookArgs) ->
     }
     crate::context::print_stdout(&text)
 }
+
+#[cfg(test)]
+mod corpus_tests;
 
 #[cfg(test)]
 mod tests {
@@ -447,13 +574,138 @@ mod tests {
         let env = |name: &str| (name == "REMOTE_USER").then(|| "web".to_owned());
         assert_eq!(agent(env, "login".into()), "web");
         assert_eq!(agent(|_| None, "login".into()), "login");
-        let revs: Vec<String> = (1..=5).map(|n| n.to_string()).collect();
-        assert_eq!(newest(revs.clone(), 2), ["4", "5"]);
-        assert_eq!(newest(revs, 10).len(), 5);
         assert_eq!(
             bounded_patch("ééé".into(), 3),
             "é\n[patch truncated at 3 bytes]\n"
         );
         assert_eq!(bounded_patch("ab".into(), 3), "ab");
+    }
+
+    #[test]
+    fn the_hook_asks_for_small_frames_unless_its_url_names_a_size() {
+        let cases = [
+            (
+                "amqp://u:p@h:5672/%2f",
+                "amqp://u:p@h:5672/%2f?frame_max=8192",
+            ),
+            (
+                "amqp://h/v?heartbeat=10",
+                "amqp://h/v?heartbeat=10&frame_max=8192",
+            ),
+            ("amqp://h/v?frame_max=65536", "amqp://h/v?frame_max=65536"),
+            (
+                "amqp://h/v?heartbeat=5&frame_max=4096",
+                "amqp://h/v?heartbeat=5&frame_max=4096",
+            ),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(with_frame_max(url, 8192), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_repository_path_from_git_dir() {
+        let temp = tempfile::tempdir().unwrap();
+        let real = temp.path().join("real/container/httpd.git");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(temp.path().join("real"), temp.path().join("link")).unwrap();
+        let link = temp.path().join("link/container/httpd.git");
+        let canonical = std::fs::canonicalize(&real).unwrap();
+        let canonical = canonical.to_str().unwrap();
+        let cases: &[(Option<&str>, &Path, Option<&str>)] = &[
+            (Some("."), &link, Some(canonical)),
+            (
+                Some(real.to_str().unwrap()),
+                Path::new("/"),
+                Some(canonical),
+            ),
+            (
+                Some("container/httpd.git"),
+                &temp.path().join("link"),
+                Some(canonical),
+            ),
+            (Some("missing.git"), temp.path(), None),
+            (Some(""), &link, None),
+            (None, &link, None),
+        ];
+        for (git_dir, cwd, expected) in cases {
+            let actual = git_dir_path(git_dir.map(str::to_owned), cwd);
+            assert_eq!(
+                actual.as_deref(),
+                *expected,
+                "{git_dir:?} in {}",
+                cwd.display()
+            );
+        }
+    }
+
+    #[test]
+    fn one_git_log_per_branch_update() {
+        let zero = "0".repeat(40);
+        let (old, new) = ("a".repeat(40), "b".repeat(40));
+        let range = log_args(
+            &RefUpdate {
+                old: old.clone(),
+                new: new.clone(),
+                refname: "refs/heads/f41".into(),
+            },
+            "f41",
+            100,
+            "m",
+        );
+        assert_eq!(
+            range[range.len() - 2..],
+            [format!("{old}..{new}"), "--".into()]
+        );
+        assert!(range.contains(&"--max-count=100".to_owned()));
+        let created = log_args(
+            &RefUpdate {
+                old: zero,
+                new: new.clone(),
+                refname: "refs/heads/a/b".into(),
+            },
+            "a/b",
+            0,
+            "m",
+        );
+        assert_eq!(
+            created[created.len() - 5..],
+            [
+                new,
+                "--not".into(),
+                "--exclude=a/b".into(),
+                "--branches".into(),
+                "--".into()
+            ]
+        );
+        assert!(created.contains(&"--max-count=1".to_owned()));
+    }
+
+    #[test]
+    fn log_output_read_per_commit() {
+        let output =
+            b"\0m\0r1\0A\0a@x\0d\0s\0s\n\nbody\n\0m-end\0\n\n1\t0\tf\n\ndiff --git a/f b/f\n+x\n\
+\0m\0r2\0B\0b@x\0d\0Merge\0Merge\n\0m-end\0\n\n2\t1\tg\n\
+\0m\0r3\0C\0c@x\0d\0\0\0m-end\0\n";
+        let commits = parse_log(output, "m");
+        let summary: Vec<_> = commits
+            .iter()
+            .map(|c| {
+                (
+                    c.rev.as_str(),
+                    c.message.as_str(),
+                    c.stats.files.len(),
+                    c.patch.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("r1", "s\n\nbody\n", 1, "diff --git a/f b/f\n+x\n"),
+                ("r2", "Merge\n", 1, ""),
+                ("r3", "\n", 0, ""),
+            ]
+        );
     }
 }
