@@ -22,7 +22,8 @@
 //!    `--serve`, which calls `osbs_dispatcher::run` like the binary) and the clock runs until
 //!    `osbs.jobs` holds EVENTS jobs. Its RSS is sampled from /proc every 100 ms meanwhile
 //!    (`OSBS_BENCH_ACK_RUNS=false`: the dispatcher acks each event alone;
-//!    `OSBS_DISPATCHER__RUNTIME_THREADS=0`: its runtime has a thread per core, not one);
+//!    `OSBS_DISPATCHER__RUNTIME_THREADS=0`: its runtime has a thread per core, not one;
+//!    `OSBS_BENCH_WRAP="valgrind --tool=callgrind"`: it runs under that command);
 //! 3. latency: with nothing waiting, pushes are published at a steady 100 per second for
 //!    `OSBS_BENCH_LATENCY_SECS` (default 20) seconds, and each one's latency runs from its
 //!    publish to its job's delivery to a consumer of `osbs.jobs` (the job is delivered only
@@ -512,7 +513,20 @@ fn spawn_dispatcher(
         ),
     )
     .expect("config file");
-    let child = tokio::process::Command::new(std::env::current_exe().expect("own path"))
+    // OSBS_BENCH_WRAP: a command the process runs under (e.g. `valgrind --tool=callgrind`),
+    // words split on whitespace, to count its instructions per event.
+    let wrap = std::env::var("OSBS_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let own = std::env::current_exe().expect("own path");
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(words).arg(&own);
+            command
+        }
+        None => tokio::process::Command::new(&own),
+    };
+    let child = command
         .arg("--serve")
         .arg(&config)
         .envs(env.env_vars())

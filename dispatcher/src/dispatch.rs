@@ -31,7 +31,9 @@ use crate::tip::{self, Resolution};
 use osbs_common::bus::{self, Bus, BusError, Delivery};
 use osbs_common::http::Metrics;
 use osbs_common::state::{self, Announcement, ChangeError, Changed, StateChange};
-use osbs_common::store::{Created, DispatchedEvent, RequestOutcome, Store, StoreError, Tip, field};
+use osbs_common::store::{
+    BuildRecord, Created, DispatchedEvent, RequestOutcome, Store, StoreError, Tip, field,
+};
 use osbs_proto::names;
 use osbs_proto::v1::{BuildJob, BuildState, Trigger};
 use std::sync::Arc;
@@ -187,16 +189,15 @@ impl Dispatcher {
             .properties
             .message_id()
             .as_ref()
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_default();
-        let routing_key = delivery.routing_key.as_str().to_owned();
+            .map_or("", |id| id.as_str());
+        let routing_key = delivery.routing_key.as_str();
         let request_id = decision.request_id().map(str::to_owned);
         match decision {
             Decision::Refuse(refused) => {
                 tracing::warn!(message_id, routing_key, reason = %refused.reason, "event refused: dead-lettered to osbs.events.dead");
                 self.note_request(request_id.as_deref(), "refused", None, &refused.reason)
                     .await;
-                self.dead_letter(&delivery, &refused.reason).await;
+                Box::pin(self.dead_letter(&delivery, &refused.reason)).await;
             }
             Decision::Ignore(ignored) => {
                 tracing::info!(message_id, routing_key, reason = ignored.kind.label(), detail = %ignored.detail, "event ignored: not configured to build");
@@ -204,7 +205,7 @@ impl Dispatcher {
                     .await;
                 self.acked_as_ignored(&delivery, ignored.kind.label()).await;
             }
-            Decision::Enqueue(plan) => self.handle_plan(&delivery, &message_id, *plan).await,
+            Decision::Enqueue(plan) => self.handle_plan(&delivery, message_id, plan).await,
         }
         self.metrics.in_flight.dec();
     }
@@ -225,9 +226,10 @@ impl Dispatcher {
     }
 
     /// A job to record: a push first resolved against its branch in dist-git.
-    async fn handle_plan(&self, delivery: &Delivery, message_id: &str, plan: Plan) {
+    /// Plans stay boxed: kept across the awaits, they would size the handler's future.
+    async fn handle_plan(&self, delivery: &Delivery, message_id: &str, plan: Box<Plan>) {
         let (mut plan, pushed) = match self.route(plan).await {
-            Ok(Route::Build { plan, stale }) => (*plan, stale.map(|stale| *stale)),
+            Ok(Route::Build { plan, stale }) => (plan, stale),
             Ok(Route::NoBranch { detail }) => {
                 tracing::info!(message_id, detail, "push ignored: not a branch of dist-git");
                 self.acked_as_ignored(delivery, "not_a_branch").await;
@@ -241,7 +243,7 @@ impl Dispatcher {
         };
         let event_id = (!message_id.is_empty()).then_some(message_id);
         match self
-            .enqueue(&mut plan, event_id, delivery.redelivered, pushed.as_ref())
+            .enqueue(&mut plan, event_id, delivery.redelivered, pushed.as_deref())
             .await
         {
             Ok(outcome) => {
@@ -271,7 +273,7 @@ impl Dispatcher {
             Err(error) if error.is_permanent() => {
                 let reason = format!("cannot record the build: {error}");
                 tracing::error!(message_id, error = %error, "event dead-lettered: its build record is unusable");
-                self.dead_letter(delivery, &reason).await;
+                Box::pin(self.dead_letter(delivery, &reason)).await;
             }
             Err(error) => {
                 tracing::warn!(message_id, error = %error, delay = ?self.retry_delay, "event not handled; requeued");
@@ -282,28 +284,28 @@ impl Dispatcher {
 
     /// What a plan builds: itself, or for a push checked against dist-git, its branch's tip
     /// (with the pushed plan, to record superseded) or nothing.
-    async fn route(&self, plan: Plan) -> Result<Route, DistGitError> {
+    async fn route(&self, plan: Box<Plan>) -> Result<Route, DistGitError> {
         let is_push = plan.job.trigger == Trigger::Push as i32;
-        let Some(dist_git) = self.dist_git.as_ref().filter(|_| is_push) else {
-            return Ok(Route::Build {
-                plan: Box::new(plan),
-                stale: None,
-            });
-        };
+        match self.dist_git.as_ref().filter(|_| is_push) {
+            // Boxed: only the dist-git check's future is large, and only it waits.
+            Some(dist_git) => Box::pin(Self::route_push(dist_git, plan)).await,
+            None => Ok(Route::Build { plan, stale: None }),
+        }
+    }
+
+    /// [`Dispatcher::route`] of a push, against its branch's head in `dist_git`.
+    async fn route_push(dist_git: &DistGit, mut plan: Box<Plan>) -> Result<Route, DistGitError> {
         let head = dist_git
             .branch_head(&plan.job.git_url, &plan.job.branch)
             .await?;
         Ok(match tip::resolve(&plan.job.commit, &head) {
-            Resolution::Build => Route::Build {
-                plan: Box::new(Plan {
-                    rebuild_superseded: true,
-                    ..plan
-                }),
-                stale: None,
-            },
+            Resolution::Build => {
+                plan.rebuild_superseded = true;
+                Route::Build { plan, stale: None }
+            }
             Resolution::Stale { tip } => Route::Build {
                 plan: Box::new(tip::tip_plan(&plan, &tip)),
-                stale: Some(Box::new(plan)),
+                stale: Some(plan),
             },
             Resolution::NoBranch => Route::NoBranch {
                 detail: tip::no_branch_detail(&plan),
@@ -371,8 +373,8 @@ impl Dispatcher {
             .record_and_publish(plan, message_id, redelivered)
             .await?;
         if let Some(pushed) = pushed {
-            self.record_stale(pushed, &plan.job.commit, outcome.build_id())
-                .await?;
+            // Boxed: a stale push is rare, and its future would size every handler's.
+            Box::pin(self.record_stale(pushed, &plan.job.commit, outcome.build_id())).await?;
         }
         let noted = plan.request_id.as_deref().map(|request_id| {
             (
@@ -409,11 +411,7 @@ impl Dispatcher {
             && let Some(id) = self.store.build_of_event(message_id).await?
             && let Some(record) = self.store.get(&id).await?
         {
-            if record.field(field::ENQUEUED) == "1" {
-                return Ok(Outcome::Duplicate { build_id: id });
-            }
-            self.finish(&record.job, record.state, None, None).await?;
-            return Ok(Outcome::Resumed { build_id: id });
+            return Box::pin(self.resume(record, id)).await;
         }
         let coalesce = (plan.job.trigger == Trigger::Push as i32).then(|| coalesce_key(&plan.job));
         let job = &mut plan.job;
@@ -465,17 +463,24 @@ impl Dispatcher {
                         key = format!("{}:after:{id}", plan.idempotency_key);
                         continue;
                     }
-                    if record.field(field::ENQUEUED) == "1" {
-                        return Ok(Outcome::Duplicate { build_id: id });
-                    }
-                    self.finish(&record.job, record.state, None, None).await?;
-                    return Ok(Outcome::Resumed { build_id: id });
+                    return Box::pin(self.resume(record, id)).await;
                 }
             }
         }
         Err(DispatchError::TooManyRebuilds {
             key: plan.idempotency_key.clone(),
         })
+    }
+
+    /// An existing build `id` answering an event: a duplicate once its job is out, otherwise
+    /// its interrupted dispatch finished. Called boxed: the record is large, and kept across
+    /// the publishes it would size every handler's future.
+    async fn resume(&self, record: BuildRecord, id: String) -> Result<Outcome, DispatchError> {
+        if record.field(field::ENQUEUED) == "1" {
+            return Ok(Outcome::Duplicate { build_id: id });
+        }
+        self.finish(&record.job, record.state, None, None).await?;
+        Ok(Outcome::Resumed { build_id: id })
     }
 
     /// Steps 3–4 for a recorded build, idempotently (the `enqueued` mark follows in
@@ -509,8 +514,10 @@ impl Dispatcher {
             };
             match tip {
                 Tip::Advanced { previous } | Tip::Current { previous } => {
+                    // Boxed (here and below): a state change's future is large, and most
+                    // pushes supersede nothing.
                     if let Some(previous) = previous
-                        && self.supersede(&previous, job).await?
+                        && Box::pin(self.supersede(&previous, job)).await?
                     {
                         superseded.push(previous);
                     }
@@ -523,7 +530,7 @@ impl Dispatcher {
                         "superseded by build {newer}: a newer commit of {}/{} {} was pushed",
                         job.namespace, job.repo, job.branch
                     );
-                    if self.supersede_by(id, &newer, &reason).await? {
+                    if Box::pin(self.supersede_by(id, &newer, &reason)).await? {
                         state = BuildState::Superseded;
                     }
                 }
