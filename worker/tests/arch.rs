@@ -95,16 +95,22 @@ async fn build_for(arch: Arch) -> Built {
     std::fs::write(&context, tar.into_inner().unwrap()).unwrap();
     let unique = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let local_tag = format!("osbs-worker-test-arch:{unique}-{}", arch.koji);
-    let image_id = engine
+    // The engine keeps the step containers: the worker's to remove, this test's here.
+    let steps = std::sync::Mutex::new(Vec::new());
+    let built = engine
         .build_for_platform(
             &context,
             &local_tag,
             Some(&platform),
             &Default::default(),
             &log,
-            |_| {},
+            |container| steps.lock().unwrap().push(container.to_owned()),
         )
-        .await
+        .await;
+    for container in steps.into_inner().unwrap() {
+        engine.remove_container(&container).await;
+    }
+    let image_id = built
         .unwrap_or_else(|error| {
             panic!(
                 "the {} build failed: {error}\n{}",
