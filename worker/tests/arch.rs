@@ -110,14 +110,13 @@ async fn build_for(arch: Arch) -> Built {
     for container in steps.into_inner().unwrap() {
         engine.remove_container(&container).await;
     }
-    let image_id = built
-        .unwrap_or_else(|error| {
-            panic!(
-                "the {} build failed: {error}\n{}",
-                arch.koji,
-                std::fs::read_to_string(log.path()).unwrap_or_default()
-            )
-        });
+    let image_id = built.unwrap_or_else(|error| {
+        panic!(
+            "the {} build failed: {error}\n{}",
+            arch.koji,
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        )
+    });
 
     // The squash, pushed with the arch's platform in its config.
     let mut target = RegistryTarget::new(
