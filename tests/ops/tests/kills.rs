@@ -331,36 +331,75 @@ fn work_entries(world: &World) -> Vec<String> {
     }
 }
 
-/// A worker killed with `kill -9` while its build's second RUN runs: the engine kills and
-/// removes that running step container itself, but keeps the first RUN's, stopped (a build's
-/// step containers are the worker's to remove once the result is out), and the attempt's
-/// work directory stays. The next worker to start on the host takes the attempt's ledger,
-/// which no live process locks any more, and removes what it lists; it takes the build over,
-/// the build completes once, and what its own attempt made goes too.
+/// A registry that takes connections and never answers: a push to it waits (the registry
+/// client's read timeout is minutes) until `stop` is sent, when every connection is closed
+/// and the port refuses. Its address, a receiver told of the first connection, and `stop`.
+async fn black_hole() -> (
+    String,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the black hole");
+    let address = listener.local_addr().expect("its address").to_string();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut first, mut held) = (Some(first_tx), Vec::new());
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((socket, _)) = accepted {
+                        held.push(socket);
+                        if let Some(first) = first.take() {
+                            let _ = first.send(());
+                        }
+                    }
+                }
+                _ = &mut stop_rx => break,
+            }
+        }
+    });
+    (address, first_rx, stop_tx)
+}
+
+fn image_exists(reference: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", reference])
+        .output()
+        .is_ok_and(|output| output.status.success())
+}
+
+/// A worker killed with `kill -9` after its build, while it pushes (to a registry that never
+/// answers), leaves the build's last step container (the engine keeps step containers for
+/// the worker to remove once the result is out), its image tag and its work directory. The
+/// next worker to start on the host takes the attempt's ledger, which no live process locks
+/// any more, and removes what it lists. When the build then ends (the registry gone, past
+/// its retry window), that worker's own attempt leaves nothing either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_mid_build_leaves_nothing_once_another_starts() {
+async fn a_worker_killed_mid_push_leaves_nothing_once_another_starts() {
     let started = Instant::now();
-    let world = World::new(Options::default()).await;
+    let (hole, first_connection, stop_hole) = black_hole().await;
+    let world = World::new(Options {
+        registry: Some(hole),
+        retry_window_secs: Some(0),
+        ..Options::default()
+    })
+    .await;
     let _dispatcher = world.spawn(Kind::Dispatcher).await;
     let doomed = world.spawn(Kind::Worker).await;
     let name = format!("worker-kill-{}", world.tag);
-    let (first, second) = (
-        format!("ledger-first-{}", world.tag),
-        format!("ledger-second-{}", world.tag),
-    );
-    let dockerfile = world.dockerfile(&name, &format!("echo {first} > /a"))
-        + &format!("RUN sleep 4; echo {second} > /b\n");
+    let marker = format!("ledger-{}", world.tag);
+    let dockerfile = world.dockerfile(&name, &format!("echo {marker} > /a"));
     world.repo(&name, "main", &dockerfile).push(&["main"]);
     let id = build_of(&world, &name).await;
-    let second_ref = second.as_str();
-    wait_for(
-        Duration::from_secs(120),
-        "the build's second RUN container to run",
-        || async move { containers_of(second_ref).into_iter().next() },
-    )
-    .await;
-    let kept = containers_of(&first);
-    assert_eq!(kept.len(), 1, "the first RUN's container: {kept:?}");
+    tokio::time::timeout(Duration::from_secs(180), first_connection)
+        .await
+        .unwrap_or_else(|_| panic!("the worker never pushed\n{}", world.logs()))
+        .expect("the black hole runs");
+    let kept = containers_of(&marker);
+    assert_eq!(kept.len(), 1, "the RUN's container, kept: {kept:?}");
     let ledgers: Vec<String> = work_entries(&world)
         .into_iter()
         .filter(|entry| entry.ends_with(".objects"))
@@ -371,32 +410,38 @@ async fn a_worker_killed_mid_build_leaves_nothing_once_another_starts() {
     // The builder names its step containers by the short id.
     assert!(
         listed.contains(&format!("container {}\n", &kept[0][..12])),
-        "the ledger lists the first RUN's container {}: {listed:?}",
+        "the ledger lists the RUN's container {}: {listed:?}",
         kept[0]
     );
+    let image = listed
+        .lines()
+        .find_map(|line| line.strip_prefix("image "))
+        .unwrap_or_else(|| panic!("the ledger lists the build's image: {listed:?}"))
+        .to_owned();
+    assert!(image_exists(&image), "{image} built");
     doomed.kill9().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        containers_of(&first),
+        containers_of(&marker),
         kept,
         "the engine kept the stopped one"
     );
-    assert_eq!(world.record(&id).await.state, BuildState::Running);
-    assert!(ledger.exists() && work_entries(&world).len() == 2);
+    assert!(image_exists(&image) && ledger.exists());
 
     let _worker = world.spawn(Kind::Worker).await;
-    let ledger_ref = &ledger;
-    let kept_ref = &kept[0];
-    let first_ref = first.as_str();
+    let (ledger_ref, kept_ref, marker_ref, image_ref) = (&ledger, &kept[0], &marker, &image);
     wait_for(
         Duration::from_secs(60),
-        "the new worker to remove the killed attempt's container and ledger",
+        "the new worker to remove the killed attempt's container, image and ledger",
         || async move {
-            let gone = !containers_of(first_ref).contains(kept_ref) && !ledger_ref.exists();
+            let gone = !containers_of(marker_ref).contains(kept_ref)
+                && !image_exists(image_ref)
+                && !ledger_ref.exists();
             gone.then_some(())
         },
     )
     .await;
+    let _ = stop_hole.send(());
     let record = world
         .wait_state(
             &id,
@@ -404,27 +449,19 @@ async fn a_worker_killed_mid_build_leaves_nothing_once_another_starts() {
             Duration::from_secs(180),
         )
         .await;
-    assert_eq!(record.state, BuildState::Complete, "{}", record.error());
+    assert_eq!(record.state, BuildState::Failed, "no registry to push to");
     let world_ref = &world;
     wait_for(
         Duration::from_secs(30),
-        "the completed attempt's containers, directory and ledger removed",
+        "the second attempt's containers, directory and ledger removed",
         || async move {
-            let clean = containers_of(first_ref).is_empty()
-                && containers_of(second_ref).is_empty()
-                && work_entries(world_ref).is_empty();
+            let clean = containers_of(marker_ref).is_empty() && work_entries(world_ref).is_empty();
             clean.then_some(())
         },
     )
     .await;
-    let history = world.store.history(&id).await.expect("the history");
-    let completed = history
-        .iter()
-        .filter(|entry| entry.to == "complete")
-        .count();
-    assert_eq!(completed, 1, "completed once: {history:?}");
     eprintln!(
-        "worker kill -9 mid-RUN: leftovers removed by the next worker, build completed once in {:?}",
+        "worker kill -9 mid-push: its container, image and directory removed by the next worker; ended in {:?}",
         started.elapsed()
     );
 }
