@@ -277,18 +277,7 @@ async fn a_complete_build_leaves_no_step_container() {
     assert!(steps >= 5, "a container per step: {steps}\n{log}");
     let mut left = Vec::new();
     for _ in 0..100 {
-        left = osbs_testkit::run(&[
-            "docker",
-            "ps",
-            "--all",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Command}}",
-        ])
-        .lines()
-        .filter(|line| line.contains(&mark))
-        .map(str::to_owned)
-        .collect();
+        left = osbs_testkit::containers_mentioning(&mark);
         if left.is_empty() {
             break;
         }

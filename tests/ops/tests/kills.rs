@@ -299,22 +299,6 @@ async fn a_koji_hub_away_for_20_s_mid_import_is_ridden_out() {
     );
 }
 
-/// The containers, running or not, whose command mentions `marker`: their full ids.
-fn containers_of(marker: &str) -> Vec<String> {
-    osbs_testkit::run(&[
-        "docker",
-        "ps",
-        "--all",
-        "--no-trunc",
-        "--format",
-        "{{.ID}} {{.Command}}",
-    ])
-    .lines()
-    .filter(|line| line.contains(marker))
-    .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
-    .collect()
-}
-
 /// What the work directory holds: attempt directories and their ledgers.
 fn work_entries(world: &World) -> Vec<String> {
     match std::fs::read_dir(world.dir.path().join("work")) {
@@ -398,7 +382,7 @@ async fn a_worker_killed_mid_push_leaves_nothing_once_another_starts() {
         .await
         .unwrap_or_else(|_| panic!("the worker never pushed\n{}", world.logs()))
         .expect("the black hole runs");
-    let kept = containers_of(&marker);
+    let kept = osbs_testkit::containers_mentioning(&marker);
     assert_eq!(kept.len(), 1, "the RUN's container, kept: {kept:?}");
     let ledgers: Vec<String> = work_entries(&world)
         .into_iter()
@@ -422,7 +406,7 @@ async fn a_worker_killed_mid_push_leaves_nothing_once_another_starts() {
     doomed.kill9().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        containers_of(&marker),
+        osbs_testkit::containers_mentioning(&marker),
         kept,
         "the engine kept the stopped one"
     );
@@ -434,7 +418,7 @@ async fn a_worker_killed_mid_push_leaves_nothing_once_another_starts() {
         Duration::from_secs(60),
         "the new worker to remove the killed attempt's container, image and ledger",
         || async move {
-            let gone = !containers_of(marker_ref).contains(kept_ref)
+            let gone = !osbs_testkit::containers_mentioning(marker_ref).contains(kept_ref)
                 && !image_exists(image_ref)
                 && !ledger_ref.exists();
             gone.then_some(())
@@ -455,7 +439,8 @@ async fn a_worker_killed_mid_push_leaves_nothing_once_another_starts() {
         Duration::from_secs(30),
         "the second attempt's containers, directory and ledger removed",
         || async move {
-            let clean = containers_of(marker_ref).is_empty() && work_entries(world_ref).is_empty();
+            let clean = osbs_testkit::containers_mentioning(marker_ref).is_empty()
+                && work_entries(world_ref).is_empty();
             clean.then_some(())
         },
     )

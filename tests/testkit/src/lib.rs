@@ -367,6 +367,22 @@ pub fn run(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The engine's containers, running or not, whose command mentions `marker`: their full ids.
+pub fn containers_mentioning(marker: &str) -> Vec<String> {
+    run(&[
+        "docker",
+        "ps",
+        "--all",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Command}}",
+    ])
+    .lines()
+    .filter(|line| line.contains(marker))
+    .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+    .collect()
+}
+
 /// Runs a command with `input` on its stdin; panics with its output when it fails.
 pub fn run_with_stdin(args: &[&str], input: &[u8]) -> String {
     use std::io::Write;
