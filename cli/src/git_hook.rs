@@ -6,7 +6,6 @@ use crate::config::Config;
 use crate::error::{CliError, Result};
 use crate::fedmsg::{FedoraMessage, new_message_id};
 use crate::git::{Git, RefUpdate, RepoName, Stats, parse_numstat, parse_ref_updates, repo_name};
-use osbs_common::config::CredentialUrl;
 use osbs_proto::names;
 use serde_json::{Map, Value, json};
 use std::io::Read;
@@ -143,38 +142,11 @@ fn bounded_patch(patch: String, max: usize) -> String {
     format!("{}\n[patch truncated at {max} bytes]\n", &patch[..cut])
 }
 
-/// The AMQP frame size the hook asks for when its broker URL names none. lapin keeps 32
-/// frames of receive and of send buffer, zeroed when the connection is tuned: at RabbitMQ's
-/// 128 KiB default that is 8 MiB written and some 1,900 page faults — 40 % of the hook's CPU
-/// time — for messages of a few kilobytes (issue 13). A larger message (a patch is cut at
-/// 512 KiB) only travels in more frames.
-const HOOK_FRAME_MAX: u32 = 8192;
-
-/// `url` asking for frames of at most `frame_max` bytes, unless it already names a size.
-fn with_frame_max(url: &str, frame_max: u32) -> String {
-    let query = url.split_once('?').map(|(_, query)| query);
-    let named = query.is_some_and(|query| {
-        query
-            .split('&')
-            .any(|parameter| parameter.starts_with("frame_max="))
-    });
-    match (named, query) {
-        (true, _) => url.to_owned(),
-        (false, Some(_)) => format!("{url}&frame_max={frame_max}"),
-        (false, None) => format!("{url}?frame_max={frame_max}"),
-    }
-}
-
-/// The hook's connection, with small frames, declaring the one queue its messages go to.
+/// The hook's connection, declaring the one queue its messages go to. Its frames are
+/// `common::failover`'s 8 KiB default unless the URL names a size: at RabbitMQ's 128 KiB,
+/// zeroing lapin's frame buffers was 40% of the hook's CPU (issue 13).
 async fn connect(amqp: &osbs_common::config::AmqpConfig) -> Result<osbs_common::bus::Bus> {
-    let small =
-        |url: &CredentialUrl| CredentialUrl::new(with_frame_max(url.expose(), HOOK_FRAME_MAX));
-    let amqp = osbs_common::config::AmqpConfig {
-        url: small(&amqp.url),
-        urls: amqp.urls.iter().map(small).collect(),
-        ..amqp.clone()
-    };
-    crate::context::connect_declaring(&amqp, "git-hook", crate::context::Declare::EventsQueue).await
+    crate::context::connect_declaring(amqp, "git-hook", crate::context::Declare::EventsQueue).await
 }
 
 /// What a scoped thread returned; its panic, carried on.
@@ -579,28 +551,6 @@ mod tests {
             "é\n[patch truncated at 3 bytes]\n"
         );
         assert_eq!(bounded_patch("ab".into(), 3), "ab");
-    }
-
-    #[test]
-    fn the_hook_asks_for_small_frames_unless_its_url_names_a_size() {
-        let cases = [
-            (
-                "amqp://u:p@h:5672/%2f",
-                "amqp://u:p@h:5672/%2f?frame_max=8192",
-            ),
-            (
-                "amqp://h/v?heartbeat=10",
-                "amqp://h/v?heartbeat=10&frame_max=8192",
-            ),
-            ("amqp://h/v?frame_max=65536", "amqp://h/v?frame_max=65536"),
-            (
-                "amqp://h/v?heartbeat=5&frame_max=4096",
-                "amqp://h/v?heartbeat=5&frame_max=4096",
-            ),
-        ];
-        for (url, expected) in cases {
-            assert_eq!(with_frame_max(url, 8192), expected, "{url}");
-        }
     }
 
     #[test]

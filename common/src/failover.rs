@@ -38,9 +38,13 @@ pub enum NodesError {
 pub const HEARTBEAT_SECS: u16 = 10;
 /// Longest TCP dial of one node when a URL names no `connection_timeout`.
 pub const DIAL_TIMEOUT_MS: u64 = 5_000;
+/// Largest AMQP frame asked for when a URL names no `frame_max`. RabbitMQ's default (128 KiB)
+/// makes lapin zero ~8 MiB of frame buffers per connection; OSBS's messages are a few KiB
+/// (a larger body is split into frames, as AMQP does for any body).
+pub const FRAME_MAX: u32 = 8_192;
 
 /// Parses the URLs and checks that they name one login and one vhost; a URL without a
-/// `heartbeat` or `connection_timeout` gets this module's defaults. Pure.
+/// `heartbeat`, `connection_timeout` or `frame_max` gets this module's defaults. Pure.
 pub fn parse(urls: &[&CredentialUrl]) -> Result<Vec<AMQPUri>, NodesError> {
     let mut parsed: Vec<AMQPUri> = Vec::with_capacity(urls.len());
     for url in urls {
@@ -50,6 +54,7 @@ pub fn parse(urls: &[&CredentialUrl]) -> Result<Vec<AMQPUri>, NodesError> {
         })?;
         uri.query.heartbeat.get_or_insert(HEARTBEAT_SECS);
         uri.query.connection_timeout.get_or_insert(DIAL_TIMEOUT_MS);
+        uri.query.frame_max.get_or_insert(FRAME_MAX);
         if let Some(first) = parsed.first() {
             let what = if first.authority.userinfo != uri.authority.userinfo {
                 Some("login")
@@ -189,23 +194,49 @@ mod tests {
     }
 
     #[test]
-    fn a_url_without_heartbeat_or_dial_timeout_gets_the_defaults() {
-        let cases: [(&str, u16, u64); 4] = [
-            ("amqp://u:p@a:1/v", HEARTBEAT_SECS, DIAL_TIMEOUT_MS),
-            ("amqp://u:p@a:1/v?heartbeat=30", 30, DIAL_TIMEOUT_MS),
+    fn a_url_without_heartbeat_dial_timeout_or_frame_size_gets_the_defaults() {
+        let cases: [(&str, u16, u64, u32); 5] = [
+            (
+                "amqp://u:p@a:1/v",
+                HEARTBEAT_SECS,
+                DIAL_TIMEOUT_MS,
+                FRAME_MAX,
+            ),
+            (
+                "amqp://u:p@a:1/v?heartbeat=30",
+                30,
+                DIAL_TIMEOUT_MS,
+                FRAME_MAX,
+            ),
             (
                 "amqp://u:p@a:1/v?connection_timeout=800",
                 HEARTBEAT_SECS,
                 800,
+                FRAME_MAX,
             ),
-            ("amqp://u:p@a:1/v?heartbeat=0&connection_timeout=1", 0, 1),
+            (
+                "amqp://u:p@a:1/v?heartbeat=0&connection_timeout=1",
+                0,
+                1,
+                FRAME_MAX,
+            ),
+            (
+                "amqp://u:p@a:1/v?frame_max=131072",
+                HEARTBEAT_SECS,
+                DIAL_TIMEOUT_MS,
+                131_072,
+            ),
         ];
-        for (url, heartbeat, dial) in cases {
+        for (url, heartbeat, dial, frame_max) in cases {
             let url = CredentialUrl::new(url);
             let uri = &parse(&[&url]).unwrap()[0];
             assert_eq!(
-                (uri.query.heartbeat, uri.query.connection_timeout),
-                (Some(heartbeat), Some(dial)),
+                (
+                    uri.query.heartbeat,
+                    uri.query.connection_timeout,
+                    uri.query.frame_max
+                ),
+                (Some(heartbeat), Some(dial), Some(frame_max)),
                 "{url:?}"
             );
         }
