@@ -9,11 +9,13 @@
 //! its own vhost and Redis prefix (osbs-testkit) and removes them at the end.
 //!
 //! Method, for each prefetch:
-//! 1. ceiling: EVENTS persistent messages wait in a queue; a minimal lapin loop consumes them
-//!    with that prefetch and, for each delivery concurrently, publishes it persistent to a
-//!    second queue (declared like `osbs.jobs`) and a state event of the real size to
-//!    `amq.topic` (as the dispatcher announces `queued`), waits for both confirms, then
-//!    acks — the broker work the contract asks for per event, and nothing else. Measured
+//! 1. ceiling: EVENTS pushes wait in `osbs.events` (through `amq.topic`, as the dispatcher's
+//!    do); a minimal lapin loop consumes them with that prefetch and, for each delivery
+//!    concurrently, publishes it as a job (DESIGN.md's properties) to a second queue
+//!    (declared like `osbs.jobs`) and a `queued` state event of the real size, with its
+//!    fedora-messaging headers, to `amq.topic`, waits for both confirms, then acks — the
+//!    broker work the contract asks for per event, and nothing else (`OSBS_BENCH_CEILING_LIKE`
+//!    below: the same loop with bare messages, or some of the contract's). Measured
 //!    twice: acking each delivery alone, and acking each batch of finished deliveries with
 //!    one `multiple` ack (as the dispatcher does, `[dispatcher] ack_runs`);
 //!    (`OSBS_BENCH_SKIP_CEILING=1`: not measured, to iterate on the dispatcher's CPU per event);
@@ -98,6 +100,7 @@ async fn bench(events: usize, prefetches: &[u16]) {
                 (multi, multi_cpu, each, each_cpu)
             };
         let (rate, rss, dispatcher_cpu) = dispatcher(&env, events, prefetch).await;
+        println!("  ceiling loop with {}", Like::from_env().label());
         println!("  CPU ms per 1000 events, ceiling loop:  {ceiling_cpu}");
         println!("  CPU ms per 1000 events, ceiling loop, multiple acks: {ceiling_multi_cpu}");
         println!("  CPU ms per 1000 events, dispatcher:    {dispatcher_cpu}");
@@ -213,15 +216,18 @@ async fn fill(bus: &Bus, count: usize, exchange: &str, routing_key: &str) {
 /// A `queued` state event as the dispatcher announces it (fedora-messaging JSON, its size).
 const STATE_EVENT: &str = r#"{"build_id":"5f0c3a3e9d1b4c7a8e2f6a1b3c5d7e9f","repo":"bench-1","namespace":"container","branch":"f41","commit":"0000000000000000000000000000000000000001","target":"f41-container-candidate","old_state":null,"new_state":"queued","at":"2026-12-07T04:00:00.000Z","owner":"jdoe","reason":"","component":null,"url":"https://src.fedoraproject.org/container/bench-1.git#0000000000000000000000000000000000000001","scratch":false,"trigger":"push"}"#;
 
-/// What the ceiling loop does as the dispatcher does (`OSBS_BENCH_CEILING_LIKE`, a comma
-/// list; default none): to tell which of the dispatcher's messages cost the broker more.
+/// Which of the contract's messages the ceiling loop handles (`OSBS_BENCH_CEILING_LIKE`, a
+/// comma list; default `events,job,state`, all of them; `none`: bare messages, the loop's
+/// figure before 2026-12-08). The contract's messages cost the broker more than bare ones
+/// (headers and properties to parse and store); a dispatcher cannot send less than them.
 #[derive(Debug, Clone, Copy, Default)]
 struct Like {
     /// `events`: consume `osbs.events` (declared by the topology, single active consumer,
     /// dead-lettering), its backlog published through `amq.topic` with fedora-messaging
     /// headers.
     events: bool,
-    /// `job`: the job's properties (`osbs_common::bus::protobuf_properties`).
+    /// `job`: the job's properties as DESIGN.md defines them (`type`, `content_type`), not
+    /// the `message_id` the dispatcher adds to name a dead-lettered job.
     job: bool,
     /// `state`: the state event's properties (fedora-messaging headers, message id).
     state: bool,
@@ -229,7 +235,8 @@ struct Like {
 
 impl Like {
     fn from_env() -> Like {
-        let list = std::env::var("OSBS_BENCH_CEILING_LIKE").unwrap_or_default();
+        let list =
+            std::env::var("OSBS_BENCH_CEILING_LIKE").unwrap_or_else(|_| "events,job,state".into());
         let has = |name: &str| list.split(',').any(|item| item.trim() == name);
         Like {
             events: has("events"),
@@ -237,6 +244,25 @@ impl Like {
             state: has("state"),
         }
     }
+
+    /// How the ceiling's lines name it.
+    fn label(self) -> &'static str {
+        match (self.events, self.job, self.state) {
+            (true, true, true) => "the contract's messages",
+            (false, false, false) => "bare messages",
+            _ => "some of the contract's messages",
+        }
+    }
+}
+
+/// A job's properties as DESIGN.md asks for them: persistent, its message type and content
+/// type, and the priority every job on the priority queue has.
+fn contract_job_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(names::CONTENT_TYPE_PROTOBUF.into())
+        .with_type(names::TYPE_BUILD_JOB.into())
+        .with_priority(0)
 }
 
 /// Properties of a state event as `Bus::announce` makes them.
@@ -363,7 +389,7 @@ async fn ceiling(env: &TestEnv, events: usize, prefetch: u16, acks: Acks) -> (f6
                 let state_key = state_key.clone();
                 running.spawn(async move {
                     let job_properties = if like.job {
-                        osbs_common::bus::protobuf_properties(names::TYPE_BUILD_JOB).with_priority(0)
+                        contract_job_properties()
                     } else {
                         BasicProperties::default().with_delivery_mode(2).with_priority(0)
                     };
