@@ -195,15 +195,26 @@ ensure_multi() {
   echo "sha256:$(sha256sum "$work/list.json" | cut -d' ' -f1)"
 }
 
+# One ensure at a time on this host: parallel tests ensure the same tags at once, and the
+# registry's filesystem storage rewrites a tag's link in place, so a check made while another
+# push rewrites it can find the tag missing (seen in CI: "holds nothing ... after the push").
+# The lock is this script's own file: nothing to create, released when the script exits.
+lock_ensures() {
+  exec 9<"${BASH_SOURCE[0]}"
+  flock 9
+}
+
 case "${1:-}" in
   rootfs) rootfs ;;
   id) make_image ;;
   ensure)
     [ $# -eq 2 ] || { log "usage: $0 ensure REGISTRY/REPOSITORY[:TAG]"; exit 2; }
+    lock_ensures
     ensure "$2"
     ;;
   ensure-multi)
     [ $# -eq 2 ] || { log "usage: $0 ensure-multi REGISTRY/REPOSITORY[:TAG]"; exit 2; }
+    lock_ensures
     ensure_multi "$2"
     ;;
   *)
